@@ -1,0 +1,274 @@
+// Shared building blocks for the Diego CRD schemas. Every schema here is the single source of truth:
+// TypeScript types come from z.infer, and hack/generate-crds.ts turns them into config/crd/*.yaml.
+import { z } from 'zod';
+
+/** A CEL rule attached to a schema node (becomes x-kubernetes-validations in the CRD). */
+export interface CelRule {
+  rule: string;
+  message: string;
+  fieldPath?: string;
+  reason?: 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired' | 'FieldValueDuplicate';
+}
+
+/** Attach a description (shown by `kubectl explain`) and, optionally, CEL rules. */
+export function doc<T extends z.ZodType>(schema: T, description: string, rules?: CelRule[]): T {
+  const prev = (schema.meta() ?? {}) as Record<string, unknown>;
+  const prevRules = (prev['x-kubernetes-validations'] as CelRule[] | undefined) ?? [];
+  const allRules = [...prevRules, ...(rules ?? [])];
+  return schema.meta({ ...prev, description, ...(allRules.length ? { 'x-kubernetes-validations': allRules } : {}) });
+}
+
+/** Marks a field whose value may not change once the object exists (Diego's run info). */
+export function immutable(field: string): CelRule {
+  return {
+    rule: `has(self.${field}) == has(oldSelf.${field}) && (!has(self.${field}) || self.${field} == oldSelf.${field})`,
+    message: `${field} is immutable: Diego only lets instances, routes, annotation, metricTags and image credentials change; create a new object instead`,
+    fieldPath: `.${field}`,
+  };
+}
+
+// Diego validates guids with ^[a-zA-Z0-9_-]+$ (models/desired_lrp.go, models/task.go).
+export const GUID_PATTERN = '^[a-zA-Z0-9_-]+$';
+export const guid = (what: string) =>
+  doc(
+    z.string().min(1).max(255).regex(new RegExp(GUID_PATTERN)),
+    `${what}. Letters, digits, '_' and '-' only (Diego's rule).`,
+  );
+
+export const nonNegativeInt = (description: string) => doc(z.int().min(0).max(2147483647), description);
+export const port = (description: string) => doc(z.int().min(1).max(65535), description);
+export const millis = (description: string) => doc(z.int().min(0), description);
+
+// Diego: annotation <= 10 KiB (10240 bytes; 10241 is rejected).
+export const ANNOTATION_MAX_BYTES = 10 * 1024;
+// Diego: all route values together <= 128 KiB.
+export const ROUTES_MAX_BYTES = 128 * 1024;
+// Diego: volume-mounted files together <= 1 MiB.
+export const VOLUME_MOUNTED_FILES_MAX_BYTES = 1024 * 1024;
+// Diego stores at most 1024 characters of crash and failure reasons.
+export const REASON_MAX_LENGTH = 1024;
+// Diego returns at most the first 10 KB of a task's result file.
+export const RESULT_MAX_BYTES = 10 * 1024;
+
+export const rootFs = doc(
+  z
+    .string()
+    .min(1)
+    .max(4096)
+    .regex(/^[a-zA-Z][a-zA-Z0-9+.-]*:/),
+  "The container's root filesystem as a URL with a scheme: 'preloaded:<stack>' (a stack preloaded on the cell, e.g. preloaded:cflinuxfs4), 'preloaded+layer:<stack>?layer=<url>', or 'docker:///<image>#<tag>' / 'docker://<registry>/<image>#<tag>'.",
+);
+
+export const EnvironmentVariable = doc(
+  z.object({
+    name: doc(z.string().min(1).max(1024), 'Variable name.'),
+    value: doc(z.string().max(131072).optional(), 'Variable value.'),
+  }),
+  'An environment variable set in the container.',
+);
+
+export const environmentVariables = doc(
+  z.array(EnvironmentVariable).max(1024).optional(),
+  'Environment variables for every process in the container; a run action can override them.',
+);
+
+export const File = doc(
+  z.object({
+    path: doc(z.string().min(1).max(4096), 'Absolute path of the file inside the container.'),
+    content: doc(z.string().max(VOLUME_MOUNTED_FILES_MAX_BYTES), 'File content.'),
+  }),
+  'A file written into the container before it starts (service bindings).',
+);
+
+export const volumeMountedFiles = doc(
+  z.array(File).max(256).optional(),
+  'Files written into the container before start; together at most 1 MiB (Diego).',
+);
+
+export const LogRateLimit = doc(
+  z.object({
+    bytesPerSecond: doc(z.int().min(-1), 'Log bytes per second a process may emit; -1 means unlimited.'),
+  }),
+  'Caps the log output rate of each instance.',
+);
+
+export const CertificateProperties = doc(
+  z.object({
+    organizationalUnit: doc(
+      z.array(z.string().max(1024)).max(64).optional(),
+      "OU values put into the instance identity certificate (Cloud Controller sends 'organization:<guid>', 'space:<guid>', 'app:<guid>').",
+    ),
+  }),
+  'Properties of the instance identity certificate.',
+);
+
+export const Network = doc(
+  z.object({
+    properties: doc(
+      z.record(z.string(), z.string().max(4096)).optional(),
+      'Opaque properties handed to the container networking plugin (e.g. policy group ids).',
+    ),
+  }),
+  'Container networking properties.',
+);
+
+export const MetricTagValue = doc(
+  z.object({
+    static: doc(z.string().max(1024).optional(), 'A literal tag value.'),
+    dynamic: doc(
+      z.enum(['INDEX', 'INSTANCE_GUID']).optional(),
+      "A value filled in per instance: 'INDEX' or 'INSTANCE_GUID'.",
+    ),
+  }),
+  'The value of a metric tag: set exactly one of static or dynamic.',
+  [
+    {
+      rule: '(has(self.static) ? 1 : 0) + (has(self.dynamic) ? 1 : 0) == 1',
+      message: 'a metric tag value needs exactly one of static or dynamic',
+    },
+  ],
+);
+
+export const metricTags = doc(
+  z.record(z.string().max(256), MetricTagValue).optional(),
+  "Tags put on every metric of the instances, e.g. source_id. Diego's BBS requires source_id for LRPs.",
+);
+
+export const PortRange = z.object({
+  start: port('First port of the range.'),
+  end: port('Last port of the range.'),
+});
+
+export const SecurityGroupRule = doc(
+  z.object({
+    protocol: doc(z.enum(['tcp', 'udp', 'icmp', 'all']), "Protocol: 'tcp', 'udp', 'icmp' or 'all'."),
+    destinations: doc(
+      z.array(z.string().max(256)).min(1).max(256),
+      "Destinations: an IP, a range 'a-b' or a CIDR.",
+    ),
+    ports: doc(z.array(z.int().min(1).max(65535)).max(256).optional(), 'Single ports (tcp/udp).'),
+    portRange: doc(PortRange.optional(), 'A port range (tcp/udp); use either ports or portRange.'),
+    icmpInfo: doc(
+      z.object({ type: z.int(), code: z.int() }).optional(),
+      'ICMP type and code (protocol icmp).',
+    ),
+    log: doc(z.boolean().optional(), 'Log packets matching this rule.'),
+    annotations: doc(z.array(z.string().max(1024)).max(64).optional(), 'Free-form notes on the rule.'),
+  }),
+  'An egress firewall rule for the container.',
+  [
+    {
+      rule: '!(has(self.ports) && has(self.portRange))',
+      message: 'set either ports or portRange, not both',
+    },
+  ],
+);
+
+export const egressRules = doc(
+  z.array(SecurityGroupRule).max(1024).optional(),
+  'Egress firewall rules applied to the container.',
+);
+
+export const checksumAlgorithm = doc(
+  z.enum(['md5', 'sha1', 'sha256']).optional(),
+  "Checksum algorithm: 'md5', 'sha1' or 'sha256'; needs checksumValue.",
+);
+
+export const CachedDependency = doc(
+  z.object({
+    name: doc(z.string().max(1024).optional(), 'Name shown in progress logs.'),
+    from: doc(z.string().min(1).max(4096), 'URL of the archive.'),
+    to: doc(z.string().min(1).max(4096), 'Absolute path in the container where it is bind-mounted.'),
+    cacheKey: doc(z.string().min(1).max(1024), 'Key under which the cell caches the download.'),
+    logSource: doc(z.string().max(256).optional(), 'Log source for progress messages.'),
+    checksumAlgorithm,
+    checksumValue: doc(z.string().max(256).optional(), 'Expected checksum (hex).'),
+  }),
+  'A dependency downloaded once per cell, cached, and bind-mounted into containers.',
+);
+
+export const cachedDependencies = doc(
+  z.array(CachedDependency).max(64).optional(),
+  'Dependencies cached on the cell and mounted into the container.',
+);
+
+export const ImageLayer = doc(
+  z.object({
+    name: doc(z.string().max(1024).optional(), 'Name shown in progress logs.'),
+    url: doc(z.string().min(1).max(4096), 'URL of the layer archive.'),
+    destinationPath: doc(z.string().min(1).max(4096), 'Where the layer is extracted in the container.'),
+    layerType: doc(
+      z.enum(['SHARED', 'EXCLUSIVE']),
+      "SHARED layers are cached per cell; EXCLUSIVE ones are downloaded for each container.",
+    ),
+    mediaType: doc(z.enum(['TGZ', 'TAR', 'ZIP']), "Archive format: 'TGZ', 'TAR' or 'ZIP'."),
+    digestAlgorithm: doc(z.enum(['SHA256', 'SHA512']).optional(), 'Digest algorithm.'),
+    digestValue: doc(z.string().max(256).optional(), 'Expected digest (hex).'),
+  }),
+  'A filesystem layer added to the container before it starts.',
+);
+
+export const imageLayers = doc(z.array(ImageLayer).max(64).optional(), 'Extra filesystem layers.');
+
+export const VolumeMount = doc(
+  z.object({
+    driver: doc(z.string().min(1).max(256), 'Volume driver; only cells that have it are chosen.'),
+    containerDir: doc(z.string().min(1).max(4096), 'Mount point in the container.'),
+    mode: doc(z.enum(['r', 'rw']), "'r' for read-only, 'rw' for read-write."),
+    shared: doc(
+      z
+        .object({
+          volumeId: doc(z.string().min(1).max(1024), 'Id of the shared volume.'),
+          mountConfig: doc(z.string().max(65536).optional(), 'Driver-specific JSON configuration.'),
+        })
+        .optional(),
+      'A volume that several containers may mount.',
+    ),
+  }),
+  'A volume-service mount.',
+);
+
+export const volumeMounts = doc(z.array(VolumeMount).max(64).optional(), 'Volume-service mounts.');
+
+export const placementTags = doc(
+  z.array(z.string().min(1).max(256)).max(64).optional(),
+  'Only cells carrying every one of these tags are eligible.',
+);
+
+export const imageCredentials = {
+  imageUsername: doc(z.string().max(1024).optional(), 'User for pulling a docker:// rootfs; needs imagePassword.'),
+  imagePassword: doc(z.string().max(4096).optional(), 'Password for pulling a docker:// rootfs; needs imageUsername.'),
+};
+
+export const imageCredentialsRule: CelRule = {
+  rule: 'has(self.imageUsername) == has(self.imagePassword)',
+  message: 'imageUsername and imagePassword go together: set both or neither',
+  fieldPath: '.imageUsername',
+};
+
+export const annotation = doc(
+  z.string().max(ANNOTATION_MAX_BYTES).optional(),
+  "Opaque text kept for the client, at most 10 KiB (Diego's limit). Cloud Controller stores the process's update time here.",
+);
+
+/** Kubernetes-style condition (metav1.Condition). */
+export const Condition = z.object({
+  type: doc(z.string().min(1).max(316), 'Condition type, e.g. Ready.'),
+  status: doc(z.enum(['True', 'False', 'Unknown']), 'True, False or Unknown.'),
+  observedGeneration: doc(z.int().min(0).optional(), 'The metadata.generation this condition was computed for.'),
+  lastTransitionTime: doc(z.string().meta({ format: 'date-time' }), 'When status last changed.'),
+  reason: doc(z.string().min(1).max(1024), 'Why, as a CamelCase word.'),
+  message: doc(z.string().max(32768).optional(), 'Why, for a person.'),
+});
+
+export const conditions = doc(
+  z.array(Condition).max(32).optional().meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+  'The latest observations of the object state.',
+);
+
+export const observedGeneration = doc(
+  z.int().min(0).optional(),
+  'The metadata.generation of the spec the controller last acted on.',
+);
+
+export const timestamp = (description: string) => doc(z.string().meta({ format: 'date-time' }).optional(), description);

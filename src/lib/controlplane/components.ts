@@ -1,0 +1,119 @@
+// Starting each component with controller-runtime envtest's flag set and waiting
+// until it is ready. Each returns the running process; the caller owns stopping it.
+import { join } from 'node:path';
+import { type ManagedProcess, startProcess } from './process.ts';
+import { failure, httpGet, type TlsOptions, waitForHttp200 } from './readiness.ts';
+
+export interface EtcdPorts {
+  client: number;
+  peer: number;
+}
+
+export async function startEtcd(binDir: string, dir: string, ports: EtcdPorts): Promise<ManagedProcess> {
+  const client = `http://127.0.0.1:${ports.client}`;
+  const peer = `http://127.0.0.1:${ports.peer}`;
+  // prettier-ignore
+  const proc = await startProcess('etcd', join(binDir, 'etcd'), [
+    '--name=default',
+    `--data-dir=${join(dir, 'etcd-data')}`,
+    `--listen-client-urls=${client}`,
+    `--advertise-client-urls=${client}`,
+    // Explicit random peer port so parallel etcds don't fight over :2380.
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=default=${peer}`,
+    // Test data is throwaway: skipping fsync makes writes much faster.
+    '--unsafe-no-fsync=true',
+    `--quota-backend-bytes=${4 * 1024 ** 3}`,
+  ], join(dir, 'etcd.log'));
+  await waitForHttp200(proc, `${client}/health`, {
+    timeoutMs: 30_000,
+    hint: 'Check that the etcd binary runs on this machine and that the data directory is writable.',
+  });
+  return proc;
+}
+
+export interface ApiserverFiles {
+  caCert: string;
+  servingCert: string;
+  servingKey: string;
+  saPublicKey: string;
+  saPrivateKey: string;
+}
+
+export async function startApiserver(
+  binDir: string,
+  dir: string,
+  etcdPort: number,
+  port: number,
+  files: ApiserverFiles,
+  admin: TlsOptions,
+): Promise<ManagedProcess> {
+  const server = `https://127.0.0.1:${port}`;
+  // prettier-ignore
+  const proc = await startProcess('kube-apiserver', join(binDir, 'kube-apiserver'), [
+    `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+    `--secure-port=${port}`,
+    '--bind-address=127.0.0.1',
+    // Otherwise it advertises the default-route IP, and fails on hosts without one.
+    '--advertise-address=127.0.0.1',
+    // Only used for self-signed certs when --tls-cert-file is unset; keep it out of /var/run.
+    `--cert-dir=${join(dir, 'apiserver-certs')}`,
+    `--tls-cert-file=${files.servingCert}`,
+    `--tls-private-key-file=${files.servingKey}`,
+    `--client-ca-file=${files.caCert}`,
+    `--service-account-issuer=${server}/`,
+    `--service-account-key-file=${files.saPublicKey}`,
+    `--service-account-signing-key-file=${files.saPrivateKey}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--authorization-mode=RBAC',
+    '--allow-privileged=true',
+    // No ServiceAccount controller runs, so there is no "default" SA and Pod creates would fail.
+    '--disable-admission-plugins=ServiceAccount',
+    // APF's config bootstrap only slows startup; a test apiserver needs no fairness.
+    '--enable-priority-and-fairness=false',
+  ], join(dir, 'kube-apiserver.log'));
+  const hint =
+    'Common causes: etcd not reachable, a port already in use, or binaries from another Kubernetes version ' +
+    '(rebuild with hack/build-control-plane.sh).';
+  // As admin (system:masters), so readiness doesn't depend on RBAC bootstrap for anonymous access;
+  // /readyz includes the post-start hooks (RBAC roles, CRD informers, ...).
+  await waitForHttp200(proc, `${server}/readyz`, { tls: admin, timeoutMs: 120_000, hint });
+  // Like envtest: clients expect the "default" namespace, created by a controller shortly after.
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const res = await httpGet(`${server}/api/v1/namespaces/default`, admin).catch(() => undefined);
+    if (res?.status === 200) break;
+    if (Date.now() > deadline) throw new Error(await failure(proc, 'namespace "default" was not created within 10s', hint));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return proc;
+}
+
+export async function startControllerManager(
+  binDir: string,
+  dir: string,
+  port: number,
+  kubeconfigPath: string,
+): Promise<ManagedProcess> {
+  // prettier-ignore
+  const proc = await startProcess('kube-controller-manager', join(binDir, 'kube-controller-manager'), [
+    // Only what the apiserver can't do alone: cascading deletes and namespace teardown.
+    '--controllers=garbage-collector-controller,namespace-controller',
+    '--leader-elect=false',
+    '--use-service-account-credentials=false',
+    '--bind-address=127.0.0.1',
+    `--secure-port=${port}`,
+    `--cert-dir=${join(dir, 'kcm-certs')}`,
+    `--kubeconfig=${kubeconfigPath}`,
+    `--authentication-kubeconfig=${kubeconfigPath}`,
+    `--authorization-kubeconfig=${kubeconfigPath}`,
+  ], join(dir, 'kube-controller-manager.log'));
+  // Self-signed serving cert, hence insecure; /healthz is always allowed without auth.
+  await waitForHttp200(proc, `https://127.0.0.1:${port}/healthz`, {
+    tls: { insecure: true },
+    timeoutMs: 60_000,
+    hint: 'Check that kube-controller-manager is from the same build as kube-apiserver and that the apiserver is still up.',
+  });
+  return proc;
+}

@@ -1,0 +1,189 @@
+// A throwaway Kubernetes control plane (etcd + kube-apiserver [+ kube-controller-manager])
+// on loopback, for integration tests and local development, without Docker or kind.
+import { generateKeyPair } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { pino, type Logger } from 'pino';
+import { createCA, issueCert, writeCertFiles } from '../certs.ts';
+import { checkBinDir, ensureBinaries } from './binaries.ts';
+import { trackDir, untrackDir } from './cleanup.ts';
+import { startApiserver, startControllerManager, startEtcd } from './components.ts';
+import { adminKubeconfig, currentServer } from './kubeconfig.ts';
+import { freePort } from './ports.ts';
+import { type ManagedProcess, stopProcess } from './process.ts';
+
+export { ensureBinaries } from './binaries.ts';
+export { isPortOpen } from './ports.ts';
+
+export interface ControlPlaneProcess {
+  name: string;
+  pid: number;
+  /** Ports the process listens on (127.0.0.1). */
+  ports: number[];
+  logPath: string;
+}
+
+export interface ControlPlane {
+  /** Admin kubeconfig file (cluster/user/context "diego-local"; embedded certs). */
+  kubeconfigPath: string;
+  /** Its YAML text, e.g. for KubeConfig.loadFromString(). */
+  kubeconfig: string;
+  /** https://127.0.0.1:<port> */
+  server: string;
+  /** Working dir (certs, logs, etcd data); removed by stop(). '' for an external cluster. */
+  dir: string;
+  /** True when connected to an existing cluster via DIEGO_TEST_KUBECONFIG. */
+  external: boolean;
+  /** The children we started, in start order (empty for an external cluster). */
+  processes: ControlPlaneProcess[];
+  /** Stops everything and removes `dir`. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Directory with etcd, kube-apiserver, kube-controller-manager. Default: ensureBinaries(). */
+  binDir?: string;
+  /** Also run kube-controller-manager (garbage collector + namespace controller). Default false. */
+  controllerManager?: boolean;
+  logger?: Logger;
+  /** Parent of the per-run temp dir. Default os.tmpdir(). */
+  dataDir?: string;
+}
+
+const generateKeyPairAsync = promisify(generateKeyPair);
+const keepDir = () => process.env.DIEGO_KEEP_CONTROL_PLANE === '1';
+const START_ATTEMPTS = 3;
+
+/** Starts a fresh control plane. Throws with the failing component's log tail on error. */
+export async function startControlPlane(opts: StartOptions = {}): Promise<ControlPlane> {
+  const log = (opts.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' })).child({ component: 'controlplane' });
+  const binDir = opts.binDir ?? (await ensureBinaries());
+  checkBinDir(binDir, opts.binDir ? 'the binDir option' : 'ensureBinaries()', opts.controllerManager ?? false);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(binDir, opts, log);
+    } catch (err) {
+      // Free ports are picked before the children bind them, so another process can win
+      // the race; envtest retries the whole start for the same reason.
+      if (attempt >= START_ATTEMPTS || !/address already in use/i.test(String((err as Error).message))) throw err;
+      log.warn({ attempt }, 'port taken while starting the control plane; retrying with new ports');
+    }
+  }
+}
+
+/**
+ * Uses the cluster in $DIEGO_TEST_KUBECONFIG if set (stop() is then a no-op), so suites can
+ * run against e.g. kind; otherwise builds/locates the binaries and starts a control plane.
+ */
+export async function connectOrStart(opts: StartOptions = {}): Promise<ControlPlane> {
+  const external = process.env.DIEGO_TEST_KUBECONFIG;
+  if (!external) return startControlPlane(opts);
+  const kubeconfigPath = resolve(external);
+  const kubeconfig = await readFile(kubeconfigPath, 'utf8').catch((err: unknown) => {
+    throw new Error(`cannot read DIEGO_TEST_KUBECONFIG=${external}: ${(err as Error).message}`, { cause: err });
+  });
+  return {
+    kubeconfigPath,
+    kubeconfig,
+    server: currentServer(kubeconfig),
+    dir: '',
+    external: true,
+    processes: [],
+    stop: async () => {},
+  };
+}
+
+async function startOnce(binDir: string, opts: StartOptions, log: Logger): Promise<ControlPlane> {
+  const started = performance.now();
+  const dir = await mkdtemp(join(opts.dataDir ?? tmpdir(), 'diego-cp-'));
+  trackDir(dir); // removed by the exit hook if we never get to stop()
+  const procs: { proc: ManagedProcess; ports: number[] }[] = [];
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      const t = performance.now();
+      // Reverse order: controllers before the apiserver, the apiserver before its storage.
+      for (const { proc } of [...procs].reverse()) await stopProcess(proc, 10_000);
+      if (keepDir()) log.info({ dir }, 'DIEGO_KEEP_CONTROL_PLANE=1: keeping the control-plane directory');
+      else await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+      untrackDir(dir);
+      log.info({ ms: Math.round(performance.now() - t) }, 'control plane stopped');
+    })());
+
+  try {
+    const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
+    const server = `https://127.0.0.1:${apiPort}`;
+    const { files, admin, kubeconfig } = await writeCredentials(dir, server);
+    const kubeconfigPath = join(dir, 'admin.kubeconfig');
+    await writeFile(kubeconfigPath, kubeconfig, { mode: 0o600 });
+
+    const step = (name: string, t: number) => log.debug({ ms: Math.round(performance.now() - t) }, `${name} ready`);
+    let t = performance.now();
+    procs.push({ proc: await startEtcd(binDir, dir, { client: etcdClient, peer: etcdPeer }), ports: [etcdClient, etcdPeer] });
+    step('etcd', t);
+    t = performance.now();
+    procs.push({ proc: await startApiserver(binDir, dir, etcdClient, apiPort, files, admin), ports: [apiPort] });
+    step('kube-apiserver', t);
+    if (opts.controllerManager) {
+      t = performance.now();
+      const kcmPort = await freePort();
+      procs.push({ proc: await startControllerManager(binDir, dir, kcmPort, kubeconfigPath), ports: [kcmPort] });
+      step('kube-controller-manager', t);
+    }
+
+    log.info({ server, dir, ms: Math.round(performance.now() - started) }, 'control plane ready');
+    return {
+      kubeconfigPath,
+      kubeconfig,
+      server,
+      dir,
+      external: false,
+      processes: procs.map(({ proc, ports }) => ({ name: proc.name, pid: proc.pid, ports, logPath: proc.logPath })),
+      stop,
+    };
+  } catch (err) {
+    await stop().catch((stopErr: unknown) => log.error({ err: stopErr }, 'cleanup after a failed start failed'));
+    throw err;
+  }
+}
+
+// One CA signs the apiserver's serving cert and the admin client cert; a separate
+// EC key pair signs service-account tokens.
+async function writeCredentials(dir: string, server: string) {
+  const ca = await createCA({ commonName: 'diego-local-ca' });
+  const [serving, adminCert, sa] = await Promise.all([
+    issueCert(ca, {
+      commonName: 'kube-apiserver',
+      ipAddresses: ['127.0.0.1', '10.0.0.1'], // 10.0.0.1: the "kubernetes" Service IP
+      dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
+      usage: 'server',
+    }),
+    issueCert(ca, { commonName: 'admin', organizations: ['system:masters'], usage: 'client' }),
+    generateKeyPairAsync('ec', {
+      namedCurve: 'prime256v1',
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    }),
+  ]);
+  const caFiles = await writeCertFiles(dir, 'ca', ca);
+  const servingFiles = await writeCertFiles(dir, 'apiserver', serving);
+  await writeCertFiles(dir, 'admin', adminCert);
+  const saPublicKey = join(dir, 'sa.pub');
+  const saPrivateKey = join(dir, 'sa.key');
+  await writeFile(saPublicKey, sa.publicKey);
+  await writeFile(saPrivateKey, sa.privateKey, { mode: 0o600 });
+  return {
+    files: {
+      caCert: caFiles.certPath,
+      servingCert: servingFiles.certPath,
+      servingKey: servingFiles.keyPath,
+      saPublicKey,
+      saPrivateKey,
+    },
+    admin: { ca: ca.certPem, cert: adminCert.certPem, key: adminCert.keyPem },
+    kubeconfig: adminKubeconfig(server, ca.certPem, adminCert),
+  };
+}
