@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager (k8s.io/kubernetes) and etcd (go.etcd.io/etcd/server/v3)
+# Builds kube-apiserver, kube-controller-manager, kubectl (k8s.io/kubernetes) and etcd (go.etcd.io/etcd/server/v3)
 # from the Go module proxy into a cache outside the repo, keyed by the helper modules' go.sum.
 # The first build on 2 cores takes a long time (tens of minutes); later runs are instant.
 # Prints the directory holding the binaries on its last line.
@@ -13,11 +13,17 @@ key=$(cat "$here/tools/k8sbin/go.sum" "$here/tools/etcdbin/go.sum" "$0" | sha256
 cache=${DIEGO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/diego-operator}
 bin="$cache/bin/$K8S_VERSION-etcd$ETCD_VERSION-$key"
 
-if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/etcd" ]; then
+if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ]; then
+  echo "$bin"; exit 0
+fi
+mkdir -p "$cache/bin"
+exec 9>"$cache/build.lock"
+flock 9 # one build at a time; a second caller waits, then finds the binaries
+if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ]; then
   echo "$bin"; exit 0
 fi
 command -v go >/dev/null || { echo "go is required to build the control plane (Go >= 1.26)" >&2; exit 1; }
-mkdir -p "$bin.tmp"
+rm -rf "$bin.tmp"; mkdir -p "$bin.tmp"
 start=$(date +%s)
 progress() { # a progress line while a long step runs
   local what=$1 pid=$2
@@ -39,8 +45,8 @@ log="$bin.tmp/build.log"
 pid=$!; progress "etcd $ETCD_VERSION" $pid
 wait $pid || { cat "$log" >&2; exit 1; }
 ( cd "$here/tools/k8sbin" && go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags "$ldf" -o "$bin.tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ) >>"$log" 2>&1 &
-pid=$!; progress "kube-apiserver + kube-controller-manager $K8S_VERSION" $pid
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl ) >>"$log" 2>&1 &
+pid=$!; progress "kube-apiserver, kube-controller-manager, kubectl $K8S_VERSION" $pid
 wait $pid || { cat "$log" >&2; exit 1; }
 rm -rf "$bin"; mv "$bin.tmp" "$bin"
 echo "[control-plane] built in $(( $(date +%s) - start ))s into $bin" >&2

@@ -1,14 +1,14 @@
 // A throwaway Kubernetes control plane (etcd + kube-apiserver [+ kube-controller-manager])
 // on loopback, for integration tests and local development, without Docker or kind.
 import { generateKeyPair } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { createCA, issueCert, writeCertFiles } from '../certs.ts';
 import { checkBinDir, ensureBinaries } from './binaries.ts';
-import { trackDir, untrackDir } from './cleanup.ts';
+import { releaseDir, sweepStaleDirs, trackDir } from './cleanup.ts';
 import { startApiserver, startControllerManager, startEtcd } from './components.ts';
 import { adminKubeconfig, currentServer } from './kubeconfig.ts';
 import { freePort } from './ports.ts';
@@ -53,7 +53,6 @@ export interface StartOptions {
 }
 
 const generateKeyPairAsync = promisify(generateKeyPair);
-const keepDir = () => process.env.DIEGO_KEEP_CONTROL_PLANE === '1';
 const START_ATTEMPTS = 3;
 
 /** Starts a fresh control plane. Throws with the failing component's log tail on error. */
@@ -97,7 +96,9 @@ export async function connectOrStart(opts: StartOptions = {}): Promise<ControlPl
 
 async function startOnce(binDir: string, opts: StartOptions, log: Logger): Promise<ControlPlane> {
   const started = performance.now();
-  const dir = await mkdtemp(join(opts.dataDir ?? tmpdir(), 'diego-cp-'));
+  const parent = opts.dataDir ?? tmpdir();
+  sweepStaleDirs(parent, 'diego-cp-');
+  const dir = await mkdtemp(join(parent, 'diego-cp-'));
   trackDir(dir); // removed by the exit hook if we never get to stop()
   const procs: { proc: ManagedProcess; ports: number[] }[] = [];
 
@@ -106,10 +107,11 @@ async function startOnce(binDir: string, opts: StartOptions, log: Logger): Promi
     (stopping ??= (async () => {
       const t = performance.now();
       // Reverse order: controllers before the apiserver, the apiserver before its storage.
-      for (const { proc } of [...procs].reverse()) await stopProcess(proc, 10_000);
-      if (keepDir()) log.info({ dir }, 'DIEGO_KEEP_CONTROL_PLANE=1: keeping the control-plane directory');
-      else await rm(dir, { recursive: true, force: true, maxRetries: 3 });
-      untrackDir(dir);
+      for (const { proc } of [...procs].reverse()) {
+        const exit = await stopProcess(proc, 10_000);
+        log.debug({ name: proc.name, ...exit }, 'process stopped');
+      }
+      if (await releaseDir(dir)) log.info({ dir }, 'DIEGO_KEEP_CONTROL_PLANE=1: kept the control-plane directory');
       log.info({ ms: Math.round(performance.now() - t) }, 'control plane stopped');
     })());
 

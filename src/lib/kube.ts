@@ -1,0 +1,116 @@
+// Kubernetes client plumbing shared by every role: load a kubeconfig, apply objects, install our CRDs.
+import {
+  ApiextensionsV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  type KubernetesObject,
+  type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildCRD } from '../crds/crd.ts';
+import { KINDS } from '../crds/kinds.ts';
+
+export const FIELD_MANAGER = 'diego-operator';
+
+/** Loads the kubeconfig at `path`, or $KUBECONFIG / ~/.kube/config / in-cluster config. */
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export function kubeConfigFromString(yaml: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromString(yaml);
+  return kc;
+}
+
+/** Server-side apply: create or update `obj`, owning the fields it sets. */
+export async function apply<T extends KubernetesObject>(kc: KubeConfig, obj: T, fieldManager = FIELD_MANAGER): Promise<T> {
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  return api.patch(obj, undefined, undefined, fieldManager, true, PatchStrategy.ServerSideApply);
+}
+
+/** An error answer from the apiserver, with its HTTP status and Status message. */
+export class KubeError extends Error {
+  readonly code: number;
+  readonly body: unknown;
+  constructor(code: number, body: unknown, what: string) {
+    const message = (body as { message?: string } | undefined)?.message ?? JSON.stringify(body);
+    super(`${what}: ${code} ${message}`);
+    this.code = code;
+    this.body = body;
+  }
+}
+
+export interface RawRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  path: string;
+  body?: unknown;
+  contentType?: string;
+}
+
+/**
+ * A JSON request to the apiserver without client-node's typed serializer, which drops fields its models
+ * name differently (e.g. x-kubernetes-validations in a CRD built as plain JSON).
+ */
+export async function rawRequest<T = unknown>(kc: KubeConfig, req: RawRequest): Promise<T> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('the kubeconfig has no current cluster');
+  const url = new URL(req.path, cluster.server);
+  const opts: RequestOptions = { method: req.method, headers: { accept: 'application/json' } };
+  await kc.applyToHTTPSOptions(opts);
+  const payload = req.body === undefined ? undefined : JSON.stringify(req.body);
+  if (payload !== undefined) {
+    opts.headers = { ...opts.headers, 'content-type': req.contentType ?? 'application/json', 'content-length': Buffer.byteLength(payload) };
+  }
+  return new Promise<T>((resolve, reject) => {
+    const r = httpsRequest(url, opts, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try {
+          body = text ? JSON.parse(text) : undefined;
+        } catch {
+          // not JSON: keep the text
+        }
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) resolve(body as T);
+        else reject(new KubeError(status, body, `${req.method} ${req.path}`));
+      });
+      res.on('error', reject);
+    });
+    r.on('error', reject);
+    r.end(payload);
+  });
+}
+
+/** Installs (or updates) the four Diego CRDs and waits until the apiserver serves them. */
+export async function installCRDs(kc: KubeConfig, timeoutMs = 60_000): Promise<void> {
+  const crds = KINDS.map((k) => buildCRD(k) as unknown as V1CustomResourceDefinition);
+  for (const crd of crds) {
+    await rawRequest(kc, {
+      method: 'PATCH',
+      path: `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}?fieldManager=${FIELD_MANAGER}&force=true`,
+      body: crd,
+      contentType: 'application/apply-patch+yaml',
+    });
+  }
+  const api = kc.makeApiClient(ApiextensionsV1Api);
+  const deadline = Date.now() + timeoutMs;
+  for (const crd of crds) {
+    const name = crd.metadata?.name ?? '';
+    for (;;) {
+      const current = await api.readCustomResourceDefinition({ name });
+      const established = current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+      if (established) break;
+      if (Date.now() > deadline) throw new Error(`CRD ${name} did not become Established within ${timeoutMs} ms`);
+      await sleep(100);
+    }
+  }
+}

@@ -1,0 +1,55 @@
+// Runs the admission webhook on loopback and registers it with the apiserver by URL: for `dev`, tests and
+// any setup where the apiserver can reach this process directly (no Service, no cert-manager).
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { createCA, issueCert } from '../lib/certs.ts';
+import { apply } from '../lib/kube.ts';
+import { GROUP, VERSION } from '../crds/kinds.ts';
+import { validatingWebhookConfiguration } from './configuration.ts';
+import { buildWebhookServer } from './server.ts';
+
+export interface LocalWebhook {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startLocalWebhook(kc: KubeConfig, logger: Logger, host = '127.0.0.1'): Promise<LocalWebhook> {
+  const ca = await createCA({ commonName: 'diego-operator-webhook-ca' });
+  const serving = await issueCert(ca, { commonName: 'diego-operator-webhook', ipAddresses: [host], dnsNames: ['localhost'], usage: 'server' });
+  const app = buildWebhookServer({ tls: { cert: serving.certPem, key: serving.keyPem }, logger });
+  await app.listen({ host, port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  const url = `https://${host}:${port}`;
+  await apply(kc, validatingWebhookConfiguration({ url }, ca.certPem) as never);
+  await waitUntilEnforced(kc);
+  logger.info({ url }, 'admission webhook registered');
+  return { url, stop: () => app.close() };
+}
+
+/** The apiserver picks up webhook configurations through an informer: probe until ours rejects a bad object. */
+async function waitUntilEnforced(kc: KubeConfig, timeoutMs = 30_000): Promise<void> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const probe = {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'Task',
+    metadata: { name: 'webhook-probe' },
+    spec: {
+      taskGuid: 'webhook-probe',
+      domain: 'probe',
+      rootFs: 'preloaded:probe',
+      action: { serial: { actions: [{ try: { action: { bogus: {} } } }] } },
+    },
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'default', plural: 'tasks', body: probe, dryRun: 'All' });
+    } catch (err) {
+      if (String((err as { body?: unknown }).body ?? err).includes('validate.diego.dev')) return;
+    }
+    if (Date.now() > deadline) throw new Error('the apiserver did not start calling the admission webhook within 30 s');
+    await sleep(200);
+  }
+}

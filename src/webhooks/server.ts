@@ -1,0 +1,29 @@
+// The admission webhook server (HTTPS; the apiserver only calls webhooks over TLS).
+import Fastify from 'fastify';
+import type { Logger } from 'pino';
+import { review, type AdmissionReview } from './admission.ts';
+
+export const VALIDATE_PATH = '/validate-diego-dev-v1alpha1';
+
+export interface WebhookServerOptions {
+  tls: { cert: string; key: string };
+  logger: Logger;
+}
+
+export function buildWebhookServer(opts: WebhookServerOptions) {
+  const app = Fastify({
+    https: { cert: opts.tls.cert, key: opts.tls.key },
+    loggerInstance: opts.logger.child({ component: 'webhook' }),
+    disableRequestLogging: true,
+    bodyLimit: 8 * 1024 * 1024,
+  });
+  app.get('/healthz', async () => 'ok');
+  app.post(VALIDATE_PATH, async (req) => {
+    const result = review(req.body as AdmissionReview);
+    if (!result.response?.allowed) {
+      req.log.info({ uid: result.response?.uid, message: result.response?.status?.message }, 'admission denied');
+    }
+    return result;
+  });
+  return app;
+}

@@ -1,0 +1,37 @@
+// Starts one real control plane (etcd + kube-apiserver + kube-controller-manager) for the integration
+// project, installs the CRDs and the admission webhook, and hands the kubeconfig to the tests.
+// Set DIEGO_TEST_KUBECONFIG to run the same suites against an existing cluster (e.g. kind) instead.
+import type { TestProject } from 'vitest/node';
+import { join } from 'node:path';
+import { connectOrStart, ensureBinaries, type ControlPlane } from '../../src/lib/controlplane/index.ts';
+import { installCRDs, kubeConfigFromString } from '../../src/lib/kube.ts';
+import { createLogger } from '../../src/lib/log.ts';
+import { startLocalWebhook, type LocalWebhook } from '../../src/webhooks/local.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    kubeconfig: string;
+    kubeconfigPath: string;
+    kubectl: string;
+  }
+}
+
+let cp: ControlPlane | undefined;
+let webhook: LocalWebhook | undefined;
+
+export async function setup(project: TestProject): Promise<void> {
+  const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  cp = await connectOrStart({ controllerManager: true, logger: log });
+  const kc = kubeConfigFromString(cp.kubeconfig);
+  await installCRDs(kc);
+  webhook = await startLocalWebhook(kc, log);
+  project.provide('kubeconfig', cp.kubeconfig);
+  project.provide('kubeconfigPath', cp.kubeconfigPath);
+  // The kubectl built with the control plane (same version); on an external cluster, the one on PATH.
+  project.provide('kubectl', process.env.DIEGO_TEST_KUBECONFIG ? 'kubectl' : join(await ensureBinaries(), 'kubectl'));
+}
+
+export async function teardown(): Promise<void> {
+  await webhook?.stop();
+  await cp?.stop();
+}
