@@ -20,7 +20,10 @@ export async function runController(opts: ControllerOptions): Promise<number> {
         `cannot read ${join(opts.webhookCertDir, name)}: the webhook needs a serving certificate (tls.crt, tls.key); mount one there or pass --webhook-cert-dir`,
       );
     });
-  const webhook = buildWebhookServer({ tls: { cert: await read('tls.crt'), key: await read('tls.key') }, logger: opts.log });
+  const webhook = buildWebhookServer({
+    tls: { cert: await read('tls.crt'), key: await read('tls.key') },
+    logger: opts.log,
+  });
   await webhook.listen({ host: '0.0.0.0', port: opts.webhookPort });
   opts.log.info({ port: opts.webhookPort }, 'controller started');
   const sig = await untilSignal();

@@ -31,14 +31,22 @@ export const DownloadAction = doc(
     artifact: doc(z.string().max(1024).optional(), 'Name shown in progress logs.'),
     from: doc(z.string().min(1).max(4096).url(), 'URL of a .tgz, .tar or .zip archive to fetch.'),
     to: doc(z.string().min(1).max(4096).startsWith('/'), 'Absolute directory in the container to extract into.'),
-    cacheKey: doc(z.string().max(1024).optional(), 'Cache the download on the cell under this key (revalidated with ETag/Last-Modified).'),
+    cacheKey: doc(
+      z.string().max(1024).optional(),
+      'Cache the download on the cell under this key (revalidated with ETag/Last-Modified).',
+    ),
     logSource,
     user,
     checksumAlgorithm,
     checksumValue: doc(z.string().max(256).optional(), 'Expected checksum (hex) of the downloaded archive.'),
   }),
   'Downloads an archive and extracts it into the container.',
-  [{ rule: 'has(self.checksumAlgorithm) == has(self.checksumValue)', message: 'checksumAlgorithm and checksumValue go together' }],
+  [
+    {
+      rule: 'has(self.checksumAlgorithm) == has(self.checksumValue)',
+      message: 'checksumAlgorithm and checksumValue go together',
+    },
+  ],
 );
 
 export const UploadAction = doc(
@@ -65,7 +73,10 @@ export const RunAction = doc(
     path: doc(z.string().min(1).max(4096), 'Executable to run.'),
     args: doc(z.array(z.string().max(131072)).max(1024).optional(), 'Arguments.'),
     dir: doc(z.string().max(4096).optional(), 'Working directory.'),
-    env: doc(z.array(EnvironmentVariable).max(1024).optional(), 'Environment added to (and overriding) the container environment.'),
+    env: doc(
+      z.array(EnvironmentVariable).max(1024).optional(),
+      'Environment added to (and overriding) the container environment.',
+    ),
     resourceLimits: ResourceLimits.optional(),
     user,
     logSource,
@@ -94,7 +105,7 @@ export const EmitProgressAction = doc(
     },
     startMessage: doc(z.string().max(1024).optional(), 'Logged when the inner action starts.'),
     successMessage: doc(z.string().max(1024).optional(), 'Logged when it succeeds.'),
-    failureMessagePrefix: doc(z.string().max(1024).optional(), "Logged, followed by the error, when it fails."),
+    failureMessagePrefix: doc(z.string().max(1024).optional(), 'Logged, followed by the error, when it fails.'),
     logSource,
   }),
   'Runs its action and logs progress messages around it.',
@@ -111,16 +122,24 @@ export const TryAction = doc(
 );
 
 const childActions = (what: string) =>
-  z.strictObject({
-    get actions(): z.ZodArray<z.ZodType<Action>> {
-      return z.array(Action).min(1).max(MAX_CHILD_ACTIONS);
-    },
-    logSource,
-  }).meta({ description: what });
+  z
+    .strictObject({
+      get actions(): z.ZodArray<z.ZodType<Action>> {
+        return z
+          .array(Action)
+          .min(1)
+          .max(MAX_CHILD_ACTIONS)
+          .meta({ description: 'The child actions (at least one); each has the same fields as an action.' });
+      },
+      logSource,
+    })
+    .meta({ description: what });
 
 export const ParallelAction = childActions('Runs its actions at once; waits for all and fails if any failed.');
 export const SerialAction = childActions('Runs its actions one after the other; stops at the first failure.');
-export const CodependentAction = childActions('Runs its actions at once; when any one exits the rest are cancelled, and it fails.');
+export const CodependentAction = childActions(
+  'Runs its actions at once; when any one exits the rest are cancelled, and it fails.',
+);
 
 export interface Action {
   download?: z.infer<typeof DownloadAction>;
@@ -173,7 +192,7 @@ export const Action: z.ZodType<Action> = doc(
     }),
   `One step of Diego's action language: set exactly one of ${ACTION_TYPES.join(', ')}. timeout, emitProgress and try wrap one action; serial, parallel and codependent hold a list.`,
   [exactlyOneActionRule],
-) as z.ZodType<Action>;
+);
 
 /** Depth of an action tree (1 for a leaf); stops counting past limit. Runs before zod so a huge tree can't blow the stack. */
 export function actionDepth(node: unknown, limit = MAX_ACTION_DEPTH + 1): number {

@@ -1,14 +1,7 @@
 // ActualLRP: one instance of a DesiredLRP (bbs models/actual_lrp.proto). Written by the converger, the
 // auctioneer and the cell-agent; users read it.
 import { z } from 'zod';
-import {
-  conditions,
-  doc,
-  guid,
-  observedGeneration,
-  REASON_MAX_LENGTH,
-  timestamp,
-} from './common.ts';
+import { conditions, doc, guid, observedGeneration, REASON_MAX_LENGTH, timestamp } from './common.ts';
 
 export const ACTUAL_LRP_STATES = ['UNCLAIMED', 'CLAIMED', 'RUNNING', 'CRASHED'] as const;
 export const PRESENCES = ['ORDINARY', 'EVACUATING', 'SUSPECT'] as const;
@@ -56,7 +49,10 @@ export const ActualLRPStatus = doc(
       z.enum(PRESENCES).optional(),
       'ORDINARY; EVACUATING while its cell drains; SUSPECT while its cell is unreachable.',
     ),
-    instanceGuid: doc(z.string().max(256).optional(), 'Guid of this placement; a new one each time the instance is placed.'),
+    instanceGuid: doc(
+      z.string().max(256).optional(),
+      'Guid of this placement; a new one each time the instance is placed.',
+    ),
     cellId: doc(z.string().max(256).optional(), 'The cell running the instance.'),
     netInfo: ActualLRPNetInfo.optional(),
     crashCount: doc(z.int().min(0).optional(), 'Crashes in the current window (reset after 5 min of running).'),
@@ -70,7 +66,10 @@ export const ActualLRPStatus = doc(
     availabilityZone: doc(z.string().max(256).optional(), "The cell's zone."),
     metricTags: doc(z.record(z.string(), z.string().max(1024)).optional(), 'Resolved metric tags of the instance.'),
     internalRoutes: doc(
-      z.array(z.object({ hostname: z.string().max(1024) })).max(256).optional(),
+      z
+        .array(z.object({ hostname: doc(z.string().max(1024), 'An internal route host name.') }))
+        .max(256)
+        .optional(),
       'Internal route host names (for container-to-container certificates).',
     ),
   }),

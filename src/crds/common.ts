@@ -142,14 +142,11 @@ export const PortRange = z.object({
 export const SecurityGroupRule = doc(
   z.object({
     protocol: doc(z.enum(['tcp', 'udp', 'icmp', 'all']), "Protocol: 'tcp', 'udp', 'icmp' or 'all'."),
-    destinations: doc(
-      z.array(z.string().max(256)).min(1).max(256),
-      "Destinations: an IP, a range 'a-b' or a CIDR.",
-    ),
+    destinations: doc(z.array(z.string().max(256)).min(1).max(256), "Destinations: an IP, a range 'a-b' or a CIDR."),
     ports: doc(z.array(z.int().min(1).max(65535)).max(256).optional(), 'Single ports (tcp/udp).'),
     portRange: doc(PortRange.optional(), 'A port range (tcp/udp); use either ports or portRange.'),
     icmpInfo: doc(
-      z.object({ type: z.int(), code: z.int() }).optional(),
+      z.object({ type: doc(z.int(), 'ICMP type.'), code: doc(z.int(), 'ICMP code.') }).optional(),
       'ICMP type and code (protocol icmp).',
     ),
     log: doc(z.boolean().optional(), 'Log packets matching this rule.'),
@@ -199,7 +196,7 @@ export const ImageLayer = doc(
     destinationPath: doc(z.string().min(1).max(4096), 'Where the layer is extracted in the container.'),
     layerType: doc(
       z.enum(['SHARED', 'EXCLUSIVE']),
-      "SHARED layers are cached per cell; EXCLUSIVE ones are downloaded for each container.",
+      'SHARED layers are cached per cell; EXCLUSIVE ones are downloaded for each container.',
     ),
     mediaType: doc(z.enum(['TGZ', 'TAR', 'ZIP']), "Archive format: 'TGZ', 'TAR' or 'ZIP'."),
     digestAlgorithm: doc(z.enum(['SHA256', 'SHA512']).optional(), 'Digest algorithm.'),
@@ -262,7 +259,11 @@ export const Condition = z.object({
 });
 
 export const conditions = doc(
-  z.array(Condition).max(32).optional().meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+  z
+    .array(Condition)
+    .max(32)
+    .optional()
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
   'The latest observations of the object state.',
 );
 

@@ -39,7 +39,7 @@ export const CrashRestartPolicy = doc(
   z.object({
     immediateRestarts: doc(
       z.int().min(0).max(200).optional(),
-      "Crashes restarted at once before backoff starts (Diego: 3, i.e. crashes 1 and 2 restart immediately).",
+      'Crashes restarted at once before backoff starts (Diego: 3, i.e. crashes 1 and 2 restart immediately).',
     ),
     minBackoffMs: doc(z.int().min(0).optional(), 'First backoff delay in ms (Diego: 30000), doubled per crash.'),
     maxBackoffMs: doc(z.int().min(0).optional(), 'Longest backoff delay in ms (Diego: 960000, 16 min).'),
@@ -96,7 +96,9 @@ export const DesiredLRPSpec = doc(
       'How many instances to keep running (Diego: instances). Change it with kubectl scale.',
     ),
     environmentVariables,
-    setup: Action.optional().meta({ description: 'Runs before action in each new container; its failure crashes the instance.' }),
+    setup: Action.optional().meta({
+      description: 'Runs before action in each new container; its failure crashes the instance.',
+    }),
     action: Action.meta({ description: "The instance's main process. Required." }),
     startTimeoutMs: doc(
       z.int().min(0).optional(),
@@ -109,7 +111,10 @@ export const DesiredLRPSpec = doc(
     diskMb: nonNegativeInt('Disk limit in MB (0: no limit).').optional(),
     memoryMb: nonNegativeInt('Memory limit in MB (0: no limit).').optional(),
     cpuWeight: doc(z.int().min(0).max(100).optional(), 'Relative CPU weight, 1 to 100.'),
-    privileged: doc(z.boolean().optional(), 'Run without a user namespace (root in the container is root on the host).'),
+    privileged: doc(
+      z.boolean().optional(),
+      'Run without a user namespace (root in the container is root on the host).',
+    ),
     ports: doc(
       z.array(z.int().min(1).max(65535)).max(64).optional(),
       'Container ports to expose; each is mapped to a host port on the cell.',

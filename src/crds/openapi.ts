@@ -6,7 +6,21 @@ import { z } from 'zod';
 export type Schema = Record<string, unknown>;
 
 // Formats the apiserver understands; others (zod's starts_with, ...) are dropped, their pattern stays.
-const K8S_FORMATS = new Set(['uri', 'email', 'hostname', 'ipv4', 'ipv6', 'cidr', 'uuid', 'date', 'date-time', 'duration', 'byte', 'int32', 'int64']);
+const K8S_FORMATS = new Set([
+  'uri',
+  'email',
+  'hostname',
+  'ipv4',
+  'ipv6',
+  'cidr',
+  'uuid',
+  'date',
+  'date-time',
+  'duration',
+  'byte',
+  'int32',
+  'int64',
+]);
 const NOISE_BOUNDS = new Set([Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER]);
 
 export function toStructural(schema: z.ZodType): Schema {
@@ -39,7 +53,8 @@ function structuralize(node: Schema, defs: Record<string, Schema>, chain: string
       return {
         type: 'object',
         'x-kubernetes-preserve-unknown-fields': true,
-        description: `${description ?? ''} Nested actions have the same fields as the top-level action; kubectl explain shows them there.`.trim(),
+        description:
+          `${description ?? ''} Nested actions have the same fields as the top-level action; kubectl explain shows them there.`.trim(),
       };
     }
     return structuralize({ ...def, ...siblings }, defs, [...chain, name]);
@@ -77,7 +92,10 @@ function structuralize(node: Schema, defs: Record<string, Schema>, chain: string
     }
   }
   for (const forbidden of ['anyOf', 'oneOf', 'allOf', 'not']) {
-    if (forbidden in out) throw new Error(`schema uses ${forbidden}, which a structural CRD schema cannot hold: ${JSON.stringify(node).slice(0, 200)}`);
+    if (forbidden in out)
+      throw new Error(
+        `schema uses ${forbidden}, which a structural CRD schema cannot hold: ${JSON.stringify(node).slice(0, 200)}`,
+      );
   }
   if (!out.type && !out['x-kubernetes-preserve-unknown-fields']) {
     // z.unknown(): any JSON value.

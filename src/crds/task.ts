@@ -69,7 +69,10 @@ export const TaskSpec = doc(
     volumeMountedFiles,
   }),
   "The task's definition (Diego TaskDefinition plus guid and domain). A task cannot be changed once desired.",
-  [{ rule: 'self == oldSelf', message: 'a Task cannot be changed once created; delete it and create a new one' }, imageCredentialsRule],
+  [
+    { rule: 'self == oldSelf', message: 'a Task cannot be changed once created; delete it and create a new one' },
+    imageCredentialsRule,
+  ],
 );
 
 export const TaskStatus = doc(

@@ -29,7 +29,11 @@ export function kubeConfigFromString(yaml: string): KubeConfig {
 }
 
 /** Server-side apply: create or update `obj`, owning the fields it sets. */
-export async function apply<T extends KubernetesObject>(kc: KubeConfig, obj: T, fieldManager = FIELD_MANAGER): Promise<T> {
+export async function apply<T extends KubernetesObject>(
+  kc: KubeConfig,
+  obj: T,
+  fieldManager = FIELD_MANAGER,
+): Promise<T> {
   const api = KubernetesObjectApi.makeApiClient(kc);
   return api.patch(obj, undefined, undefined, fieldManager, true, PatchStrategy.ServerSideApply);
 }
@@ -65,7 +69,11 @@ export async function rawRequest<T = unknown>(kc: KubeConfig, req: RawRequest): 
   await kc.applyToHTTPSOptions(opts);
   const payload = req.body === undefined ? undefined : JSON.stringify(req.body);
   if (payload !== undefined) {
-    opts.headers = { ...opts.headers, 'content-type': req.contentType ?? 'application/json', 'content-length': Buffer.byteLength(payload) };
+    opts.headers = {
+      ...opts.headers,
+      'content-type': req.contentType ?? 'application/json',
+      'content-length': Buffer.byteLength(payload),
+    };
   }
   return new Promise<T>((resolve, reject) => {
     const r = httpsRequest(url, opts, (res) => {

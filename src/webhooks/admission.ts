@@ -15,7 +15,12 @@ export interface AdmissionReview {
   response?: {
     uid: string;
     allowed: boolean;
-    status?: { code: number; reason: string; message: string; details?: { causes: { field: string; message: string; reason: string }[] } };
+    status?: {
+      code: number;
+      reason: string;
+      message: string;
+      details?: { causes: { field: string; message: string; reason: string }[] };
+    };
   };
 }
 

@@ -17,7 +17,12 @@ export interface LocalWebhook {
 
 export async function startLocalWebhook(kc: KubeConfig, logger: Logger, host = '127.0.0.1'): Promise<LocalWebhook> {
   const ca = await createCA({ commonName: 'diego-operator-webhook-ca' });
-  const serving = await issueCert(ca, { commonName: 'diego-operator-webhook', ipAddresses: [host], dnsNames: ['localhost'], usage: 'server' });
+  const serving = await issueCert(ca, {
+    commonName: 'diego-operator-webhook',
+    ipAddresses: [host],
+    dnsNames: ['localhost'],
+    usage: 'server',
+  });
   const app = buildWebhookServer({ tls: { cert: serving.certPem, key: serving.keyPem }, logger });
   await app.listen({ host, port: 0 });
   const { port } = app.server.address() as AddressInfo;
@@ -45,7 +50,14 @@ async function waitUntilEnforced(kc: KubeConfig, timeoutMs = 30_000): Promise<vo
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      await api.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: 'default', plural: 'tasks', body: probe, dryRun: 'All' });
+      await api.createNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: 'default',
+        plural: 'tasks',
+        body: probe,
+        dryRun: 'All',
+      });
     } catch (err) {
       if (String((err as { body?: unknown }).body ?? err).includes('validate.diego.dev')) return;
     }

@@ -17,13 +17,13 @@ export function buildWebhookServer(opts: WebhookServerOptions) {
     disableRequestLogging: true,
     bodyLimit: 8 * 1024 * 1024,
   });
-  app.get('/healthz', async () => 'ok');
-  app.post(VALIDATE_PATH, async (req) => {
+  app.get('/healthz', (_req, reply) => reply.send('ok'));
+  app.post(VALIDATE_PATH, (req, reply) => {
     const result = review(req.body as AdmissionReview);
     if (!result.response?.allowed) {
       req.log.info({ uid: result.response?.uid, message: result.response?.status?.message }, 'admission denied');
     }
-    return result;
+    return reply.send(result);
   });
   return app;
 }

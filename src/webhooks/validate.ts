@@ -3,11 +3,7 @@
 // that must not act on an invalid object that slipped past it.
 import type { z } from 'zod';
 import { actionDepth, MAX_ACTION_DEPTH } from '../crds/actions.ts';
-import {
-  ANNOTATION_MAX_BYTES,
-  ROUTES_MAX_BYTES,
-  VOLUME_MOUNTED_FILES_MAX_BYTES,
-} from '../crds/common.ts';
+import { ANNOTATION_MAX_BYTES, ROUTES_MAX_BYTES, VOLUME_MOUNTED_FILES_MAX_BYTES } from '../crds/common.ts';
 import { KINDS, type KindInfo } from '../crds/kinds.ts';
 
 export interface FieldError {
@@ -31,20 +27,27 @@ const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 function diegoLimits(spec: Record<string, unknown>): FieldError[] {
   const errors: FieldError[] = [];
   if (typeof spec.annotation === 'string' && bytes(spec.annotation) > ANNOTATION_MAX_BYTES) {
-    errors.push({ field: 'spec.annotation', message: `must be at most ${ANNOTATION_MAX_BYTES} bytes, got ${bytes(spec.annotation)}` });
+    errors.push({
+      field: 'spec.annotation',
+      message: `must be at most ${ANNOTATION_MAX_BYTES} bytes, got ${bytes(spec.annotation)}`,
+    });
   }
   if (spec.routes && typeof spec.routes === 'object') {
     const total = Object.values(spec.routes).reduce<number>((n, v) => n + bytes(JSON.stringify(v) ?? ''), 0);
     if (total > ROUTES_MAX_BYTES) {
-      errors.push({ field: 'spec.routes', message: `route values must total at most ${ROUTES_MAX_BYTES} bytes, got ${total}` });
+      errors.push({
+        field: 'spec.routes',
+        message: `route values must total at most ${ROUTES_MAX_BYTES} bytes, got ${total}`,
+      });
     }
   }
-  const files = [
-    ...((spec.volumeMountedFiles as { content?: string }[] | undefined) ?? []),
-  ];
+  const files = [...((spec.volumeMountedFiles as { content?: string }[] | undefined) ?? [])];
   const fileBytes = files.reduce((n, f) => n + bytes(f.content ?? ''), 0);
   if (fileBytes > VOLUME_MOUNTED_FILES_MAX_BYTES) {
-    errors.push({ field: 'spec.volumeMountedFiles', message: `files must total at most ${VOLUME_MOUNTED_FILES_MAX_BYTES} bytes, got ${fileBytes}` });
+    errors.push({
+      field: 'spec.volumeMountedFiles',
+      message: `files must total at most ${VOLUME_MOUNTED_FILES_MAX_BYTES} bytes, got ${fileBytes}`,
+    });
   }
   for (const field of ['setup', 'action', 'monitor']) {
     if (spec[field] !== undefined && actionDepth(spec[field]) > MAX_ACTION_DEPTH) {

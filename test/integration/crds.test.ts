@@ -75,8 +75,16 @@ const invalid: [string, Obj, string][] = [
   ['negative instances', desiredLRP('neg-instances', (s) => (s.instances = -1)), 'spec.instances'],
   ['negative memory', desiredLRP('neg-memory', (s) => (s.memoryMb = -5)), 'spec.memoryMb'],
   ['cpu weight above 100', desiredLRP('cpu', (s) => (s.cpuWeight = 101)), 'spec.cpuWeight'],
-  ['two actions in one Action', desiredLRP('two-actions', (s) => (s.action = { ...run('/a'), try: { action: run('/b') } })), 'spec.action'],
-  ['unknown action type', desiredLRP('unknown-action', (s) => (s.action = { shell: { cmd: 'ls' } })), 'spec.action.shell'],
+  [
+    'two actions in one Action',
+    desiredLRP('two-actions', (s) => (s.action = { ...run('/a'), try: { action: run('/b') } })),
+    'spec.action',
+  ],
+  [
+    'unknown action type',
+    desiredLRP('unknown-action', (s) => (s.action = { shell: { cmd: 'ls' } })),
+    'spec.action.shell',
+  ],
   ['no action at all', desiredLRP('no-action', (s) => delete s.action), 'spec.action'],
   ['port out of range', desiredLRP('port-range', (s) => (s.ports = [8080, 70000])), 'spec.ports[1]'],
   ['oversized annotation', desiredLRP('big-annotation', (s) => (s.annotation = 'x'.repeat(10241))), 'spec.annotation'],
@@ -84,20 +92,98 @@ const invalid: [string, Obj, string][] = [
   ['rootfs without a scheme', desiredLRP('ploop', (s) => (s.rootFs = 'ploop')), 'spec.rootFs'],
   ['process guid with a space', desiredLRP('bad-guid', (s) => (s.processGuid = 'abc def')), 'spec.processGuid'],
   ['image user without password', desiredLRP('image-creds', (s) => (s.imageUsername = 'bob')), 'spec.imageUsername'],
-  ['metric tag both static and dynamic', desiredLRP('tags', (s) => (s.metricTags = { source_id: { static: 'a', dynamic: 'INDEX' } })), 'spec.metricTags[source_id]'],
-  ['HTTP check on port 0', desiredLRP('check-port', (s) => (s.checkDefinition = { checks: [{ httpCheck: { port: 0 } }] })), 'spec.checkDefinition.checks[0].httpCheck.port'],
-  ['check with tcp and http', desiredLRP('check-both', (s) => (s.checkDefinition = { checks: [{ tcpCheck: { port: 1 }, httpCheck: { port: 1 } }] })), 'spec.checkDefinition.checks[0]'],
-  ['run without path deep in serial/try/timeout', desiredLRP('deep-run', (s) => (s.action = deep({ run: { user: 'root' } }))), `${deepPath}.run.path`],
-  ['unknown action type deep in the tree', desiredLRP('deep-unknown', (s) => (s.action = deep({ bogus: {} }))), `${deepPath}.bogus`],
-  ['two actions in a nested Action', desiredLRP('deep-two', (s) => (s.action = deep({ ...run('/a'), ...{ download: { from: 'http://x/y.tgz', to: '/x', user: 'root' } } }))), deepPath],
-  ['timeout of 0 ms nested', desiredLRP('deep-timeout', (s) => (s.action = deep({ timeout: { timeoutMs: 0, action: run('/a') } }))), `${deepPath}.timeout.timeoutMs`],
-  ['empty serial nested', desiredLRP('deep-serial', (s) => (s.action = deep({ serial: { actions: [] } }))), `${deepPath}.serial.actions`],
-  ['download to a relative path in setup', desiredLRP('setup-dl', (s) => (s.setup = { serial: { actions: [{ download: { from: 'http://127.0.0.1/a.tgz', to: 'app', user: 'root' } }] } })), 'spec.setup.serial.actions[0].download.to'],
-  ['action tree deeper than 32', desiredLRP('too-deep', (s) => { let a: Obj = run('/a'); for (let i = 0; i < 40; i++) a = { try: { action: a } }; s.action = a; }), 'spec.action'],
-  ['task with a bad nested action', task('bad-task', (s) => (s.action = deep({ upload: { from: '/a', user: 'root' } }))), `${deepPath}.upload.to`],
+  [
+    'metric tag both static and dynamic',
+    desiredLRP('tags', (s) => (s.metricTags = { source_id: { static: 'a', dynamic: 'INDEX' } })),
+    'spec.metricTags[source_id]',
+  ],
+  [
+    'HTTP check on port 0',
+    desiredLRP('check-port', (s) => (s.checkDefinition = { checks: [{ httpCheck: { port: 0 } }] })),
+    'spec.checkDefinition.checks[0].httpCheck.port',
+  ],
+  [
+    'check with tcp and http',
+    desiredLRP(
+      'check-both',
+      (s) => (s.checkDefinition = { checks: [{ tcpCheck: { port: 1 }, httpCheck: { port: 1 } }] }),
+    ),
+    'spec.checkDefinition.checks[0]',
+  ],
+  [
+    'run without path deep in serial/try/timeout',
+    desiredLRP('deep-run', (s) => (s.action = deep({ run: { user: 'root' } }))),
+    `${deepPath}.run.path`,
+  ],
+  [
+    'unknown action type deep in the tree',
+    desiredLRP('deep-unknown', (s) => (s.action = deep({ bogus: {} }))),
+    `${deepPath}.bogus`,
+  ],
+  [
+    'two actions in a nested Action',
+    desiredLRP(
+      'deep-two',
+      (s) => (s.action = deep({ ...run('/a'), ...{ download: { from: 'http://x/y.tgz', to: '/x', user: 'root' } } })),
+    ),
+    deepPath,
+  ],
+  [
+    'timeout of 0 ms nested',
+    desiredLRP('deep-timeout', (s) => (s.action = deep({ timeout: { timeoutMs: 0, action: run('/a') } }))),
+    `${deepPath}.timeout.timeoutMs`,
+  ],
+  [
+    'empty serial nested',
+    desiredLRP('deep-serial', (s) => (s.action = deep({ serial: { actions: [] } }))),
+    `${deepPath}.serial.actions`,
+  ],
+  [
+    'download to a relative path in setup',
+    desiredLRP(
+      'setup-dl',
+      (s) =>
+        (s.setup = {
+          serial: { actions: [{ download: { from: 'http://127.0.0.1/a.tgz', to: 'app', user: 'root' } }] },
+        }),
+    ),
+    'spec.setup.serial.actions[0].download.to',
+  ],
+  [
+    'action tree deeper than 32',
+    desiredLRP('too-deep', (s) => {
+      let a: Obj = run('/a');
+      for (let i = 0; i < 40; i++) a = { try: { action: a } };
+      s.action = a;
+    }),
+    'spec.action',
+  ],
+  [
+    'task with a bad nested action',
+    task('bad-task', (s) => (s.action = deep({ upload: { from: '/a', user: 'root' } }))),
+    `${deepPath}.upload.to`,
+  ],
   ['task guid with a slash', task('bad-task-guid', (s) => (s.taskGuid = 'abc/def')), 'spec.taskGuid'],
-  ['cell with negative containers', { apiVersion: 'diego.dev/v1alpha1', kind: 'Cell', metadata: { name: 'bad-cell' }, spec: { cellId: 'bad-cell', capacity: { memoryMb: 1, diskMb: 1, containers: -1 } } }, 'spec.capacity.containers'],
-  ['actual LRP with a negative index', { apiVersion: 'diego.dev/v1alpha1', kind: 'ActualLRP', metadata: { name: 'bad-alrp' }, spec: { processGuid: 'x', index: -1, domain: 'd' } }, 'spec.index'],
+  [
+    'cell with negative containers',
+    {
+      apiVersion: 'diego.dev/v1alpha1',
+      kind: 'Cell',
+      metadata: { name: 'bad-cell' },
+      spec: { cellId: 'bad-cell', capacity: { memoryMb: 1, diskMb: 1, containers: -1 } },
+    },
+    'spec.capacity.containers',
+  ],
+  [
+    'actual LRP with a negative index',
+    {
+      apiVersion: 'diego.dev/v1alpha1',
+      kind: 'ActualLRP',
+      metadata: { name: 'bad-alrp' },
+      spec: { processGuid: 'x', index: -1, domain: 'd' },
+    },
+    'spec.index',
+  ],
 ];
 
 describe('invalid manifests', () => {
@@ -106,7 +192,7 @@ describe('invalid manifests', () => {
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain(field);
     // Bad input changes nothing.
-    const get = await kubectl(['get', '-n', ns, obj.kind.toLowerCase(), obj.metadata.name]);
+    const get = await kubectl(['get', '-n', ns, String(obj.kind).toLowerCase(), String(obj.metadata.name)]);
     expect(get.code).not.toBe(0);
     expect(get.stderr).toMatch(/NotFound|not found/);
   });
@@ -159,7 +245,12 @@ describe('kubectl', () => {
     expect(res.stdout).toMatch(/NAME\s+PROCESS\s+INDEX\s+STATE\s+CELL\s+AGE/);
     expect(res.stdout).toMatch(/NAME\s+STATE\s+CELL\s+FAILED\s+AGE/);
     expect(res.stdout).toMatch(/NAME\s+ZONE\s+MEMORY\s+FREE\s+READY\s+AGE/);
-    for (const name of ['desiredlrp.diego.dev/web', 'actuallrp.diego.dev/web-0', 'task.diego.dev/hello-task', 'cell.diego.dev/cell-z1-0']) {
+    for (const name of [
+      'desiredlrp.diego.dev/web',
+      'actuallrp.diego.dev/web-0',
+      'task.diego.dev/hello-task',
+      'cell.diego.dev/cell-z1-0',
+    ]) {
       expect(res.stdout).toContain(name);
     }
   });

@@ -24,7 +24,7 @@ export function kubectl(args: string[], stdin?: string): Promise<KubectlResult> 
       ['--kubeconfig', inject('kubeconfigPath'), ...args],
       { maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') return reject(err);
+        if (err && typeof err.code !== 'number') return reject(new Error(`cannot run kubectl: ${err.message}`));
         resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
       },
     );
@@ -40,7 +40,10 @@ export async function createNamespace(kc: KubeConfig, prefix: string): Promise<s
 }
 
 export async function deleteNamespace(kc: KubeConfig, name: string): Promise<void> {
-  await kc.makeApiClient(CoreV1Api).deleteNamespace({ name }).catch(() => undefined);
+  await kc
+    .makeApiClient(CoreV1Api)
+    .deleteNamespace({ name })
+    .catch(() => undefined);
 }
 
 export function customObjects(kc: KubeConfig): CustomObjectsApi {

@@ -84,7 +84,8 @@ export async function startApiserver(
   for (;;) {
     const res = await httpGet(`${server}/api/v1/namespaces/default`, admin).catch(() => undefined);
     if (res?.status === 200) break;
-    if (Date.now() > deadline) throw new Error(await failure(proc, 'namespace "default" was not created within 10s', hint));
+    if (Date.now() > deadline)
+      throw new Error(await failure(proc, 'namespace "default" was not created within 10s', hint));
     await new Promise((r) => setTimeout(r, 50));
   }
   return proc;

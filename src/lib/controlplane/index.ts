@@ -124,7 +124,10 @@ async function startOnce(binDir: string, opts: StartOptions, log: Logger): Promi
 
     const step = (name: string, t: number) => log.debug({ ms: Math.round(performance.now() - t) }, `${name} ready`);
     let t = performance.now();
-    procs.push({ proc: await startEtcd(binDir, dir, { client: etcdClient, peer: etcdPeer }), ports: [etcdClient, etcdPeer] });
+    procs.push({
+      proc: await startEtcd(binDir, dir, { client: etcdClient, peer: etcdPeer }),
+      ports: [etcdClient, etcdPeer],
+    });
     step('etcd', t);
     t = performance.now();
     procs.push({ proc: await startApiserver(binDir, dir, etcdClient, apiPort, files, admin), ports: [apiPort] });

@@ -27,7 +27,12 @@ export interface ManagedProcess {
  * Note: pdeathsig fires when the spawning *thread* exits, so spawn from the main thread
  * or a worker that lives as long as the control plane.
  */
-export async function startProcess(name: string, bin: string, args: string[], logPath: string): Promise<ManagedProcess> {
+export async function startProcess(
+  name: string,
+  bin: string,
+  args: string[],
+  logPath: string,
+): Promise<ManagedProcess> {
   const fd = openSync(logPath, 'a');
   const setpriv = setprivPath();
   const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];

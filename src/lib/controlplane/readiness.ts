@@ -13,7 +13,11 @@ export interface TlsOptions {
 }
 
 /** One GET; resolves with the status and (truncated) body, rejects on connection errors. */
-export function httpGet(url: string, tls: TlsOptions = {}, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+export function httpGet(
+  url: string,
+  tls: TlsOptions = {},
+  timeoutMs = 5000,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const opts = { method: 'GET', timeout: timeoutMs };

@@ -1,0 +1,56 @@
+# diego-operator — kubebuilder-style entry points. Node 24 runs from node_modules (npm package `node`).
+SHELL := /bin/bash
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+NODE := node
+
+.PHONY: all deps control-plane build manifests check-manifests typecheck lint format test test-unit test-integration run clean
+
+all: build
+
+## deps: Debian packages, npm dependencies and the Go-built control plane (first build: ~5-40 min)
+deps:
+	@hack/install-deps.sh
+
+control-plane:
+	@hack/build-control-plane.sh
+
+## build: compile TypeScript to dist/
+build: deps
+	npm run build
+
+## manifests: regenerate config/crd from the zod schemas in src/crds
+manifests:
+	$(NODE) hack/generate-crds.ts
+
+check-manifests:
+	$(NODE) hack/generate-crds.ts --check
+
+typecheck:
+	tsc -p tsconfig.json --noEmit
+
+## lint: ESLint (type-aware) and Prettier
+lint: typecheck
+	eslint .
+	prettier --check .
+
+format:
+	prettier --write .
+
+## test: install what is needed, then lint and run every test (unit + integration on a real apiserver)
+test: deps lint check-manifests
+	@mkdir -p .tmp
+	vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json; status=$$?; \
+	  $(NODE) hack/test-summary.ts .tmp/vitest.json; exit $$status
+
+test-unit: deps
+	vitest run --project unit
+
+test-integration: deps
+	vitest run --project integration
+
+## run: the whole system locally — control plane, CRDs, operator, a sample app (Ctrl-C stops it all)
+run: deps
+	$(NODE) src/main.ts dev
+
+clean:
+	rm -rf dist coverage .tmp

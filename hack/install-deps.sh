@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what diego-operator needs on a fresh Debian 12 machine: Debian packages (only the missing ones),
+# npm dependencies (including Node 24 from the npm `node` package), and the Go-built control plane.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: openssl (certificates), util-linux (setpriv: children die with their parent), git.
+pkgs=(openssl util-linux ca-certificates git)
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[deps] installing Debian packages: ${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+command -v go >/dev/null || { echo "[deps] Go >= 1.26 is required to build the local control plane (https://go.dev/dl)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "[deps] npm is required (any Node.js >= 18 with npm; Node 24 itself comes from npm)" >&2; exit 1; }
+
+# npm: reinstall only when package-lock.json changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "[deps] npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The control plane (etcd, kube-apiserver, kube-controller-manager, kubectl), built once per machine.
+hack/build-control-plane.sh >/dev/null
