@@ -9,7 +9,9 @@ export GOWORK=off GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 
 K8S_VERSION=$(awk '$1=="k8s.io/kubernetes"{print $2}' "$here/tools/k8sbin/go.mod")
 ETCD_VERSION=$(awk '$1=="go.etcd.io/etcd/server/v3"{print $2}' "$here/tools/etcdbin/go.mod")
-key=$(cat "$here/tools/k8sbin/go.sum" "$here/tools/etcdbin/go.sum" "$0" | sha256sum | cut -c1-16)
+# Bump RECIPE when the build flags or the set of binaries change; the go.sum files cover the versions.
+RECIPE="v2 static trimpath tags=selinux,notest,grpcnotrace ldflags=-s,-w,version bins=etcd,kube-apiserver,kube-controller-manager,kubectl"
+key=$( (cat "$here/tools/k8sbin/go.sum" "$here/tools/etcdbin/go.sum"; echo "$RECIPE") | sha256sum | cut -c1-16)
 cache=${DIEGO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/diego-operator}
 bin="$cache/bin/$K8S_VERSION-etcd$ETCD_VERSION-$key"
 
@@ -25,13 +27,17 @@ fi
 command -v go >/dev/null || { echo "go is required to build the control plane (Go >= 1.26)" >&2; exit 1; }
 rm -rf "$bin.tmp"; mkdir -p "$bin.tmp"
 start=$(date +%s)
-progress() { # a progress line while a long step runs
-  local what=$1 pid=$2
+progress() { # a progress line while a long step runs: in place on a terminal, once a minute in logs
+  local what=$1 pid=$2 n=0
   while kill -0 "$pid" 2>/dev/null; do
-    printf '\r[control-plane] building %s ... %ds (first build on 2 cores takes 15-40 min; cached afterwards)' "$what" $(( $(date +%s) - start )) >&2
-    sleep 5
+    if [ -t 2 ]; then
+      printf '\r[control-plane] building %s ... %ds (first build on 2 cores: 5-40 min; cached afterwards)' "$what" $(( $(date +%s) - start )) >&2
+    elif [ $(( n % 12 )) -eq 0 ]; then
+      echo "[control-plane] building $what ... $(( $(date +%s) - start ))s (first build on 2 cores: 5-40 min; cached afterwards)" >&2
+    fi
+    n=$(( n + 1 )); sleep 5
   done
-  printf '\n' >&2
+  if [ -t 2 ]; then printf '\n' >&2; fi
 }
 
 minor=${K8S_VERSION#v1.}; minor=${minor%%.*}

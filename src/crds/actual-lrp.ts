@@ -11,9 +11,17 @@ export const ActualLRPSpec = doc(
     processGuid: guid('Process guid of the DesiredLRP this is an instance of'),
     index: doc(z.int().min(0).max(100000), 'Instance index, 0 to instances-1.'),
     domain: doc(z.string().min(1).max(256), 'Domain of the DesiredLRP.'),
+    cellId: doc(
+      z.string().max(256).optional(),
+      "The cell the auction placed this instance on (like a Pod's nodeName); that cell's agent claims and runs it. Empty while waiting for placement.",
+    ),
   }),
-  "The instance's key (Diego's ActualLRPKey); it never changes.",
-  [{ rule: 'self == oldSelf', message: 'the ActualLRP key (processGuid, index, domain) is immutable' }],
+  "The instance's key (Diego's ActualLRPKey), which never changes, and its placement.",
+  [
+    { rule: 'self.processGuid == oldSelf.processGuid', message: 'processGuid is immutable', fieldPath: '.processGuid' },
+    { rule: 'self.index == oldSelf.index', message: 'index is immutable', fieldPath: '.index' },
+    { rule: 'self.domain == oldSelf.domain', message: 'domain is immutable', fieldPath: '.domain' },
+  ],
 );
 
 export const PortMapping = z.object({

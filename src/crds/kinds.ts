@@ -81,13 +81,13 @@ export const ACTUAL_LRP: KindInfo = {
     { name: 'Index', type: 'integer', jsonPath: '.spec.index' },
     { name: 'State', type: 'string', jsonPath: '.status.state' },
     { name: 'Presence', type: 'string', jsonPath: '.status.presence', priority: 1 },
-    { name: 'Cell', type: 'string', jsonPath: '.status.cellId' },
+    { name: 'Cell', type: 'string', jsonPath: '.spec.cellId' },
     { name: 'Zone', type: 'string', jsonPath: '.status.availabilityZone', priority: 1 },
     { name: 'Crashes', type: 'integer', jsonPath: '.status.crashCount', priority: 1 },
     { name: 'Error', type: 'string', jsonPath: '.status.placementError', priority: 1 },
     age,
   ],
-  selectableFields: ['.spec.processGuid', '.spec.domain'],
+  selectableFields: ['.spec.processGuid', '.spec.domain', '.spec.cellId'],
 };
 
 export const TASK: KindInfo = {
@@ -103,12 +103,12 @@ export const TASK: KindInfo = {
     { name: 'Guid', type: 'string', jsonPath: '.spec.taskGuid', priority: 1 },
     { name: 'Domain', type: 'string', jsonPath: '.spec.domain', priority: 1 },
     { name: 'State', type: 'string', jsonPath: '.status.state' },
-    { name: 'Cell', type: 'string', jsonPath: '.status.cellId' },
+    { name: 'Cell', type: 'string', jsonPath: '.spec.cellId' },
     { name: 'Failed', type: 'boolean', jsonPath: '.status.failed' },
     { name: 'Reason', type: 'string', jsonPath: '.status.failureReason', priority: 1 },
     age,
   ],
-  selectableFields: ['.spec.taskGuid', '.spec.domain'],
+  selectableFields: ['.spec.taskGuid', '.spec.domain', '.spec.cellId'],
 };
 
 export const CELL: KindInfo = {

@@ -6,6 +6,7 @@ import {
   annotation,
   cachedDependencies,
   CertificateProperties,
+  type CelRule,
   conditions,
   doc,
   egressRules,
@@ -14,6 +15,7 @@ import {
   imageCredentials,
   imageCredentialsRule,
   imageLayers,
+  immutable,
   LogRateLimit,
   metricTags,
   Network,
@@ -27,6 +29,51 @@ import {
   volumeMountedFiles,
   volumeMounts,
 } from './common.ts';
+
+// Everything but the placement (cellId) and the cancel request is fixed once the task is desired.
+const TASK_DEFINITION_FIELDS = [
+  'taskGuid',
+  'domain',
+  'rootFs',
+  'environmentVariables',
+  'action',
+  'diskMb',
+  'memoryMb',
+  'cpuWeight',
+  'privileged',
+  'logSource',
+  'logGuid',
+  'metricsGuid',
+  'resultFile',
+  'completionCallbackUrl',
+  'annotation',
+  'egressRules',
+  'cachedDependencies',
+  'legacyDownloadUser',
+  'trustedSystemCertificatesPath',
+  'volumeMounts',
+  'network',
+  'placementTags',
+  'maxPids',
+  'certificateProperties',
+  'imageUsername',
+  'imagePassword',
+  'imageLayers',
+  'logRateLimit',
+  'metricTags',
+  'volumeMountedFiles',
+] as const;
+
+const frozen = (field: string): CelRule => ({
+  ...immutable(field),
+  message: `${field} cannot be changed once the task is desired; create a new Task instead`,
+});
+
+const cancelOnce: CelRule = {
+  rule: '!has(oldSelf.cancelled) || !oldSelf.cancelled || (has(self.cancelled) && self.cancelled)',
+  message: 'a cancelled task cannot be un-cancelled',
+  fieldPath: '.cancelled',
+};
 
 export const TASK_STATES = ['Pending', 'Running', 'Completed', 'Resolving'] as const;
 
@@ -67,6 +114,14 @@ export const TaskSpec = doc(
     logRateLimit: LogRateLimit.optional(),
     metricTags,
     volumeMountedFiles,
+    cellId: doc(
+      z.string().max(256).optional(),
+      "The cell the auction placed the task on (like a Pod's nodeName); set by diego-operator, not by users.",
+    ),
+    cancelled: doc(
+      z.boolean().optional(),
+      "Set to true to cancel the task (Diego's CancelTask): a Pending or Running task completes as failed with 'task was cancelled'.",
+    ),
   }),
   "The task's definition (Diego TaskDefinition plus guid and domain). A task cannot be changed once desired.",
   [

@@ -224,7 +224,7 @@ describe('invalid manifests', () => {
     expect((await apply(task('frozen'))).code).toBe(0);
     const res = await apply(task('frozen', (s) => (s.memoryMb = 10)));
     expect(res.code).not.toBe(0);
-    expect(res.stderr).toMatch(/spec: Invalid value.*cannot be changed/);
+    expect(res.stderr).toMatch(/spec.memoryMb: Invalid value.*cannot be changed/);
   });
 });
 

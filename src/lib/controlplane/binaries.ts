@@ -11,9 +11,8 @@ let pending: Promise<string> | undefined;
 /**
  * Returns the directory holding the control-plane binaries. Uses $DIEGO_CONTROL_PLANE_BIN if
  * set; otherwise runs hack/build-control-plane.sh, which builds into a cache on first use
- * (tens of minutes; progress on stderr) and returns instantly afterwards.
- * The script is not safe to run twice at once, so callers running many suites in parallel
- * should call this once up front (e.g. vitest globalSetup) and export DIEGO_CONTROL_PLANE_BIN.
+ * (tens of minutes; progress on stderr) and returns instantly afterwards. Memoized per
+ * process; the script itself serializes concurrent builds with a lock file.
  */
 export function ensureBinaries(): Promise<string> {
   const fromEnv = process.env.DIEGO_CONTROL_PLANE_BIN;

@@ -47,6 +47,9 @@ export async function startProcess(
     child.once('spawn', resolve);
     child.once('error', (err) => reject(new Error(`cannot start ${name} (${bin}): ${err.message}`, { cause: err })));
   });
+  // Don't keep Node alive just for the children: a script that forgets stop() then exits
+  // normally, and the exit hook (cleanup.ts) kills them, instead of hanging forever.
+  child.unref();
   const pid = child.pid!;
   trackPid(pid);
   const proc: ManagedProcess = {

@@ -1,0 +1,334 @@
+// The converger (Diego's LRP convergence): keeps exactly spec.instances ORDINARY ActualLRPs per DesiredLRP,
+// restarts crashed ones per the crash policy, handles instances on lost cells (SUSPECT), and removes what
+// is no longer desired. Event-driven per DesiredLRP, plus Diego's periodic full pass that repairs drift.
+import type { Logger } from 'pino';
+import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
+import { API_VERSION } from '../crds/kinds.ts';
+import { keyOf } from '../lib/informer.ts';
+import { DiegoClient, isAlreadyExists, isNotFound, refOf } from '../lib/resources.ts';
+import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
+import { describeErrors, validateSpec } from '../webhooks/validate.ts';
+import type { DiegoCache } from './cache.ts';
+import { conditionUnchanged, setCondition, type Condition } from './conditions.ts';
+import { crashPolicyFor, shouldRestart } from './crash-policy.ts';
+import { metrics } from './metrics.ts';
+import { actualLRPName, FINALIZER_CONTAINER, instanceLabels, selectorFor } from './names.ts';
+import type { CellPresence } from './presence.ts';
+
+export interface ConvergerOptions {
+  client: DiegoClient;
+  cache: DiegoCache;
+  presence: CellPresence;
+  log: Logger;
+  /** Diego: convergence.repeat_interval 30 s. */
+  convergeIntervalMs?: number;
+  /** Called when instances may need placing (the auctioneer's kick). */
+  onUnplacedWork?: () => void;
+  now?: () => number;
+  concurrency?: number;
+}
+
+const UNCLAIMED_RESET = { instanceGuid: null, cellId: null, netInfo: null, placementError: null, routable: null };
+
+export class Converger {
+  private readonly o: Required<Omit<ConvergerOptions, 'onUnplacedWork'>> & Pick<ConvergerOptions, 'onUnplacedWork'>;
+  private readonly log: Logger;
+  private readonly queue: WorkQueue;
+  private timer?: NodeJS.Timeout;
+
+  constructor(opts: ConvergerOptions) {
+    this.o = { convergeIntervalMs: 30_000, now: Date.now, concurrency: 4, ...opts };
+    this.log = opts.log.child({ component: 'converger' });
+    this.queue = new WorkQueue({ name: 'converger', logger: this.log });
+  }
+
+  start(): void {
+    const { cache, presence } = this.o;
+    const enqueueDesired = (d: IDesiredLRP) => this.queue.add(keyOf(d));
+    cache.desired.on('add', enqueueDesired);
+    cache.desired.on('update', enqueueDesired);
+    cache.desired.on('delete', enqueueDesired);
+    const enqueueOwner = (a: IActualLRP) => {
+      const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP');
+      if (owner) this.queue.add(`${a.metadata.namespace}/${owner.name}`);
+    };
+    cache.actual.on('add', enqueueOwner);
+    cache.actual.on('update', enqueueOwner);
+    cache.actual.on('delete', enqueueOwner);
+    // Diego converges at once when a cell disappears; a returning cell may let us promote its suspects.
+    const onCell = (cellId: string) => cache.actualByCell.get(cellId).forEach(enqueueOwner);
+    presence.on('disappeared', onCell);
+    presence.on('appeared', onCell);
+    this.queue.run((key) => this.reconcile(key), this.o.concurrency);
+    this.fullPass();
+    this.timer = setInterval(() => this.fullPass(), this.o.convergeIntervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.queue.shutDown();
+  }
+
+  /** Diego's periodic pass: every DesiredLRP, orphans, and the convergence metrics. */
+  fullPass(): void {
+    const end = metrics.convergenceLRPDuration.startTimer();
+    const { cache } = this.o;
+    for (const d of cache.desired.list()) this.queue.add(keyOf(d));
+    let desired = 0, running = 0, claimed = 0, unclaimed = 0, crashed = 0, missing = 0, extra = 0, suspects = 0;
+    let crashing = 0;
+    for (const d of cache.desired.list()) {
+      const n = d.spec.instances ?? 1;
+      desired += n;
+      const actuals = cache.actualByDesiredUid.get(d.metadata.uid ?? '');
+      const ordinary = new Set<number>();
+      let anyCrashed = false;
+      for (const a of actuals) {
+        if (a.status?.presence === 'SUSPECT' && a.status.state === 'RUNNING') suspects++;
+        if ((a.status?.presence ?? 'ORDINARY') !== 'ORDINARY') continue;
+        if (a.spec.index >= n) extra++;
+        else ordinary.add(a.spec.index);
+        const state = a.status?.state ?? 'UNCLAIMED';
+        if (state === 'RUNNING') running++;
+        else if (state === 'CLAIMED') claimed++;
+        else if (state === 'CRASHED') (crashed++, (anyCrashed = true));
+        else unclaimed++;
+      }
+      missing += n - ordinary.size;
+      if (anyCrashed) crashing++;
+    }
+    // Instances whose DesiredLRP is gone (the garbage collector does this too, when it runs).
+    if (cache.desired.synced) {
+      for (const a of cache.actual.list()) {
+        if (!cache.desiredFor(a)) void this.ensureGone(a).catch((err: unknown) => this.log.warn({ err, key: keyOf(a) }, 'removing orphan'));
+      }
+    }
+    metrics.lrpsDesired.set(desired);
+    metrics.lrpsRunning.set(running);
+    metrics.lrpsClaimed.set(claimed);
+    metrics.lrpsUnclaimed.set(unclaimed);
+    metrics.crashedActualLRPs.set(crashed);
+    metrics.lrpsMissing.set(missing);
+    metrics.lrpsExtra.set(extra);
+    metrics.crashingDesiredLRPs.set(crashing);
+    metrics.suspectRunningActualLRPs.set(suspects);
+    metrics.presentCells.set(this.o.presence.presentCells().length);
+    metrics.convergenceLRPRuns.inc();
+    end();
+    // Stale UNCLAIMED instances are re-auctioned on every pass, as in Diego.
+    this.o.onUnplacedWork?.();
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const { cache } = this.o;
+    const [namespace = '', name = ''] = key.split('/');
+    const d = cache.desired.get(namespace, name);
+    if (!d) {
+      // Deleted: remove instances that still point at it.
+      for (const a of cache.actual.list()) {
+        const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP');
+        if (a.metadata.namespace === namespace && owner?.name === name) await this.ensureGone(a);
+      }
+      return;
+    }
+    if (d.metadata.deletionTimestamp) return;
+    const errors = validateSpec('DesiredLRP', d.spec);
+    if (errors.length > 0) {
+      // Never act on an invalid LRP (one stored while the admission webhook was not installed).
+      await this.setDesiredStatus(d, [], { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: describeErrors(errors) });
+      return;
+    }
+    const instances = d.spec.instances ?? 1;
+    const actuals = cache.actualByDesiredUid.get(d.metadata.uid ?? '');
+    const ordinary = new Map<number, IActualLRP>();
+    const copies: IActualLRP[] = [];
+    for (const a of actuals) {
+      if ((a.status?.presence ?? 'ORDINARY') === 'ORDINARY' && a.metadata.name === actualLRPName(name, a.spec.index)) ordinary.set(a.spec.index, a);
+      else copies.push(a);
+    }
+    let requeueAfterMs: number | undefined;
+    const later = (ms: number) => (requeueAfterMs = Math.min(requeueAfterMs ?? ms, ms));
+    for (let i = 0; i < instances; i++) if (!ordinary.has(i)) await this.createInstance(d, i);
+    for (const [index, a] of ordinary) {
+      if (index >= instances) await this.ensureGone(a); // scale down retires the highest indices
+      else {
+        const wait = await this.step(d, a);
+        if (wait !== undefined) later(wait);
+      }
+    }
+    for (const copy of copies) await this.stepCopy(copy, ordinary.get(copy.spec.index), instances);
+    await this.setDesiredStatus(d, actuals);
+    return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  private async createInstance(d: IDesiredLRP, index: number): Promise<void> {
+    const name = actualLRPName(d.metadata.name ?? '', index);
+    try {
+      const created = await this.o.client.create('ActualLRP', {
+        metadata: {
+          name,
+          namespace: d.metadata.namespace,
+          labels: instanceLabels(d.metadata.uid ?? '', index),
+          finalizers: [FINALIZER_CONTAINER],
+          ownerReferences: [
+            { apiVersion: API_VERSION, kind: 'DesiredLRP', name: d.metadata.name ?? '', uid: d.metadata.uid ?? '', controller: true, blockOwnerDeletion: true },
+          ],
+        },
+        spec: { processGuid: d.spec.processGuid, index, domain: d.spec.domain },
+      });
+      await this.o.client.patchStatus('ActualLRP', refOf(created), {
+        state: 'UNCLAIMED',
+        presence: 'ORDINARY',
+        since: this.nowIso(),
+        crashCount: 0,
+      });
+      this.log.info({ key: `${d.metadata.namespace}/${name}` }, 'instance desired');
+      this.o.onUnplacedWork?.();
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err; // an older cache: it exists, the event is on its way
+    }
+  }
+
+  /** Moves one ORDINARY instance along; returns ms until it needs another look, if timed. */
+  private async step(d: IDesiredLRP, a: IActualLRP): Promise<number | undefined> {
+    const { client, presence } = this.o;
+    if (a.metadata.deletionTimestamp) return void (await this.ensureGone(a));
+    const state = a.status?.state;
+    const placedOn = a.spec.cellId;
+    if (!state) {
+      await client.patchStatus('ActualLRP', refOf(a), { state: 'UNCLAIMED', presence: 'ORDINARY', since: this.nowIso() });
+      return;
+    }
+    if (state === 'UNCLAIMED') {
+      if (placedOn && !presence.isPresent(placedOn)) {
+        await client.patch('ActualLRP', refOf(a), { spec: { cellId: null } }); // its cell went away before claiming
+      } else if (!placedOn) this.o.onUnplacedWork?.();
+      return;
+    }
+    if (state === 'CLAIMED' || state === 'RUNNING') {
+      const cell = a.status?.cellId ?? placedOn;
+      if (cell && !presence.isPresent(cell)) await this.cellLost(d, a, cell);
+      return;
+    }
+    // CRASHED: the instance is off its cell; restart it per the policy.
+    if (placedOn) {
+      await client.patch('ActualLRP', refOf(a), { spec: { cellId: null } });
+      return; // the update comes back as an event
+    }
+    const since = a.status?.since ? Date.parse(a.status.since) : this.o.now();
+    const decision = shouldRestart(a.status?.crashCount ?? 0, since, this.o.now(), crashPolicyFor(d.spec));
+    if (decision.restart === 'later') return decision.afterMs;
+    if (decision.restart === 'now') {
+      await client.patchStatus('ActualLRP', refOf(a), { ...UNCLAIMED_RESET, state: 'UNCLAIMED', since: this.nowIso() });
+      this.log.info({ key: keyOf(a), crashCount: a.status?.crashCount }, 'restarting crashed instance');
+      this.o.onUnplacedWork?.();
+    }
+    return;
+  }
+
+  /**
+   * Diego's SUSPECT path: a RUNNING instance whose cell vanished keeps serving (as far as we know) as a
+   * SUSPECT copy while a replacement is auctioned; CLAIMED ones were not serving and are simply re-placed.
+   */
+  private async cellLost(d: IDesiredLRP, a: IActualLRP, cellId: string): Promise<void> {
+    const { client } = this.o;
+    if (a.status?.state === 'RUNNING') {
+      try {
+        const copy = await client.create('ActualLRP', {
+          metadata: {
+            name: actualLRPName(d.metadata.name ?? '', a.spec.index, 'SUSPECT'),
+            namespace: a.metadata.namespace,
+            labels: a.metadata.labels,
+            finalizers: [FINALIZER_CONTAINER],
+            ownerReferences: a.metadata.ownerReferences,
+          },
+          spec: { ...a.spec, cellId },
+        });
+        await client.patchStatus('ActualLRP', refOf(copy), { ...a.status, presence: 'SUSPECT' });
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
+    }
+    this.log.warn({ key: keyOf(a), cellId, state: a.status?.state }, 'cell lost: re-placing instance');
+    const moved = await client.patch('ActualLRP', refOf(a), { spec: { cellId: null } });
+    await client.patchStatus('ActualLRP', refOf(moved), { ...UNCLAIMED_RESET, state: 'UNCLAIMED', since: this.nowIso() });
+    this.o.onUnplacedWork?.();
+  }
+
+  /** A SUSPECT (or EVACUATING) copy lives until its replacement runs, or comes back if its cell does. */
+  private async stepCopy(copy: IActualLRP, ordinary: IActualLRP | undefined, instances: number): Promise<void> {
+    const { client, presence } = this.o;
+    if (copy.metadata.deletionTimestamp) return this.ensureGone(copy);
+    const cellId = copy.spec.cellId;
+    if (!ordinary || copy.spec.index >= instances || ordinary.status?.state === 'RUNNING') return this.ensureGone(copy);
+    if (copy.status?.presence === 'SUSPECT' && cellId && presence.isPresent(cellId)) {
+      // The cell is back before the replacement runs: promote the suspect, drop the replacement.
+      const moved = await client.patch('ActualLRP', refOf(ordinary), { spec: { cellId } });
+      await client.patchStatus('ActualLRP', refOf(moved), { ...copy.status, presence: 'ORDINARY' });
+      this.log.info({ key: keyOf(ordinary), cellId }, 'cell returned: suspect instance promoted');
+      await this.ensureGone(copy, true);
+    }
+  }
+
+  /**
+   * Deletes an ActualLRP and releases the container finalizer when no live cell still runs it (the cell's
+   * agent releases it after stopping the container otherwise).
+   */
+  private async ensureGone(a: IActualLRP, released = false): Promise<void> {
+    const { client, presence } = this.o;
+    let current = a;
+    if (!current.metadata.deletionTimestamp) {
+      await client.delete('ActualLRP', { namespace: a.metadata.namespace, name: a.metadata.name ?? '' });
+      const fresh = this.o.cache.actual.get(a.metadata.namespace, a.metadata.name ?? '');
+      if (!fresh?.metadata.finalizers?.includes(FINALIZER_CONTAINER)) return;
+      current = { ...fresh, metadata: { ...fresh.metadata, deletionTimestamp: fresh.metadata.deletionTimestamp ?? new Date() } };
+    }
+    const finalizers = current.metadata.finalizers ?? [];
+    if (!finalizers.includes(FINALIZER_CONTAINER)) return;
+    const runningOn = current.status?.state === 'CLAIMED' || current.status?.state === 'RUNNING' ? current.status.cellId : undefined;
+    if (!released && runningOn && presence.isPresent(runningOn)) return; // the cell's agent stops it, then releases
+    try {
+      await client.patch('ActualLRP', refOf(current), { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER_CONTAINER) } });
+    } catch (err) {
+      if (!isNotFound(err)) throw err; // a conflict is retried with a fresh object
+    }
+  }
+
+  private async setDesiredStatus(d: IDesiredLRP, actuals: IActualLRP[], override?: Omit<Condition, 'lastTransitionTime'>): Promise<void> {
+    const instances = d.spec.instances ?? 1;
+    const count = { RUNNING: 0, CLAIMED: 0, UNCLAIMED: 0, CRASHED: 0 };
+    for (const a of actuals) {
+      if ((a.status?.presence ?? 'ORDINARY') !== 'ORDINARY' || a.spec.index >= instances) continue;
+      count[a.status?.state ?? 'UNCLAIMED']++;
+    }
+    const ready: Omit<Condition, 'lastTransitionTime'> = override ?? {
+      type: 'Ready',
+      status: count.RUNNING >= instances ? 'True' : 'False',
+      reason: count.RUNNING >= instances ? 'AllInstancesRunning' : count.CRASHED > 0 ? 'InstancesCrashed' : 'InstancesStarting',
+      message: `${count.RUNNING}/${instances} running, ${count.CLAIMED} starting, ${count.UNCLAIMED} waiting for placement, ${count.CRASHED} crashed`,
+      observedGeneration: d.metadata.generation,
+    };
+    if (override) ready.observedGeneration = d.metadata.generation;
+    const status = d.status ?? {};
+    const next = {
+      observedGeneration: d.metadata.generation,
+      runningInstances: count.RUNNING,
+      claimedInstances: count.CLAIMED,
+      unclaimedInstances: count.UNCLAIMED,
+      crashedInstances: count.CRASHED,
+      selector: selectorFor(d.metadata.uid ?? ''),
+    };
+    const same =
+      Object.entries(next).every(([k, v]) => (status as Record<string, unknown>)[k] === v) &&
+      conditionUnchanged(status.conditions as Condition[] | undefined, ready);
+    if (same) return;
+    await this.o.client.patchStatus('DesiredLRP', { namespace: d.metadata.namespace, name: d.metadata.name ?? '' }, {
+      ...next,
+      conditions: setCondition(status.conditions as Condition[] | undefined, ready, new Date(this.o.now())),
+    });
+  }
+
+  private nowIso(): string {
+    return new Date(this.o.now()).toISOString();
+  }
+}
