@@ -36,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
           kubeconfig: { type: 'string' },
           'webhook-port': { type: 'string', default: '9443' },
           'webhook-cert-dir': { type: 'string', default: '/tmp/k8s-webhook-server/serving-certs' },
+          'metrics-address': { type: 'string', default: ':8080' },
+          'system-namespace': { type: 'string', default: 'diego-system' },
         },
       });
       const { runController } = await import('./cmd/controller.ts');
@@ -44,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
         kubeconfig: values.kubeconfig,
         webhookPort: Number(values['webhook-port']),
         webhookCertDir: values['webhook-cert-dir'],
+        metricsAddress: values['metrics-address'],
+        systemNamespace: values['system-namespace'],
       });
     }
     case 'install-crds': {

@@ -17,13 +17,7 @@ export {
 } from './filters.ts';
 export type { PlacementConstraint } from './filters.ts';
 export { LOCALITY_OFFSET, INITIAL_WINNER_SCORE, resourceScore, scoreForLrp, scoreForTask } from './score.ts';
-export {
-  compareCells,
-  groupByZone,
-  normaliseCellIndices,
-  sortZonesByInstances,
-  tiedZoneGroups,
-} from './zones.ts';
+export { compareCells, groupByZone, normaliseCellIndices, sortZonesByInstances, tiedZoneGroups } from './zones.ts';
 export type { Zone, ZoneCount } from './zones.ts';
 export { dedupeLrps, dedupeTasks, lrpIdentifier, orderBatch, sortLrps, sortTasks } from './order.ts';
 export type { OrderedItem } from './order.ts';

@@ -7,7 +7,13 @@ import {
   filterErrorMessage,
   insufficientResourcesMessage,
 } from './errors.ts';
-import { ALL_PROBLEMS_MASK, filterStage, maskToProblems, resourceProblemMask } from './filters.ts';
+import {
+  ALL_PROBLEMS_MASK,
+  filterStage,
+  maskToProblems,
+  resourceProblemMask,
+  type PlacementConstraint,
+} from './filters.ts';
 import { orderBatch } from './order.ts';
 import { parseRootFs } from './rootfs.ts';
 import { INITIAL_WINNER_SCORE, resourceScore, scoreForLrp, scoreForTask } from './score.ts';
@@ -21,7 +27,7 @@ import {
   type LRPAuction,
   type TaskAuction,
 } from './types.ts';
-import { sortZonesByInstances } from './zones.ts';
+import { sortZonesByInstances, tiedZoneGroups } from './zones.ts';
 
 /** The cells that pass rootfs, volume-driver and tag filters for one constraint, per zone. */
 interface Compatible {
@@ -37,14 +43,6 @@ type Outcome =
   | { ok: true; cell: number; score: number; explanation: Explanation }
   | { ok: false; error: string; explanation: Explanation };
 
-interface Constrained {
-  rootFs: string;
-  volumeDrivers: string[];
-  placementTags: string[];
-  memoryMb: number;
-  diskMb: number;
-}
-
 class Auction {
   readonly t: CellTable;
   readonly cfg: AuctionConfig;
@@ -58,12 +56,18 @@ class Auction {
   }
 
   /** Filters are pure functions of the constraint and static cell attributes, so they are computed once per auction. */
-  filter(c: Constrained): Compatible {
+  filter(c: PlacementConstraint): Compatible {
     const key = `${c.rootFs}\u0000${c.volumeDrivers.join('\u0001')}\u0000${c.placementTags.join('\u0001')}`;
     const cached = this.compatible.get(key);
     if (cached !== undefined) return cached;
     const parsed = parseRootFs(c.rootFs);
-    const out: Compatible = { perZone: [], furthest: FilterStage.Rootfs, rootfs: 0, volumeDrivers: 0, placementTags: 0 };
+    const out: Compatible = {
+      perZone: [],
+      furthest: FilterStage.Rootfs,
+      rootfs: 0,
+      volumeDrivers: 0,
+      placementTags: 0,
+    };
     const zones = this.t.zoneNames.length;
     for (let z = 0; z < zones; z++) {
       const ids: number[] = [];
@@ -117,24 +121,29 @@ class Auction {
     const diskMb = a.diskMb;
     const inZone = t.lrpsInZone.get(a.processGuid);
     const onCell = t.lrpsOnCell.get(a.processGuid);
-    const zones = sortZonesByInstances(
-      f.perZone.flatMap((ids, z) => (ids.length > 0 ? [{ zone: z, instances: inZone?.[z] ?? 0 }] : [])),
+    const groups = tiedZoneGroups(
+      sortZonesByInstances(
+        f.perZone.flatMap((ids, z) => (ids.length > 0 ? [{ zone: ids, instances: inZone?.[z] ?? 0 }] : [])),
+      ),
     );
-    if (zones.length === 0) {
-      return { ok: false, error: filterErrorMessage(f.furthest, a.placementTags) ?? '', explanation: this.explanation(f, 0) };
+    if (groups.length === 0) {
+      return {
+        ok: false,
+        error: filterErrorMessage(f.furthest, a.placementTags) ?? '',
+        explanation: this.explanation(f, 0),
+      };
     }
     const { startingContainerWeight: sw, binPackFirstFitWeight: bw } = this.cfg;
     let winner = -1;
     let best = INITIAL_WINNER_SCORE;
     let problems = ALL_PROBLEMS_MASK;
     let unfit = 0;
-    let next = 0;
-    // Zones with fewer instances of the app first; zones tied on that count are scanned together, and the scan stops
+    let g = 0;
+    // Zones with fewer instances of the app first; zones tied on that count compete together, and the scan stops
     // after the first group that has a winner.
-    while (next < zones.length) {
-      const instances = zones[next]!.instances;
-      for (; next < zones.length && zones[next]!.instances === instances; next++) {
-        for (const c of f.perZone[zones[next]!.zone]!) {
+    for (; g < groups.length && winner < 0; g++) {
+      for (const { zone: ids } of groups[g]!) {
+        for (const c of ids) {
           const am = t.availMemory[c]!;
           const ad = t.availDisk[c]!;
           const ac = t.availContainers[c]!;
@@ -144,7 +153,16 @@ class Auction {
             unfit++;
             continue;
           }
-          const res = resourceScore(am, ad, ac, t.totalMemory[c]!, t.totalDisk[c]!, t.totalContainers[c]!, memoryMb, diskMb);
+          const res = resourceScore(
+            am,
+            ad,
+            ac,
+            t.totalMemory[c]!,
+            t.totalDisk[c]!,
+            t.totalContainers[c]!,
+            memoryMb,
+            diskMb,
+          );
           const score = scoreForLrp(res, t.starting[c]!, sw, onCell?.get(c) ?? 0, t.binIndex[c]!, bw);
           if (score < best) {
             best = score;
@@ -152,9 +170,11 @@ class Auction {
           }
         }
       }
-      if (winner >= 0) break;
     }
-    for (; next < zones.length; next++) unfit += this.countUnfit(f.perZone[zones[next]!.zone]!, memoryMb, diskMb);
+    // The zones not scanned only matter for the explanation's count of cells without room.
+    for (; g < groups.length; g++) {
+      for (const { zone: ids } of groups[g]!) unfit += this.countUnfit(ids, memoryMb, diskMb);
+    }
     if (winner < 0) {
       return {
         ok: false,
@@ -170,7 +190,11 @@ class Auction {
     const t = this.t;
     const f = this.filter(a);
     if (f.furthest !== FilterStage.Passed) {
-      return { ok: false, error: filterErrorMessage(f.furthest, a.placementTags) ?? '', explanation: this.explanation(f, 0) };
+      return {
+        ok: false,
+        error: filterErrorMessage(f.furthest, a.placementTags) ?? '',
+        explanation: this.explanation(f, 0),
+      };
     }
     const { memoryMb, diskMb } = a;
     const sw = this.cfg.startingContainerWeight;
@@ -190,7 +214,16 @@ class Auction {
           unfit++;
           continue;
         }
-        const res = resourceScore(am, ad, ac, t.totalMemory[c]!, t.totalDisk[c]!, t.totalContainers[c]!, memoryMb, diskMb);
+        const res = resourceScore(
+          am,
+          ad,
+          ac,
+          t.totalMemory[c]!,
+          t.totalDisk[c]!,
+          t.totalContainers[c]!,
+          memoryMb,
+          diskMb,
+        );
         const score = scoreForTask(res, t.starting[c]!, sw, t.tasks[c]!);
         if (score < best) {
           best = score;

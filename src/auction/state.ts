@@ -27,7 +27,7 @@ export interface CellTable {
 
 function countLrp(t: CellTable, cell: number, processGuid: string): void {
   let perCell = t.lrpsOnCell.get(processGuid);
-  if (perCell === undefined) t.lrpsOnCell.set(processGuid, (perCell = new Map()));
+  if (perCell === undefined) t.lrpsOnCell.set(processGuid, (perCell = new Map<number, number>()));
   perCell.set(cell, (perCell.get(cell) ?? 0) + 1);
   let perZone = t.lrpsInZone.get(processGuid);
   if (perZone === undefined) t.lrpsInZone.set(processGuid, (perZone = new Int32Array(t.zoneNames.length)));

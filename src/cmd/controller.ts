@@ -1,8 +1,11 @@
-// The `controller` role: the admission webhook server today; the converger, auctioneer and task
-// controller join it as they land (issue #3).
+// The `controller` role: the converger, auctioneer and task controller (under leader election), the
+// admission webhook server, and /metrics, /healthz, /readyz.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { Manager } from '../controllers/manager.ts';
+import { loadKubeConfig } from '../lib/kube.ts';
+import { startOpsServer } from '../lib/metrics.ts';
 import { buildWebhookServer } from '../webhooks/server.ts';
 import { untilSignal } from './signals.ts';
 
@@ -10,24 +13,42 @@ export interface ControllerOptions {
   log: Logger;
   kubeconfig?: string;
   webhookPort: number;
+  /** Directory with tls.crt and tls.key; empty to run without the webhook server. */
   webhookCertDir: string;
+  metricsAddress: string;
+  systemNamespace?: string;
 }
 
 export async function runController(opts: ControllerOptions): Promise<number> {
-  const read = (name: string) =>
-    readFile(join(opts.webhookCertDir, name), 'utf8').catch(() => {
-      throw new Error(
-        `cannot read ${join(opts.webhookCertDir, name)}: the webhook needs a serving certificate (tls.crt, tls.key); mount one there or pass --webhook-cert-dir`,
-      );
+  const kc = loadKubeConfig(opts.kubeconfig);
+  let webhook: ReturnType<typeof buildWebhookServer> | undefined;
+  if (opts.webhookCertDir) {
+    const read = (name: string) =>
+      readFile(join(opts.webhookCertDir, name), 'utf8').catch(() => {
+        throw new Error(
+          `cannot read ${join(opts.webhookCertDir, name)}: the webhook needs a serving certificate (tls.crt, tls.key); mount one there, pass --webhook-cert-dir, or --webhook-cert-dir= to run without it`,
+        );
+      });
+    webhook = buildWebhookServer({
+      tls: { cert: await read('tls.crt'), key: await read('tls.key') },
+      logger: opts.log,
     });
-  const webhook = buildWebhookServer({
-    tls: { cert: await read('tls.crt'), key: await read('tls.key') },
-    logger: opts.log,
-  });
-  await webhook.listen({ host: '0.0.0.0', port: opts.webhookPort });
-  opts.log.info({ port: opts.webhookPort }, 'controller started');
+    await webhook.listen({ host: '0.0.0.0', port: opts.webhookPort });
+  }
+  const manager = new Manager({ kc, log: opts.log, leaderElection: true, systemNamespace: opts.systemNamespace });
+  await manager.start();
+  const [host, port] = splitAddress(opts.metricsAddress);
+  // Ready when leading: a standby replica should not receive traffic meant for the active one.
+  const ops = await startOpsServer({ host, port, ready: () => manager.isLeader, logger: opts.log });
+  opts.log.info({ metrics: ops.url, webhookPort: webhook ? opts.webhookPort : undefined }, 'controller started');
   const sig = await untilSignal();
   opts.log.info({ signal: sig }, 'shutting down');
-  await webhook.close();
+  await manager.stop();
+  await Promise.all([webhook?.close(), ops.close()]);
   return 0;
+}
+
+export function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  return [address.slice(0, i) || '0.0.0.0', Number(address.slice(i + 1))];
 }

@@ -7,6 +7,8 @@ import { parseAllDocuments } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { connectOrStart } from '../lib/controlplane/index.ts';
 import { apply, installCRDs, kubeConfigFromString } from '../lib/kube.ts';
+import { Manager } from '../controllers/manager.ts';
+import { startOpsServer } from '../lib/metrics.ts';
 import { startLocalWebhook } from '../webhooks/local.ts';
 import { untilSignal } from './signals.ts';
 
@@ -28,6 +30,9 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
     await installCRDs(kc);
     log.info('CRDs installed');
     const webhook = await startLocalWebhook(kc, log);
+    const manager = new Manager({ kc, log });
+    await manager.start();
+    const ops = await startOpsServer({ port: 0, ready: () => manager.isLeader, logger: log });
     try {
       if (opts.sample) {
         for (const path of SAMPLES) {
@@ -44,14 +49,17 @@ diego-operator is running locally.
   kubectl get diego                      # DesiredLRPs, ActualLRPs, Tasks and Cells
   kubectl explain desiredlrp.spec        # the API, field by field
   kubectl scale desiredlrp/web --replicas=5
+  curl ${ops.url}/metrics            # LRPsDesired, LRPsRunning, AuctioneerLRPAuctionsStarted, ...
 
-Not running yet: the converger/auctioneer (issue #3), the cell-agent (#4) and the BBS facade (#5);
-until they land, objects are stored and validated but nothing is scheduled.
+Running: the converger, auctioneer and task controller. Not yet: a cell-agent (issue #4), so instances
+wait UNCLAIMED with placementError "unable to communicate to compatible cells"; the BBS facade (#5).
 Press Ctrl-C to stop; the control plane and its files are removed.
 `);
       await untilSignal();
       log.info('stopping');
     } finally {
+      await manager.stop();
+      await ops.close();
       await webhook.stop();
     }
   } finally {

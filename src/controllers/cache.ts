@@ -1,10 +1,10 @@
 // One set of informers shared by the converger, the auctioneer and the task controller, with the indexes
 // they need. Read-only: controllers write through DiegoClient and see their writes come back here.
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, ICell, IDesiredLRP, ITask } from '../crds/models.ts';
-import { createInformer, type Informer, keyOf } from '../lib/informer.ts';
+import { createInformer, type Informer, keyOf, type KubernetesObject } from '../lib/informer.ts';
 import { LABEL_DESIRED_LRP_UID } from './names.ts';
 
 export interface Lease extends KubernetesObject {

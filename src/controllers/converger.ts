@@ -75,7 +75,14 @@ export class Converger {
     const end = metrics.convergenceLRPDuration.startTimer();
     const { cache } = this.o;
     for (const d of cache.desired.list()) this.queue.add(keyOf(d));
-    let desired = 0, running = 0, claimed = 0, unclaimed = 0, crashed = 0, missing = 0, extra = 0, suspects = 0;
+    let desired = 0,
+      running = 0,
+      claimed = 0,
+      unclaimed = 0,
+      crashed = 0,
+      missing = 0,
+      extra = 0,
+      suspects = 0;
     let crashing = 0;
     for (const d of cache.desired.list()) {
       const n = d.spec.instances ?? 1;
@@ -100,7 +107,8 @@ export class Converger {
     // Instances whose DesiredLRP is gone (the garbage collector does this too, when it runs).
     if (cache.desired.synced) {
       for (const a of cache.actual.list()) {
-        if (!cache.desiredFor(a)) void this.ensureGone(a).catch((err: unknown) => this.log.warn({ err, key: keyOf(a) }, 'removing orphan'));
+        if (!cache.desiredFor(a))
+          void this.ensureGone(a).catch((err: unknown) => this.log.warn({ err, key: keyOf(a) }, 'removing orphan'));
       }
     }
     metrics.lrpsDesired.set(desired);
@@ -135,7 +143,12 @@ export class Converger {
     const errors = validateSpec('DesiredLRP', d.spec);
     if (errors.length > 0) {
       // Never act on an invalid LRP (one stored while the admission webhook was not installed).
-      await this.setDesiredStatus(d, [], { type: 'Ready', status: 'False', reason: 'InvalidSpec', message: describeErrors(errors) });
+      await this.setDesiredStatus(d, [], {
+        type: 'Ready',
+        status: 'False',
+        reason: 'InvalidSpec',
+        message: describeErrors(errors),
+      });
       return;
     }
     const instances = d.spec.instances ?? 1;
@@ -143,14 +156,16 @@ export class Converger {
     const ordinary = new Map<number, IActualLRP>();
     const copies: IActualLRP[] = [];
     for (const a of actuals) {
-      if ((a.status?.presence ?? 'ORDINARY') === 'ORDINARY' && a.metadata.name === actualLRPName(name, a.spec.index)) ordinary.set(a.spec.index, a);
+      if ((a.status?.presence ?? 'ORDINARY') === 'ORDINARY' && a.metadata.name === actualLRPName(name, a.spec.index))
+        ordinary.set(a.spec.index, a);
       else copies.push(a);
     }
     let requeueAfterMs: number | undefined;
     const later = (ms: number) => (requeueAfterMs = Math.min(requeueAfterMs ?? ms, ms));
     for (let i = 0; i < instances; i++) if (!ordinary.has(i)) await this.createInstance(d, i);
     for (const [index, a] of ordinary) {
-      if (index >= instances) await this.ensureGone(a); // scale down retires the highest indices
+      if (index >= instances)
+        await this.ensureGone(a); // scale down retires the highest indices
       else {
         const wait = await this.step(d, a);
         if (wait !== undefined) later(wait);
@@ -171,7 +186,14 @@ export class Converger {
           labels: instanceLabels(d.metadata.uid ?? '', index),
           finalizers: [FINALIZER_CONTAINER],
           ownerReferences: [
-            { apiVersion: API_VERSION, kind: 'DesiredLRP', name: d.metadata.name ?? '', uid: d.metadata.uid ?? '', controller: true, blockOwnerDeletion: true },
+            {
+              apiVersion: API_VERSION,
+              kind: 'DesiredLRP',
+              name: d.metadata.name ?? '',
+              uid: d.metadata.uid ?? '',
+              controller: true,
+              blockOwnerDeletion: true,
+            },
           ],
         },
         spec: { processGuid: d.spec.processGuid, index, domain: d.spec.domain },
@@ -196,7 +218,11 @@ export class Converger {
     const state = a.status?.state;
     const placedOn = a.spec.cellId;
     if (!state) {
-      await client.patchStatus('ActualLRP', refOf(a), { state: 'UNCLAIMED', presence: 'ORDINARY', since: this.nowIso() });
+      await client.patchStatus('ActualLRP', refOf(a), {
+        state: 'UNCLAIMED',
+        presence: 'ORDINARY',
+        since: this.nowIso(),
+      });
       return;
     }
     if (state === 'UNCLAIMED') {
@@ -251,7 +277,11 @@ export class Converger {
     }
     this.log.warn({ key: keyOf(a), cellId, state: a.status?.state }, 'cell lost: re-placing instance');
     const moved = await client.patch('ActualLRP', refOf(a), { spec: { cellId: null } });
-    await client.patchStatus('ActualLRP', refOf(moved), { ...UNCLAIMED_RESET, state: 'UNCLAIMED', since: this.nowIso() });
+    await client.patchStatus('ActualLRP', refOf(moved), {
+      ...UNCLAIMED_RESET,
+      state: 'UNCLAIMED',
+      since: this.nowIso(),
+    });
     this.o.onUnplacedWork?.();
   }
 
@@ -266,7 +296,7 @@ export class Converger {
       const moved = await client.patch('ActualLRP', refOf(ordinary), { spec: { cellId } });
       await client.patchStatus('ActualLRP', refOf(moved), { ...copy.status, presence: 'ORDINARY' });
       this.log.info({ key: keyOf(ordinary), cellId }, 'cell returned: suspect instance promoted');
-      await this.ensureGone(copy, true);
+      await this.ensureGone(copy);
     }
   }
 
@@ -274,27 +304,32 @@ export class Converger {
    * Deletes an ActualLRP and releases the container finalizer when no live cell still runs it (the cell's
    * agent releases it after stopping the container otherwise).
    */
-  private async ensureGone(a: IActualLRP, released = false): Promise<void> {
+  private async ensureGone(a: IActualLRP): Promise<void> {
     const { client, presence } = this.o;
-    let current = a;
-    if (!current.metadata.deletionTimestamp) {
-      await client.delete('ActualLRP', { namespace: a.metadata.namespace, name: a.metadata.name ?? '' });
-      const fresh = this.o.cache.actual.get(a.metadata.namespace, a.metadata.name ?? '');
-      if (!fresh?.metadata.finalizers?.includes(FINALIZER_CONTAINER)) return;
-      current = { ...fresh, metadata: { ...fresh.metadata, deletionTimestamp: fresh.metadata.deletionTimestamp ?? new Date() } };
+    if (!a.metadata.deletionTimestamp) {
+      // The deletion comes back as an update with deletionTimestamp; the finalizer is handled then.
+      return client.delete('ActualLRP', { namespace: a.metadata.namespace, name: a.metadata.name ?? '' });
     }
+    const current = a;
     const finalizers = current.metadata.finalizers ?? [];
     if (!finalizers.includes(FINALIZER_CONTAINER)) return;
-    const runningOn = current.status?.state === 'CLAIMED' || current.status?.state === 'RUNNING' ? current.status.cellId : undefined;
-    if (!released && runningOn && presence.isPresent(runningOn)) return; // the cell's agent stops it, then releases
+    const runningOn =
+      current.status?.state === 'CLAIMED' || current.status?.state === 'RUNNING' ? current.status.cellId : undefined;
+    if (runningOn && presence.isPresent(runningOn)) return; // the cell's agent stops it, then releases
     try {
-      await client.patch('ActualLRP', refOf(current), { metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER_CONTAINER) } });
+      await client.patch('ActualLRP', refOf(current), {
+        metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER_CONTAINER) },
+      });
     } catch (err) {
       if (!isNotFound(err)) throw err; // a conflict is retried with a fresh object
     }
   }
 
-  private async setDesiredStatus(d: IDesiredLRP, actuals: IActualLRP[], override?: Omit<Condition, 'lastTransitionTime'>): Promise<void> {
+  private async setDesiredStatus(
+    d: IDesiredLRP,
+    actuals: IActualLRP[],
+    override?: Omit<Condition, 'lastTransitionTime'>,
+  ): Promise<void> {
     const instances = d.spec.instances ?? 1;
     const count = { RUNNING: 0, CLAIMED: 0, UNCLAIMED: 0, CRASHED: 0 };
     for (const a of actuals) {
@@ -304,7 +339,12 @@ export class Converger {
     const ready: Omit<Condition, 'lastTransitionTime'> = override ?? {
       type: 'Ready',
       status: count.RUNNING >= instances ? 'True' : 'False',
-      reason: count.RUNNING >= instances ? 'AllInstancesRunning' : count.CRASHED > 0 ? 'InstancesCrashed' : 'InstancesStarting',
+      reason:
+        count.RUNNING >= instances
+          ? 'AllInstancesRunning'
+          : count.CRASHED > 0
+            ? 'InstancesCrashed'
+            : 'InstancesStarting',
       message: `${count.RUNNING}/${instances} running, ${count.CLAIMED} starting, ${count.UNCLAIMED} waiting for placement, ${count.CRASHED} crashed`,
       observedGeneration: d.metadata.generation,
     };
@@ -322,10 +362,14 @@ export class Converger {
       Object.entries(next).every(([k, v]) => (status as Record<string, unknown>)[k] === v) &&
       conditionUnchanged(status.conditions as Condition[] | undefined, ready);
     if (same) return;
-    await this.o.client.patchStatus('DesiredLRP', { namespace: d.metadata.namespace, name: d.metadata.name ?? '' }, {
-      ...next,
-      conditions: setCondition(status.conditions as Condition[] | undefined, ready, new Date(this.o.now())),
-    });
+    await this.o.client.patchStatus(
+      'DesiredLRP',
+      { namespace: d.metadata.namespace, name: d.metadata.name ?? '' },
+      {
+        ...next,
+        conditions: setCondition(status.conditions as Condition[] | undefined, ready, new Date(this.o.now())),
+      },
+    );
   }
 
   private nowIso(): string {

@@ -59,11 +59,14 @@ export class CellPresence extends EventEmitter<{ appeared: [string]; disappeared
       this.log.info({ cellId }, 'cell appeared');
       this.emit('appeared', cellId);
     }
-    const timer = setTimeout(() => {
-      const current = this.cache.leases.get(lease.metadata?.namespace, lease.metadata?.name ?? '');
-      if (current) this.observe(current);
-      else this.lost(cellId);
-    }, expiry - this.now() + 50);
+    const timer = setTimeout(
+      () => {
+        const current = this.cache.leases.get(lease.metadata?.namespace, lease.metadata?.name ?? '');
+        if (current) this.observe(current);
+        else this.lost(cellId);
+      },
+      expiry - this.now() + 50,
+    );
     timer.unref();
     this.timers.set(cellId, timer);
   }

@@ -124,10 +124,7 @@ export const TaskSpec = doc(
     ),
   }),
   "The task's definition (Diego TaskDefinition plus guid and domain). A task cannot be changed once desired.",
-  [
-    { rule: 'self == oldSelf', message: 'a Task cannot be changed once created; delete it and create a new one' },
-    imageCredentialsRule,
-  ],
+  [...TASK_DEFINITION_FIELDS.map(frozen), cancelOnce, imageCredentialsRule],
 );
 
 export const TaskStatus = doc(

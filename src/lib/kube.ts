@@ -98,16 +98,26 @@ export async function rawRequest<T = unknown>(kc: KubeConfig, req: RawRequest): 
   });
 }
 
+/** Server-side apply of raw JSON to an explicit object path (no typed serializer). */
+export function applyAt<T = unknown>(
+  kc: KubeConfig,
+  path: string,
+  obj: unknown,
+  fieldManager = FIELD_MANAGER,
+): Promise<T> {
+  return rawRequest<T>(kc, {
+    method: 'PATCH',
+    path: `${path}?fieldManager=${encodeURIComponent(fieldManager)}&force=true`,
+    body: obj,
+    contentType: 'application/apply-patch+yaml',
+  });
+}
+
 /** Installs (or updates) the four Diego CRDs and waits until the apiserver serves them. */
 export async function installCRDs(kc: KubeConfig, timeoutMs = 60_000): Promise<void> {
   const crds = KINDS.map((k) => buildCRD(k) as unknown as V1CustomResourceDefinition);
   for (const crd of crds) {
-    await rawRequest(kc, {
-      method: 'PATCH',
-      path: `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}?fieldManager=${FIELD_MANAGER}&force=true`,
-      body: crd,
-      contentType: 'application/apply-patch+yaml',
-    });
+    await applyAt(kc, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}`, crd);
   }
   const api = kc.makeApiClient(ApiextensionsV1Api);
   const deadline = Date.now() + timeoutMs;

@@ -66,7 +66,7 @@ export class DiegoClient {
       if (cont) q.set('continue', cont);
       const page = await rawRequest<{ items: KindMap[K][]; metadata: { continue?: string } }>(this.kc, {
         method: 'GET',
-        path: `${resourcePath(kind, opts.namespace)}?${q}`,
+        path: `${resourcePath(kind, opts.namespace)}?${q.toString()}`,
       });
       items.push(...page.items);
       cont = page.metadata.continue || undefined;

@@ -260,7 +260,8 @@ export class WorkQueue<K extends string = string> {
     this.dirty.delete(key);
     const addedAt = this.addedAt.get(key);
     this.addedAt.delete(key);
-    if (addedAt !== undefined) this.metrics?.queueDuration.observe({ name: this.name }, (performance.now() - addedAt) / 1000);
+    if (addedAt !== undefined)
+      this.metrics?.queueDuration.observe({ name: this.name }, (performance.now() - addedAt) / 1000);
     this.updateDepth();
     return key;
   }

@@ -87,9 +87,14 @@ export function cleanupNow(): void {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
+  try {
+    // A killed owner can linger as a zombie until its parent reaps it; that counts as dead.
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // no /proc (macOS): kill(0) said it exists
   }
 }
 

@@ -1,7 +1,7 @@
 // Starting each component with controller-runtime envtest's flag set and waiting
 // until it is ready. Each returns the running process; the caller owns stopping it.
 import { join } from 'node:path';
-import { type ManagedProcess, startProcess } from './process.ts';
+import { type ManagedProcess, startProcess, stopProcess } from './process.ts';
 import { failure, httpGet, type TlsOptions, waitForHttp200 } from './readiness.ts';
 
 export interface EtcdPorts {
@@ -26,11 +26,12 @@ export async function startEtcd(binDir: string, dir: string, ports: EtcdPorts): 
     '--unsafe-no-fsync=true',
     `--quota-backend-bytes=${4 * 1024 ** 3}`,
   ], join(dir, 'etcd.log'));
-  await waitForHttp200(proc, `${client}/health`, {
-    timeoutMs: 30_000,
-    hint: 'Check that the etcd binary runs on this machine and that the data directory is writable.',
-  });
-  return proc;
+  return readyOrKill(proc, () =>
+    waitForHttp200(proc, `${client}/health`, {
+      timeoutMs: 30_000,
+      hint: 'Check that the etcd binary runs on this machine and that the data directory is writable.',
+    }),
+  );
 }
 
 export interface ApiserverFiles {
@@ -78,17 +79,19 @@ export async function startApiserver(
     '(rebuild with hack/build-control-plane.sh).';
   // As admin (system:masters), so readiness doesn't depend on RBAC bootstrap for anonymous access;
   // /readyz includes the post-start hooks (RBAC roles, CRD informers, ...).
-  await waitForHttp200(proc, `${server}/readyz`, { tls: admin, timeoutMs: 120_000, hint });
-  // Like envtest: clients expect the "default" namespace, created by a controller shortly after.
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const res = await httpGet(`${server}/api/v1/namespaces/default`, admin).catch(() => undefined);
-    if (res?.status === 200) break;
-    if (Date.now() > deadline)
-      throw new Error(await failure(proc, 'namespace "default" was not created within 10s', hint));
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return proc;
+  return readyOrKill(proc, async () => {
+    await waitForHttp200(proc, `${server}/readyz`, { tls: admin, timeoutMs: 120_000, hint });
+    // Like envtest: clients expect the "default" namespace, created by a controller shortly after.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const res = await httpGet(`${server}/api/v1/namespaces/default`, admin).catch(() => undefined);
+      if (res?.status === 200) return;
+      if (Date.now() > deadline) {
+        throw new Error(await failure(proc, 'namespace "default" was not created within 10s', hint));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
 }
 
 export async function startControllerManager(
@@ -111,10 +114,22 @@ export async function startControllerManager(
     `--authorization-kubeconfig=${kubeconfigPath}`,
   ], join(dir, 'kube-controller-manager.log'));
   // Self-signed serving cert, hence insecure; /healthz is always allowed without auth.
-  await waitForHttp200(proc, `https://127.0.0.1:${port}/healthz`, {
-    tls: { insecure: true },
-    timeoutMs: 60_000,
-    hint: 'Check that kube-controller-manager is from the same build as kube-apiserver and that the apiserver is still up.',
-  });
-  return proc;
+  return readyOrKill(proc, () =>
+    waitForHttp200(proc, `https://127.0.0.1:${port}/healthz`, {
+      tls: { insecure: true },
+      timeoutMs: 60_000,
+      hint: 'Check that kube-controller-manager is from the same build as kube-apiserver and that the apiserver is still up.',
+    }),
+  );
+}
+
+// A component that never got ready is not handed to the caller, so stop it here.
+async function readyOrKill(proc: ManagedProcess, wait: () => Promise<void>): Promise<ManagedProcess> {
+  try {
+    await wait();
+    return proc;
+  } catch (err) {
+    await stopProcess(proc, 5_000);
+    throw err;
+  }
 }

@@ -1,0 +1,100 @@
+// npm run bench:converge — desires 10k instances (100 DesiredLRPs × 100) against a real API server with 100
+// simulated cells, and prints how long until every instance is placed and running, and the API write rate.
+// A benchmark prints figures; it asserts nothing.
+import { randomBytes } from 'node:crypto';
+import { Manager } from '../src/controllers/manager.ts';
+import { connectOrStart } from '../src/lib/controlplane/index.ts';
+import { installCRDs, kubeConfigFromString, rawRequest } from '../src/lib/kube.ts';
+import { createLogger } from '../src/lib/log.ts';
+import { DiegoClient } from '../src/lib/resources.ts';
+import { SimCell } from '../test/support/sim-cell.ts';
+
+const APPS = Number(process.env.APPS ?? 100);
+const INSTANCES = Number(process.env.INSTANCES ?? 100);
+const CELLS = Number(process.env.CELLS ?? 100);
+
+const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+const cp = await connectOrStart({ logger: log });
+const kc = kubeConfigFromString(cp.kubeconfig);
+const client = new DiegoClient(kc);
+const systemNamespace = `bench-sys-${randomBytes(3).toString('hex')}`;
+const ns = `bench-${randomBytes(3).toString('hex')}`;
+
+/** Mutating requests the apiserver has served so far (from its own /metrics). */
+async function writes(): Promise<number> {
+  const text = await rawRequest<string>(kc, { method: 'GET', path: '/metrics' });
+  let n = 0;
+  for (const line of String(text).split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    if (!/verb="(POST|PUT|PATCH|DELETE|APPLY)"/.test(line)) continue;
+    n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return n;
+}
+
+try {
+  await installCRDs(kc);
+  await rawRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name: ns } } });
+  const manager = new Manager({ kc, log, systemNamespace });
+  await manager.start();
+  const cells = await Promise.all(
+    Array.from({ length: CELLS }, (_, i) =>
+      new SimCell(kc, {
+        namespace: systemNamespace,
+        cellId: `bench-cell-${i}`,
+        zone: `z${i % 3}`,
+        memoryMb: 65536,
+        diskMb: 262144,
+        containers: 250,
+      }).start(),
+    ),
+  );
+  const total = APPS * INSTANCES;
+  console.log(`desiring ${total} instances (${APPS} DesiredLRPs × ${INSTANCES}) on ${CELLS} cells ...`);
+  const w0 = await writes();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: APPS }, (_, i) =>
+      client.create('DesiredLRP', {
+        metadata: { name: `app-${i}`, namespace: ns },
+        spec: {
+          processGuid: `app-${i}`,
+          domain: 'bench',
+          rootFs: 'preloaded:busybox',
+          instances: INSTANCES,
+          memoryMb: 64 + (i % 4) * 64,
+          diskMb: 128,
+          action: { run: { path: '/bin/app', user: 'root' } },
+        },
+      }),
+    ),
+  );
+  const c = manager.controllers!.cache;
+  let placedAt = 0;
+  for (;;) {
+    const all = c.actual.list().filter((a) => a.metadata.namespace === ns);
+    const placed = all.filter((a) => a.spec.cellId).length;
+    const running = all.filter((a) => a.status?.state === 'RUNNING').length;
+    if (!placedAt && placed >= total) placedAt = performance.now();
+    if (running >= total) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const doneAt = performance.now();
+  const w1 = await writes();
+  const perCell = cells.map((cell) => c.actualByCell.get(cell.o.cellId).length);
+  const mean = perCell.reduce((a, b) => a + b, 0) / perCell.length;
+  const sd = Math.sqrt(perCell.reduce((a, b) => a + (b - mean) ** 2, 0) / perCell.length);
+  console.log(`all ${total} placed after   ${((placedAt - t0) / 1000).toFixed(1)} s`);
+  console.log(`all ${total} RUNNING after  ${((doneAt - t0) / 1000).toFixed(1)} s`);
+  console.log(`API writes               ${w1 - w0} (${((w1 - w0) / ((doneAt - t0) / 1000)).toFixed(0)} per second)`);
+  console.log(
+    `instances per cell       mean ${mean.toFixed(1)}, stddev ${sd.toFixed(2)}, min ${Math.min(...perCell)}, max ${Math.max(...perCell)}`,
+  );
+  console.log(
+    `controller rss           ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (manager, 100 sim cells and the bench in one process)`,
+  );
+  await Promise.all(cells.map((cell) => cell.kill()));
+  await manager.stop();
+} finally {
+  await cp.stop();
+}

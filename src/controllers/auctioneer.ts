@@ -1,0 +1,349 @@
+// The auctioneer: places unplaced ActualLRPs and pending Tasks on cells with Diego's auction (src/auction).
+// A batch is whatever became unplaced while the previous auction ran, as in Diego. A placement is a
+// compare-and-swap write of spec.cellId; the chosen cell's agent then claims the work. Work that finds no
+// cell waits for a capacity change (a cell appears, frees resources, or changes) instead of Diego's 30-60 s.
+import type { Logger } from 'pino';
+import {
+  type AuctionConfig,
+  type CellState,
+  explain,
+  type LRPAuction,
+  runAuction,
+  type TaskAuction,
+} from '../auction/index.ts';
+import type { IActualLRP, ITask } from '../crds/models.ts';
+import { keyOf } from '../lib/informer.ts';
+import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import type { DiegoCache } from './cache.ts';
+import { setCondition, type Condition } from './conditions.ts';
+import { metrics } from './metrics.ts';
+import type { CellPresence } from './presence.ts';
+
+export const ANNOTATION_PLACEMENT = 'diego.dev/placement';
+
+export interface AuctioneerOptions {
+  client: DiegoClient;
+  cache: DiegoCache;
+  presence: CellPresence;
+  log: Logger;
+  config?: Partial<AuctionConfig>;
+  /** Diego: tasks.max_retries 3. */
+  maxTaskRetries?: number;
+  commitConcurrency?: number;
+  /** Parked work is retried at least this often even without a capacity change (Diego: 30 s convergence). */
+  retryIntervalMs?: number;
+  now?: () => number;
+}
+
+export class Auctioneer {
+  private readonly o: AuctioneerOptions & {
+    maxTaskRetries: number;
+    commitConcurrency: number;
+    retryIntervalMs: number;
+    now: () => number;
+  };
+  private retryTimer?: NodeJS.Timeout;
+  private readonly log: Logger;
+  /** Bumped whenever capacity may have appeared; parked work is retried when it moves. */
+  private capacityVersion = 0;
+  private readonly parked = new Map<string, number>();
+  private running?: Promise<void>;
+  private again = false;
+  private stopped = false;
+
+  constructor(opts: AuctioneerOptions) {
+    this.o = { maxTaskRetries: 3, commitConcurrency: 32, retryIntervalMs: 30_000, now: Date.now, ...opts };
+    this.log = opts.log.child({ component: 'auctioneer' });
+  }
+
+  start(): void {
+    const { cache, presence } = this.o;
+    const capacity = () => this.capacityChanged();
+    cache.cells.on('add', capacity);
+    cache.cells.on('update', capacity);
+    cache.cells.on('delete', capacity);
+    presence.on('appeared', capacity);
+    presence.on('disappeared', capacity);
+    cache.actual.on('add', (a) => this.isUnplacedLRP(a) && this.kick());
+    cache.actual.on('update', (a, old) => {
+      if (old?.spec.cellId && !a.spec.cellId)
+        this.capacityChanged(); // left its cell
+      else if (this.isUnplacedLRP(a)) this.kick();
+    });
+    cache.actual.on('delete', (a) => a.spec.cellId && this.capacityChanged());
+    cache.tasks.on('add', (t) => this.isUnplacedTask(t) && this.kick());
+    cache.tasks.on('update', (t, old) => {
+      if (old?.spec.cellId && (t.status?.state === 'Completed' || !t.spec.cellId)) this.capacityChanged();
+      else if (this.isUnplacedTask(t)) this.kick();
+    });
+    cache.tasks.on('delete', (t) => t.spec.cellId && this.capacityChanged());
+    this.retryTimer = setInterval(() => this.capacityChanged(), this.o.retryIntervalMs);
+    this.retryTimer.unref();
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.retryTimer);
+    await this.running;
+  }
+
+  capacityChanged(): void {
+    this.capacityVersion++;
+    this.kick();
+  }
+
+  /** Asks for an auction; if one is running, another runs right after it with whatever arrived meanwhile. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.auction();
+        } catch (err) {
+          this.log.error({ err }, 'auction failed; retrying on the next change');
+        }
+      } while (this.again && !this.stopped);
+      this.running = undefined;
+    })();
+  }
+
+  private isUnplacedLRP(a: IActualLRP): boolean {
+    return (
+      !a.metadata.deletionTimestamp &&
+      !a.spec.cellId &&
+      (a.status?.presence ?? 'ORDINARY') === 'ORDINARY' &&
+      (a.status?.state ?? 'UNCLAIMED') === 'UNCLAIMED'
+    );
+  }
+
+  private isUnplacedTask(t: ITask): boolean {
+    return (
+      !t.metadata.deletionTimestamp &&
+      !t.spec.cellId &&
+      !t.spec.cancelled &&
+      (t.status?.state ?? 'Pending') === 'Pending'
+    );
+  }
+
+  private isParked(key: string): boolean {
+    const at = this.parked.get(key);
+    if (at === undefined) return false;
+    if (at < this.capacityVersion) {
+      this.parked.delete(key);
+      return false;
+    }
+    return true;
+  }
+
+  /** One auction: collect the batch, fetch cell states, run the pure auction, commit. */
+  private async auction(): Promise<void> {
+    const { cache } = this.o;
+    const lrps: LRPAuction[] = [];
+    const lrpObjects = new Map<string, IActualLRP>();
+    for (const a of cache.actual.list()) {
+      const key = keyOf(a);
+      if (!this.isUnplacedLRP(a) || this.isParked(key)) continue;
+      const d = cache.desiredFor(a);
+      if (!d || d.metadata.deletionTimestamp) continue;
+      lrps.push({
+        key,
+        processGuid: a.spec.processGuid,
+        index: a.spec.index,
+        rootFs: d.spec.rootFs,
+        memoryMb: d.spec.memoryMb ?? 0,
+        diskMb: d.spec.diskMb ?? 0,
+        placementTags: d.spec.placementTags ?? [],
+        volumeDrivers: (d.spec.volumeMounts ?? []).map((v) => v.driver),
+      });
+      lrpObjects.set(key, a);
+    }
+    const tasks: TaskAuction[] = [];
+    const taskObjects = new Map<string, ITask>();
+    for (const t of cache.tasks.list()) {
+      const key = keyOf(t);
+      if (!t.status?.state || !this.isUnplacedTask(t) || this.isParked(key)) continue;
+      tasks.push({
+        key,
+        taskGuid: t.spec.taskGuid,
+        rootFs: t.spec.rootFs,
+        memoryMb: t.spec.memoryMb ?? 0,
+        diskMb: t.spec.diskMb ?? 0,
+        placementTags: t.spec.placementTags ?? [],
+        volumeDrivers: (t.spec.volumeMounts ?? []).map((v) => v.driver),
+      });
+      taskObjects.set(key, t);
+    }
+    if (lrps.length === 0 && tasks.length === 0) return;
+    const done = metrics.auctionDuration.startTimer();
+    const fetched = metrics.fetchStatesDuration.startTimer();
+    const cells = this.cellStates();
+    fetched();
+    const results = runAuction(cells, lrps, tasks, this.o.config);
+    this.log.info(
+      {
+        lrps: lrps.length,
+        tasks: tasks.length,
+        cells: cells.length,
+        lrpsPlaced: results.lrps.placed.length,
+        tasksPlaced: results.tasks.placed.length,
+      },
+      'auction ran',
+    );
+    const writes: (() => Promise<void>)[] = [];
+    for (const p of results.lrps.placed) {
+      const a = lrpObjects.get(p.auction.key)!;
+      writes.push(() => this.place('ActualLRP', a, p.cellId, explain(p.explanation)));
+    }
+    for (const p of results.tasks.placed) {
+      const t = taskObjects.get(p.auction.key)!;
+      writes.push(() => this.place('Task', t, p.cellId, explain(p.explanation)));
+    }
+    for (const f of results.lrps.failed) {
+      const a = lrpObjects.get(f.auction.key)!;
+      this.parked.set(f.auction.key, this.capacityVersion);
+      writes.push(() => this.failLRP(a, f.placementError, explain(f.explanation)));
+    }
+    for (const f of results.tasks.failed) {
+      const t = taskObjects.get(f.auction.key)!;
+      this.parked.set(f.auction.key, this.capacityVersion);
+      writes.push(() => this.rejectTask(t, f.placementError));
+    }
+    metrics.lrpAuctionsStarted.inc(results.lrps.placed.length);
+    metrics.lrpAuctionsFailed.inc(results.lrps.failed.length);
+    metrics.taskAuctionsStarted.inc(results.tasks.placed.length);
+    metrics.taskAuctionsFailed.inc(results.tasks.failed.length);
+    await pool(writes, this.o.commitConcurrency);
+    done();
+  }
+
+  /** Cell states from the cache: capacity from the Cell, usage from the work placed on it. */
+  cellStates(): CellState[] {
+    const { cache, presence } = this.o;
+    const states: CellState[] = [];
+    for (const cell of cache.cells.list()) {
+      const cellId = cell.spec.cellId;
+      if (!presence.isPresent(cellId) || cell.metadata.deletionTimestamp) continue;
+      const total = cell.spec.capacity;
+      let memoryMb = 0,
+        diskMb = 0,
+        containers = 0,
+        starting = 0;
+      const lrps: { processGuid: string; index: number }[] = [];
+      for (const a of cache.actualByCell.get(cellId)) {
+        if (a.status?.state === 'CRASHED') continue; // its container is gone
+        const d = cache.desiredFor(a);
+        memoryMb += d?.spec.memoryMb ?? 0;
+        diskMb += d?.spec.diskMb ?? 0;
+        containers++;
+        if (a.status?.state !== 'RUNNING') starting++;
+        lrps.push({ processGuid: a.spec.processGuid, index: a.spec.index });
+      }
+      let taskCount = 0;
+      for (const t of cache.tasksByCell.get(cellId)) {
+        const state = t.status?.state ?? 'Pending';
+        if (state !== 'Pending' && state !== 'Running') continue;
+        memoryMb += t.spec.memoryMb ?? 0;
+        diskMb += t.spec.diskMb ?? 0;
+        containers++;
+        taskCount++;
+        if (state === 'Pending') starting++;
+      }
+      states.push({
+        cellId,
+        zone: cell.spec.zone ?? '',
+        rootfsProviders: cell.spec.rootfsProviders ?? [],
+        volumeDrivers: cell.spec.volumeDrivers ?? [],
+        placementTags: cell.spec.placementTags ?? [],
+        optionalPlacementTags: cell.spec.optionalPlacementTags ?? [],
+        total,
+        available: {
+          memoryMb: total.memoryMb - memoryMb,
+          diskMb: total.diskMb - diskMb,
+          containers: total.containers - containers,
+        },
+        startingContainers: starting,
+        lrps,
+        tasks: taskCount,
+        evacuating: cell.status?.evacuating ?? false,
+      });
+    }
+    return states;
+  }
+
+  private async place(kind: 'ActualLRP' | 'Task', obj: IActualLRP | ITask, cellId: string, why: string): Promise<void> {
+    try {
+      await this.o.client.patch(kind, refOf(obj), {
+        metadata: { annotations: { [ANNOTATION_PLACEMENT]: why } },
+        spec: { cellId },
+      });
+    } catch (err) {
+      // Someone else changed it since the auction read it (another leader, the converger): it comes back
+      // through the cache and is auctioned again if it still needs a cell.
+      if (isConflict(err) || isNotFound(err)) return;
+      throw err;
+    }
+  }
+
+  private async failLRP(a: IActualLRP, placementError: string, why: string): Promise<void> {
+    if (a.status?.placementError === placementError) return;
+    const scheduled: Omit<Condition, 'lastTransitionTime'> = {
+      type: 'Scheduled',
+      status: 'False',
+      reason: 'PlacementFailed',
+      message: why,
+    };
+    try {
+      await this.o.client.patchStatus('ActualLRP', refOf(a), {
+        placementError,
+        since: new Date(this.o.now()).toISOString(),
+        conditions: setCondition(a.status?.conditions as Condition[] | undefined, scheduled),
+      });
+      this.log.info({ key: keyOf(a), placementError }, 'instance not placed');
+    } catch (err) {
+      if (!isConflict(err) && !isNotFound(err)) throw err;
+    }
+  }
+
+  /** Diego's RejectTask: count the rejection; past max retries the task fails with the reason. */
+  private async rejectTask(t: ITask, reason: string): Promise<void> {
+    const count = t.status?.rejectionCount ?? 0;
+    const now = new Date(this.o.now()).toISOString();
+    const status: Record<string, unknown> = { rejectionCount: count + 1, rejectionReason: reason, updatedAt: now };
+    if (count >= this.o.maxTaskRetries) {
+      Object.assign(status, { state: 'Completed', failed: true, failureReason: reason, firstCompletedAt: now });
+    }
+    try {
+      await this.o.client.patchStatus('Task', refOf(t), status);
+      this.log.info(
+        { key: keyOf(t), reason, rejections: count + 1, failed: count >= this.o.maxTaskRetries },
+        'task not placed',
+      );
+    } catch (err) {
+      if (!isConflict(err) && !isNotFound(err)) throw err;
+    }
+  }
+}
+
+/** Runs the thunks with at most `limit` in flight; a failed write is logged by its caller's retry path. */
+export async function pool(thunks: (() => Promise<void>)[], limit: number): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  const worker = async () => {
+    while (next < thunks.length) {
+      const i = next++;
+      try {
+        await thunks[i]!();
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, thunks.length) }, worker));
+  if (errors.length) throw new AggregateError(errors, `${errors.length} of ${thunks.length} auction writes failed`);
+}

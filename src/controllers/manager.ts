@@ -1,0 +1,146 @@
+// Runs the converger, the auctioneer and the task controller on one shared cache, only while this process
+// holds the leader Lease (Diego keeps one active BBS and auctioneer through Locket locks).
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { AuctionConfig } from '../auction/index.ts';
+import { LeaderElector } from '../lib/leader.ts';
+import { DiegoClient } from '../lib/resources.ts';
+import { Auctioneer } from './auctioneer.ts';
+import { DiegoCache } from './cache.ts';
+import { Converger } from './converger.ts';
+import { CellPresence } from './presence.ts';
+import { TaskController } from './tasks.ts';
+
+export const DEFAULT_SYSTEM_NAMESPACE = 'diego-system';
+export const LEADER_LEASE_NAME = 'diego-operator-controller';
+
+export interface ManagerOptions {
+  kc: KubeConfig;
+  log: Logger;
+  /** Where cells keep their presence Leases and the controller its leader Lease. */
+  systemNamespace?: string;
+  /** Off for single-process setups (tests); on in a cluster. */
+  leaderElection?: boolean;
+  identity?: string;
+  leaseDurationMs?: number;
+  convergeIntervalMs?: number;
+  auction?: Partial<AuctionConfig>;
+  task?: { expirePendingMs?: number; expireCompletedMs?: number; kickMs?: number };
+}
+
+interface Running {
+  cache: DiegoCache;
+  presence: CellPresence;
+  converger: Converger;
+  auctioneer: Auctioneer;
+  tasks: TaskController;
+}
+
+export class Manager {
+  private readonly o: ManagerOptions & { systemNamespace: string; identity: string };
+  private readonly log: Logger;
+  private elector?: LeaderElector;
+  private running?: Running;
+  private leading: Promise<void> = Promise.resolve();
+
+  constructor(opts: ManagerOptions) {
+    this.o = { systemNamespace: DEFAULT_SYSTEM_NAMESPACE, identity: `${hostname()}-${process.pid}`, ...opts };
+    this.log = opts.log.child({ component: 'manager', identity: this.o.identity });
+  }
+
+  get isLeader(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** The live controllers (while leading), for tests and the dev role. */
+  get controllers(): Running | undefined {
+    return this.running;
+  }
+
+  async start(): Promise<void> {
+    await ensureNamespace(this.o.kc, this.o.systemNamespace);
+    if (!this.o.leaderElection) return this.lead(new AbortController().signal);
+    this.elector = new LeaderElector(this.o.kc, {
+      namespace: this.o.systemNamespace,
+      name: LEADER_LEASE_NAME,
+      identity: this.o.identity,
+      leaseDurationMs: this.o.leaseDurationMs,
+      logger: this.log,
+    });
+    this.elector.run({
+      onStartedLeading: (signal) => {
+        this.leading = this.lead(signal).catch((err: unknown) =>
+          this.log.error({ err }, 'failed to start controllers'),
+        );
+      },
+      onNewLeader: (identity) => this.log.info({ leader: identity }, 'leader observed'),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.elector?.stop();
+    await this.leading;
+    await this.stopControllers();
+  }
+
+  private async lead(signal: AbortSignal): Promise<void> {
+    const { kc, log } = this.o;
+    const client = new DiegoClient(kc);
+    const cache = new DiegoCache(kc, { cellLeaseNamespace: this.o.systemNamespace, logger: log });
+    const presence = new CellPresence(cache, log);
+    const auctioneer = new Auctioneer({
+      client,
+      cache,
+      presence,
+      log,
+      config: this.o.auction,
+      retryIntervalMs: this.o.convergeIntervalMs,
+    });
+    const converger = new Converger({
+      client,
+      cache,
+      presence,
+      log,
+      convergeIntervalMs: this.o.convergeIntervalMs,
+      onUnplacedWork: () => auctioneer.kick(),
+    });
+    const tasks = new TaskController({
+      client,
+      cache,
+      presence,
+      log,
+      convergeIntervalMs: this.o.convergeIntervalMs,
+      ...this.o.task,
+    });
+    this.running = { cache, presence, converger, auctioneer, tasks };
+    signal.addEventListener('abort', () => void this.stopControllers(), { once: true });
+    await cache.start();
+    if (signal.aborted) return;
+    presence.init();
+    auctioneer.start();
+    converger.start();
+    tasks.start();
+    this.log.info('controllers started');
+  }
+
+  private async stopControllers(): Promise<void> {
+    const r = this.running;
+    if (!r) return;
+    this.running = undefined;
+    // Stop writing first, then stop watching.
+    await Promise.all([r.converger.stop(), r.auctioneer.stop(), r.tasks.stop()]);
+    r.presence.stop();
+    await r.cache.stop();
+    this.log.info('controllers stopped');
+  }
+}
+
+async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {
+  const api = kc.makeApiClient(CoreV1Api);
+  try {
+    await api.createNamespace({ body: { metadata: { name } } });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 409) throw err;
+  }
+}

@@ -1,0 +1,168 @@
+// The task controller (Diego's task lifecycle and task convergence): Pending → Running → Completed →
+// Resolving → deleted, cancellation, lost cells, completion callbacks and the expiry timers.
+import type { Logger } from 'pino';
+import type { ITask } from '../crds/models.ts';
+import { keyOf } from '../lib/informer.ts';
+import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
+import { describeErrors, validateSpec } from '../webhooks/validate.ts';
+import type { DiegoCache } from './cache.ts';
+import { metrics } from './metrics.ts';
+import type { CellPresence } from './presence.ts';
+import { postCallback } from './task-callback.ts';
+import { completedStatus, REASON_CANCELLED, REASON_CELL_DISAPPEARED, REASON_NOT_STARTED } from './task-lifecycle.ts';
+
+export interface TaskControllerOptions {
+  client: DiegoClient;
+  cache: DiegoCache;
+  presence: CellPresence;
+  log: Logger;
+  /** Diego: expire_pending_task_duration 30 min. */
+  expirePendingMs?: number;
+  /** Diego: expire_completed_task_duration 120 s. */
+  expireCompletedMs?: number;
+  /** Diego: kick_task_duration 30 s (stuck Resolving tasks go back to Completed). */
+  kickMs?: number;
+  /** Diego: convergence.repeat_interval 30 s. */
+  convergeIntervalMs?: number;
+  now?: () => number;
+  fetch?: typeof fetch;
+}
+
+export class TaskController {
+  private readonly o: Required<TaskControllerOptions>;
+  private readonly log: Logger;
+  private readonly queue: WorkQueue;
+  private timer?: NodeJS.Timeout;
+
+  constructor(opts: TaskControllerOptions) {
+    this.o = {
+      expirePendingMs: 30 * 60_000,
+      expireCompletedMs: 120_000,
+      kickMs: 30_000,
+      convergeIntervalMs: 30_000,
+      now: Date.now,
+      fetch: (...args) => fetch(...args),
+      ...opts,
+    };
+    this.log = opts.log.child({ component: 'tasks' });
+    this.queue = new WorkQueue({ name: 'tasks', logger: this.log });
+  }
+
+  start(): void {
+    const enqueue = (t: ITask) => this.queue.add(keyOf(t));
+    this.o.cache.tasks.on('add', enqueue);
+    this.o.cache.tasks.on('update', enqueue);
+    this.o.presence.on('disappeared', (cellId) => this.o.cache.tasksByCell.get(cellId).forEach(enqueue));
+    this.queue.run((key) => this.reconcile(key), 4);
+    this.fullPass();
+    this.timer = setInterval(() => this.fullPass(), this.o.convergeIntervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.queue.shutDown();
+  }
+
+  fullPass(): void {
+    const end = metrics.convergenceTaskDuration.startTimer();
+    const count = { Pending: 0, Running: 0, Completed: 0, Resolving: 0 };
+    for (const t of this.o.cache.tasks.list()) {
+      count[t.status?.state ?? 'Pending']++;
+      this.queue.add(keyOf(t));
+    }
+    metrics.tasksPending.set(count.Pending);
+    metrics.tasksRunning.set(count.Running);
+    metrics.tasksCompleted.set(count.Completed);
+    metrics.tasksResolving.set(count.Resolving);
+    end();
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace = '', name = ''] = key.split('/');
+    const t = this.o.cache.tasks.get(namespace, name);
+    if (!t || t.metadata.deletionTimestamp) return;
+    try {
+      return await this.step(t);
+    } catch (err) {
+      if (isConflict(err) || isNotFound(err)) return; // a newer version is on its way through the cache
+      throw err;
+    }
+  }
+
+  private async step(t: ITask): Promise<ReconcileResult> {
+    const { client, presence } = this.o;
+    const now = this.o.now();
+    const state = t.status?.state;
+    const complete = (failureReason: string) =>
+      client.patchStatus('Task', refOf(t), completedStatus({ failed: true, failureReason }, new Date(now)));
+    if (!state) {
+      const errors = validateSpec('Task', t.spec);
+      if (errors.length > 0) return void (await complete(`invalid task: ${describeErrors(errors)}`));
+      await client.patchStatus('Task', refOf(t), {
+        state: 'Pending',
+        updatedAt: new Date(now).toISOString(),
+        rejectionCount: 0,
+      });
+      return;
+    }
+    if (t.spec.cancelled && (state === 'Pending' || state === 'Running')) {
+      this.log.info({ key: keyOf(t) }, 'task cancelled');
+      return void (await complete(REASON_CANCELLED));
+    }
+    const created = Date.parse(t.metadata.creationTimestamp?.toString() ?? '') || now;
+    switch (state) {
+      case 'Pending': {
+        const age = now - created;
+        if (age >= this.o.expirePendingMs) return void (await complete(REASON_NOT_STARTED));
+        if (t.spec.cellId && !presence.isPresent(t.spec.cellId)) {
+          await client.patch('Task', refOf(t), { spec: { cellId: null } }); // its cell went away before starting it
+        }
+        return { requeueAfterMs: this.o.expirePendingMs - age };
+      }
+      case 'Running': {
+        const cell = t.status?.cellId;
+        // At most once: a task whose cell vanished is failed, never run again.
+        if (cell && !presence.isPresent(cell)) return void (await complete(REASON_CELL_DISAPPEARED));
+        return;
+      }
+      case 'Completed': {
+        const first = Date.parse(t.status?.firstCompletedAt ?? '') || now;
+        const expiresIn = first + this.o.expireCompletedMs - now;
+        if (expiresIn <= 0) {
+          await client.delete('Task', { namespace: t.metadata.namespace, name: t.metadata.name ?? '' });
+          this.log.info({ key: keyOf(t) }, 'completed task expired unresolved');
+          return;
+        }
+        if (t.spec.completionCallbackUrl) return this.resolveWithCallback(t, now);
+        return { requeueAfterMs: expiresIn };
+      }
+      case 'Resolving': {
+        const updated = Date.parse(t.status?.updatedAt ?? '') || now;
+        const wait = updated + this.o.kickMs - now;
+        if (wait > 0) return { requeueAfterMs: wait };
+        await client.patchStatus('Task', refOf(t), { state: 'Completed', updatedAt: new Date(now).toISOString() });
+        return;
+      }
+    }
+  }
+
+  /** BBS's callback path: take the task to Resolving (so only we handle it), POST, then delete. */
+  private async resolveWithCallback(t: ITask, now: number): Promise<ReconcileResult> {
+    const resolving = await this.o.client.patchStatus('Task', refOf(t), {
+      state: 'Resolving',
+      updatedAt: new Date(now).toISOString(),
+    });
+    metrics.taskCallbacks.inc();
+    const outcome = await postCallback(resolving, this.o.fetch);
+    if (outcome.done) {
+      await this.o.client.delete('Task', { namespace: t.metadata.namespace, name: t.metadata.name ?? '' });
+      this.log.info({ key: keyOf(t), status: outcome.status }, 'task resolved by its completion callback');
+      return;
+    }
+    // Left Resolving: after kickMs it goes back to Completed and the callback is tried again.
+    this.log.warn({ key: keyOf(t), reason: outcome.reason }, 'completion callback failed; will retry');
+    return { requeueAfterMs: this.o.kickMs };
+  }
+}

@@ -1,0 +1,236 @@
+// A simulated cell for integration tests: it registers a Cell and keeps its Lease, watches only the work
+// placed on it (field selector spec.cellId), and plays the cell-agent's side of the protocol through the real
+// API server: claim (compare-and-swap), start, crash, complete, and release the container finalizer.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { randomUUID } from 'node:crypto';
+import { GROUP, VERSION } from '../../src/crds/kinds.ts';
+import type { IActualLRP, ITask } from '../../src/crds/models.ts';
+import { nextCrashCount } from '../../src/controllers/crash-policy.ts';
+import { FINALIZER_CONTAINER } from '../../src/controllers/names.ts';
+import { completeTask, startTask, type Completion } from '../../src/controllers/task-lifecycle.ts';
+import { createInformer, type Informer, keyOf } from '../../src/lib/informer.ts';
+import { applyAt, rawRequest } from '../../src/lib/kube.ts';
+import { DiegoClient, isConflict, isNotFound, refOf, resourcePath } from '../../src/lib/resources.ts';
+import { createLogger } from '../../src/lib/log.ts';
+
+export interface SimCellOptions {
+  cellId: string;
+  zone?: string;
+  memoryMb?: number;
+  diskMb?: number;
+  containers?: number;
+  stacks?: string[];
+  placementTags?: string[];
+  /** Lease TTL in seconds (Diego: 15). */
+  leaseSeconds?: number;
+  namespace?: string; // where leases live
+  /** Claim and start placed instances on its own (default true). */
+  autoStart?: boolean;
+  /** Start claimed tasks on its own (default true); they stay Running until complete() unless autoComplete. */
+  autoStartTasks?: boolean;
+  autoComplete?: Completion;
+}
+
+export class SimCell {
+  readonly o: Required<Omit<SimCellOptions, 'autoComplete'>> & Pick<SimCellOptions, 'autoComplete'>;
+  readonly client: DiegoClient;
+  private readonly kc: KubeConfig;
+  private actual?: Informer<IActualLRP>;
+  private tasks?: Informer<ITask>;
+  private renewTimer?: NodeJS.Timeout;
+  /** "Containers": instance guids this cell runs. */
+  readonly containers = new Set<string>();
+  /** Every task guid this cell started (to prove at-most-once). */
+  readonly startedTasks: string[] = [];
+  private readonly log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+
+  constructor(kc: KubeConfig, opts: SimCellOptions) {
+    this.kc = kc;
+    this.client = new DiegoClient(kc);
+    this.o = {
+      zone: 'z1',
+      memoryMb: 1024,
+      diskMb: 4096,
+      containers: 100,
+      stacks: ['busybox'],
+      placementTags: [],
+      leaseSeconds: 15,
+      namespace: 'diego-system',
+      autoStart: true,
+      autoStartTasks: true,
+      ...opts,
+    };
+  }
+
+  get name(): string {
+    return this.o.cellId.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+  }
+
+  async start(): Promise<this> {
+    await applyAt(this.kc, resourcePath('Cell', undefined, this.name), {
+      apiVersion: `${GROUP}/${VERSION}`,
+      kind: 'Cell',
+      metadata: { name: this.name },
+      spec: {
+        cellId: this.o.cellId,
+        zone: this.o.zone,
+        capacity: { memoryMb: this.o.memoryMb, diskMb: this.o.diskMb, containers: this.o.containers },
+        rootfsProviders: [{ name: 'preloaded', properties: this.o.stacks }, { name: 'docker' }],
+        placementTags: this.o.placementTags,
+      },
+    });
+    await this.renew();
+    this.resumeHeartbeat();
+    const selector = `spec.cellId=${this.o.cellId}`;
+    this.actual = createInformer<IActualLRP>(this.kc, {
+      path: `/apis/${GROUP}/${VERSION}/actuallrps`,
+      fieldSelector: selector,
+      logger: this.log,
+    });
+    this.tasks = createInformer<ITask>(this.kc, {
+      path: `/apis/${GROUP}/${VERSION}/tasks`,
+      fieldSelector: selector,
+      logger: this.log,
+    });
+    const onLRP = (a: IActualLRP) =>
+      void this.handleLRP(a).catch((err: unknown) => this.log.warn({ err }, 'sim cell LRP'));
+    this.actual.on('add', onLRP);
+    this.actual.on('update', onLRP);
+    const onTask = (t: ITask) =>
+      void this.handleTask(t).catch((err: unknown) => this.log.warn({ err }, 'sim cell task'));
+    this.tasks.on('add', onTask);
+    this.tasks.on('update', onTask);
+    await Promise.all([this.actual.start(), this.tasks.start()]);
+    return this;
+  }
+
+  /** Stops heartbeating (the lease then expires) and watching; the Cell object stays, as after a crash. */
+  async kill(): Promise<void> {
+    this.pauseHeartbeat();
+    await Promise.all([this.actual?.stop(), this.tasks?.stop()]);
+  }
+
+  pauseHeartbeat(): void {
+    clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+
+  resumeHeartbeat(): void {
+    clearInterval(this.renewTimer);
+    this.renewTimer = setInterval(() => void this.renew().catch(() => undefined), (this.o.leaseSeconds * 1000) / 3);
+  }
+
+  async renew(): Promise<void> {
+    const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+    await applyAt(this.kc, `/apis/coordination.k8s.io/v1/namespaces/${this.o.namespace}/leases/${this.name}`, {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: this.name, namespace: this.o.namespace },
+      spec: { holderIdentity: this.o.cellId, leaseDurationSeconds: this.o.leaseSeconds, renewTime: now },
+    });
+  }
+
+  /** Instances placed on this cell, from its own watch. */
+  instances(): IActualLRP[] {
+    return this.actual?.list() ?? [];
+  }
+
+  private async handleLRP(a: IActualLRP): Promise<void> {
+    if (a.metadata.deletionTimestamp) return this.release(a);
+    if (!this.o.autoStart || a.spec.cellId !== this.o.cellId) return;
+    const state = a.status?.state ?? 'UNCLAIMED';
+    if (state === 'UNCLAIMED' && (a.status?.presence ?? 'ORDINARY') === 'ORDINARY') {
+      const instanceGuid = randomUUID();
+      const claimed = await this.client.patchStatus('ActualLRP', refOf(a), {
+        state: 'CLAIMED',
+        cellId: this.o.cellId,
+        instanceGuid,
+        since: new Date().toISOString(),
+        placementError: null,
+      });
+      this.containers.add(instanceGuid);
+      await this.client.patchStatus('ActualLRP', refOf(claimed), {
+        state: 'RUNNING',
+        since: new Date().toISOString(),
+        availabilityZone: this.o.zone,
+        routable: true,
+        netInfo: {
+          address: '127.0.0.1',
+          instanceAddress: '10.255.0.1',
+          ports: [{ containerPort: 8080, hostPort: 61000 }],
+        },
+      });
+    }
+  }
+
+  /** "Stops the container", then releases the finalizer (unless another record still uses the container). */
+  private async release(a: IActualLRP): Promise<void> {
+    if (!a.metadata.finalizers?.includes(FINALIZER_CONTAINER)) return;
+    const guid = a.status?.instanceGuid;
+    const stillUsed = this.instances().some(
+      (o) => o !== a && !o.metadata.deletionTimestamp && o.status?.instanceGuid === guid,
+    );
+    if (guid && !stillUsed) this.containers.delete(guid);
+    try {
+      await this.client.patch('ActualLRP', refOf(a), {
+        metadata: { finalizers: a.metadata.finalizers.filter((f) => f !== FINALIZER_CONTAINER) },
+      });
+    } catch (err) {
+      if (!isConflict(err) && !isNotFound(err)) throw err;
+    }
+  }
+
+  /** Makes an instance crash, as the agent reports it when the process exits. */
+  async crash(name: string, namespace: string, reason = 'APP/PROC/WEB: Exited with status 1'): Promise<void> {
+    const a = await this.client.get('ActualLRP', namespace, name);
+    const wasRunningSince = a.status?.state === 'RUNNING' && a.status.since ? Date.parse(a.status.since) : undefined;
+    if (a.status?.instanceGuid) this.containers.delete(a.status.instanceGuid);
+    await this.client.patchStatus('ActualLRP', refOf(a), {
+      state: 'CRASHED',
+      crashCount: nextCrashCount(a.status?.crashCount ?? 0, wasRunningSince, Date.now()),
+      crashReason: reason,
+      since: new Date().toISOString(),
+      instanceGuid: null,
+      cellId: null,
+      netInfo: null,
+    });
+  }
+
+  private async handleTask(t: ITask): Promise<void> {
+    if (
+      !this.o.autoStartTasks ||
+      t.spec.cellId !== this.o.cellId ||
+      (t.status?.state ?? 'Pending') !== 'Pending' ||
+      !t.status?.state
+    )
+      return;
+    try {
+      if (!(await startTask(this.client, t, this.o.cellId))) return;
+    } catch {
+      return; // lost the race or not startable: someone else has it
+    }
+    this.startedTasks.push(t.spec.taskGuid);
+    if (this.o.autoComplete) {
+      const running = await this.client.get('Task', t.metadata.namespace, t.metadata.name ?? '');
+      await completeTask(this.client, running, this.o.cellId, this.o.autoComplete);
+    }
+  }
+
+  async complete(name: string, namespace: string, completion: Completion): Promise<void> {
+    const t = await this.client.get('Task', namespace, name);
+    await completeTask(this.client, t, this.o.cellId, completion);
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    await rawRequest(this.kc, {
+      method: 'DELETE',
+      path: `/apis/coordination.k8s.io/v1/namespaces/${this.o.namespace}/leases/${this.name}`,
+    }).catch(() => undefined);
+    await this.client.delete('Cell', { name: this.name });
+  }
+
+  static key(obj: IActualLRP | ITask): string {
+    return keyOf(obj);
+  }
+}
