@@ -17,6 +17,7 @@ import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts'
 import type { DiegoCache } from './cache.ts';
 import { setCondition, type Condition } from './conditions.ts';
 import { metrics } from './metrics.ts';
+import { actualLRPName } from './names.ts';
 import type { CellPresence } from './presence.ts';
 
 export const ANNOTATION_PLACEMENT = 'diego.dev/placement';
@@ -35,6 +36,14 @@ export interface AuctioneerOptions {
   now?: () => number;
 }
 
+interface Assumed {
+  cellId: string;
+  processGuid?: string;
+  index?: number;
+  memoryMb: number;
+  diskMb: number;
+}
+
 export class Auctioneer {
   private readonly o: AuctioneerOptions & {
     maxTaskRetries: number;
@@ -47,6 +56,11 @@ export class Auctioneer {
   /** Bumped whenever capacity may have appeared; parked work is retried when it moves. */
   private capacityVersion = 0;
   private readonly parked = new Map<string, number>();
+  /**
+   * Placements written but not yet seen in the cache (kube-scheduler's "assumed" pods): the next auction
+   * must count them, or back-to-back auctions would overfill cells and unbalance zones.
+   */
+  private readonly assumed = new Map<string, Assumed>();
   private running?: Promise<void>;
   private again = false;
   private stopped = false;
@@ -64,19 +78,24 @@ export class Auctioneer {
     cache.cells.on('delete', capacity);
     presence.on('appeared', capacity);
     presence.on('disappeared', capacity);
-    cache.actual.on('add', (a) => this.isUnplacedLRP(a) && this.kick());
+    const seen = (o: IActualLRP | ITask) => {
+      if (o.spec.cellId || o.metadata.deletionTimestamp) this.assumed.delete(keyOf(o));
+    };
+    cache.actual.on('add', (a) => (seen(a), this.isUnplacedLRP(a) && this.kick()));
     cache.actual.on('update', (a, old) => {
+      seen(a);
       if (old?.spec.cellId && !a.spec.cellId)
         this.capacityChanged(); // left its cell
       else if (this.isUnplacedLRP(a)) this.kick();
     });
-    cache.actual.on('delete', (a) => a.spec.cellId && this.capacityChanged());
-    cache.tasks.on('add', (t) => this.isUnplacedTask(t) && this.kick());
+    cache.actual.on('delete', (a) => (this.assumed.delete(keyOf(a)), a.spec.cellId && this.capacityChanged()));
+    cache.tasks.on('add', (t) => (seen(t), this.isUnplacedTask(t) && this.kick()));
     cache.tasks.on('update', (t, old) => {
+      seen(t);
       if (old?.spec.cellId && (t.status?.state === 'Completed' || !t.spec.cellId)) this.capacityChanged();
       else if (this.isUnplacedTask(t)) this.kick();
     });
-    cache.tasks.on('delete', (t) => t.spec.cellId && this.capacityChanged());
+    cache.tasks.on('delete', (t) => (this.assumed.delete(keyOf(t)), t.spec.cellId && this.capacityChanged()));
     this.retryTimer = setInterval(() => this.capacityChanged(), this.o.retryIntervalMs);
     this.retryTimer.unref();
     this.kick();
@@ -117,8 +136,9 @@ export class Auctioneer {
     return (
       !a.metadata.deletionTimestamp &&
       !a.spec.cellId &&
-      (a.status?.presence ?? 'ORDINARY') === 'ORDINARY' &&
-      (a.status?.state ?? 'UNCLAIMED') === 'UNCLAIMED'
+      // Only once the converger has written the initial status, so its compare-and-swap doesn't race ours.
+      a.status?.presence === 'ORDINARY' &&
+      a.status.state === 'UNCLAIMED'
     );
   }
 
@@ -148,9 +168,9 @@ export class Auctioneer {
     const lrpObjects = new Map<string, IActualLRP>();
     for (const a of cache.actual.list()) {
       const key = keyOf(a);
-      if (!this.isUnplacedLRP(a) || this.isParked(key)) continue;
+      if (!this.isUnplacedLRP(a) || this.isParked(key) || this.assumed.has(key)) continue;
       const d = cache.desiredFor(a);
-      if (!d || d.metadata.deletionTimestamp) continue;
+      if (!d || d.metadata.deletionTimestamp || this.suspectIsBack(d.metadata.name ?? '', a)) continue;
       lrps.push({
         key,
         processGuid: a.spec.processGuid,
@@ -167,7 +187,7 @@ export class Auctioneer {
     const taskObjects = new Map<string, ITask>();
     for (const t of cache.tasks.list()) {
       const key = keyOf(t);
-      if (!t.status?.state || !this.isUnplacedTask(t) || this.isParked(key)) continue;
+      if (!t.status?.state || !this.isUnplacedTask(t) || this.isParked(key) || this.assumed.has(key)) continue;
       tasks.push({
         key,
         taskGuid: t.spec.taskGuid,
@@ -198,10 +218,13 @@ export class Auctioneer {
     const writes: (() => Promise<void>)[] = [];
     for (const p of results.lrps.placed) {
       const a = lrpObjects.get(p.auction.key)!;
+      const { processGuid, index, memoryMb, diskMb } = p.auction;
+      this.assumed.set(p.auction.key, { cellId: p.cellId, processGuid, index, memoryMb, diskMb });
       writes.push(() => this.place('ActualLRP', a, p.cellId, explain(p.explanation)));
     }
     for (const p of results.tasks.placed) {
       const t = taskObjects.get(p.auction.key)!;
+      this.assumed.set(p.auction.key, { cellId: p.cellId, memoryMb: p.auction.memoryMb, diskMb: p.auction.diskMb });
       writes.push(() => this.place('Task', t, p.cellId, explain(p.explanation)));
     }
     for (const f of results.lrps.failed) {
@@ -220,6 +243,12 @@ export class Auctioneer {
     metrics.taskAuctionsFailed.inc(results.tasks.failed.length);
     await pool(writes, this.o.commitConcurrency);
     done();
+  }
+
+  /** The index's SUSPECT copy is on a cell that came back: the converger promotes it; don't start another. */
+  private suspectIsBack(desiredName: string, a: IActualLRP): boolean {
+    const copy = this.o.cache.actual.get(a.metadata.namespace, actualLRPName(desiredName, a.spec.index, 'SUSPECT'));
+    return !!copy?.spec.cellId && !copy.metadata.deletionTimestamp && this.o.presence.isPresent(copy.spec.cellId);
   }
 
   /** Cell states from the cache: capacity from the Cell, usage from the work placed on it. */
@@ -245,6 +274,15 @@ export class Auctioneer {
         lrps.push({ processGuid: a.spec.processGuid, index: a.spec.index });
       }
       let taskCount = 0;
+      for (const p of this.assumed.values()) {
+        if (p.cellId !== cellId) continue;
+        memoryMb += p.memoryMb;
+        diskMb += p.diskMb;
+        containers++;
+        starting++;
+        if (p.processGuid !== undefined) lrps.push({ processGuid: p.processGuid, index: p.index ?? 0 });
+        else taskCount++;
+      }
       for (const t of cache.tasksByCell.get(cellId)) {
         const state = t.status?.state ?? 'Pending';
         if (state !== 'Pending' && state !== 'Running') continue;
@@ -285,6 +323,7 @@ export class Auctioneer {
     } catch (err) {
       // Someone else changed it since the auction read it (another leader, the converger): it comes back
       // through the cache and is auctioned again if it still needs a cell.
+      this.assumed.delete(keyOf(obj));
       if (isConflict(err) || isNotFound(err)) return;
       throw err;
     }

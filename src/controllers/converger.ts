@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { API_VERSION } from '../crds/kinds.ts';
 import { keyOf } from '../lib/informer.ts';
-import { DiegoClient, isAlreadyExists, isNotFound, refOf } from '../lib/resources.ts';
+import { DiegoClient, isAlreadyExists, isConflict, isNotFound, refOf } from '../lib/resources.ts';
 import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
@@ -28,6 +28,7 @@ export interface ConvergerOptions {
   concurrency?: number;
 }
 
+const CONFLICT_RETRY_MS = 50;
 const UNCLAIMED_RESET = { instanceGuid: null, cellId: null, netInfo: null, placementError: null, routable: null };
 
 export class Converger {
@@ -162,17 +163,25 @@ export class Converger {
     }
     let requeueAfterMs: number | undefined;
     const later = (ms: number) => (requeueAfterMs = Math.min(requeueAfterMs ?? ms, ms));
-    for (let i = 0; i < instances; i++) if (!ordinary.has(i)) await this.createInstance(d, i);
+    // Each instance is a compare-and-swap of its own: a conflict means someone (a cell, the auctioneer)
+    // moved it on; look again shortly with the newer version instead of failing the whole LRP.
+    const guarded = async (what: () => Promise<number | void | undefined>) => {
+      try {
+        const wait = await what();
+        if (typeof wait === 'number') later(wait);
+      } catch (err) {
+        if (!isConflict(err) && !isNotFound(err)) throw err;
+        later(CONFLICT_RETRY_MS);
+      }
+    };
+    for (let i = 0; i < instances; i++) if (!ordinary.has(i)) await guarded(() => this.createInstance(d, i));
     for (const [index, a] of ordinary) {
       if (index >= instances)
-        await this.ensureGone(a); // scale down retires the highest indices
-      else {
-        const wait = await this.step(d, a);
-        if (wait !== undefined) later(wait);
-      }
+        await guarded(() => this.ensureGone(a)); // scale down retires the highest indices
+      else await guarded(() => this.step(d, a));
     }
-    for (const copy of copies) await this.stepCopy(copy, ordinary.get(copy.spec.index), instances);
-    await this.setDesiredStatus(d, actuals);
+    for (const copy of copies) await guarded(() => this.stepCopy(copy, ordinary.get(copy.spec.index), instances));
+    await guarded(() => this.setDesiredStatus(d, actuals));
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
 
@@ -258,23 +267,7 @@ export class Converger {
    */
   private async cellLost(d: IDesiredLRP, a: IActualLRP, cellId: string): Promise<void> {
     const { client } = this.o;
-    if (a.status?.state === 'RUNNING') {
-      try {
-        const copy = await client.create('ActualLRP', {
-          metadata: {
-            name: actualLRPName(d.metadata.name ?? '', a.spec.index, 'SUSPECT'),
-            namespace: a.metadata.namespace,
-            labels: a.metadata.labels,
-            finalizers: [FINALIZER_CONTAINER],
-            ownerReferences: a.metadata.ownerReferences,
-          },
-          spec: { ...a.spec, cellId },
-        });
-        await client.patchStatus('ActualLRP', refOf(copy), { ...a.status, presence: 'SUSPECT' });
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-      }
-    }
+    if (a.status?.state === 'RUNNING') await this.ensureSuspectCopy(d, a, cellId);
     this.log.warn({ key: keyOf(a), cellId, state: a.status?.state }, 'cell lost: re-placing instance');
     const moved = await client.patch('ActualLRP', refOf(a), { spec: { cellId: null } });
     await client.patchStatus('ActualLRP', refOf(moved), {
@@ -285,16 +278,45 @@ export class Converger {
     this.o.onUnplacedWork?.();
   }
 
+  /** Creates the SUSPECT copy of a RUNNING instance, or finishes one an earlier attempt left without status. */
+  private async ensureSuspectCopy(d: IDesiredLRP, a: IActualLRP, cellId: string): Promise<void> {
+    const { client } = this.o;
+    const name = actualLRPName(d.metadata.name ?? '', a.spec.index, 'SUSPECT');
+    let copy: IActualLRP;
+    try {
+      copy = await client.create('ActualLRP', {
+        metadata: {
+          name,
+          namespace: a.metadata.namespace,
+          labels: a.metadata.labels,
+          finalizers: [FINALIZER_CONTAINER],
+          ownerReferences: a.metadata.ownerReferences,
+        },
+        spec: { ...a.spec, cellId },
+      });
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      copy = await client.get('ActualLRP', a.metadata.namespace, name);
+      if (copy.status?.presence) return;
+    }
+    await client.patchStatus('ActualLRP', refOf(copy), { ...a.status, presence: 'SUSPECT' });
+  }
+
   /** A SUSPECT (or EVACUATING) copy lives until its replacement runs, or comes back if its cell does. */
   private async stepCopy(copy: IActualLRP, ordinary: IActualLRP | undefined, instances: number): Promise<void> {
     const { client, presence } = this.o;
     if (copy.metadata.deletionTimestamp) return this.ensureGone(copy);
     const cellId = copy.spec.cellId;
-    if (!ordinary || copy.spec.index >= instances || ordinary.status?.state === 'RUNNING') return this.ensureGone(copy);
+    // The replacement runs when the ORDINARY record is RUNNING as another instance (a stale cache may still
+    // show the original, with the suspect's own instance guid).
+    const replacementRunning =
+      ordinary?.status?.state === 'RUNNING' && ordinary.status.instanceGuid !== copy.status?.instanceGuid;
+    if (!ordinary || copy.spec.index >= instances || replacementRunning) return this.ensureGone(copy);
     if (copy.status?.presence === 'SUSPECT' && cellId && presence.isPresent(cellId)) {
       // The cell is back before the replacement runs: promote the suspect, drop the replacement.
-      const moved = await client.patch('ActualLRP', refOf(ordinary), { spec: { cellId } });
-      await client.patchStatus('ActualLRP', refOf(moved), { ...copy.status, presence: 'ORDINARY' });
+      // Status first: placed-but-UNCLAIMED for even a moment, the cell would claim it as new work.
+      const restored = await client.patchStatus('ActualLRP', refOf(ordinary), { ...copy.status, presence: 'ORDINARY' });
+      await client.patch('ActualLRP', refOf(restored), { spec: { cellId } });
       this.log.info({ key: keyOf(ordinary), cellId }, 'cell returned: suspect instance promoted');
       await this.ensureGone(copy);
     }

@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createNamespace, deleteNamespace, testKubeConfig } from '../../test/support/kube.ts';
 import { createCA, issueCert } from './certs.ts';
 import { createInformer, keyOf, type Informer } from './informer.ts';
+import { rawRequest } from './kube.ts';
 import { registry } from './metrics.ts';
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
@@ -67,6 +68,11 @@ async function listsOf(informerName: string): Promise<number> {
   return metric?.values.find((v) => v.labels.informer === informerName)?.value ?? 0;
 }
 
+async function errorsOf(informerName: string): Promise<number> {
+  const metric = await registry.getSingleMetric('informer_errors_total')?.get();
+  return metric?.values.find((v) => v.labels.informer === informerName && v.labels.op === 'watch')?.value ?? 0;
+}
+
 async function update(name: string, v: string): Promise<void> {
   const current = await core.readNamespacedConfigMap({ name, namespace: ns });
   await core.replaceNamespacedConfigMap({ name, namespace: ns, body: { ...current, data: { v } } });
@@ -85,6 +91,7 @@ async function startFaultProxy(upstream: KubeConfig) {
   const connections = new Set<Socket>();
   let expireNext: 'http' | 'event' | undefined;
   let expired = 0;
+  let watching = 0;
   const gone = {
     kind: 'Status',
     apiVersion: 'v1',
@@ -120,6 +127,10 @@ async function startFaultProxy(upstream: KubeConfig) {
           upRes.pipe(res);
         });
         up.on('error', () => res.destroy());
+        if (isWatch) {
+          watching++;
+          res.on('close', () => watching--);
+        }
         res.on('close', () => up.destroy());
         req.pipe(up);
       },
@@ -148,6 +159,10 @@ async function startFaultProxy(upstream: KubeConfig) {
   });
   return {
     kc,
+    /** Watches currently proxied to the apiserver. */
+    get watching() {
+      return watching;
+    },
     get expired() {
       return expired;
     },
@@ -233,10 +248,14 @@ describe('informer', () => {
     const { inf, events, agent } = informer('broken');
     await inf.start();
     const lists = await listsOf('broken');
+    const errors = await errorsOf('broken');
+    // Wait for the watch connection (the list's has closed: client-node's agent does not keep sockets alive).
+    await vi.waitFor(async () => expect(openSockets(await agent())).toBe(1));
     for (const sockets of Object.values((await agent()).sockets)) sockets?.forEach((s) => s.destroy());
     await core.createNamespacedConfigMap({ namespace: ns, body: cm('after-break') });
     await vi.waitFor(() => expect(events).toEqual(['add:after-break']), { timeout: 10_000 });
-    expect(await listsOf('broken')).toBe(lists); // no relist needed
+    expect(await errorsOf('broken')).toBe(errors + 1); // the break was seen...
+    expect(await listsOf('broken')).toBe(lists); // ...and needed no relist
     await del('after-break');
     await vi.waitFor(() => expect(events).toEqual(['add:after-break', 'delete:after-break']));
   });
@@ -264,6 +283,8 @@ describe('informer', () => {
         await inf.start();
         events.length = 0;
         const lists = await listsOf(name);
+        const errors = await errorsOf(name);
+        await vi.waitFor(() => expect(proxy.watching).toBe(1));
 
         // Break the watch; its successor is told that its resourceVersion expired.
         proxy.expireNextWatch(how);
@@ -279,6 +300,7 @@ describe('informer', () => {
           { timeout: 15_000 },
         );
         expect(proxy.expired).toBe(1);
+        expect(await errorsOf(name)).toBe(errors + 1); // the broken connection
         expect(await listsOf(name)).toBe(lists + 1);
         expect(inf.get(ns, `change-${how}`)?.data).toEqual({ v: '2' });
         expect(inf.get(ns, `gone-${how}`)).toBeUndefined();
@@ -364,6 +386,40 @@ describe('informer', () => {
     await inf.stop(); // idempotent
     await vi.waitFor(async () => expect(openSockets(await agent())).toBe(0));
     await Promise.all(['s1', 's2'].map(del));
+  });
+
+  it('lists more than one page', async () => {
+    const own = await createNamespace(kc, 'informer-pages');
+    try {
+      const names = Array.from({ length: 520 }, (_, i) => `cm-${i}`); // the informer asks for 500 per page
+      for (let i = 0; i < names.length; i += 40) {
+        await Promise.all(
+          names
+            .slice(i, i + 40)
+            .map((name) => core.createNamespacedConfigMap({ namespace: own, body: { metadata: { name } } })),
+        );
+      }
+      const firstPage = await rawRequest<{ metadata: { continue?: string } }>(kc, {
+        method: 'GET',
+        path: `/api/v1/namespaces/${own}/configmaps?limit=500`,
+      });
+      expect(firstPage.metadata.continue).toBeTruthy(); // the apiserver does paginate this list
+      const inf = createInformer<V1ConfigMap>(testKubeConfig(), {
+        path: `/api/v1/namespaces/${own}/configmaps`,
+        fieldSelector,
+        name: 'pages',
+        logger,
+      });
+      informers.push(inf);
+      let adds = 0;
+      inf.on('add', () => void adds++);
+      await inf.start();
+      expect(adds).toBe(520);
+      expect(inf.list()).toHaveLength(520);
+      expect(inf.get(own, 'cm-519')?.metadata?.name).toBe('cm-519');
+    } finally {
+      await deleteNamespace(kc, own);
+    }
   });
 
   it('keeps retrying when the collection does not exist yet, and stop() ends that', async () => {

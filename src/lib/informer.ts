@@ -77,7 +77,7 @@ const errorsTotal = new Counter({
   labelNames: ['informer', 'op'] as const,
   registers: [registry],
 });
-const relistsTotal = new Counter({
+const listsTotal = new Counter({
   name: 'informer_lists_total',
   help: 'Full lists (initial, and after an expired resourceVersion)',
   labelNames: ['informer'] as const,
@@ -156,8 +156,9 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
     let failures = 0;
     while (!signal.aborted) {
       let op = 'list';
+      const listing = this.resourceVersion === undefined;
       try {
-        if (this.resourceVersion === undefined) {
+        if (listing) {
           await this.relist();
           onSynced();
         }
@@ -168,7 +169,9 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
           this.log.info({ resourceVersion: this.resourceVersion }, 'Watch resourceVersion expired; relisting');
           this.resourceVersion = undefined;
         }
-        const healthy = events > 0 || Date.now() - began >= SHORT_WATCH_MS;
+        // An expired resourceVersion after a while away is normal: relist at once. Expired right after a list
+        // is not, and must not become a relist loop.
+        const healthy = events > 0 || Date.now() - began >= SHORT_WATCH_MS || (end === 'gone' && !listing);
         failures = healthy ? 0 : failures + 1;
         if (!healthy && !signal.aborted) this.log.warn({ end }, 'Watch ended at once; backing off');
       } catch (err) {
@@ -186,7 +189,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
 
   /** Lists the collection page by page and makes the cache match it, emitting the differences. */
   private async relist(): Promise<void> {
-    relistsTotal.inc({ informer: this.name });
+    listsTotal.inc({ informer: this.name });
     const items: T[] = [];
     let listRV: string | undefined;
     let cont: string | undefined;
@@ -255,7 +258,6 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
     let events = 0;
     const end = await new Promise<WatchEnd>((resolve, reject) => {
       let settled = false;
-      let deadline: NodeJS.Timeout | undefined;
       const finish = (result: WatchEnd | Error) => {
         if (settled) return;
         settled = true;
@@ -264,6 +266,11 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
         if (result instanceof Error) reject(result);
         else resolve(result);
       };
+      // Watches can go silent behind load balancers without an error; do not wait on one forever.
+      const deadline = setTimeout(
+        () => finish(new Error(`watch did not end ${WATCH_GRACE_MS} ms after its timeout; reconnecting`)),
+        timeoutSeconds * 1000 + WATCH_GRACE_MS,
+      );
       const req = httpsRequest(url, reqOpts, (res) => {
         if (res.statusCode !== 200) {
           readBody(res).then(
@@ -295,11 +302,6 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
       req.on('error', finish);
       req.on('close', () =>
         finish(this.stopper.signal.aborted ? 'closed' : new Error('watch connection closed unexpectedly')),
-      );
-      // Watches can go silent behind load balancers without an error; do not wait on one forever.
-      deadline = setTimeout(
-        () => finish(new Error(`watch did not end ${WATCH_GRACE_MS} ms after its timeout; reconnecting`)),
-        timeoutSeconds * 1000 + WATCH_GRACE_MS,
       );
       this.request = req;
       req.end();

@@ -29,14 +29,16 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
   const app = Fastify({ logger: false }); // scrapes and probes every few seconds: no access log
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   app.get('/healthz', (_req, reply) => reply.type('text/plain').send('ok'));
-  app.get('/readyz', (_req, reply) => {
-    let ready = true;
+  const isReady = (): boolean => {
     try {
-      ready = opts.ready?.() ?? true;
+      return opts.ready?.() ?? true;
     } catch (err) {
       log?.warn({ err }, 'Readiness check failed');
-      ready = false;
+      return false;
     }
+  };
+  app.get('/readyz', (_req, reply) => {
+    const ready = isReady();
     return reply
       .code(ready ? 200 : 503)
       .type('text/plain')

@@ -62,8 +62,9 @@ describe('WorkQueue', () => {
     q.add('a');
     expect(q.length).toBe(2);
     const seen: string[] = [];
-    q.run(async (k) => {
+    q.run((k) => {
       seen.push(k);
+      return Promise.resolve();
     });
     await vi.waitFor(() => expect(seen).toEqual(['a', 'b']));
   });
@@ -112,9 +113,9 @@ describe('WorkQueue', () => {
     vi.useFakeTimers({ now: 0 });
     q = new WorkQueue({ name: 'test', logger, rateLimiter: { baseDelayMs: 100, maxDelayMs: 400 } });
     const calls: number[] = [];
-    q.run(async () => {
+    q.run(() => {
       calls.push(Date.now());
-      if (calls.length <= 6) throw new Error('boom');
+      return calls.length <= 6 ? Promise.reject(new Error('boom')) : Promise.resolve();
     });
     q.add('a');
     await vi.advanceTimersByTimeAsync(1000);
@@ -153,9 +154,9 @@ describe('WorkQueue', () => {
 
   it('requeues after requeueAfterMs', async () => {
     const seen: number[] = [];
-    q.run(async () => {
+    q.run(() => {
       seen.push(performance.now());
-      return seen.length < 2 ? { requeueAfterMs: 50 } : undefined;
+      return Promise.resolve(seen.length < 2 ? { requeueAfterMs: 50 } : undefined);
     });
     q.add('a');
     await vi.waitFor(() => expect(seen).toHaveLength(2));
@@ -193,11 +194,10 @@ describe('WorkQueue', () => {
     expect(createQueueMetrics(registry).adds).toBe(metrics.adds); // idempotent per registry
     q = new WorkQueue({ name: 'm', logger, metrics });
     let fail = true;
-    q.run(async () => {
-      if (fail) {
-        fail = false;
-        throw new Error('once');
-      }
+    q.run(() => {
+      if (!fail) return Promise.resolve();
+      fail = false;
+      return Promise.reject(new Error('once'));
     });
     q.add('a');
     await vi.waitFor(async () => {

@@ -24,9 +24,13 @@ beforeAll(async () => {
   await manager.start();
 });
 afterEach(async () => {
+  // Remove this test's apps while its cells still run (they release the containers), then the cells.
+  const apps = await client.list('DesiredLRP', { namespace: ns });
+  await Promise.all(apps.map((d) => client.delete('DesiredLRP', { namespace: ns, name: d.metadata.name! })));
+  await eventually(async () => expect(await client.list('ActualLRP', { namespace: ns })).toHaveLength(0), 30_000);
   await Promise.all(cells.map((c) => c.stop()));
   cells = [];
-});
+}, 60_000);
 afterAll(async () => {
   await manager.stop();
   await deleteNamespace(kc, ns);
@@ -130,7 +134,7 @@ describe('auctioneer', () => {
   it('balances 300 instances of mixed apps over 3 zones × 10 cells within ±1 per app', async () => {
     await startCells(30, (i) => ({ zone: `z${i % 3}`, memoryMb: 8192, containers: 200 }));
     const apps = await Promise.all(
-      [40, 35, 30, 30, 25, 25, 25, 20, 20, 20, 15, 15, 10, 10].map((n, i) =>
+      [40, 35, 30, 30, 25, 25, 25, 20, 20, 15, 15, 10, 10].map((n, i) =>
         desire({ instances: n, memoryMb: 32 * (1 + (i % 4)) }),
       ),
     );
@@ -146,7 +150,6 @@ describe('auctioneer', () => {
         1,
       );
     }
-    await Promise.all(apps.map((d) => client.delete('DesiredLRP', { namespace: ns, name: d.metadata.name! })));
   }, 120_000);
 
   it("explains a failed placement with Diego's error, and places as soon as capacity appears", async () => {

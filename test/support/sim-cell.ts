@@ -138,8 +138,8 @@ export class SimCell {
   private async handleLRP(a: IActualLRP): Promise<void> {
     if (a.metadata.deletionTimestamp) return this.release(a);
     if (!this.o.autoStart || a.spec.cellId !== this.o.cellId) return;
-    const state = a.status?.state ?? 'UNCLAIMED';
-    if (state === 'UNCLAIMED' && (a.status?.presence ?? 'ORDINARY') === 'ORDINARY') {
+    // Claim only what the controller has marked as an ORDINARY instance waiting for a cell.
+    if (a.status?.state === 'UNCLAIMED' && a.status.presence === 'ORDINARY') {
       const instanceGuid = randomUUID();
       const claimed = await this.client.patchStatus('ActualLRP', refOf(a), {
         state: 'CLAIMED',
