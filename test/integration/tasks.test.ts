@@ -8,7 +8,7 @@ import { Manager } from '../../src/controllers/manager.ts';
 import { startTask, TaskTransitionError } from '../../src/controllers/task-lifecycle.ts';
 import type { ITask } from '../../src/crds/models.ts';
 import { createLogger } from '../../src/lib/log.ts';
-import { DiegoClient, refOf } from '../../src/lib/resources.ts';
+import { DiegoClient } from '../../src/lib/resources.ts';
 import { eventually } from '../support/eventually.ts';
 import { createNamespace, deleteNamespace, testKubeConfig } from '../support/kube.ts';
 import { SimCell, type SimCellOptions } from '../support/sim-cell.ts';
@@ -33,6 +33,8 @@ beforeAll(async () => {
   await manager.start();
 });
 afterEach(async () => {
+  const tasks = await client.list('Task', { namespace: ns });
+  await Promise.all(tasks.map((t) => client.delete('Task', { namespace: ns, name: t.metadata.name! })));
   await Promise.all(cells.map((c) => c.stop()));
   cells = [];
 });
@@ -86,21 +88,19 @@ const gone = (t: ITask, timeoutMs = 20_000) =>
 describe('at most once', () => {
   it('lets exactly one of two racing claimers start a task, 40 times over', async () => {
     const rival = new DiegoClient(kc);
+    // A live cell that never starts tasks itself; tasks are placed on it by hand so only our two claimers compete.
+    const race = (await cell({ autoStartTasks: false })).o.cellId;
     for (let i = 0; i < 40; i++) {
-      // Placed by hand on a cell nobody runs, so only our two claimers compete.
-      const t = await desireTask({ cellId: 'race-cell' });
+      const t = await desireTask({ cellId: race });
       const pending = await state(t, 'Pending');
-      const outcomes = await Promise.allSettled([
-        startTask(client, pending, 'race-cell'),
-        startTask(rival, pending, 'race-cell'),
-      ]);
+      const outcomes = await Promise.allSettled([startTask(client, pending, race), startTask(rival, pending, race)]);
       const winners = outcomes.filter((o) => o.status === 'fulfilled' && o.value === true);
       expect(winners, `round ${i}`).toHaveLength(1);
       const loser = outcomes.find((o) => !(o.status === 'fulfilled' && o.value === true));
       expect(loser?.status === 'rejected' && loser.reason instanceof TaskTransitionError).toBe(true);
       // The same cell asking again is told not to start it a second time (Diego's should_start=false).
-      expect(await startTask(client, await getTask(t), 'race-cell')).toBe(false);
-      await client.delete('Task', refOf(t));
+      expect(await startTask(client, await getTask(t), race)).toBe(false);
+      await client.delete('Task', { namespace: ns, name: t.metadata.name! });
     }
   }, 120_000);
 });
