@@ -14,6 +14,8 @@ import { TaskController } from './tasks.ts';
 
 export const DEFAULT_SYSTEM_NAMESPACE = 'diego-system';
 export const LEADER_LEASE_NAME = 'diego-operator-controller';
+/** Short enough that a standby takes over within Diego's 15 s lock TTL even after a retry period. */
+export const DEFAULT_LEADER_LEASE_MS = 12_000;
 
 export interface ManagerOptions {
   kc: KubeConfig;
@@ -61,11 +63,15 @@ export class Manager {
   async start(): Promise<void> {
     await ensureNamespace(this.o.kc, this.o.systemNamespace);
     if (!this.o.leaderElection) return this.lead(new AbortController().signal);
+    const lease = this.o.leaseDurationMs ?? DEFAULT_LEADER_LEASE_MS;
     this.elector = new LeaderElector(this.o.kc, {
       namespace: this.o.systemNamespace,
       name: LEADER_LEASE_NAME,
       identity: this.o.identity,
-      leaseDurationMs: this.o.leaseDurationMs,
+      // client-go's proportions (15 s / 10 s / 2 s).
+      leaseDurationMs: lease,
+      renewDeadlineMs: Math.round((lease * 2) / 3),
+      retryPeriodMs: Math.round(lease / 7.5),
       logger: this.log,
     });
     this.elector.run({
@@ -78,8 +84,9 @@ export class Manager {
     });
   }
 
-  async stop(): Promise<void> {
-    await this.elector?.stop();
+  /** Stops the controllers; releases the leader lease unless releaseLease is false (a simulated crash). */
+  async stop(opts: { releaseLease?: boolean } = {}): Promise<void> {
+    await this.elector?.stop({ release: opts.releaseLease });
     await this.leading;
     await this.stopControllers();
   }

@@ -112,12 +112,15 @@ export class LeaderElector {
     this.loop = this.campaign();
   }
 
-  /** Stops leading at once, then releases the lease (if held) so another replica can take it without waiting. */
-  async stop(): Promise<void> {
+  /**
+   * Stops leading at once, then releases the lease (if held) so another replica can take it without waiting.
+   * With release: false the lease is left to expire, as when a process dies.
+   */
+  async stop(opts: { release?: boolean } = {}): Promise<void> {
     this.stopper.abort();
     if (this.leading) this.stopLeading('stopped');
     await this.loop;
-    if (this.lease?.spec?.holderIdentity !== this.opts.identity) return;
+    if (opts.release === false || this.lease?.spec?.holderIdentity !== this.opts.identity) return;
     const released: Lease = {
       ...this.lease,
       spec: {

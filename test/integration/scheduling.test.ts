@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Manager } from '../../src/controllers/manager.ts';
 import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
 import { createLogger } from '../../src/lib/log.ts';
+import { startOpsServer } from '../../src/lib/metrics.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
 import { eventually } from '../support/eventually.ts';
 import { createNamespace, deleteNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
@@ -127,6 +128,42 @@ describe('converger', () => {
     await client.delete('DesiredLRP', { namespace: ns, name: d.metadata.name! });
     await eventually(async () => expect(await instancesOf(d)).toHaveLength(0), 45_000);
     expect(cell!.containers.size).toBe(0);
+  });
+});
+
+describe('metrics', () => {
+  it("serves Diego's metric names on /metrics", async () => {
+    await startCells(1);
+    const d = await desire({ instances: 2 });
+    await running(d, 2);
+    const ops = await startOpsServer({ port: 0 });
+    try {
+      await eventually(async () => {
+        const text = await (await fetch(`${ops.url}/metrics`)).text();
+        for (const name of [
+          'LRPsDesired',
+          'LRPsRunning',
+          'LRPsClaimed',
+          'LRPsUnclaimed',
+          'LRPsMissing',
+          'LRPsExtra',
+          'CrashedActualLRPs',
+          'CrashingDesiredLRPs',
+          'TasksPending',
+          'TasksRunning',
+          'TasksCompleted',
+          'TasksResolving',
+        ]) {
+          expect(text).toMatch(new RegExp(`^${name} \\d+`, 'm'));
+        }
+        expect(text).toMatch(/^LRPsRunning [1-9]/m);
+        expect(text).toMatch(/^AuctioneerLRPAuctionsStarted [1-9]/m);
+        expect(text).toMatch(/^AuctioneerFetchStatesDuration_count [1-9]/m);
+        expect(text).toMatch(/^ConvergenceLRPDuration_count [1-9]/m);
+      }, 10_000);
+    } finally {
+      await ops.close();
+    }
   });
 });
 

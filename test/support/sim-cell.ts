@@ -40,6 +40,8 @@ export class SimCell {
   private renewTimer?: NodeJS.Timeout;
   /** "Containers": instance guids this cell runs. */
   readonly containers = new Set<string>();
+  /** How often each ActualLRP was claimed here (to prove no double placement). */
+  readonly claims = new Map<string, number>();
   /** Every task guid this cell started (to prove at-most-once). */
   readonly startedTasks: string[] = [];
   private readonly log = createLogger(process.env.LOG_LEVEL ?? 'warn');
@@ -149,6 +151,7 @@ export class SimCell {
         placementError: null,
       });
       this.containers.add(instanceGuid);
+      this.claims.set(keyOf(a), (this.claims.get(keyOf(a)) ?? 0) + 1);
       await this.client.patchStatus('ActualLRP', refOf(claimed), {
         state: 'RUNNING',
         since: new Date().toISOString(),
