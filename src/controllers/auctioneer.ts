@@ -341,7 +341,7 @@ export class Auctioneer {
       await this.o.client.patchStatus('ActualLRP', refOf(a), {
         placementError,
         since: new Date(this.o.now()).toISOString(),
-        conditions: setCondition(a.status?.conditions as Condition[] | undefined, scheduled),
+        conditions: setCondition(a.status?.conditions, scheduled),
       });
       this.log.info({ key: keyOf(a), placementError }, 'instance not placed');
     } catch (err) {

@@ -23,7 +23,7 @@ class Index<T extends KubernetesObject> {
     const v = this.valueOf(obj);
     if (v === undefined || v === '') return;
     let bucket = this.byValue.get(v);
-    if (!bucket) this.byValue.set(v, (bucket = new Map()));
+    if (!bucket) this.byValue.set(v, (bucket = new Map<string, T>()));
     bucket.set(keyOf(obj), obj);
   }
   remove(obj: T): void {

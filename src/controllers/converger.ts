@@ -5,7 +5,14 @@ import type { Logger } from 'pino';
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { API_VERSION } from '../crds/kinds.ts';
 import { keyOf } from '../lib/informer.ts';
-import { DiegoClient, isAlreadyExists, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import {
+  DiegoClient,
+  isAlreadyExists,
+  isConflict,
+  isNamespaceTerminating,
+  isNotFound,
+  refOf,
+} from '../lib/resources.ts';
 import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
@@ -99,8 +106,10 @@ export class Converger {
         const state = a.status?.state ?? 'UNCLAIMED';
         if (state === 'RUNNING') running++;
         else if (state === 'CLAIMED') claimed++;
-        else if (state === 'CRASHED') (crashed++, (anyCrashed = true));
-        else unclaimed++;
+        else if (state === 'CRASHED') {
+          crashed++;
+          anyCrashed = true;
+        } else unclaimed++;
       }
       missing += n - ordinary.size;
       if (anyCrashed) crashing++;
@@ -170,6 +179,7 @@ export class Converger {
         const wait = await what();
         if (typeof wait === 'number') later(wait);
       } catch (err) {
+        if (isNamespaceTerminating(err)) return;
         if (!isConflict(err) && !isNotFound(err)) throw err;
         later(CONFLICT_RETRY_MS);
       }
@@ -382,14 +392,14 @@ export class Converger {
     };
     const same =
       Object.entries(next).every(([k, v]) => (status as Record<string, unknown>)[k] === v) &&
-      conditionUnchanged(status.conditions as Condition[] | undefined, ready);
+      conditionUnchanged(status.conditions, ready);
     if (same) return;
     await this.o.client.patchStatus(
       'DesiredLRP',
       { namespace: d.metadata.namespace, name: d.metadata.name ?? '' },
       {
         ...next,
-        conditions: setCondition(status.conditions as Condition[] | undefined, ready, new Date(this.o.now())),
+        conditions: setCondition(status.conditions, ready, new Date(this.o.now())),
       },
     );
   }

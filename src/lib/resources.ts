@@ -31,6 +31,9 @@ export function resourcePath(kind: DiegoKind, namespace?: string, name?: string,
 
 export const isConflict = (err: unknown) => err instanceof KubeError && err.code === 409;
 export const isNotFound = (err: unknown) => err instanceof KubeError && err.code === 404;
+/** The namespace is being deleted: nothing can be created in it, and nothing needs to be. */
+export const isNamespaceTerminating = (err: unknown) =>
+  err instanceof KubeError && err.code === 403 && JSON.stringify(err.body).includes('NamespaceTerminating');
 export const isAlreadyExists = (err: unknown) =>
   isConflict(err) &&
   (err as KubeError).body !== undefined &&
