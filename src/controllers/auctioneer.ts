@@ -16,6 +16,7 @@ import { keyOf } from '../lib/informer.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
 import type { DiegoCache } from './cache.ts';
 import { setCondition, type Condition } from './conditions.ts';
+import { pool } from '../lib/pool.ts';
 import { metrics } from './metrics.ts';
 import { actualLRPName } from './names.ts';
 import type { CellPresence } from './presence.ts';
@@ -367,22 +368,4 @@ export class Auctioneer {
       if (!isConflict(err) && !isNotFound(err)) throw err;
     }
   }
-}
-
-/** Runs the thunks with at most `limit` in flight; a failed write is logged by its caller's retry path. */
-export async function pool(thunks: (() => Promise<void>)[], limit: number): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  const worker = async () => {
-    while (next < thunks.length) {
-      const i = next++;
-      try {
-        await thunks[i]!();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, thunks.length) }, worker));
-  if (errors.length) throw new AggregateError(errors, `${errors.length} of ${thunks.length} auction writes failed`);
 }

@@ -13,6 +13,7 @@ import {
   isNotFound,
   refOf,
 } from '../lib/resources.ts';
+import { pool } from '../lib/pool.ts';
 import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
@@ -36,18 +37,24 @@ export interface ConvergerOptions {
 }
 
 const CONFLICT_RETRY_MS = 50;
+/** DesiredLRP status is rewritten at most this often, however many instances change meanwhile. */
+const STATUS_COALESCE_MS = 500;
+/** Missing instances of one LRP are created this many at a time. */
+const CREATE_CONCURRENCY = 16;
 const UNCLAIMED_RESET = { instanceGuid: null, cellId: null, netInfo: null, placementError: null, routable: null };
 
 export class Converger {
   private readonly o: Required<Omit<ConvergerOptions, 'onUnplacedWork'>> & Pick<ConvergerOptions, 'onUnplacedWork'>;
   private readonly log: Logger;
   private readonly queue: WorkQueue;
+  private readonly statusQueue: WorkQueue;
   private timer?: NodeJS.Timeout;
 
   constructor(opts: ConvergerOptions) {
     this.o = { convergeIntervalMs: 30_000, now: Date.now, concurrency: 4, ...opts };
     this.log = opts.log.child({ component: 'converger' });
     this.queue = new WorkQueue({ name: 'converger', logger: this.log });
+    this.statusQueue = new WorkQueue({ name: 'converger-status', logger: this.log });
   }
 
   start(): void {
@@ -68,6 +75,7 @@ export class Converger {
     presence.on('disappeared', onCell);
     presence.on('appeared', onCell);
     this.queue.run((key) => this.reconcile(key), this.o.concurrency);
+    this.statusQueue.run((key) => this.reconcileStatus(key), 2);
     this.fullPass();
     this.timer = setInterval(() => this.fullPass(), this.o.convergeIntervalMs);
     this.timer.unref();
@@ -75,7 +83,7 @@ export class Converger {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await this.queue.shutDown();
+    await Promise.all([this.queue.shutDown(), this.statusQueue.shutDown()]);
   }
 
   /** Diego's periodic pass: every DesiredLRP, orphans, and the convergence metrics. */
@@ -184,15 +192,31 @@ export class Converger {
         later(CONFLICT_RETRY_MS);
       }
     };
-    for (let i = 0; i < instances; i++) if (!ordinary.has(i)) await guarded(() => this.createInstance(d, i));
+    const missing: (() => Promise<void>)[] = [];
+    for (let i = 0; i < instances; i++)
+      if (!ordinary.has(i)) missing.push(() => guarded(() => this.createInstance(d, i)));
+    await pool(missing, CREATE_CONCURRENCY);
     for (const [index, a] of ordinary) {
       if (index >= instances)
         await guarded(() => this.ensureGone(a)); // scale down retires the highest indices
       else await guarded(() => this.step(d, a));
     }
     for (const copy of copies) await guarded(() => this.stepCopy(copy, ordinary.get(copy.spec.index), instances));
-    await guarded(() => this.setDesiredStatus(d, actuals));
+    this.statusQueue.addAfter(key, STATUS_COALESCE_MS);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  /** Writes the DesiredLRP's instance counts and Ready condition from the cache (coalesced). */
+  private async reconcileStatus(key: string): Promise<ReconcileResult> {
+    const [namespace = '', name = ''] = key.split('/');
+    const d = this.o.cache.desired.get(namespace, name);
+    if (!d || d.metadata.deletionTimestamp) return;
+    try {
+      await this.setDesiredStatus(d, this.o.cache.actualByDesiredUid.get(d.metadata.uid ?? ''));
+    } catch (err) {
+      if (isConflict(err)) return { requeueAfterMs: CONFLICT_RETRY_MS };
+      if (!isNotFound(err) && !isNamespaceTerminating(err)) throw err;
+    }
   }
 
   private async createInstance(d: IDesiredLRP, index: number): Promise<void> {
