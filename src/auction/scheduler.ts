@@ -114,6 +114,46 @@ class Auction {
     return unfit;
   }
 
+  /**
+   * Scores every cell in `ids` that has room (lower wins; a strict < keeps the first of equals) and records
+   * why the others did not fit.
+   */
+  private scanCells(
+    ids: Iterable<number>,
+    memoryMb: number,
+    diskMb: number,
+    scan: Scan,
+    score: (resourceScore: number, cell: number) => number,
+  ): void {
+    const t = this.t;
+    for (const c of ids) {
+      const am = t.availMemory[c]!;
+      const ad = t.availDisk[c]!;
+      const ac = t.availContainers[c]!;
+      const mask = resourceProblemMask(am, ad, ac, memoryMb, diskMb);
+      if (mask !== 0) {
+        scan.problems &= mask;
+        scan.unfit++;
+        continue;
+      }
+      const res = resourceScore(
+        am,
+        ad,
+        ac,
+        t.totalMemory[c]!,
+        t.totalDisk[c]!,
+        t.totalContainers[c]!,
+        memoryMb,
+        diskMb,
+      );
+      const s = score(res, c);
+      if (s < scan.best) {
+        scan.best = s;
+        scan.winner = c;
+      }
+    }
+  }
+
   placeLrp(a: LRPAuction): Outcome {
     const t = this.t;
     const f = this.filter(a);
@@ -134,43 +174,19 @@ class Auction {
       };
     }
     const { startingContainerWeight: sw, binPackFirstFitWeight: bw } = this.cfg;
-    let winner = -1;
-    let best = INITIAL_WINNER_SCORE;
-    let problems = ALL_PROBLEMS_MASK;
-    let unfit = 0;
+    const scan = newScan();
     let g = 0;
     // Zones with fewer instances of the app first; zones tied on that count compete together, and the scan stops
     // after the first group that has a winner.
-    for (; g < groups.length && winner < 0; g++) {
+    for (; g < groups.length && scan.winner < 0; g++) {
       for (const { zone: ids } of groups[g]!) {
-        for (const c of ids) {
-          const am = t.availMemory[c]!;
-          const ad = t.availDisk[c]!;
-          const ac = t.availContainers[c]!;
-          const mask = resourceProblemMask(am, ad, ac, memoryMb, diskMb);
-          if (mask !== 0) {
-            problems &= mask;
-            unfit++;
-            continue;
-          }
-          const res = resourceScore(
-            am,
-            ad,
-            ac,
-            t.totalMemory[c]!,
-            t.totalDisk[c]!,
-            t.totalContainers[c]!,
-            memoryMb,
-            diskMb,
-          );
-          const score = scoreForLrp(res, t.starting[c]!, sw, onCell?.get(c) ?? 0, t.binIndex[c]!, bw);
-          if (score < best) {
-            best = score;
-            winner = c;
-          }
-        }
+        this.scanCells(ids, memoryMb, diskMb, scan, (res, c) =>
+          scoreForLrp(res, t.starting[c]!, sw, onCell?.get(c) ?? 0, t.binIndex[c]!, bw),
+        );
       }
     }
+    let { unfit } = scan;
+    const { winner, best, problems } = scan;
     // The zones not scanned only matter for the explanation's count of cells without room.
     for (; g < groups.length; g++) {
       for (const { zone: ids } of groups[g]!) unfit += this.countUnfit(ids, memoryMb, diskMb);
@@ -198,39 +214,12 @@ class Auction {
     }
     const { memoryMb, diskMb } = a;
     const sw = this.cfg.startingContainerWeight;
-    let winner = -1;
-    let best = INITIAL_WINNER_SCORE;
-    let problems = ALL_PROBLEMS_MASK;
-    let unfit = 0;
+    const scan = newScan();
     // No zone balancing for tasks: every compatible cell competes.
     for (const ids of f.perZone) {
-      for (const c of ids) {
-        const am = t.availMemory[c]!;
-        const ad = t.availDisk[c]!;
-        const ac = t.availContainers[c]!;
-        const mask = resourceProblemMask(am, ad, ac, memoryMb, diskMb);
-        if (mask !== 0) {
-          problems &= mask;
-          unfit++;
-          continue;
-        }
-        const res = resourceScore(
-          am,
-          ad,
-          ac,
-          t.totalMemory[c]!,
-          t.totalDisk[c]!,
-          t.totalContainers[c]!,
-          memoryMb,
-          diskMb,
-        );
-        const score = scoreForTask(res, t.starting[c]!, sw, t.tasks[c]!);
-        if (score < best) {
-          best = score;
-          winner = c;
-        }
-      }
+      this.scanCells(ids, memoryMb, diskMb, scan, (res, c) => scoreForTask(res, t.starting[c]!, sw, t.tasks[c]!));
     }
+    const { winner, best, problems, unfit } = scan;
     if (winner < 0) {
       return {
         ok: false,
@@ -242,6 +231,15 @@ class Auction {
     return { ok: true, cell: winner, score: best, explanation: this.explanation(f, unfit, winner, best) };
   }
 }
+
+interface Scan {
+  winner: number;
+  best: number;
+  problems: number;
+  unfit: number;
+}
+
+const newScan = (): Scan => ({ winner: -1, best: INITIAL_WINNER_SCORE, problems: ALL_PROBLEMS_MASK, unfit: 0 });
 
 /** Runs one auction over a batch: dedupes (LRPs by processGuid.index, tasks by taskGuid, first wins), orders
  *  (index-0 LRPs by memory desc, then tasks by memory desc, then other LRPs by index asc then memory desc),

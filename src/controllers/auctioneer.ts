@@ -18,7 +18,7 @@ import type { DiegoCache } from './cache.ts';
 import { setCondition, type Condition } from './conditions.ts';
 import { pool } from '../lib/pool.ts';
 import { metrics } from './metrics.ts';
-import { actualLRPName } from './names.ts';
+import { actualLRPName, placementPatch } from './names.ts';
 import type { CellPresence } from './presence.ts';
 
 export const ANNOTATION_PLACEMENT = 'diego.dev/placement';
@@ -317,10 +317,7 @@ export class Auctioneer {
 
   private async place(kind: 'ActualLRP' | 'Task', obj: IActualLRP | ITask, cellId: string, why: string): Promise<void> {
     try {
-      await this.o.client.patch(kind, refOf(obj), {
-        metadata: { annotations: { [ANNOTATION_PLACEMENT]: why } },
-        spec: { cellId },
-      });
+      await this.o.client.patch(kind, refOf(obj), placementPatch(cellId, { [ANNOTATION_PLACEMENT]: why }));
     } catch (err) {
       // Someone else changed it since the auction read it (another leader, the converger): it comes back
       // through the cache and is auctioned again if it still needs a cell.

@@ -20,7 +20,7 @@ import type { DiegoCache } from './cache.ts';
 import { conditionUnchanged, setCondition, type Condition } from './conditions.ts';
 import { crashPolicyFor, shouldRestart } from './crash-policy.ts';
 import { metrics } from './metrics.ts';
-import { actualLRPName, FINALIZER_CONTAINER, instanceLabels, selectorFor } from './names.ts';
+import { actualLRPName, FINALIZER_CONTAINER, instanceLabels, placementPatch, selectorFor } from './names.ts';
 import type { CellPresence } from './presence.ts';
 
 export interface ConvergerOptions {
@@ -226,7 +226,7 @@ export class Converger {
         metadata: {
           name,
           namespace: d.metadata.namespace,
-          labels: instanceLabels(d.metadata.uid ?? '', index),
+          labels: instanceLabels(d.metadata.uid ?? '', index, d.spec.processGuid),
           finalizers: [FINALIZER_CONTAINER],
           ownerReferences: [
             {
@@ -270,7 +270,7 @@ export class Converger {
     }
     if (state === 'UNCLAIMED') {
       if (placedOn && !presence.isPresent(placedOn)) {
-        await client.patch('ActualLRP', refOf(a), { spec: { cellId: null } }); // its cell went away before claiming
+        await client.patch('ActualLRP', refOf(a), placementPatch(null)); // its cell went away before claiming
       } else if (!placedOn) this.o.onUnplacedWork?.();
       return;
     }
@@ -281,7 +281,7 @@ export class Converger {
     }
     // CRASHED: the instance is off its cell; restart it per the policy.
     if (placedOn) {
-      await client.patch('ActualLRP', refOf(a), { spec: { cellId: null } });
+      await client.patch('ActualLRP', refOf(a), placementPatch(null));
       return; // the update comes back as an event
     }
     const since = a.status?.since ? Date.parse(a.status.since) : this.o.now();
@@ -303,7 +303,7 @@ export class Converger {
     const { client } = this.o;
     if (a.status?.state === 'RUNNING') await this.ensureSuspectCopy(d, a, cellId);
     this.log.warn({ key: keyOf(a), cellId, state: a.status?.state }, 'cell lost: re-placing instance');
-    const moved = await client.patch('ActualLRP', refOf(a), { spec: { cellId: null } });
+    const moved = await client.patch('ActualLRP', refOf(a), placementPatch(null));
     await client.patchStatus('ActualLRP', refOf(moved), {
       ...UNCLAIMED_RESET,
       state: 'UNCLAIMED',
@@ -322,7 +322,7 @@ export class Converger {
         metadata: {
           name,
           namespace: a.metadata.namespace,
-          labels: a.metadata.labels,
+          labels: a.metadata.labels, // including its cell label
           finalizers: [FINALIZER_CONTAINER],
           ownerReferences: a.metadata.ownerReferences,
         },
@@ -350,7 +350,7 @@ export class Converger {
       // The cell is back before the replacement runs: promote the suspect, drop the replacement.
       // Status first: placed-but-UNCLAIMED for even a moment, the cell would claim it as new work.
       const restored = await client.patchStatus('ActualLRP', refOf(ordinary), { ...copy.status, presence: 'ORDINARY' });
-      await client.patch('ActualLRP', refOf(restored), { spec: { cellId } });
+      await client.patch('ActualLRP', refOf(restored), placementPatch(cellId));
       this.log.info({ key: keyOf(ordinary), cellId }, 'cell returned: suspect instance promoted');
       await this.ensureGone(copy);
     }

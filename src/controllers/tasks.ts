@@ -8,6 +8,7 @@ import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
 import { metrics } from './metrics.ts';
+import { placementPatch } from './names.ts';
 import type { CellPresence } from './presence.ts';
 import { postCallback } from './task-callback.ts';
 import { completedStatus, REASON_CANCELLED, REASON_CELL_DISAPPEARED, REASON_NOT_STARTED } from './task-lifecycle.ts';
@@ -117,7 +118,7 @@ export class TaskController {
         const age = now - created;
         if (age >= this.o.expirePendingMs) return void (await complete(REASON_NOT_STARTED));
         if (t.spec.cellId && !presence.isPresent(t.spec.cellId)) {
-          await client.patch('Task', refOf(t), { spec: { cellId: null } }); // its cell went away before starting it
+          await client.patch('Task', refOf(t), placementPatch(null)); // its cell went away before starting it
         }
         return { requeueAfterMs: this.o.expirePendingMs - age };
       }

@@ -1,60 +1,17 @@
 // The scheduling brain against a real API server, with simulated cells playing the cell-agent's part:
 // convergence, the auction (zones, placement errors, retry on capacity), crash restarts, lost cells.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
-import { Manager } from '../../src/controllers/manager.ts';
+import { describe, expect, it } from 'vitest';
 import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
-import { createLogger } from '../../src/lib/log.ts';
 import { startOpsServer } from '../../src/lib/metrics.ts';
-import { DiegoClient } from '../../src/lib/resources.ts';
 import { eventually } from '../support/eventually.ts';
-import { createNamespace, deleteNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
-import { SimCell, type SimCellOptions } from '../support/sim-cell.ts';
+import { useDiego } from '../support/fixture.ts';
+import { kubectl } from '../support/kube.ts';
+import type { SimCellOptions } from '../support/sim-cell.ts';
 
-const kc = testKubeConfig();
-const client = new DiegoClient(kc);
-const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
-const systemNamespace = `diego-sys-${randomBytes(3).toString('hex')}`;
-let ns = '';
-let manager: Manager;
-let cells: SimCell[] = [];
-
-beforeAll(async () => {
-  ns = await createNamespace(kc, 'sched');
-  manager = new Manager({ kc, log, systemNamespace, convergeIntervalMs: 2000 });
-  await manager.start();
-});
-afterEach(async () => {
-  // Remove this test's apps while its cells still run (they release the containers), then the cells.
-  const apps = await client.list('DesiredLRP', { namespace: ns });
-  await Promise.all(apps.map((d) => client.delete('DesiredLRP', { namespace: ns, name: d.metadata.name! })));
-  await eventually(async () => expect(await client.list('ActualLRP', { namespace: ns })).toHaveLength(0), 30_000);
-  await Promise.all(cells.map((c) => c.stop()));
-  cells = [];
-}, 60_000);
-afterAll(async () => {
-  await manager.stop();
-  await deleteNamespace(kc, ns);
-  await deleteNamespace(kc, systemNamespace);
-});
-
-async function startCells(
-  n: number,
-  opts: (i: number) => Omit<SimCellOptions, 'cellId'> & { cellId?: string } = () => ({}),
-): Promise<SimCell[]> {
-  const started = await Promise.all(
-    Array.from({ length: n }, (_, i) => {
-      const o = opts(i);
-      return new SimCell(kc, {
-        namespace: systemNamespace,
-        ...o,
-        cellId: o.cellId ?? `cell-${randomBytes(3).toString('hex')}-${i}`,
-      }).start();
-    }),
-  );
-  cells.push(...started);
-  return started;
-}
+const env = useDiego('sched', { convergeIntervalMs: 2000 });
+const { client } = env;
+const startCells = (n: number, opts?: (i: number) => Partial<SimCellOptions>) => env.startCells(n, opts);
+const cells = env.cells;
 
 let seq = 0;
 async function desire(
@@ -62,7 +19,7 @@ async function desire(
   name = `app-${++seq}`,
 ): Promise<IDesiredLRP> {
   return client.create('DesiredLRP', {
-    metadata: { name, namespace: ns },
+    metadata: { name, namespace: env.ns },
     spec: {
       processGuid: `${name}-guid`,
       domain: 'cf-apps',
@@ -76,7 +33,7 @@ async function desire(
 }
 
 const instancesOf = async (d: IDesiredLRP): Promise<IActualLRP[]> =>
-  client.list('ActualLRP', { namespace: ns, labelSelector: `diego.dev/desired-lrp-uid=${d.metadata.uid}` });
+  client.list('ActualLRP', { namespace: env.ns, labelSelector: `diego.dev/desired-lrp-uid=${d.metadata.uid}` });
 
 async function running(d: IDesiredLRP, n: number): Promise<IActualLRP[]> {
   return eventually(async () => {
@@ -101,16 +58,21 @@ describe('converger', () => {
         controller: true,
       });
       expect(a.metadata.annotations?.['diego.dev/placement']).toMatch(/placed on .* score/);
+      expect(a.metadata.labels).toMatchObject({
+        'diego.dev/process-guid': d.spec.processGuid,
+        'diego.dev/index': String(a.spec.index),
+        'diego.dev/cell-id': a.spec.cellId,
+      });
     }
-    expect((await kubectl(['scale', '-n', ns, `desiredlrp/${d.metadata.name}`, '--replicas=2'])).code).toBe(0);
+    expect((await kubectl(['scale', '-n', env.ns, `desiredlrp/${d.metadata.name}`, '--replicas=2'])).code).toBe(0);
     const two = await running(d, 2);
     expect(two.map((a) => a.spec.index).sort()).toEqual([0, 1]);
     await eventually(async () => expect(await instancesOf(d)).toHaveLength(2));
     await eventually(() => expect(cells.reduce((n, c) => n + c.containers.size, 0)).toBe(2));
-    await client.patch('DesiredLRP', { namespace: ns, name: d.metadata.name! }, { spec: { instances: 10 } });
+    await client.patch('DesiredLRP', { namespace: env.ns, name: d.metadata.name! }, { spec: { instances: 10 } });
     await running(d, 10);
     const status = await eventually(async () => {
-      const s = (await client.get('DesiredLRP', ns, d.metadata.name!)).status;
+      const s = (await client.get('DesiredLRP', env.ns, d.metadata.name!)).status;
       expect(s?.runningInstances).toBe(10);
       return s;
     });
@@ -125,7 +87,7 @@ describe('converger', () => {
     const d = await desire({ instances: 3 });
     await running(d, 3);
     expect(cell!.containers.size).toBe(3);
-    await client.delete('DesiredLRP', { namespace: ns, name: d.metadata.name! });
+    await client.delete('DesiredLRP', { namespace: env.ns, name: d.metadata.name! });
     await eventually(async () => expect(await instancesOf(d)).toHaveLength(0), 45_000);
     expect(cell!.containers.size).toBe(0);
   });
@@ -233,9 +195,9 @@ describe('crash restart policy', () => {
     const name = `${d.metadata.name}-0`;
     const crashAndWait = async (count: number) => {
       await running(d, 1);
-      await cell!.crash(name, ns);
+      await cell!.crash(name, env.ns);
       return eventually(async () => {
-        const a = await client.get('ActualLRP', ns, name);
+        const a = await client.get('ActualLRP', env.ns, name);
         expect(a.status?.crashCount).toBe(count);
         return a;
       });
@@ -249,15 +211,15 @@ describe('crash restart policy', () => {
     expect(third.status?.crashReason).toBe('APP/PROC/WEB: Exited with status 1');
     const crashedAt = Date.parse(third.status!.since!);
     await new Promise((r) => setTimeout(r, 1500));
-    expect((await client.get('ActualLRP', ns, name)).status?.state).toBe('CRASHED');
+    expect((await client.get('ActualLRP', env.ns, name)).status?.state).toBe('CRASHED');
     const [restarted] = await running(d, 1);
     expect(Date.now() - crashedAt).toBeGreaterThanOrEqual(3000);
     expect(restarted!.status?.crashCount).toBe(3);
     await crashAndWait(4); // maxRestarts 4: never restarted
     await new Promise((r) => setTimeout(r, 4000));
-    const given = await client.get('ActualLRP', ns, name);
+    const given = await client.get('ActualLRP', env.ns, name);
     expect(given.status?.state).toBe('CRASHED');
-    const desired = await client.get('DesiredLRP', ns, d.metadata.name!);
+    const desired = await client.get('DesiredLRP', env.ns, d.metadata.name!);
     expect(desired.status?.crashedInstances).toBe(1);
   }, 60_000);
 });
@@ -287,7 +249,7 @@ describe('cell presence', () => {
         .map((a) =>
           client.patch(
             'ActualLRP',
-            { namespace: ns, name: a.metadata.name! },
+            { namespace: env.ns, name: a.metadata.name! },
             { metadata: { annotations: { poke: '1' } } },
           ),
         ),

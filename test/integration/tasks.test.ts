@@ -2,62 +2,26 @@
 // cancellation, expiry of unresolved and unstarted tasks, and lost cells.
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Manager } from '../../src/controllers/manager.ts';
+import { describe, expect, it } from 'vitest';
 import { startTask, TaskTransitionError } from '../../src/controllers/task-lifecycle.ts';
 import type { ITask } from '../../src/crds/models.ts';
-import { createLogger } from '../../src/lib/log.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
 import { eventually } from '../support/eventually.ts';
-import { createNamespace, deleteNamespace, testKubeConfig } from '../support/kube.ts';
+import { useDiego } from '../support/fixture.ts';
 import { SimCell, type SimCellOptions } from '../support/sim-cell.ts';
 
-const kc = testKubeConfig();
-const client = new DiegoClient(kc);
-const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
-const systemNamespace = `diego-sys-${randomBytes(3).toString('hex')}`;
-let ns = '';
-let manager: Manager;
-let cells: SimCell[] = [];
-
-beforeAll(async () => {
-  ns = await createNamespace(kc, 'tasks');
-  manager = new Manager({
-    kc,
-    log,
-    systemNamespace,
-    convergeIntervalMs: 1000,
-    task: { expireCompletedMs: 3000, expirePendingMs: 6000, kickMs: 1000 },
-  });
-  await manager.start();
+const env = useDiego('tasks', {
+  convergeIntervalMs: 1000,
+  task: { expireCompletedMs: 3000, expirePendingMs: 6000, kickMs: 1000 },
 });
-afterEach(async () => {
-  const tasks = await client.list('Task', { namespace: ns });
-  await Promise.all(tasks.map((t) => client.delete('Task', { namespace: ns, name: t.metadata.name! })));
-  await Promise.all(cells.map((c) => c.stop()));
-  cells = [];
-});
-afterAll(async () => {
-  await manager.stop();
-  await deleteNamespace(kc, ns);
-  await deleteNamespace(kc, systemNamespace);
-});
-
-async function cell(opts: Partial<SimCellOptions> = {}): Promise<SimCell> {
-  const c = await new SimCell(kc, {
-    namespace: systemNamespace,
-    cellId: `tcell-${randomBytes(3).toString('hex')}`,
-    ...opts,
-  }).start();
-  cells.push(c);
-  return c;
-}
+const { client, kc } = env;
+const cells = env.cells;
+const cell = async (opts: Partial<SimCellOptions> = {}): Promise<SimCell> => (await env.startCells(1, () => opts))[0]!;
 
 let seq = 0;
 function desireTask(spec: Partial<ITask['spec']> = {}, name = `task-${++seq}`): Promise<ITask> {
   return client.create('Task', {
-    metadata: { name, namespace: ns },
+    metadata: { name, namespace: env.ns },
     spec: {
       taskGuid: `${name}-guid`,
       domain: 'cf-tasks',
@@ -69,7 +33,7 @@ function desireTask(spec: Partial<ITask['spec']> = {}, name = `task-${++seq}`): 
   });
 }
 
-const getTask = (t: ITask) => client.get('Task', ns, t.metadata.name!);
+const getTask = (t: ITask) => client.get('Task', env.ns, t.metadata.name!);
 const state = async (t: ITask, expected: string) =>
   eventually(async () => {
     const cur = await getTask(t);
@@ -80,7 +44,7 @@ const gone = (t: ITask, timeoutMs = 20_000) =>
   eventually(
     async () =>
       expect(
-        await client.list('Task', { namespace: ns, fieldSelector: `metadata.name=${t.metadata.name}` }),
+        await client.list('Task', { namespace: env.ns, fieldSelector: `metadata.name=${t.metadata.name}` }),
       ).toHaveLength(0),
     timeoutMs,
   );
@@ -100,7 +64,7 @@ describe('at most once', () => {
       expect(loser?.status === 'rejected' && loser.reason instanceof TaskTransitionError).toBe(true);
       // The same cell asking again is told not to start it a second time (Diego's should_start=false).
       expect(await startTask(client, await getTask(t), race)).toBe(false);
-      await client.delete('Task', { namespace: ns, name: t.metadata.name! });
+      await client.delete('Task', { namespace: env.ns, name: t.metadata.name! });
     }
   }, 120_000);
 });
@@ -162,7 +126,7 @@ describe('lifecycle', () => {
     await cell(); // starts tasks, never completes them
     const t = await desireTask();
     await state(t, 'Running');
-    await client.patch('Task', { namespace: ns, name: t.metadata.name! }, { spec: { cancelled: true } });
+    await client.patch('Task', { namespace: env.ns, name: t.metadata.name! }, { spec: { cancelled: true } });
     const done = await state(t, 'Completed');
     expect(done.status).toMatchObject({ failed: true, failureReason: 'task was cancelled' });
   });
@@ -187,7 +151,7 @@ describe('lifecycle', () => {
       const extra = await cell({ memoryMb: 64 });
       await new Promise((r) => setTimeout(r, 300));
       await extra.stop();
-      cells = cells.filter((c) => c !== extra);
+      cells.splice(cells.indexOf(extra), 1);
     }
     const done = await state(t, 'Completed');
     expect(done.status).toMatchObject({
