@@ -91,36 +91,15 @@ export class Converger {
     const end = metrics.convergenceLRPDuration.startTimer();
     const { cache } = this.o;
     for (const d of cache.desired.list()) this.queue.add(keyOf(d));
-    let desired = 0,
-      running = 0,
-      claimed = 0,
-      unclaimed = 0,
-      crashed = 0,
-      missing = 0,
-      extra = 0,
-      suspects = 0;
+    const total = { desired: 0, RUNNING: 0, CLAIMED: 0, UNCLAIMED: 0, CRASHED: 0, missing: 0, extra: 0, suspects: 0 };
     let crashing = 0;
     for (const d of cache.desired.list()) {
       const n = d.spec.instances ?? 1;
-      desired += n;
-      const actuals = cache.actualByDesiredUid.get(d.metadata.uid ?? '');
-      const ordinary = new Set<number>();
-      let anyCrashed = false;
-      for (const a of actuals) {
-        if (a.status?.presence === 'SUSPECT' && a.status.state === 'RUNNING') suspects++;
-        if ((a.status?.presence ?? 'ORDINARY') !== 'ORDINARY') continue;
-        if (a.spec.index >= n) extra++;
-        else ordinary.add(a.spec.index);
-        const state = a.status?.state ?? 'UNCLAIMED';
-        if (state === 'RUNNING') running++;
-        else if (state === 'CLAIMED') claimed++;
-        else if (state === 'CRASHED') {
-          crashed++;
-          anyCrashed = true;
-        } else unclaimed++;
-      }
-      missing += n - ordinary.size;
-      if (anyCrashed) crashing++;
+      const t = tally(n, cache.actualByDesiredUid.get(d.metadata.uid ?? ''));
+      total.desired += n;
+      for (const k of ['RUNNING', 'CLAIMED', 'UNCLAIMED', 'CRASHED', 'missing', 'extra'] as const) total[k] += t[k];
+      total.suspects += t.suspectRunning;
+      if (t.CRASHED > 0) crashing++;
     }
     // Instances whose DesiredLRP is gone (the garbage collector does this too, when it runs).
     if (cache.desired.synced) {
@@ -129,15 +108,15 @@ export class Converger {
           void this.ensureGone(a).catch((err: unknown) => this.log.warn({ err, key: keyOf(a) }, 'removing orphan'));
       }
     }
-    metrics.lrpsDesired.set(desired);
-    metrics.lrpsRunning.set(running);
-    metrics.lrpsClaimed.set(claimed);
-    metrics.lrpsUnclaimed.set(unclaimed);
-    metrics.crashedActualLRPs.set(crashed);
-    metrics.lrpsMissing.set(missing);
-    metrics.lrpsExtra.set(extra);
+    metrics.lrpsDesired.set(total.desired);
+    metrics.lrpsRunning.set(total.RUNNING);
+    metrics.lrpsClaimed.set(total.CLAIMED);
+    metrics.lrpsUnclaimed.set(total.UNCLAIMED);
+    metrics.crashedActualLRPs.set(total.CRASHED);
+    metrics.lrpsMissing.set(total.missing);
+    metrics.lrpsExtra.set(total.extra);
     metrics.crashingDesiredLRPs.set(crashing);
-    metrics.suspectRunningActualLRPs.set(suspects);
+    metrics.suspectRunningActualLRPs.set(total.suspects);
     metrics.presentCells.set(this.o.presence.presentCells().length);
     metrics.convergenceLRPRuns.inc();
     end();
@@ -387,11 +366,7 @@ export class Converger {
     override?: Omit<Condition, 'lastTransitionTime'>,
   ): Promise<void> {
     const instances = d.spec.instances ?? 1;
-    const count = { RUNNING: 0, CLAIMED: 0, UNCLAIMED: 0, CRASHED: 0 };
-    for (const a of actuals) {
-      if ((a.status?.presence ?? 'ORDINARY') !== 'ORDINARY' || a.spec.index >= instances) continue;
-      count[a.status?.state ?? 'UNCLAIMED']++;
-    }
+    const count = tally(instances, actuals);
     const ready: Omit<Condition, 'lastTransitionTime'> = override ?? {
       type: 'Ready',
       status: count.RUNNING >= instances ? 'True' : 'False',
@@ -431,4 +406,22 @@ export class Converger {
   private nowIso(): string {
     return new Date(this.o.now()).toISOString();
   }
+}
+
+/** Counts one LRP's ORDINARY instances by state, and what is missing or extra (for status and metrics). */
+export function tally(instances: number, actuals: IActualLRP[]) {
+  const t = { RUNNING: 0, CLAIMED: 0, UNCLAIMED: 0, CRASHED: 0, missing: 0, extra: 0, suspectRunning: 0 };
+  const indices = new Set<number>();
+  for (const a of actuals) {
+    if (a.status?.presence === 'SUSPECT' && a.status.state === 'RUNNING') t.suspectRunning++;
+    if ((a.status?.presence ?? 'ORDINARY') !== 'ORDINARY') continue;
+    if (a.spec.index >= instances) {
+      t.extra++;
+      continue;
+    }
+    indices.add(a.spec.index);
+    t[a.status?.state ?? 'UNCLAIMED']++;
+  }
+  t.missing = instances - indices.size;
+  return t;
 }
