@@ -24,7 +24,9 @@ export async function setup(project: TestProject): Promise<void> {
   cp = await connectOrStart({ controllerManager: true, logger: log });
   const kc = kubeConfigFromString(cp.kubeconfig);
   await installCRDs(kc);
-  webhook = await startLocalWebhook(kc, log);
+  // On an external cluster (kind) the apiserver must reach the webhook: DIEGO_TEST_WEBHOOK_HOST names an address
+  // of this machine it can reach (hack/kind-e2e.sh uses the kind network's gateway).
+  webhook = await startLocalWebhook(kc, log, process.env.DIEGO_TEST_WEBHOOK_HOST ?? '127.0.0.1');
   project.provide('kubeconfig', cp.kubeconfig);
   project.provide('kubeconfigPath', cp.kubeconfigPath);
   // The kubectl built with the control plane (same version); on an external cluster, the one on PATH.
