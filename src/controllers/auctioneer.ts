@@ -3,6 +3,7 @@
 // compare-and-swap write of spec.cellId; the chosen cell's agent then claims the work. Work that finds no
 // cell waits for a capacity change (a cell appears, frees resources, or changes) instead of Diego's 30-60 s.
 import type { Logger } from 'pino';
+import { withDefaults } from '../lib/options.ts';
 import {
   type AuctionConfig,
   type CellState,
@@ -67,7 +68,7 @@ export class Auctioneer {
   private stopped = false;
 
   constructor(opts: AuctioneerOptions) {
-    this.o = { maxTaskRetries: 3, commitConcurrency: 32, retryIntervalMs: 30_000, now: Date.now, ...opts };
+    this.o = withDefaults({ maxTaskRetries: 3, commitConcurrency: 32, retryIntervalMs: 30_000, now: Date.now }, opts);
     this.log = opts.log.child({ component: 'auctioneer' });
   }
 

@@ -2,6 +2,7 @@
 // restarts crashed ones per the crash policy, handles instances on lost cells (SUSPECT), and removes what
 // is no longer desired. Event-driven per DesiredLRP, plus Diego's periodic full pass that repairs drift.
 import type { Logger } from 'pino';
+import { withDefaults } from '../lib/options.ts';
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { API_VERSION } from '../crds/kinds.ts';
 import { keyOf } from '../lib/informer.ts';
@@ -51,7 +52,7 @@ export class Converger {
   private timer?: NodeJS.Timeout;
 
   constructor(opts: ConvergerOptions) {
-    this.o = { convergeIntervalMs: 30_000, now: Date.now, concurrency: 4, ...opts };
+    this.o = withDefaults({ convergeIntervalMs: 30_000, now: Date.now, concurrency: 4 }, opts);
     this.log = opts.log.child({ component: 'converger' });
     this.queue = new WorkQueue({ name: 'converger', logger: this.log });
     this.statusQueue = new WorkQueue({ name: 'converger-status', logger: this.log });

@@ -3,6 +3,7 @@
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { withDefaults } from '../lib/options.ts';
 import type { AuctionConfig } from '../auction/index.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { DiegoClient } from '../lib/resources.ts';
@@ -47,7 +48,10 @@ export class Manager {
   private leading: Promise<void> = Promise.resolve();
 
   constructor(opts: ManagerOptions) {
-    this.o = { systemNamespace: DEFAULT_SYSTEM_NAMESPACE, identity: `${hostname()}-${process.pid}`, ...opts };
+    this.o = withDefaults(
+      { systemNamespace: DEFAULT_SYSTEM_NAMESPACE, identity: `${hostname()}-${process.pid}` },
+      opts,
+    );
     this.log = opts.log.child({ component: 'manager', identity: this.o.identity });
   }
 

@@ -1,6 +1,7 @@
 // The task controller (Diego's task lifecycle and task convergence): Pending → Running → Completed →
 // Resolving → deleted, cancellation, lost cells, completion callbacks and the expiry timers.
 import type { Logger } from 'pino';
+import { withDefaults } from '../lib/options.ts';
 import type { ITask } from '../crds/models.ts';
 import { keyOf } from '../lib/informer.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
@@ -37,15 +38,17 @@ export class TaskController {
   private timer?: NodeJS.Timeout;
 
   constructor(opts: TaskControllerOptions) {
-    this.o = {
-      expirePendingMs: 30 * 60_000,
-      expireCompletedMs: 120_000,
-      kickMs: 30_000,
-      convergeIntervalMs: 30_000,
-      now: Date.now,
-      fetch: (...args) => fetch(...args),
-      ...opts,
-    };
+    this.o = withDefaults(
+      {
+        expirePendingMs: 30 * 60_000,
+        expireCompletedMs: 120_000,
+        kickMs: 30_000,
+        convergeIntervalMs: 30_000,
+        now: Date.now,
+        fetch: ((...args) => fetch(...args)) as typeof fetch,
+      },
+      opts,
+    );
     this.log = opts.log.child({ component: 'tasks' });
     this.queue = new WorkQueue({ name: 'tasks', logger: this.log });
   }
