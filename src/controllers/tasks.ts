@@ -45,7 +45,7 @@ export class TaskController {
         kickMs: 30_000,
         convergeIntervalMs: 30_000,
         now: Date.now,
-        fetch: ((...args) => fetch(...args)),
+        fetch: (input: string | URL | Request, init?: RequestInit) => fetch(input, init),
       },
       opts,
     );
