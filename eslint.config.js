@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'coverage/', 'config/', 'charts/', 'hack/tools/'] },
+  { ignores: ['node_modules/', 'dist/', 'coverage/', 'config/', 'charts/', 'hack/tools/', 'src/bbs/gen/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
