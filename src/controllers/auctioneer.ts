@@ -13,6 +13,7 @@ import {
   type TaskAuction,
 } from '../auction/index.ts';
 import type { IActualLRP, ITask } from '../crds/models.ts';
+import type { EventRecorder } from '../lib/events.ts';
 import { keyOf } from '../lib/informer.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
 import type { DiegoCache } from './cache.ts';
@@ -33,6 +34,8 @@ export interface AuctioneerOptions {
   /** Diego: tasks.max_retries 3. */
   maxTaskRetries?: number;
   commitConcurrency?: number;
+  /** Where "why here / why not placed" events go (kubectl describe); none if absent. */
+  events?: EventRecorder;
   /** Parked work is retried at least this often even without a capacity change (Diego: 30 s convergence). */
   retryIntervalMs?: number;
   now?: () => number;
@@ -237,7 +240,7 @@ export class Auctioneer {
     for (const f of results.tasks.failed) {
       const t = taskObjects.get(f.auction.key)!;
       this.parked.set(f.auction.key, this.capacityVersion);
-      writes.push(() => this.rejectTask(t, f.placementError));
+      writes.push(() => this.rejectTask(t, f.placementError, explain(f.explanation)));
     }
     metrics.lrpAuctionsStarted.inc(results.lrps.placed.length);
     metrics.lrpAuctionsFailed.inc(results.lrps.failed.length);
@@ -318,7 +321,19 @@ export class Auctioneer {
 
   private async place(kind: 'ActualLRP' | 'Task', obj: IActualLRP | ITask, cellId: string, why: string): Promise<void> {
     try {
-      await this.o.client.patch(kind, refOf(obj), placementPatch(cellId, { [ANNOTATION_PLACEMENT]: why }));
+      const placed = await this.o.client.patch(
+        kind,
+        refOf(obj),
+        placementPatch(cellId, { [ANNOTATION_PLACEMENT]: why }),
+      );
+      this.o.events?.record(placed, 'Normal', 'Placed', why);
+      const conditions = placed.status?.conditions;
+      if (conditions?.some((c) => c.type === 'Scheduled' && c.status === 'False')) {
+        // It failed before: say it is placed now (one more write, only for work that had waited).
+        await this.o.client.patchStatus(kind, refOf(placed), {
+          conditions: setCondition(conditions, { type: 'Scheduled', status: 'True', reason: 'Placed', message: why }),
+        });
+      }
     } catch (err) {
       // Someone else changed it since the auction read it (another leader, the converger): it comes back
       // through the cache and is auctioned again if it still needs a cell.
@@ -343,13 +358,14 @@ export class Auctioneer {
         conditions: setCondition(a.status?.conditions, scheduled),
       });
       this.log.info({ key: keyOf(a), placementError }, 'instance not placed');
+      this.o.events?.record(a, 'Warning', 'PlacementFailed', `${placementError}: ${why}`);
     } catch (err) {
       if (!isConflict(err) && !isNotFound(err)) throw err;
     }
   }
 
   /** Diego's RejectTask: count the rejection; past max retries the task fails with the reason. */
-  private async rejectTask(t: ITask, reason: string): Promise<void> {
+  private async rejectTask(t: ITask, reason: string, why: string): Promise<void> {
     const count = t.status?.rejectionCount ?? 0;
     const now = new Date(this.o.now()).toISOString();
     const status: Record<string, unknown> = { rejectionCount: count + 1, rejectionReason: reason, updatedAt: now };
@@ -362,6 +378,7 @@ export class Auctioneer {
         { key: keyOf(t), reason, rejections: count + 1, failed: count >= this.o.maxTaskRetries },
         'task not placed',
       );
+      this.o.events?.record(t, 'Warning', 'PlacementFailed', `${reason}: ${why}`);
     } catch (err) {
       if (!isConflict(err) && !isNotFound(err)) throw err;
     }

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { withDefaults } from '../lib/options.ts';
 import type { AuctionConfig } from '../auction/index.ts';
+import { EventRecorder } from '../lib/events.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { DiegoClient } from '../lib/resources.ts';
 import { Auctioneer } from './auctioneer.ts';
@@ -107,6 +108,7 @@ export class Manager {
       log,
       config: this.o.auction,
       retryIntervalMs: this.o.convergeIntervalMs,
+      events: new EventRecorder(kc, 'diego-auctioneer', log),
     });
     const converger = new Converger({
       client,

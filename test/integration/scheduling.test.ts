@@ -160,6 +160,11 @@ describe('auctioneer', () => {
       return all;
     });
     expect(waiting!.status?.state).toBe('UNCLAIMED');
+    // kubectl describe answers "why not placed" and, later, "why here".
+    const describeWaiting = await kubectl(['describe', '-n', env.ns, 'actuallrp', waiting!.metadata.name!]);
+    expect(describeWaiting.stdout).toMatch(
+      /PlacementFailed\s+.*insufficient resources: memory: not placed; 1 cells?: 1 without room/,
+    );
     expect(waiting!.status?.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({
       status: 'False',
       reason: 'PlacementFailed',
@@ -169,6 +174,11 @@ describe('auctioneer', () => {
     const [placed] = await running(d, 1);
     expect(Date.now() - t0).toBeLessThan(15_000); // Diego would wait for the next 30 s convergence pass
     expect(placed!.status?.placementError).toBeUndefined();
+    await eventually(async () => {
+      const described = await kubectl(['describe', '-n', env.ns, 'actuallrp', placed!.metadata.name!]);
+      expect(described.stdout).toMatch(/Placed\s+.*placed on .* \(zone z1, score \d/);
+      if (process.env.SHOW_DESCRIBE) console.log(described.stdout);
+    });
   });
 
   it('honours rootfs and placement tags', async () => {
