@@ -1,0 +1,330 @@
+// The process backend: a "container" is a directory under baseDir and its processes are plain child
+// processes of the cell agent. No isolation at all — it exists for development (`make run`) and for testing
+// the executor with real processes. What it does with each part of the Garden-like interface:
+//
+// * Filesystem: the container directory stands in for the root filesystem. streamIn/streamOut paths, the
+//   run `dir` and bind-mount destinations are resolved inside it ('/app' → <dir>/app, '..' cannot climb
+//   out lexically; symlinks can, this is not a sandbox). A run `path` is looked up inside the container
+//   directory first (so a downloaded '/tmp/lifecycle/launcher' runs) and otherwise used as a host path or
+//   looked up in $PATH (so '/bin/sh' and 'sh' run). The default working directory is the container directory.
+// * Environment: only the container env plus the process env (no host env leaks in), with a default PATH.
+// * Processes: spawned detached, i.e. as leaders of their own process group, so SIGTERM/SIGKILL go to the
+//   whole group (kill(-pid)) and reach whatever the process started. `user` is ignored (runs as the agent).
+//   limits.nofile is applied with `ulimit -n` in a /bin/sh wrapper.
+// * Network: processes share the host network, so a port cannot be remapped. netIn picks a free host port
+//   (or takes the one given) and the process must listen on it: when a process starts, PORT is set to the
+//   host port of the mapping whose container port PORT named (or of the first mapping when PORT is unset).
+//   CF apps already read $PORT; an app that cannot should be given hostPort = containerPort explicitly.
+//   info() reports no ip: checks then dial 127.0.0.1:hostPort.
+// * Limits (memory, disk, pids, cpu weight) and bind-mount read-only mode are not enforced; bind mounts are
+//   symlinks. Containers live in memory only: after an agent restart their directories are orphans.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import { mkdir, rm, stat, symlink, lstat } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { LineSplitter } from './lines.ts';
+import {
+  HANDLE_PATTERN,
+  type Container,
+  type ContainerBackend,
+  type ContainerInfo,
+  type ContainerSpec,
+  type EnvVar,
+  type PortMapping,
+  type ProcessHandle,
+  type ProcessIO,
+  type ProcessSignal,
+  type ProcessSpec,
+} from './types.ts';
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface ProcessBackendOptions {
+  /** Directory holding one sub-directory per container; created if missing. */
+  baseDir: string;
+  /**
+   * After a process exits, how long wait() lets its output drain. A process that left children behind
+   * holding its pipes would otherwise delay wait() until they exit.
+   */
+  outputDrainMs?: number;
+  /** Picks a free host port (tests may pin ports). */
+  allocatePort?: () => Promise<number>;
+}
+
+export class ProcessBackend implements ContainerBackend {
+  readonly baseDir: string;
+  readonly #outputDrainMs: number;
+  readonly #allocatePort: () => Promise<number>;
+  readonly #containers = new Map<string, ProcessContainer>();
+
+  constructor(opts: ProcessBackendOptions) {
+    this.baseDir = path.resolve(opts.baseDir);
+    this.#outputDrainMs = opts.outputDrainMs ?? 200;
+    this.#allocatePort = opts.allocatePort ?? freePort;
+  }
+
+  async create(spec: ContainerSpec): Promise<Container> {
+    if (!HANDLE_PATTERN.test(spec.handle)) throw new Error(`invalid container handle '${spec.handle}'`);
+    if (this.#containers.has(spec.handle)) throw new Error(`handle already exists: ${spec.handle}`);
+    await mkdir(this.baseDir, { recursive: true });
+    const root = path.join(this.baseDir, spec.handle);
+    try {
+      await mkdir(root); // not recursive: fails when a directory (e.g. from a previous agent) is there
+    } catch (err) {
+      throw new Error(`creating container directory ${root}: ${(err as Error).message}`, { cause: err });
+    }
+    const container = new ProcessContainer(spec, root, this.#outputDrainMs, this.#allocatePort);
+    this.#containers.set(spec.handle, container);
+    try {
+      for (const mount of spec.bindMounts ?? []) {
+        const dst = resolveInRoot(root, mount.dstPath);
+        await mkdir(path.dirname(dst), { recursive: true });
+        await symlink(path.resolve(mount.srcPath), dst);
+      }
+      for (const p of spec.netIn ?? []) await container.netIn(p.containerPort, p.hostPort);
+    } catch (err) {
+      await this.destroy(spec.handle);
+      throw err;
+    }
+    return container;
+  }
+
+  lookup(handle: string): Promise<Container | undefined> {
+    return Promise.resolve(this.#containers.get(handle));
+  }
+
+  list(): Promise<string[]> {
+    return Promise.resolve([...this.#containers.keys()]);
+  }
+
+  async destroy(handle: string): Promise<void> {
+    const container = this.#containers.get(handle);
+    if (!container) return;
+    this.#containers.delete(handle);
+    await container.killAll();
+    await rm(container.root, { recursive: true, force: true });
+  }
+}
+
+class ProcessContainer implements Container {
+  readonly handle: string;
+  readonly properties: Readonly<Record<string, string>>;
+  readonly root: string;
+  readonly #env: EnvVar[];
+  readonly #ports: PortMapping[] = [];
+  readonly #processes = new Set<ChildProcessHandle>();
+  readonly #outputDrainMs: number;
+  readonly #allocatePort: () => Promise<number>;
+
+  constructor(spec: ContainerSpec, root: string, outputDrainMs: number, allocatePort: () => Promise<number>) {
+    this.handle = spec.handle;
+    this.properties = { ...spec.properties };
+    this.root = root;
+    this.#env = [...(spec.env ?? [])];
+    this.#outputDrainMs = outputDrainMs;
+    this.#allocatePort = allocatePort;
+  }
+
+  async run(proc: ProcessSpec, io: ProcessIO): Promise<ProcessHandle> {
+    const env = new Map<string, string>([['PATH', DEFAULT_PATH]]);
+    for (const v of [...this.#env, ...(proc.env ?? [])]) env.set(v.name, v.value);
+    this.#rewritePort(env);
+
+    const cwd = proc.dir ? resolveInRoot(this.root, proc.dir) : this.root;
+    if (!(await isDirectory(cwd))) throw new Error(`working directory ${proc.dir ?? '/'} does not exist`);
+
+    let file = await this.#resolveExecutable(proc.path);
+    let args = proc.args ?? [];
+    if (proc.limits?.nofile !== undefined) {
+      args = ['-c', 'ulimit -n "$1" || exit 126; shift; exec "$@"', 'sh', String(proc.limits.nofile), file, ...args];
+      file = '/bin/sh';
+    }
+
+    const child = spawn(file, args, {
+      cwd,
+      env: Object.fromEntries(env),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    const handle = new ChildProcessHandle(child, io, this.#outputDrainMs);
+    this.#processes.add(handle);
+    // The group may outlive its leader: keep it for killAll until its pipes are closed too.
+    void handle.closed.then(() => this.#processes.delete(handle));
+    return handle;
+  }
+
+  async streamIn(dst: string, tar: Readable | Buffer): Promise<void> {
+    const dir = resolveInRoot(this.root, dst);
+    await mkdir(dir, { recursive: true });
+    const child = spawn('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner'], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    const stderr = collect(child.stderr);
+    const input = Buffer.isBuffer(tar) ? Readable.from([tar]) : tar;
+    let inputError: Error | undefined;
+    input.once('error', (err) => {
+      inputError = err;
+      child.stdin.destroy();
+    });
+    // EPIPE when tar stops reading early (a bad archive): its exit status says what went wrong.
+    child.stdin.on('error', () => {});
+    input.pipe(child.stdin);
+    const code = await exitCode(child);
+    if (!input.readableEnded) input.destroy();
+    if (inputError) throw inputError;
+    if (code !== 0) throw new Error(`tar extraction into ${dst} failed (exit ${code}): ${(await stderr).trim()}`);
+  }
+
+  async streamOut(src: string): Promise<Readable> {
+    const target = resolveInRoot(this.root, src);
+    await lstat(target); // rejects with ENOENT like Garden does for a missing path
+    const child = spawn('tar', ['-c', '-f', '-', '-C', path.dirname(target), path.basename(target)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stderr = collect(child.stderr);
+    const out = new PassThrough();
+    child.stdout.pipe(out, { end: false });
+    // A reader that stops early (the upload step reads one entry) must not leave tar blocked on a full pipe.
+    out.once('close', () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    void Promise.all([exitCode(child), stderr]).then(([code, text]) => {
+      if (code === 0) out.end();
+      else out.destroy(new Error(`tar of ${src} failed (exit ${code}): ${text.trim()}`));
+    });
+    return out;
+  }
+
+  info(): Promise<ContainerInfo> {
+    return Promise.resolve({ ports: this.#ports.map((p) => ({ ...p })), events: [] });
+  }
+
+  async netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {
+    const existing = this.#ports.find((p) => p.containerPort === containerPort);
+    if (existing && (hostPort === undefined || hostPort === existing.hostPort)) return { ...existing };
+    const mapping = { containerPort, hostPort: hostPort ?? (await this.#allocatePort()) };
+    this.#ports.push(mapping);
+    return { ...mapping };
+  }
+
+  /** SIGKILLs every process group of the container and waits (briefly) for the leaders to exit. */
+  async killAll(): Promise<void> {
+    const all = [...this.#processes];
+    for (const p of all) p.signal('SIGKILL');
+    await Promise.race([Promise.all(all.map((p) => p.wait())), delay(2000)]);
+  }
+
+  #rewritePort(env: Map<string, string>): void {
+    const port = env.get('PORT');
+    const mapping =
+      port === undefined ? this.#ports[0] : this.#ports.find((p) => String(p.containerPort) === port.trim());
+    if (mapping) env.set('PORT', String(mapping.hostPort));
+  }
+
+  async #resolveExecutable(file: string): Promise<string> {
+    if (path.isAbsolute(file)) {
+      const inside = resolveInRoot(this.root, file);
+      if (await isFile(inside)) return inside;
+    }
+    return file;
+  }
+}
+
+class ChildProcessHandle implements ProcessHandle {
+  readonly pid: number;
+  /** Resolves once stdout and stderr are closed (everything in the group that held them has exited). */
+  readonly closed: Promise<void>;
+  readonly #exited: Promise<number>;
+  readonly #waited: Promise<number>;
+
+  constructor(child: ChildProcess, io: ProcessIO, outputDrainMs: number) {
+    if (child.pid === undefined) throw new Error('spawned process has no pid');
+    this.pid = child.pid;
+    const out = new LineSplitter((line) => io.stdout(line));
+    const err = new LineSplitter((line) => io.stderr(line));
+    child.stdout?.on('data', (chunk: Buffer) => out.write(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => err.write(chunk));
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0)));
+    });
+    this.closed = new Promise((resolve) => {
+      child.once('close', () => {
+        out.end();
+        err.end();
+        resolve();
+      });
+    });
+    this.#waited = this.#exited.then(async (status) => {
+      await Promise.race([this.closed, delay(outputDrainMs)]);
+      return status;
+    });
+  }
+
+  wait(): Promise<number> {
+    return this.#waited;
+  }
+
+  signal(sig: ProcessSignal): void {
+    try {
+      process.kill(-this.pid, sig);
+    } catch (err) {
+      // ESRCH: the whole group is gone already.
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+}
+
+/** Maps a container path onto the container directory; '..' cannot climb above it. */
+export function resolveInRoot(root: string, p: string): string {
+  return path.join(root, path.posix.resolve('/', p));
+}
+
+/** A port that was free a moment ago (another process may take it before we use it). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, resolve);
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('could not allocate a port');
+  return address.port;
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+}
+
+async function isFile(p: string): Promise<boolean> {
+  return stat(p).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+}
+
+function exitCode(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    child.once('error', () => resolve(-1));
+    child.once('close', (code) => resolve(code ?? -1));
+  });
+}
+
+async function collect(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

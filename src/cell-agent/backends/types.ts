@@ -1,0 +1,120 @@
+// The container backend: our Garden. The executor knows only this interface; it never learns whether a
+// container is a directory with child processes (process.ts), an OCI bundle run by runc in its own network
+// namespace, or a containerd task. Shapes follow Garden's API (code.cloudfoundry.org/garden client.go,
+// container.go, process.go) trimmed to what the executor uses.
+import type { Readable } from 'node:stream';
+
+/** One environment variable; later entries win over earlier ones with the same name. */
+export interface EnvVar {
+  name: string;
+  value: string;
+}
+
+/** Container-wide limits (Garden's Limits). A backend that cannot enforce one ignores it and says so in its docs. */
+export interface ContainerLimits {
+  memoryMb?: number;
+  diskMb?: number;
+  /** Maximum processes/threads in the container (pids cgroup). */
+  pids?: number;
+  /** Relative CPU weight (Diego: cpu shares, container_max_cpu_shares 1024). */
+  cpuWeight?: number;
+}
+
+/** A host path made visible inside the container (Diego bind-mounts cached dependencies this way). */
+export interface BindMount {
+  srcPath: string;
+  dstPath: string;
+  mode: 'ro' | 'rw';
+}
+
+export interface PortMapping {
+  containerPort: number;
+  hostPort: number;
+}
+
+export interface ContainerSpec {
+  /** Unique name of the container on this cell; Diego uses the instance guid. Letters, digits, '_' and '-'. */
+  handle: string;
+  /** Root filesystem URL ('preloaded:cflinuxfs4', 'docker:///busybox'); backends without images ignore it. */
+  rootfs?: string;
+  /** Environment of every process in the container; a process's own env overrides it. */
+  env?: EnvVar[];
+  limits?: ContainerLimits;
+  /** Ports to expose at creation (Diego maps every desired port when it creates the container). */
+  netIn?: { containerPort: number; hostPort?: number }[];
+  bindMounts?: BindMount[];
+  /** Free-form labels kept with the container (Garden properties); the executor stores its own keys here. */
+  properties?: Record<string, string>;
+  privileged?: boolean;
+}
+
+export interface ProcessSpec {
+  /** Executable; resolved inside the container (how exactly is the backend's business). */
+  path: string;
+  args?: string[];
+  /** Working directory inside the container; default: the container's root (process backend) or '/'. */
+  dir?: string;
+  /** Added to, and overriding, the container's env. */
+  env?: EnvVar[];
+  /** User to run as inside the container; backends without users ignore it. */
+  user?: string;
+  limits?: { nofile?: number };
+}
+
+/** Where a process's output goes, already split into lines (without the trailing newline). */
+export interface ProcessIO {
+  stdout(line: string): void;
+  stderr(line: string): void;
+}
+
+export type ProcessSignal = 'SIGTERM' | 'SIGKILL';
+
+export interface ProcessHandle {
+  /** Host pid of the process (for runc/containerd: of the process as seen from the host). */
+  readonly pid: number;
+  /** Resolves with the exit status once the process has exited (128 + n when killed by signal n). */
+  wait(): Promise<number>;
+  /** Signals the process and everything it started (its process group). Never throws for an exited process. */
+  signal(sig: ProcessSignal): void;
+}
+
+export interface ContainerInfo {
+  /**
+   * Address the cell reaches the container at, when the container has its own network namespace.
+   * Undefined when it shares the host network (process backend): then a process listens on the *host*
+   * port of a mapping, and checks dial 127.0.0.1:hostPort.
+   */
+  ip?: string;
+  ports: PortMapping[];
+  /** Garden events such as 'out of memory'; the run step appends "(out of memory)" to exit errors. */
+  events?: string[];
+}
+
+export interface Container {
+  readonly handle: string;
+  readonly properties: Readonly<Record<string, string>>;
+  /** Starts a process; rejects when it cannot be started (missing executable, bad dir). */
+  run(proc: ProcessSpec, io: ProcessIO): Promise<ProcessHandle>;
+  /** Extracts a tar archive (stream or bytes) into the directory `path` of the container, creating it. */
+  streamIn(path: string, tar: Readable | Buffer, opts?: { user?: string }): Promise<void>;
+  /**
+   * A tar archive of `path` (a file or a directory) in the container, as Garden's StreamOut. A stream rather
+   * than a Buffer because droplets are hundreds of MB; rejects when `path` does not exist.
+   */
+  streamOut(path: string, opts?: { user?: string }): Promise<Readable>;
+  info(): Promise<ContainerInfo>;
+  /** Exposes a container port; the host port is chosen by the backend unless given. */
+  netIn(containerPort: number, hostPort?: number): Promise<PortMapping>;
+}
+
+export interface ContainerBackend {
+  /** Rejects when the handle is taken or the spec cannot be honoured. */
+  create(spec: ContainerSpec): Promise<Container>;
+  lookup(handle: string): Promise<Container | undefined>;
+  list(): Promise<string[]>;
+  /** Kills every process of the container and removes it; destroying an unknown handle is not an error. */
+  destroy(handle: string): Promise<void>;
+}
+
+/** Garden's rule for handles, and Diego's for guids. */
+export const HANDLE_PATTERN = /^[a-zA-Z0-9_-]{1,255}$/;
