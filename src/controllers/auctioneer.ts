@@ -41,6 +41,15 @@ export interface AuctioneerOptions {
   now?: () => number;
 }
 
+/** Whether the object uses resources on the cell it is placed on (what the auction's cell state counts). */
+function holdsCapacity(o: IActualLRP | ITask): boolean {
+  if (!o.spec.cellId) return false;
+  const state = o.status?.state;
+  if (o.kind === 'Task' || 'taskGuid' in o.spec)
+    return state === undefined || state === 'Pending' || state === 'Running';
+  return state !== 'CRASHED';
+}
+
 interface Assumed {
   cellId: string;
   processGuid?: string;
@@ -86,21 +95,24 @@ export class Auctioneer {
     const seen = (o: IActualLRP | ITask) => {
       if (o.spec.cellId || o.metadata.deletionTimestamp) this.assumed.delete(keyOf(o));
     };
-    cache.actual.on('add', (a) => (seen(a), this.isUnplacedLRP(a) && this.kick()));
-    cache.actual.on('update', (a, old) => {
-      seen(a);
-      if (old?.spec.cellId && !a.spec.cellId)
-        this.capacityChanged(); // left its cell
-      else if (this.isUnplacedLRP(a)) this.kick();
-    });
-    cache.actual.on('delete', (a) => (this.assumed.delete(keyOf(a)), a.spec.cellId && this.capacityChanged()));
-    cache.tasks.on('add', (t) => (seen(t), this.isUnplacedTask(t) && this.kick()));
-    cache.tasks.on('update', (t, old) => {
-      seen(t);
-      if (old?.spec.cellId && (t.status?.state === 'Completed' || !t.spec.cellId)) this.capacityChanged();
-      else if (this.isUnplacedTask(t)) this.kick();
-    });
-    cache.tasks.on('delete', (t) => (this.assumed.delete(keyOf(t)), t.spec.cellId && this.capacityChanged()));
+    // Work that stops holding resources on a cell (left it, crashed, completed, deleted) frees capacity.
+    const onChange = <T extends IActualLRP | ITask>(obj: T, old: T | undefined, unplaced: (o: T) => boolean) => {
+      seen(obj);
+      if (old && holdsCapacity(old) && !holdsCapacity(obj)) this.capacityChanged();
+      else if (unplaced(obj)) this.kick();
+    };
+    const lrpUnplaced = (a: IActualLRP) => this.isUnplacedLRP(a);
+    const taskUnplaced = (t: ITask) => this.isUnplacedTask(t);
+    cache.actual.on('add', (a) => onChange(a, undefined, lrpUnplaced));
+    cache.actual.on('update', (a, old) => onChange(a, old, lrpUnplaced));
+    cache.tasks.on('add', (t) => onChange(t, undefined, taskUnplaced));
+    cache.tasks.on('update', (t, old) => onChange(t, old, taskUnplaced));
+    const onDelete = (o: IActualLRP | ITask) => {
+      this.assumed.delete(keyOf(o));
+      if (holdsCapacity(o)) this.capacityChanged();
+    };
+    cache.actual.on('delete', onDelete);
+    cache.tasks.on('delete', onDelete);
     this.retryTimer = setInterval(() => this.capacityChanged(), this.o.retryIntervalMs);
     this.retryTimer.unref();
     this.kick();
@@ -270,7 +282,7 @@ export class Auctioneer {
         starting = 0;
       const lrps: { processGuid: string; index: number }[] = [];
       for (const a of cache.actualByCell.get(cellId)) {
-        if (a.status?.state === 'CRASHED') continue; // its container is gone
+        if (!holdsCapacity(a)) continue; // e.g. crashed: its container is gone
         const d = cache.desiredFor(a);
         memoryMb += d?.spec.memoryMb ?? 0;
         diskMb += d?.spec.diskMb ?? 0;
@@ -289,8 +301,8 @@ export class Auctioneer {
         else taskCount++;
       }
       for (const t of cache.tasksByCell.get(cellId)) {
+        if (!holdsCapacity(t)) continue;
         const state = t.status?.state ?? 'Pending';
-        if (state !== 'Pending' && state !== 'Running') continue;
         memoryMb += t.spec.memoryMb ?? 0;
         diskMb += t.spec.diskMb ?? 0;
         containers++;
