@@ -312,19 +312,19 @@ async function isFile(p: string): Promise<boolean> {
   );
 }
 
-function exitCode(child: ChildProcess): Promise<number> {
+export function exitCode(child: ChildProcess): Promise<number> {
   return new Promise((resolve) => {
     child.once('error', () => resolve(-1));
     child.once('close', (code) => resolve(code ?? -1));
   });
 }
 
-async function collect(stream: Readable): Promise<string> {
+export async function collect(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function delay(ms: number): Promise<void> {
+export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

@@ -1,0 +1,718 @@
+// The runc backend: each container is an OCI bundle run by runc (Garden's runc backend, trimmed). What it does
+// with each part of the Garden-like interface:
+//
+// * Rootfs: only 'preloaded:busybox' (rootfs.ts), the default when no rootfs is given. Each bundle mounts an
+//   overlay (lower = the shared rootfs, upper/work in the bundle) at <bundle>/rootfs; where overlayfs cannot be
+//   mounted (e.g. the state dir is itself on overlayfs) the rootfs is copied with `cp -a` instead.
+// * Container: `runc run -d` of a long-lived init shell (oci.ts) with the id <idPrefix><handle>, in new pid,
+//   ipc, uts and mount namespaces, under the cgroup /<id> with the memory, pids and cpu-shares limits. runc's
+//   own state lives in runcRoot; with the bundle's diego.json (properties, env, ports) it is all a restarted
+//   agent needs to re-adopt its containers (list/lookup).
+// * Processes: `runc exec --process <json>` with args, env (container env + process env, like the process
+//   backend), cwd, uid/gid from the rootfs's /etc/passwd, and RLIMIT_NOFILE. runc passes our pipes to the
+//   process, so stdout/stderr stream as lines; runc exits with the process's status (128+n for signal n).
+//   `--pid-file` gives the host pid; the process leads its own session, so signals go to its process group.
+// * Network: with `network` options, each container gets its own network namespace wired by CNI (cni.ts:
+//   bridge + host-local + portmap): info().ip is its address, netIn maps a host port (free one unless given)
+//   to the container port with portmap, and PORT is left alone (apps listen on the container port). Without
+//   them containers share the host network like the process backend (netIn picks a free host port, PORT is
+//   rewritten to it, info() has no ip).
+// * streamIn/streamOut: GNU tar on the host, directly on <bundle>/rootfs. Paths are resolved inside the
+//   rootfs and checked (after resolving symlinks) not to escape it; streamIn with a non-root user runs tar as
+//   that uid/gid (setpriv), so the files belong to the user and container symlinks cannot reach host files.
+// * Limits: memory, pids, cpu weight (as cpu shares) enforced through cgroups; diskMb is not enforced.
+// * destroy: `runc kill KILL` + `runc delete --force` (the pid namespace dies with its init, and so does every
+//   exec'd process; runc removes the cgroups), CNI DEL + netns delete, unmount the overlay, remove the bundle.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { chown, lstat, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PassThrough, Readable } from 'node:stream';
+import { CniNetwork, type CniOptions, type CniResult } from './cni.ts';
+import { LineSplitter } from './lines.ts';
+import { buildOciConfig, capabilities, type OciProcess } from './oci.ts';
+import { collect, DEFAULT_PATH, delay, exitCode, freePort, resolveInRoot } from './process.ts';
+import { resolveRootfs } from './rootfs.ts';
+import {
+  HANDLE_PATTERN,
+  type Container,
+  type ContainerBackend,
+  type ContainerInfo,
+  type ContainerSpec,
+  type EnvVar,
+  type PortMapping,
+  type ProcessHandle,
+  type ProcessIO,
+  type ProcessSignal,
+  type ProcessSpec,
+} from './types.ts';
+
+export interface RuncBackendOptions {
+  /** Holds bundles/<handle> (and, by default, runc's state); created if missing. */
+  stateDir: string;
+  /** runc --root (its state directory). Default: <stateDir>/runc. */
+  runcRoot?: string;
+  /** Prefix of our runc container ids; containers without it are not ours. Default 'diego-'. */
+  idPrefix?: string;
+  /** Where rootfs.ts caches built root filesystems. */
+  rootfsCacheDir?: string;
+  /** The runc binary. Default 'runc' from $PATH. */
+  runc?: string;
+  /** Use `cp -a` instead of overlayfs for container root filesystems. */
+  copyRootfs?: boolean;
+  /** After a process exits, how long wait() lets its output drain (see ProcessBackendOptions). */
+  outputDrainMs?: number;
+  allocatePort?: () => Promise<number>;
+  /** Gives each container its own network namespace wired with CNI (cni.ts); default: the host network. */
+  network?: CniOptions;
+}
+
+/** What a bundle remembers about its container, for re-adoption by a restarted agent (diego.json). */
+interface BundleMeta {
+  handle: string;
+  properties: Record<string, string>;
+  env: EnvVar[];
+  ports: PortMapping[];
+  storage: 'overlay' | 'copy';
+  /** The CNI bridge result when the container has its own network namespace. */
+  network?: CniResult;
+}
+
+interface RuncState {
+  id: string;
+  pid: number;
+  status: string;
+  bundle: string;
+}
+
+export class RuncBackend implements ContainerBackend {
+  readonly stateDir: string;
+  readonly runcRoot: string;
+  readonly idPrefix: string;
+  readonly network: CniNetwork | undefined;
+  readonly #opts: RuncBackendOptions;
+  readonly #containers = new Map<string, RuncContainer>();
+  /** Handles being created or destroyed, so concurrent calls for one handle do not interleave. */
+  readonly #busy = new Map<string, Promise<unknown>>();
+  readonly #allocatePort: () => Promise<number>;
+
+  constructor(opts: RuncBackendOptions) {
+    this.#opts = opts;
+    this.stateDir = path.resolve(opts.stateDir);
+    this.runcRoot = path.resolve(opts.runcRoot ?? path.join(this.stateDir, 'runc'));
+    this.idPrefix = opts.idPrefix ?? 'diego-';
+    this.network = opts.network ? new CniNetwork(opts.network) : undefined;
+    this.#allocatePort = opts.allocatePort ?? freePort;
+  }
+
+  containerId(handle: string): string {
+    return `${this.idPrefix}${handle}`;
+  }
+
+  bundleDir(handle: string): string {
+    return path.join(this.stateDir, 'bundles', handle);
+  }
+
+  /** Runs runc with our --root; resolves with stdout, rejects with runc's error message. */
+  runc(args: string[]): Promise<string> {
+    return runcCommand(this.#opts.runc ?? 'runc', ['--root', this.runcRoot, ...args]);
+  }
+
+  async create(spec: ContainerSpec): Promise<Container> {
+    if (!HANDLE_PATTERN.test(spec.handle)) throw new Error(`invalid container handle '${spec.handle}'`);
+    if (this.#containers.has(spec.handle) || this.#busy.has(spec.handle)) {
+      throw new Error(`handle already exists: ${spec.handle}`);
+    }
+    const work = this.#create(spec);
+    this.#busy.set(spec.handle, work);
+    try {
+      return await work;
+    } finally {
+      this.#busy.delete(spec.handle);
+    }
+  }
+
+  async #create(spec: ContainerSpec): Promise<Container> {
+    const id = this.containerId(spec.handle);
+    if (await this.#state(id)) throw new Error(`handle already exists: ${spec.handle}`);
+    const lower = await resolveRootfs(spec.rootfs, this.#opts.rootfsCacheDir);
+    const bundle = this.bundleDir(spec.handle);
+    await mkdir(path.dirname(bundle), { recursive: true });
+    await mkdir(this.runcRoot, { recursive: true });
+    try {
+      await mkdir(bundle); // not recursive: fails when a bundle (e.g. of a previous agent) is there
+    } catch (err) {
+      throw new Error(`creating bundle ${bundle}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const rootfs = path.join(bundle, 'rootfs');
+      const storage = await prepareRootfs(lower, bundle, this.#opts.copyRootfs ?? false);
+      const ports: PortMapping[] = [];
+      for (const p of spec.netIn ?? []) {
+        if (ports.some((q) => q.containerPort === p.containerPort)) continue;
+        ports.push({ containerPort: p.containerPort, hostPort: p.hostPort ?? (await this.#allocatePort()) });
+      }
+      const meta: BundleMeta = {
+        handle: spec.handle,
+        properties: { ...spec.properties },
+        env: [...(spec.env ?? [])],
+        ports,
+        storage,
+      };
+      if (this.network) meta.network = await this.network.setUp(id, ports);
+      const config = buildOciConfig({
+        rootfs,
+        hostname: spec.handle,
+        cgroupsPath: `/${id}`,
+        env: [`PATH=${DEFAULT_PATH}`],
+        limits: spec.limits,
+        bindMounts: spec.bindMounts,
+        privileged: spec.privileged,
+        annotations: { 'org.cloudfoundry.diego.handle': spec.handle },
+        netnsPath: this.network?.netnsPath(id),
+      });
+      for (const m of spec.bindMounts ?? []) {
+        await mkdir(resolveInRoot(rootfs, m.dstPath), { recursive: true });
+      }
+      await writeFile(path.join(bundle, 'config.json'), JSON.stringify(config, null, 2));
+      await writeFile(path.join(bundle, 'diego.json'), JSON.stringify(meta, null, 2));
+      await this.#runDetached(bundle, id);
+      const container = new RuncContainer(this, meta, bundle, this.#opts);
+      this.#containers.set(spec.handle, container);
+      return container;
+    } catch (err) {
+      await this.#teardown(spec.handle).catch(() => {});
+      throw err;
+    }
+  }
+
+  async lookup(handle: string): Promise<Container | undefined> {
+    const known = this.#containers.get(handle);
+    if (known) return known;
+    if (!HANDLE_PATTERN.test(handle) || this.#busy.has(handle)) return undefined;
+    // Re-adopt a container of a previous agent: runc still knows it and its bundle has our metadata.
+    const state = await this.#state(this.containerId(handle));
+    if (!state) return undefined;
+    const meta = await readMeta(state.bundle);
+    if (meta?.handle !== handle) return undefined;
+    const again = this.#containers.get(handle);
+    if (again) return again;
+    const container = new RuncContainer(this, meta, state.bundle, this.#opts);
+    this.#containers.set(handle, container);
+    return container;
+  }
+
+  async list(): Promise<string[]> {
+    let out: string;
+    try {
+      out = await this.runc(['list', '--format', 'json']);
+    } catch (err) {
+      // runc has no state directory until the first container is created.
+      if (/no such file or directory/i.test((err as Error).message)) return [];
+      throw err;
+    }
+    const states = (JSON.parse(out.trim() || 'null') as RuncState[] | null) ?? [];
+    return states
+      .map((s) => s.id)
+      .filter((id) => id.startsWith(this.idPrefix))
+      .map((id) => id.slice(this.idPrefix.length))
+      .filter((handle) => HANDLE_PATTERN.test(handle))
+      .sort();
+  }
+
+  async destroy(handle: string): Promise<void> {
+    if (!HANDLE_PATTERN.test(handle)) return;
+    const pending = this.#busy.get(handle);
+    if (pending) await pending.catch(() => {});
+    const work = this.#teardown(handle);
+    this.#busy.set(handle, work);
+    try {
+      await work;
+    } finally {
+      this.#busy.delete(handle);
+    }
+  }
+
+  async #teardown(handle: string): Promise<void> {
+    const id = this.containerId(handle);
+    const container = this.#containers.get(handle);
+    this.#containers.delete(handle);
+    const state = await this.#state(id);
+    const bundle = state?.bundle ?? container?.bundle ?? this.bundleDir(handle);
+    if (state) {
+      await this.runc(['kill', id, 'KILL']).catch(() => {});
+      await this.runc(['delete', '--force', id]).catch(async (err: unknown) => {
+        if (await this.#state(id)) throw err;
+      });
+    }
+    if (container) await container.waitAll(2000);
+    if (this.network) {
+      const meta = container?.meta ?? (await readMeta(bundle));
+      if (meta?.network || existsSync(this.network.netnsPath(id))) {
+        await this.network.tearDown(id, meta?.ports ?? [], meta?.network);
+      }
+    }
+    const rootfs = path.join(bundle, 'rootfs');
+    if (await isMountPoint(rootfs)) await unmount(rootfs);
+    await rm(bundle, { recursive: true, force: true });
+  }
+
+  /**
+   * `runc run --detach`. The container's init inherits runc's stdio, so runc gets /dev/null (a pipe would stay
+   * open as long as the container lives) and its errors are read from a JSON log file instead.
+   */
+  async #runDetached(bundle: string, id: string): Promise<void> {
+    const log = path.join(bundle, 'runc-run.log');
+    const child = spawn(
+      this.#opts.runc ?? 'runc',
+      ['--root', this.runcRoot, '--log', log, '--log-format', 'json', 'run', '--detach', '--bundle', bundle, id],
+      { stdio: 'ignore' },
+    );
+    const code = await exitCode(child);
+    if (code === 0) return;
+    const text = await readFile(log, 'utf8').catch(() => '');
+    const messages = text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => {
+        try {
+          return (JSON.parse(l) as { msg?: string }).msg ?? l;
+        } catch {
+          return l;
+        }
+      });
+    throw new Error(`runc run ${id} failed (exit ${code}): ${messages.join('; ')}`);
+  }
+
+  async #state(id: string): Promise<RuncState | undefined> {
+    try {
+      return JSON.parse(await this.runc(['state', id])) as RuncState;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+class RuncContainer implements Container {
+  readonly handle: string;
+  readonly properties: Readonly<Record<string, string>>;
+  readonly bundle: string;
+  readonly rootfs: string;
+  readonly #backend: RuncBackend;
+  readonly #meta: BundleMeta;
+  readonly #processes = new Set<RuncProcessHandle>();
+  readonly #outputDrainMs: number;
+  readonly #allocatePort: () => Promise<number>;
+  readonly #runc: string;
+  #execCounter = 0;
+
+  constructor(backend: RuncBackend, meta: BundleMeta, bundle: string, opts: RuncBackendOptions) {
+    this.#backend = backend;
+    this.#meta = meta;
+    this.handle = meta.handle;
+    this.properties = { ...meta.properties };
+    this.bundle = bundle;
+    this.rootfs = path.join(bundle, 'rootfs');
+    this.#outputDrainMs = opts.outputDrainMs ?? 200;
+    this.#allocatePort = opts.allocatePort ?? freePort;
+    this.#runc = opts.runc ?? 'runc';
+  }
+
+  get id(): string {
+    return this.#backend.containerId(this.handle);
+  }
+
+  get meta(): BundleMeta {
+    return this.#meta;
+  }
+
+  async run(proc: ProcessSpec, io: ProcessIO): Promise<ProcessHandle> {
+    const env = new Map<string, string>([['PATH', DEFAULT_PATH]]);
+    for (const v of [...this.#meta.env, ...(proc.env ?? [])]) env.set(v.name, v.value);
+    // On the host network a process must listen on the host port; in its own namespace on the container port.
+    if (!this.#meta.network) rewritePort(env, this.#meta.ports);
+    const user = await lookupUser(this.rootfs, proc.user);
+    if (!env.has('HOME')) env.set('HOME', user.home);
+    const cwd = path.posix.resolve('/', proc.dir ?? '/');
+    // An absolute symlink on the way means nothing on the host: then runc's own chdir decides.
+    const hostCwd = await this.#hostPath(cwd).catch(() => undefined);
+    if (hostCwd !== undefined && !(await isDirectory(hostCwd))) {
+      throw new Error(`working directory ${cwd} does not exist`);
+    }
+
+    const nofile = proc.limits?.nofile ?? 1024;
+    const spec: OciProcess = {
+      terminal: false,
+      user: { uid: user.uid, gid: user.gid },
+      args: [proc.path, ...(proc.args ?? [])],
+      env: [...env].map(([k, v]) => `${k}=${v}`),
+      cwd,
+      capabilities: capabilities(false),
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile, soft: nofile }],
+      noNewPrivileges: true,
+    };
+    const n = ++this.#execCounter;
+    const base = path.join(this.bundle, `exec-${process.pid}-${n}`);
+    await writeFile(`${base}.json`, JSON.stringify(spec));
+    const args = ['--root', this.#backend.runcRoot, 'exec', '--process', `${base}.json`, '--pid-file', `${base}.pid`];
+    const child = spawn(this.#runc, [...args, this.id], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const handle = await RuncProcessHandle.start(child, `${base}.pid`, io, this.#outputDrainMs);
+      this.#processes.add(handle);
+      void handle.closed.then(() => this.#processes.delete(handle));
+      return handle;
+    } finally {
+      await rm(`${base}.json`, { force: true });
+      await rm(`${base}.pid`, { force: true });
+    }
+  }
+
+  async streamIn(dst: string, tar: Readable | Buffer, opts?: { user?: string }): Promise<void> {
+    const user = opts?.user ? await lookupUser(this.rootfs, opts.user) : undefined;
+    const dir = await this.#makeDirs(path.posix.resolve('/', dst), user);
+    const runAs =
+      user && user.uid !== 0
+        ? ['setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', 'tar']]
+        : ['tar', []];
+    const [file, prefix] = runAs as [string, string[]];
+    // cwd, not -C: the chdir happens as root, so the user needs no access to the directories above the rootfs.
+    const child = spawn(file, [...prefix, '-x', '-f', '-', '--no-same-owner'], {
+      cwd: dir,
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    const stderr = collect(child.stderr);
+    const input = Buffer.isBuffer(tar) ? Readable.from([tar]) : tar;
+    let inputError: Error | undefined;
+    input.once('error', (err) => {
+      inputError = err;
+      child.stdin.destroy();
+    });
+    child.stdin.on('error', () => {});
+    input.pipe(child.stdin);
+    const code = await exitCode(child);
+    if (!input.readableEnded) input.destroy();
+    if (inputError) throw inputError;
+    if (code !== 0) throw new Error(`tar extraction into ${dst} failed (exit ${code}): ${(await stderr).trim()}`);
+  }
+
+  async streamOut(src: string): Promise<Readable> {
+    const p = path.posix.resolve('/', src);
+    const parent = await this.#hostPath(path.posix.dirname(p));
+    const target = path.join(parent, path.posix.basename(p));
+    await lstat(target); // rejects with ENOENT like Garden does for a missing path
+    const child = spawn('tar', ['-c', '-f', '-', '-C', parent, path.basename(target)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stderr = collect(child.stderr);
+    const out = new PassThrough();
+    child.stdout.pipe(out, { end: false });
+    out.once('close', () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    void Promise.all([exitCode(child), stderr]).then(([code, text]) => {
+      if (code === 0) out.end();
+      else out.destroy(new Error(`tar of ${src} failed (exit ${code}): ${text.trim()}`));
+    });
+    return out;
+  }
+
+  async info(): Promise<ContainerInfo> {
+    const events = (await oomKills(this.id)) > 0 ? ['out of memory'] : [];
+    const ip = CniNetwork.address(this.#meta.network);
+    return { ...(ip ? { ip } : {}), ports: this.#meta.ports.map((p) => ({ ...p })), events };
+  }
+
+  async netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {
+    const existing = this.#meta.ports.find((p) => p.containerPort === containerPort);
+    if (existing && (hostPort === undefined || hostPort === existing.hostPort)) return { ...existing };
+    const mapping = { containerPort, hostPort: hostPort ?? (await this.#allocatePort()) };
+    const ports = [...this.#meta.ports.filter((p) => p.containerPort !== containerPort), mapping];
+    const network = this.#backend.network;
+    if (network && this.#meta.network) {
+      await network.setPorts(this.id, this.#meta.ports, ports, this.#meta.network);
+    }
+    this.#meta.ports = ports;
+    await writeFile(path.join(this.bundle, 'diego.json'), JSON.stringify(this.#meta, null, 2));
+    return { ...mapping };
+  }
+
+  /** Waits (at most `ms`) for the runc exec processes we started to exit. */
+  async waitAll(ms: number): Promise<void> {
+    await Promise.race([Promise.all([...this.#processes].map((p) => p.wait())), delay(ms)]);
+  }
+
+  /** The host path of a container path, after checking that symlinks do not lead out of the rootfs. */
+  async #hostPath(p: string): Promise<string> {
+    const root = await realpath(this.rootfs);
+    let resolved: string;
+    try {
+      resolved = await realpath(resolveInRoot(this.rootfs, p));
+    } catch {
+      return resolveInRoot(this.rootfs, p); // missing: callers report that
+    }
+    if (resolved !== root && !resolved.startsWith(root + path.sep)) {
+      throw new Error(`path ${p} leads outside the container`);
+    }
+    return resolved;
+  }
+
+  /** mkdir -p inside the rootfs, directory by directory, so that no symlink can lead it out. */
+  async #makeDirs(p: string, user: PasswdEntry | undefined): Promise<string> {
+    let current = '/';
+    let host = await this.#hostPath('/');
+    for (const part of p.split('/').filter((s) => s !== '')) {
+      current = path.posix.join(current, part);
+      const next = await this.#hostPath(current);
+      if (!(await isDirectory(next))) {
+        await mkdir(next);
+        if (user) await chown(next, user.uid, user.gid);
+      }
+      host = next;
+    }
+    return host;
+  }
+}
+
+class RuncProcessHandle implements ProcessHandle {
+  readonly pid: number;
+  readonly closed: Promise<void>;
+  readonly #waited: Promise<number>;
+
+  private constructor(pid: number, closed: Promise<void>, waited: Promise<number>) {
+    this.pid = pid;
+    this.closed = closed;
+    this.#waited = waited;
+  }
+
+  /** Resolves once runc wrote the pid file (the process runs); rejects with runc's error when it failed. */
+  static async start(child: ChildProcess, pidFile: string, io: ProcessIO, drainMs: number): Promise<RuncProcessHandle> {
+    // Until the process runs, stderr is runc's: keep it for the error instead of passing it on.
+    let early: string[] | undefined = [];
+    const out = new LineSplitter((line) => io.stdout(line));
+    const err = new LineSplitter((line) => (early ? early.push(line) : io.stderr(line)));
+    child.stdout?.on('data', (chunk: Buffer) => out.write(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => err.write(chunk));
+    let exited = false;
+    const exit = new Promise<number>((resolve) => {
+      child.once('error', () => {
+        exited = true;
+        resolve(-1);
+      });
+      child.once('exit', (code, signal) => {
+        exited = true;
+        resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
+      });
+    });
+    const closed = new Promise<void>((resolve) => {
+      child.once('close', () => {
+        out.end();
+        err.end();
+        resolve();
+      });
+      child.once('error', () => resolve());
+    });
+
+    let pid: number | undefined;
+    for (;;) {
+      pid = await readPid(pidFile);
+      if (pid !== undefined || exited) break;
+      await sleep(5); // a ref'd timer: the agent must not exit while a process is starting
+    }
+    pid ??= await readPid(pidFile);
+    if (pid === undefined) {
+      await Promise.race([closed, delay(drainMs)]);
+      const message = (early ?? []).map(runcMessage).join('; ') || `runc exec exited with ${await exit}`;
+      throw new Error(message);
+    }
+    const lines = early ?? [];
+    early = undefined;
+    for (const line of lines) io.stderr(line);
+    const waited = exit.then(async (status) => {
+      await Promise.race([closed, delay(drainMs)]);
+      return status;
+    });
+    return new RuncProcessHandle(pid, closed, waited);
+  }
+
+  wait(): Promise<number> {
+    return this.#waited;
+  }
+
+  signal(sig: ProcessSignal): void {
+    for (const target of [-this.pid, this.pid]) {
+      try {
+        process.kill(target, sig);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    }
+  }
+}
+
+interface PasswdEntry {
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+/** Resolves 'name', 'uid' or 'uid:gid' with the container's /etc/passwd; default root. */
+export async function lookupUser(rootfs: string, user: string | undefined): Promise<PasswdEntry> {
+  const name = user && user !== '' ? user : 'root';
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(name);
+  let passwd = '';
+  try {
+    passwd = await readFile(path.join(rootfs, 'etc', 'passwd'), 'utf8');
+  } catch {
+    // no /etc/passwd: only numeric users and root work
+  }
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 7) continue;
+    if (f[0] === name || (numeric && f[2] === numeric[1] && numeric[2] === undefined)) {
+      return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] || '/' };
+    }
+  }
+  if (numeric) return { uid: Number(numeric[1]), gid: Number(numeric[2] ?? numeric[1]), home: '/' };
+  if (name === 'root') return { uid: 0, gid: 0, home: '/root' };
+  throw new Error(`user ${name} not found in the container's /etc/passwd`);
+}
+
+/** Number of OOM kills in the container's memory cgroup (cgroup v1 memory.oom_control, v2 memory.events). */
+export async function oomKills(id: string): Promise<number> {
+  for (const [file, key] of [
+    [`/sys/fs/cgroup/memory/${id}/memory.oom_control`, 'oom_kill'],
+    [`/sys/fs/cgroup/${id}/memory.events`, 'oom_kill'],
+  ] as const) {
+    try {
+      const text = await readFile(file, 'utf8');
+      const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : 0;
+    } catch {
+      // not this cgroup version
+    }
+  }
+  return 0;
+}
+
+/** The host path of a cgroup file of container `id`: cgroup v1 (<controller>/<id>/<file>) or v2 (<id>/<file>). */
+export function cgroupFile(id: string, controller: string, v1File: string, v2File: string): string | undefined {
+  for (const p of [`/sys/fs/cgroup/${controller}/${id}/${v1File}`, `/sys/fs/cgroup/${id}/${v2File}`]) {
+    try {
+      readFileSync(p);
+      return p;
+    } catch {
+      // try the next layout
+    }
+  }
+  return undefined;
+}
+
+function rewritePort(env: Map<string, string>, ports: PortMapping[]): void {
+  const port = env.get('PORT');
+  const mapping = port === undefined ? ports[0] : ports.find((p) => String(p.containerPort) === port.trim());
+  if (mapping) env.set('PORT', String(mapping.hostPort));
+}
+
+async function prepareRootfs(lower: string, bundle: string, copy: boolean): Promise<'overlay' | 'copy'> {
+  const rootfs = path.join(bundle, 'rootfs');
+  await mkdir(rootfs);
+  if (!copy) {
+    const upper = path.join(bundle, 'upper');
+    const work = path.join(bundle, 'work');
+    await mkdir(upper);
+    await mkdir(work);
+    try {
+      await command('mount', [
+        '-t',
+        'overlay',
+        'overlay',
+        '-o',
+        `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
+        rootfs,
+      ]);
+      return 'overlay';
+    } catch {
+      // e.g. the bundle is on overlayfs itself: fall back to a copy
+    }
+  }
+  await command('cp', ['-a', `${lower}/.`, rootfs]);
+  return 'copy';
+}
+
+/** True when `p` is a mount point in this mount namespace (/proc/self/mountinfo, field 5). */
+export async function isMountPoint(p: string): Promise<boolean> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((line) => line.split(' ')[4] === p);
+}
+
+async function unmount(p: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await command('umount', [p]);
+      return;
+    } catch (err) {
+      if (!(await isMountPoint(p))) return;
+      if (attempt >= 20) {
+        // still busy (a process holding a cwd in it): detach it so the bundle can go
+        await command('umount', ['-l', p]).catch(() => {
+          throw err;
+        });
+        return;
+      }
+      await delay(50);
+    }
+  }
+}
+
+async function readMeta(bundle: string): Promise<BundleMeta | undefined> {
+  try {
+    return JSON.parse(await readFile(path.join(bundle, 'diego.json'), 'utf8')) as BundleMeta;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readPid(file: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await readFile(file, 'utf8')).trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** runc logs errors as `time="..." level=error msg="..."`; keep just the message. */
+function runcMessage(line: string): string {
+  const m = /msg="((?:[^"\\]|\\.)*)"/.exec(line);
+  return m ? m[1]!.replace(/\\"/g, '"') : line;
+}
+
+function runcCommand(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout: string, stderr: string) => {
+      if (err) {
+        const message = stderr.trim().split('\n').map(runcMessage).join('; ') || err.message;
+        reject(new Error(`runc ${args.filter((a) => !a.startsWith('/')).join(' ')}: ${message}`, { cause: err }));
+      } else resolve(stdout);
+    });
+  });
+}
+
+function command(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { encoding: 'utf8' }, (err, stdout: string, stderr: string) => {
+      if (err) reject(new Error(`${file} ${args.join(' ')}: ${stderr.trim() || err.message}`, { cause: err }));
+      else resolve(stdout);
+    });
+  });
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+}
