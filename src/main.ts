@@ -57,12 +57,68 @@ async function main(argv: string[]): Promise<number> {
       log.info('Diego CRDs installed and established');
       return 0;
     }
-    case 'cell-agent':
-    case 'bbs':
-      process.stderr.write(
-        `diego-operator ${command}: this role is not built yet (see the open issues: cell agent #4, BBS facade #5).\n`,
-      );
-      return 2;
+    case 'bbs': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          kubeconfig: { type: 'string' },
+          namespace: { type: 'string', default: 'default' },
+          'system-namespace': { type: 'string', default: 'diego-system' },
+          listen: { type: 'string', default: '127.0.0.1:8889' },
+          'insecure-http': { type: 'boolean', default: false },
+          'tls-cert': { type: 'string' },
+          'tls-key': { type: 'string' },
+          'tls-client-ca': { type: 'string' },
+        },
+      });
+      const { runBbs } = await import('./cmd/bbs.ts');
+      return runBbs({
+        log,
+        kubeconfig: values.kubeconfig,
+        namespace: values.namespace,
+        systemNamespace: values['system-namespace'],
+        listen: values.listen,
+        insecureHttp: values['insecure-http'],
+        tlsCert: values['tls-cert'],
+        tlsKey: values['tls-key'],
+        tlsClientCa: values['tls-client-ca'],
+      });
+    }
+    case 'cell-agent': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          kubeconfig: { type: 'string' },
+          'cell-id': { type: 'string' },
+          zone: { type: 'string', default: process.env.DIEGO_ZONE ?? '' },
+          'memory-mb': { type: 'string', default: '4096' },
+          'disk-mb': { type: 'string', default: '16384' },
+          containers: { type: 'string', default: '250' },
+          stacks: { type: 'string', default: 'busybox' },
+          backend: { type: 'string', default: 'auto' },
+          'state-dir': { type: 'string' },
+          'system-namespace': { type: 'string', default: 'diego-system' },
+        },
+      });
+      const { runCellAgent, defaultCellId, defaultStateDir } = await import('./cmd/cell-agent.ts');
+      const backend = values.backend;
+      if (backend !== 'auto' && backend !== 'runc' && backend !== 'process') {
+        throw new Error(`--backend must be auto, runc or process (got "${backend}")`);
+      }
+      return runCellAgent({
+        log,
+        kubeconfig: values.kubeconfig,
+        cellId: values['cell-id'] ?? defaultCellId(),
+        zone: values.zone,
+        memoryMb: Number(values['memory-mb']),
+        diskMb: Number(values['disk-mb']),
+        containers: Number(values.containers),
+        stacks: values.stacks.split(',').filter(Boolean),
+        backend,
+        stateDir: values['state-dir'] ?? defaultStateDir(),
+        systemNamespace: values['system-namespace'],
+      });
+    }
     case 'help':
     case '--help':
     case '-h':

@@ -15,6 +15,7 @@ import { GROUP, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
 import { createInformer, type Informer, keyOf } from '../lib/informer.ts';
 import { applyAt } from '../lib/kube.ts';
+import { withDefaults } from '../lib/options.ts';
 import { DiegoClient, isConflict, isNotFound, refOf, resourcePath } from '../lib/resources.ts';
 import type { Container, ContainerBackend } from './backends/types.ts';
 import {
@@ -59,7 +60,7 @@ export class Rep {
   private readonly running = new Map<string, Running>();
 
   constructor(opts: RepOptions) {
-    this.o = { systemNamespace: 'diego-system', leaseSeconds: 15, ...opts };
+    this.o = withDefaults({ systemNamespace: 'diego-system', leaseSeconds: 15 }, opts);
     this.client = new DiegoClient(opts.kc);
     this.log = opts.log.child({ component: 'rep', cellId: opts.cellId });
   }

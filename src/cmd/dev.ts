@@ -1,13 +1,16 @@
 // The `dev` role (make run): a local control plane, the CRDs, the webhook, whatever of the operator exists,
 // and a sample app, all on 127.0.0.1. Ctrl-C stops everything and leaves nothing behind.
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { connectOrStart } from '../lib/controlplane/index.ts';
 import { apply, installCRDs, kubeConfigFromString } from '../lib/kube.ts';
+import { tmpdir } from 'node:os';
 import { Manager } from '../controllers/manager.ts';
+import { DiegoClient } from '../lib/resources.ts';
+import { startCellAgent } from './cell-agent.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 import { startLocalWebhook } from '../webhooks/local.ts';
 import { untilSignal } from './signals.ts';
@@ -30,8 +33,20 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
     await installCRDs(kc);
     log.info('CRDs installed');
     const webhook = await startLocalWebhook(kc, log);
+    const cellDir = await mkdtemp(join(tmpdir(), 'diego-dev-cell-'));
     const manager = new Manager({ kc, log });
     await manager.start();
+    const cell = await startCellAgent(kc, {
+      log,
+      cellId: 'dev-cell-0',
+      zone: 'z1',
+      memoryMb: 4096,
+      diskMb: 16384,
+      containers: 50,
+      stacks: ['busybox'],
+      backend: 'auto',
+      stateDir: cellDir,
+    });
     const ops = await startOpsServer({ port: 0, ready: () => manager.isLeader, logger: log });
     try {
       if (opts.sample) {
@@ -42,6 +57,7 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
         }
         log.info({ samples: SAMPLES }, 'sample app and task applied');
       }
+      const urls = opts.sample ? await sampleUrls(kc) : [];
       process.stdout.write(`
 diego-operator is running locally.
 
@@ -50,14 +66,17 @@ diego-operator is running locally.
   kubectl explain desiredlrp.spec        # the API, field by field
   kubectl scale desiredlrp/web --replicas=5
   curl ${ops.url}/metrics            # LRPsDesired, LRPsRunning, AuctioneerLRPAuctionsStarted, ...
+${urls.map((u) => `  curl ${u}   # the sample app "web"`).join('\n')}
 
-Running: the converger, auctioneer and task controller. Not yet: a cell-agent (issue #4), so instances
-wait UNCLAIMED with placementError "unable to communicate to compatible cells"; the BBS facade (#5).
+Running: the converger, auctioneer and task controller, and one cell (dev-cell-0) that runs work in runc
+containers (plain processes when not root). Not yet: the BBS facade (issue #5).
 Press Ctrl-C to stop; the control plane and its files are removed.
 `);
       await untilSignal();
       log.info('stopping');
     } finally {
+      await cell.stop();
+      await rm(cellDir, { recursive: true, force: true });
       await manager.stop();
       await ops.close();
       await webhook.stop();
@@ -66,4 +85,19 @@ Press Ctrl-C to stop; the control plane and its files are removed.
     await cp.stop();
   }
   return 0;
+}
+
+/** Waits (up to a minute) for the sample app's instances to run, and returns their URLs on this host. */
+async function sampleUrls(kc: ReturnType<typeof kubeConfigFromString>): Promise<string[]> {
+  const client = new DiegoClient(kc);
+  for (let i = 0; i < 120; i++) {
+    const running = (await client.list('ActualLRP', { namespace: 'default' })).filter(
+      (a) => a.spec.processGuid === 'web' && a.status?.state === 'RUNNING',
+    );
+    if (running.length >= 3) {
+      return running.flatMap((a) => (a.status?.netInfo?.ports ?? []).map((p) => `http://127.0.0.1:${p.hostPort}/`));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return [];
 }

@@ -1,0 +1,73 @@
+// The BBS HTTP shell: POST + protobuf body in, 200 + protobuf response out, with errors in the response's
+// field 1 (bbs-api.md §1.1). Routes we do not serve answer a plain-text 404 so Diego's clients fall back
+// to older routes, as they do against a real BBS.
+import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { DiegoClient } from '../lib/resources.ts';
+import { BbsFailure, toBbsError } from './errors.ts';
+import { bbsRoutes } from './handlers.ts';
+import { Error_Type } from './models.ts';
+
+export const PROTOBUF = 'application/x-protobuf';
+
+export interface BbsAppOptions {
+  client: DiegoClient;
+  /** Where the DesiredLRPs, ActualLRPs and Tasks live. */
+  namespace: string;
+  /** Where cell and domain Leases live (default: namespace). */
+  systemNamespace?: string;
+  logger: Logger;
+  https?: { key: Buffer; cert: Buffer; ca: Buffer };
+}
+
+export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    bodyLimit: 10 * 1024 * 1024,
+    // Diego's clients speak HTTP/1.1 with mutual TLS: the client CA must sign every caller.
+    ...(opts.https
+      ? {
+          https: {
+            ...opts.https,
+            requestCert: true,
+            rejectUnauthorized: true,
+            minVersion: 'TLSv1.2' as const,
+          },
+        }
+      : {}),
+  }) as unknown as FastifyInstance; // HTTP and HTTPS servers differ only in generics we do not use
+  // The real BBS ignores Content-Type; accept any body as raw bytes.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  const ctx = {
+    client: opts.client,
+    namespace: opts.namespace,
+    systemNamespace: opts.systemNamespace ?? opts.namespace,
+  };
+  for (const [path, r] of Object.entries(bbsRoutes)) {
+    app.post(path, async (req, reply) => {
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      let res: MessageShape<DescMessage>;
+      try {
+        let msg: MessageShape<DescMessage>;
+        try {
+          msg = fromBinary(r.request, body);
+        } catch {
+          throw new BbsFailure(Error_Type.InvalidProtobufMessage, 'the request received is invalid');
+        }
+        res = await r.handler(msg, ctx);
+      } catch (err) {
+        if (!(err instanceof BbsFailure)) req.log.warn({ err, path }, 'BBS request failed');
+        res = create(r.response, { error: toBbsError(err) });
+      }
+      return reply
+        .code(200)
+        .type(PROTOBUF)
+        .send(Buffer.from(toBinary(r.response, res)));
+    });
+  }
+  app.setNotFoundHandler((_req, reply) => reply.code(404).type('text/plain').send('404 page not found\n'));
+  return app;
+}

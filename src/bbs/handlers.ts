@@ -1,0 +1,287 @@
+// The BBS routes we serve (bbs-api.md §2) on top of the Diego CRs. Lookups go by field selector on the guid,
+// because a guid that is not a valid Kubernetes name is stored under a hashed name (translate.ts objectName).
+import { create, fromJson, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
+import type { IDesiredLRP, ITask } from '../crds/models.ts';
+import { isAlreadyExists, refOf } from '../lib/resources.ts';
+import { EmptySchema } from '@bufbuild/protobuf/wkt';
+import { route, type Ctx, type Route } from './route.ts';
+import { desiredLRPToV2, taskDefinitionToV2 } from './downgrade.ts';
+import { listFreshDomains, listPresentCells, upsertDomain } from './leases.ts';
+import { BbsFailure, exists, invalidField, notFound } from './errors.ts';
+import * as m from './models.ts';
+import {
+  actualLRPFromCR,
+  desiredLRPFromCR,
+  desiredLRPToSpec,
+  objectName,
+  schedulingInfoOf,
+  taskFromCR,
+  taskToSpec,
+} from './translate.ts';
+
+const sel = (field: string, value: string) => `spec.${field}=${value}`;
+
+async function findDesired(ctx: Ctx, processGuid: string): Promise<IDesiredLRP> {
+  if (!processGuid) throw invalidField('process_guid');
+  const [lrp] = await ctx.client.list('DesiredLRP', {
+    namespace: ctx.namespace,
+    fieldSelector: sel('processGuid', processGuid),
+  });
+  if (!lrp) throw notFound();
+  return lrp;
+}
+
+async function findTask(ctx: Ctx, taskGuid: string): Promise<ITask> {
+  if (!taskGuid) throw invalidField('task_guid');
+  const [task] = await ctx.client.list('Task', { namespace: ctx.namespace, fieldSelector: sel('taskGuid', taskGuid) });
+  if (!task) throw notFound();
+  return task;
+}
+
+async function listDesired(ctx: Ctx, req: m.DesiredLRPsRequest): Promise<m.DesiredLRP[]> {
+  const items = await ctx.client.list('DesiredLRP', {
+    namespace: ctx.namespace,
+    fieldSelector: req.domain ? sel('domain', req.domain) : undefined,
+  });
+  return items
+    .filter((d) => req.processGuids.length === 0 || req.processGuids.includes(d.spec.processGuid))
+    .filter((d) => req.appGuids.length === 0 || req.appGuids.some((a) => d.spec.processGuid.startsWith(a)))
+    .map(desiredLRPFromCR);
+}
+
+async function listTasks(ctx: Ctx, req: m.TasksRequest): Promise<m.Task[]> {
+  const items = await ctx.client.list('Task', {
+    namespace: ctx.namespace,
+    fieldSelector: req.domain ? sel('domain', req.domain) : undefined,
+  });
+  return items.filter((t) => !req.cellId || t.status?.cellId === req.cellId).map(taskFromCR);
+}
+
+const taskToV2 = (t: m.Task): m.Task =>
+  t.taskDefinition ? { ...t, taskDefinition: taskDefinitionToV2(t.taskDefinition) } : t;
+
+function transition(from: string, to: string): BbsFailure {
+  return new BbsFailure(m.Error_Type.InvalidStateTransition, `Cannot transition from ${from} to ${to}`);
+}
+
+const ok = <S extends DescMessage>(schema: S, init: Record<string, unknown> = {}) => create(schema, init as never);
+
+export const bbsRoutes: Record<string, Route> = {
+  '/v1/ping': route(EmptySchema, m.PingResponseSchema, () =>
+    Promise.resolve(ok(m.PingResponseSchema, { available: true })),
+  ),
+
+  '/v1/domains/upsert': route(m.UpsertDomainRequestSchema, m.UpsertDomainResponseSchema, async (req, ctx) => {
+    if (!req.domain) throw invalidField('domain');
+    await upsertDomain(ctx.client.kc, ctx.systemNamespace, req.domain, req.ttl);
+    return ok(m.UpsertDomainResponseSchema);
+  }),
+  '/v1/domains/list': route(EmptySchema, m.DomainsResponseSchema, async (_req, ctx) =>
+    ok(m.DomainsResponseSchema, { domains: await listFreshDomains(ctx.client.kc, ctx.systemNamespace) }),
+  ),
+  '/v1/cells/list.r1': route(EmptySchema, m.CellsResponseSchema, async (_req, ctx) => {
+    const present = new Set(await listPresentCells(ctx.client.kc, ctx.systemNamespace));
+    const cells = (await ctx.client.list('Cell')).filter((c) => present.has(c.spec.cellId));
+    return ok(m.CellsResponseSchema, {
+      cells: cells.map((c) =>
+        fromJson(m.CellPresenceSchema, c.spec as unknown as JsonValue, { ignoreUnknownFields: true }),
+      ),
+    });
+  }),
+
+  '/v1/desired_lrp/desire.r2': route(
+    m.DesireLRPRequestSchema,
+    m.DesiredLRPLifecycleResponseSchema,
+    async (req, ctx) => {
+      if (!req.desiredLrp) throw invalidField('desired_lrp');
+      const spec = desiredLRPToSpec(req.desiredLrp);
+      try {
+        await ctx.client.create('DesiredLRP', {
+          metadata: { name: objectName(spec.processGuid), namespace: ctx.namespace },
+          spec,
+        });
+      } catch (err) {
+        throw isAlreadyExists(err) ? exists() : err;
+      }
+      return ok(m.DesiredLRPLifecycleResponseSchema);
+    },
+  ),
+  '/v1/desired_lrps/list.r3': route(m.DesiredLRPsRequestSchema, m.DesiredLRPsResponseSchema, async (req, ctx) =>
+    ok(m.DesiredLRPsResponseSchema, { desiredLrps: await listDesired(ctx, req) }),
+  ),
+  '/v1/desired_lrps/list.r2': route(m.DesiredLRPsRequestSchema, m.DesiredLRPsResponseSchema, async (req, ctx) =>
+    ok(m.DesiredLRPsResponseSchema, { desiredLrps: (await listDesired(ctx, req)).map(desiredLRPToV2) }),
+  ),
+  '/v1/desired_lrps/get_by_process_guid.r3': route(
+    m.DesiredLRPByProcessGuidRequestSchema,
+    m.DesiredLRPResponseSchema,
+    async (req, ctx) =>
+      ok(m.DesiredLRPResponseSchema, { desiredLrp: desiredLRPFromCR(await findDesired(ctx, req.processGuid)) }),
+  ),
+  '/v1/desired_lrps/get_by_process_guid.r2': route(
+    m.DesiredLRPByProcessGuidRequestSchema,
+    m.DesiredLRPResponseSchema,
+    async (req, ctx) =>
+      ok(m.DesiredLRPResponseSchema, {
+        desiredLrp: desiredLRPToV2(desiredLRPFromCR(await findDesired(ctx, req.processGuid))),
+      }),
+  ),
+  '/v1/desired_lrp_scheduling_infos/get_by_process_guid': route(
+    m.DesiredLRPByProcessGuidRequestSchema,
+    m.DesiredLRPSchedulingInfoByProcessGuidResponseSchema,
+    async (req, ctx) =>
+      ok(m.DesiredLRPSchedulingInfoByProcessGuidResponseSchema, {
+        desiredLrpSchedulingInfo: schedulingInfoOf(desiredLRPFromCR(await findDesired(ctx, req.processGuid))),
+      }),
+  ),
+  '/v1/desired_lrp_scheduling_infos/list': route(
+    m.DesiredLRPsRequestSchema,
+    m.DesiredLRPSchedulingInfosResponseSchema,
+    async (req, ctx) =>
+      ok(m.DesiredLRPSchedulingInfosResponseSchema, {
+        desiredLrpSchedulingInfos: (await listDesired(ctx, req)).map(schedulingInfoOf),
+      }),
+  ),
+  '/v1/desired_lrp/update': route(
+    m.UpdateDesiredLRPRequestSchema,
+    m.DesiredLRPLifecycleResponseSchema,
+    async (req, ctx) => {
+      const cur = await findDesired(ctx, req.processGuid);
+      const u = req.update;
+      if (!u) throw invalidField('update');
+      const patch: Record<string, unknown> = {};
+      if (u.optionalInstances.case) {
+        if (u.optionalInstances.value < 0) throw invalidField('instances');
+        patch.instances = u.optionalInstances.value;
+      }
+      if (u.optionalAnnotation.case) patch.annotation = u.optionalAnnotation.value;
+      if (u.optionalImageUsername.case) patch.imageUsername = u.optionalImageUsername.value;
+      if (u.optionalImagePassword.case) patch.imagePassword = u.optionalImagePassword.value;
+      if (Object.keys(u.metricTags).length > 0) {
+        const tags = desiredLRPFromCR({ ...cur, spec: { ...cur.spec, routes: undefined } });
+        tags.metricTags = u.metricTags;
+        patch.metricTags = desiredLRPToSpec(tags).metricTags;
+      }
+      if (u.routes) {
+        const withRoutes = desiredLRPFromCR(cur);
+        withRoutes.routes = u.routes;
+        patch.routes = desiredLRPToSpec(withRoutes).routes ?? null;
+      }
+      // Compare-and-swap on resourceVersion: a concurrent update fails as ResourceConflict.
+      await ctx.client.patch('DesiredLRP', refOf(cur), { spec: patch });
+      return ok(m.DesiredLRPLifecycleResponseSchema);
+    },
+  ),
+  '/v1/desired_lrp/remove': route(
+    m.RemoveDesiredLRPRequestSchema,
+    m.DesiredLRPLifecycleResponseSchema,
+    async (req, ctx) => {
+      const cur = await findDesired(ctx, req.processGuid);
+      await ctx.client.delete('DesiredLRP', { namespace: ctx.namespace, name: cur.metadata.name! });
+      return ok(m.DesiredLRPLifecycleResponseSchema);
+    },
+  ),
+
+  '/v1/actual_lrps/list': route(m.ActualLRPsRequestSchema, m.ActualLRPsResponseSchema, async (req, ctx) => {
+    const fields = [
+      req.domain && sel('domain', req.domain),
+      req.cellId && sel('cellId', req.cellId),
+      req.processGuid && sel('processGuid', req.processGuid),
+    ].filter(Boolean);
+    const items = await ctx.client.list('ActualLRP', {
+      namespace: ctx.namespace,
+      fieldSelector: fields.length > 0 ? fields.join(',') : undefined,
+    });
+    const index = req.optionalIndex.case ? req.optionalIndex.value : undefined;
+    return ok(m.ActualLRPsResponseSchema, {
+      actualLrps: items.filter((a) => index === undefined || a.spec.index === index).map(actualLRPFromCR),
+    });
+  }),
+
+  '/v1/actual_lrps/list_by_process_guids': route(
+    m.ActualLRPsByProcessGuidsRequestSchema,
+    m.ActualLRPsByProcessGuidsResponseSchema,
+    async (req, ctx) => {
+      // One list for the namespace beats one request per guid for Cloud Controller's bulk calls.
+      const wanted = new Set(req.processGuids);
+      const items = await ctx.client.list('ActualLRP', { namespace: ctx.namespace });
+      return ok(m.ActualLRPsByProcessGuidsResponseSchema, {
+        actualLrps: items.filter((a) => wanted.has(a.spec.processGuid)).map(actualLRPFromCR),
+      });
+    },
+  ),
+
+  // CC's "restart instance": deleting the ORDINARY ActualLRP makes its cell stop the container (finalizer) and the
+  // converger create a fresh instance at the same index, as Diego's retire + convergence do.
+  '/v1/actual_lrps/retire': route(
+    m.RetireActualLRPRequestSchema,
+    m.ActualLRPLifecycleResponseSchema,
+    async (req, ctx) => {
+      const key = req.actualLrpKey;
+      const bad = [
+        ...(!key?.processGuid ? ['process_guid'] : []),
+        ...(!key || key.index < 0 ? ['index'] : []),
+        ...(!key?.domain ? ['domain'] : []),
+      ];
+      if (!key || bad.length > 0) throw invalidField(...bad);
+      const items = await ctx.client.list('ActualLRP', {
+        namespace: ctx.namespace,
+        fieldSelector: sel('processGuid', key.processGuid),
+      });
+      const target = items.find((a) => a.spec.index === key.index && (a.status?.presence ?? 'ORDINARY') === 'ORDINARY');
+      if (!target) throw notFound();
+      await ctx.client.delete('ActualLRP', { namespace: ctx.namespace, name: target.metadata.name! });
+      return ok(m.ActualLRPLifecycleResponseSchema);
+    },
+  ),
+
+  '/v1/tasks/desire.r2': route(m.DesireTaskRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
+    const spec = taskToSpec(req.taskGuid, req.domain, req.taskDefinition);
+    // Diego: a task guid is unique across domains; the hashed name alone cannot promise that.
+    if (
+      (await ctx.client.list('Task', { namespace: ctx.namespace, fieldSelector: sel('taskGuid', req.taskGuid) })).length
+    )
+      throw exists();
+    try {
+      await ctx.client.create('Task', { metadata: { name: objectName(req.taskGuid), namespace: ctx.namespace }, spec });
+    } catch (err) {
+      throw isAlreadyExists(err) ? exists() : err;
+    }
+    return ok(m.TaskLifecycleResponseSchema);
+  }),
+  '/v1/tasks/list.r3': route(m.TasksRequestSchema, m.TasksResponseSchema, async (req, ctx) =>
+    ok(m.TasksResponseSchema, { tasks: await listTasks(ctx, req) }),
+  ),
+  '/v1/tasks/list.r2': route(m.TasksRequestSchema, m.TasksResponseSchema, async (req, ctx) =>
+    ok(m.TasksResponseSchema, { tasks: (await listTasks(ctx, req)).map(taskToV2) }),
+  ),
+  '/v1/tasks/get_by_task_guid.r3': route(m.TaskByGuidRequestSchema, m.TaskResponseSchema, async (req, ctx) =>
+    ok(m.TaskResponseSchema, { task: taskFromCR(await findTask(ctx, req.taskGuid)) }),
+  ),
+  '/v1/tasks/get_by_task_guid.r2': route(m.TaskByGuidRequestSchema, m.TaskResponseSchema, async (req, ctx) =>
+    ok(m.TaskResponseSchema, { task: taskToV2(taskFromCR(await findTask(ctx, req.taskGuid))) }),
+  ),
+  '/v1/tasks/cancel': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
+    const task = await findTask(ctx, req.taskGuid);
+    const state = task.status?.state ?? 'Pending';
+    if (state !== 'Pending' && state !== 'Running') throw transition(state, 'Completed');
+    // The task controller completes a cancelled task (failed, "task was cancelled") and its cell stops it:
+    // one writer of task status. CAS so a task that just completed is not cancelled after the fact.
+    await ctx.client.patch('Task', refOf(task), { spec: { cancelled: true } });
+    return ok(m.TaskLifecycleResponseSchema);
+  }),
+  '/v1/tasks/resolving': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
+    const task = await findTask(ctx, req.taskGuid);
+    const state = task.status?.state ?? 'Pending';
+    if (state !== 'Completed') throw transition(state, 'Resolving');
+    await ctx.client.patchStatus('Task', refOf(task), { state: 'Resolving', updatedAt: new Date().toISOString() });
+    return ok(m.TaskLifecycleResponseSchema);
+  }),
+  '/v1/tasks/delete': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
+    const task = await findTask(ctx, req.taskGuid);
+    const state = task.status?.state ?? 'Pending';
+    if (state !== 'Resolving') throw transition(state, 'deleted');
+    await ctx.client.delete('Task', refOf(task));
+    return ok(m.TaskLifecycleResponseSchema);
+  }),
+};

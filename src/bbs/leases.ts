@@ -1,0 +1,75 @@
+// Domains and cell presence as coordination.k8s.io Leases in the system namespace. A domain Lease's
+// leaseDurationSeconds is the BBS ttl (absent: never expires); a cell is present while its Lease is renewed.
+import { createHash } from 'node:crypto';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { rawRequest } from '../lib/kube.ts';
+import { isAlreadyExists } from '../lib/resources.ts';
+import { DEFAULT_PRESENCE_TTL_S } from '../controllers/presence.ts';
+
+const LABEL_DOMAIN = 'diego.dev/bbs-domain';
+const ANNOTATION_DOMAIN = 'diego.dev/bbs-domain';
+
+interface Lease {
+  metadata: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string; acquireTime?: string };
+}
+
+const leasesPath = (ns: string, name?: string) =>
+  `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases${name ? `/${name}` : ''}`;
+/** MicroTime wants microseconds. */
+const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+
+/** Domain names may hold any characters; the Lease name is a hash, the domain itself an annotation. */
+const domainLeaseName = (domain: string) =>
+  `bbs-domain-${createHash('sha256').update(domain).digest('hex').slice(0, 16)}`;
+
+export async function upsertDomain(kc: KubeConfig, ns: string, domain: string, ttl: number, now = new Date()) {
+  const name = domainLeaseName(domain);
+  // Lease validation rejects 0; "never expires" is an absent duration.
+  const spec = { holderIdentity: 'bbs', renewTime: microTime(now), leaseDurationSeconds: ttl > 0 ? ttl : null };
+  const lease = {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name, labels: { [LABEL_DOMAIN]: 'true' }, annotations: { [ANNOTATION_DOMAIN]: domain } },
+    spec,
+  };
+  try {
+    await rawRequest(kc, { method: 'POST', path: leasesPath(ns), body: lease });
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+    await rawRequest(kc, {
+      method: 'PATCH',
+      path: leasesPath(ns, name),
+      body: { spec },
+      contentType: 'application/merge-patch+json',
+    });
+  }
+}
+
+function fresh(lease: Lease, defaultTtlS: number | undefined, now: number): boolean {
+  const ttl = lease.spec?.leaseDurationSeconds ?? defaultTtlS;
+  if (ttl === undefined) return true;
+  const renewed = Date.parse(lease.spec?.renewTime ?? lease.spec?.acquireTime ?? '');
+  return Number.isFinite(renewed) && renewed + ttl * 1000 > now;
+}
+
+async function listLeases(kc: KubeConfig, ns: string, labelSelector?: string): Promise<Lease[]> {
+  const q = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
+  return (await rawRequest<{ items: Lease[] }>(kc, { method: 'GET', path: leasesPath(ns) + q })).items;
+}
+
+export async function listFreshDomains(kc: KubeConfig, ns: string, now = Date.now()): Promise<string[]> {
+  const leases = await listLeases(kc, ns, `${LABEL_DOMAIN}=true`);
+  return leases
+    .filter((l) => fresh(l, undefined, now))
+    .map((l) => l.metadata.annotations?.[ANNOTATION_DOMAIN] ?? '')
+    .filter(Boolean);
+}
+
+/** Cell ids whose presence Lease is current (holder = cell id, as the cell-agent writes it). */
+export async function listPresentCells(kc: KubeConfig, ns: string, now = Date.now()): Promise<string[]> {
+  const leases = await listLeases(kc, ns, `!${LABEL_DOMAIN}`);
+  return leases
+    .filter((l) => l.spec?.holderIdentity && fresh(l, DEFAULT_PRESENCE_TTL_S, now))
+    .map((l) => l.spec!.holderIdentity!);
+}

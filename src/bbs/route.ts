@@ -1,0 +1,29 @@
+// One BBS route: its request and response messages and the handler between them.
+import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import type { DiegoClient } from '../lib/resources.ts';
+
+export interface Ctx {
+  client: DiegoClient;
+  namespace: string;
+  systemNamespace: string;
+}
+
+export type Handler<Req extends DescMessage, Res extends DescMessage> = (
+  req: MessageShape<Req>,
+  ctx: Ctx,
+) => Promise<MessageShape<Res>>;
+
+export interface Route {
+  request: DescMessage;
+  response: DescMessage;
+  handler: Handler<DescMessage, DescMessage>;
+}
+
+/** Types each handler against its own messages; the table itself is untyped. */
+export function route<Req extends DescMessage, Res extends DescMessage>(
+  request: Req,
+  response: Res,
+  handler: Handler<Req, Res>,
+): Route {
+  return { request, response, handler };
+}

@@ -1,0 +1,71 @@
+// The `cell-agent` role: Diego's rep + executor for one cell, on this host (or as a DaemonSet pod).
+import { execFileSync } from 'node:child_process';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { ProcessBackend } from '../cell-agent/backends/process.ts';
+import { RuncBackend } from '../cell-agent/backends/runc.ts';
+import type { ContainerBackend } from '../cell-agent/backends/types.ts';
+import { Rep } from '../cell-agent/rep.ts';
+import { loadKubeConfig } from '../lib/kube.ts';
+import { untilSignal } from './signals.ts';
+
+export interface CellAgentOptions {
+  log: Logger;
+  kubeconfig?: string;
+  cellId: string;
+  zone?: string;
+  memoryMb: number;
+  diskMb: number;
+  containers: number;
+  stacks: string[];
+  backend: 'runc' | 'process' | 'auto';
+  stateDir: string;
+  systemNamespace?: string;
+}
+
+/** runc when we are root and runc is installed; otherwise plain processes (laptops, unprivileged tests). */
+export function pickBackend(kind: CellAgentOptions['backend'], stateDir: string, log: Logger): ContainerBackend {
+  let useRunc = kind === 'runc';
+  if (kind === 'auto') {
+    try {
+      execFileSync('runc', ['--version'], { stdio: 'ignore' });
+      useRunc = process.getuid?.() === 0;
+    } catch {
+      useRunc = false;
+    }
+    if (!useRunc)
+      log.warn('runc is not usable here (needs root and runc): running work as plain processes, without isolation');
+  }
+  if (!useRunc) return new ProcessBackend({ baseDir: join(stateDir, 'containers') });
+  return new RuncBackend({
+    stateDir,
+    network: { ipamDataDir: join(stateDir, 'ipam') },
+  });
+}
+
+export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<Rep> {
+  const rep = new Rep({
+    kc,
+    cellId: opts.cellId,
+    zone: opts.zone,
+    capacity: { memoryMb: opts.memoryMb, diskMb: opts.diskMb, containers: opts.containers },
+    stacks: opts.stacks,
+    backend: pickBackend(opts.backend, opts.stateDir, opts.log),
+    log: opts.log,
+    systemNamespace: opts.systemNamespace,
+  });
+  return rep.start().then(() => rep);
+}
+
+export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
+  const rep = await startCellAgent(loadKubeConfig(opts.kubeconfig), opts);
+  const sig = await untilSignal();
+  opts.log.info({ signal: sig }, 'stopping the cell agent');
+  await rep.stop();
+  return 0;
+}
+
+export const defaultCellId = (): string => process.env.NODE_NAME ?? hostname();
+export const defaultStateDir = (): string => join(tmpdir(), 'diego-cell');
