@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { ProcessBackend } from '../cell-agent/backends/process.ts';
 import { RuncBackend } from '../cell-agent/backends/runc.ts';
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
@@ -59,8 +59,17 @@ export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kub
   return rep.start().then(() => rep);
 }
 
+/** In a DaemonSet pod (NODE_NAME set), the zone is the node's topology.kubernetes.io/zone label. */
+export async function nodeZone(kc: KubeConfig, nodeName: string | undefined): Promise<string | undefined> {
+  if (!nodeName) return undefined;
+  const node = await kc.makeApiClient(CoreV1Api).readNode({ name: nodeName });
+  return node.metadata?.labels?.['topology.kubernetes.io/zone'];
+}
+
 export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
-  const rep = await startCellAgent(loadKubeConfig(opts.kubeconfig), opts);
+  const kc = loadKubeConfig(opts.kubeconfig);
+  const zone = opts.zone || (await nodeZone(kc, process.env.NODE_NAME)) || '';
+  const rep = await startCellAgent(kc, { ...opts, zone });
   const sig = await untilSignal();
   opts.log.info({ signal: sig }, 'stopping the cell agent');
   await rep.stop();
