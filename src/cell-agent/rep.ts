@@ -159,7 +159,12 @@ export class Rep {
       throw err;
     }
     const stop = new AbortController();
-    const done = this.runInstance(claimed, instanceGuid, stop.signal).finally(() => this.running.delete(key));
+    const done = this.runInstance(claimed, instanceGuid, stop.signal).finally(() => {
+      this.running.delete(key);
+      // Events that arrived while this run was ending were ignored: look at the latest version again.
+      const latest = this.actual?.get(a.metadata.namespace, a.metadata.name ?? '');
+      if (latest) void this.handleLRP(latest).catch((err: unknown) => this.log.warn({ err, key }, 'instance'));
+    });
     this.running.set(key, { stop, done });
   }
 

@@ -95,6 +95,26 @@ describe('runc end to end', () => {
     }
     expect(ours()).toHaveLength(3);
 
+    // Kill one instance's process inside its container: it crashes and is restarted at once (crash #1).
+    const victim = running[0]!;
+    execFileSync('runc', [
+      '--root',
+      path.join(dir, 'state', 'runc'),
+      'exec',
+      `${prefix}${victim.status!.instanceGuid}`,
+      'killall',
+      'httpd',
+    ]);
+    const restarted = await eventually(async () => {
+      const a = await client.get('ActualLRP', env.ns, victim.metadata.name!);
+      expect(a.status?.crashCount).toBe(1);
+      expect(a.status?.state).toBe('RUNNING');
+      return a;
+    }, 60_000);
+    expect(restarted.status?.crashReason).toMatch(/Exited with status|exited/);
+    expect(restarted.status?.instanceGuid).not.toBe(victim.status?.instanceGuid);
+    await eventually(() => expect(ours()).toHaveLength(3), 30_000);
+
     await client.patch('DesiredLRP', { namespace: env.ns, name: 'web' }, { spec: { instances: 1 } });
     await eventually(async () => expect(await instances()).toHaveLength(1), 30_000);
     await eventually(() => expect(ours()).toHaveLength(1), 30_000);
