@@ -14,7 +14,7 @@ import { RESULT_MAX_BYTES } from '../crds/common.ts';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
 import { createInformer, type Informer, keyOf } from '../lib/informer.ts';
-import { applyAt } from '../lib/kube.ts';
+import { applyAt, rawRequest } from '../lib/kube.ts';
 import { withDefaults } from '../lib/options.ts';
 import { DiegoClient, isConflict, isNotFound, refOf, resourcePath } from '../lib/resources.ts';
 import type { Container, ContainerBackend } from './backends/types.ts';
@@ -112,16 +112,26 @@ export class Rep {
     this.log.info({ capacity: this.o.capacity }, 'cell registered');
   }
 
-  /** Stops heartbeating and watching, and stops every container it runs. */
+  /**
+   * Stops heartbeating and watching, stops every container it runs, and gives up its presence at once (so no
+   * more work is placed here) instead of letting the lease run out.
+   */
   async stop(): Promise<void> {
     clearInterval(this.renewTimer);
     await Promise.all([this.actual?.stop(), this.tasks?.stop()]);
     for (const r of this.running.values()) r.stop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
+    await rawRequest(this.o.kc, { method: 'DELETE', path: this.leasePath() }).catch((err: unknown) => {
+      if (!isNotFound(err)) this.log.warn({ err }, 'could not release the presence lease');
+    });
+  }
+
+  private leasePath(): string {
+    return `/apis/coordination.k8s.io/v1/namespaces/${this.o.systemNamespace}/leases/${this.name}`;
   }
 
   private async renew(): Promise<void> {
-    await applyAt(this.o.kc, `/apis/coordination.k8s.io/v1/namespaces/${this.o.systemNamespace}/leases/${this.name}`, {
+    await applyAt(this.o.kc, this.leasePath(), {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
       metadata: { name: this.name, namespace: this.o.systemNamespace },

@@ -124,6 +124,51 @@ describe('runc end to end', () => {
     await eventually(() => expect(ours()).toHaveLength(0), 30_000);
   }, 120_000);
 
+  it('splits instances between two cells in two zones', async () => {
+    const backend2 = new RuncBackend({
+      stateDir: path.join(dir, 'state2'),
+      idPrefix: prefix,
+      network: {
+        networkName: `e2e2-${process.pid}`,
+        bridge: `${bridge}b`,
+        subnet: `10.232.${process.pid % 250}.0/24`,
+        ipamDataDir: path.join(dir, 'ipam2'),
+      },
+    });
+    const rep2 = new Rep({
+      kc: env.kc,
+      cellId: `e2e-cell2-${process.pid}`,
+      zone: 'z2',
+      capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
+      stacks: ['busybox'],
+      backend: backend2,
+      log: env.log,
+      systemNamespace: env.systemNamespace,
+      startupIntervalMs: 200,
+      gracefulShutdownMs: 2000,
+    });
+    await rep2.start();
+    try {
+      await client.create('DesiredLRP', web(4));
+      const all = await eventually(async () => {
+        const running = (await instances()).filter((a) => a.status?.state === 'RUNNING');
+        expect(running).toHaveLength(4);
+        return running;
+      }, 60_000);
+      const perZone = (z: string) => all.filter((a) => a.status?.availabilityZone === z).length;
+      expect([perZone('z1'), perZone('z2')]).toEqual([2, 2]);
+      await client.delete('DesiredLRP', { namespace: env.ns, name: 'web' });
+      await eventually(async () => expect(await instances()).toHaveLength(0), 30_000);
+    } finally {
+      await rep2.stop();
+      try {
+        execFileSync('ip', ['link', 'delete', `${bridge}b`], { stdio: 'ignore' });
+      } catch {
+        // already gone
+      }
+    }
+  }, 120_000);
+
   it('completes a task with its result file, and reports a failing command', async () => {
     const task = (name: string, script: string, resultFile?: string): Omit<ITask, 'apiVersion' | 'kind'> => ({
       metadata: { name, namespace: env.ns },
