@@ -1,0 +1,335 @@
+// Command bbs-conformance drives the BBS facade with Diego's own Go client (code.cloudfoundry.org/bbs,
+// unmodified) over plain HTTP. test/integration/bbs-conformance.test.ts starts the facade and one simulated
+// cell, then runs, from this directory:
+//
+//	GOWORK=off GOFLAGS=-mod=readonly go run . -url http://127.0.0.1:PORT -cell CELL_ID
+//
+// Each step prints "ok <step>"; the first failure exits non-zero with a message.
+//
+// code.cloudfoundry.org/bbs has no go.mod of its own; go.mod explains which versions of it and of its imports
+// the Go module proxy serves and are pinned.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"code.cloudfoundry.org/bbs"
+	"code.cloudfoundry.org/bbs/models"
+	"code.cloudfoundry.org/bbs/trace"
+	"code.cloudfoundry.org/lager/v3"
+)
+
+var (
+	logger lager.Logger
+	client bbs.InternalClient
+)
+
+func fail(step string, format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "FAIL %s: %s\n", step, fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
+
+func check(step string, err error) {
+	if err != nil {
+		fail(step, "%v", err)
+	}
+}
+
+func ok(step string) { fmt.Printf("ok %s\n", step) }
+
+// poll calls cond every 200 ms until it returns "" (done) or the timeout passes; it returns the last reason.
+func poll(timeout time.Duration, cond func() string) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		why := cond()
+		if why == "" || time.Now().After(deadline) {
+			return why
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func tid() string { return trace.GenerateTraceID() }
+
+func main() {
+	url := flag.String("url", os.Getenv("BBS_URL"), "BBS URL, e.g. http://127.0.0.1:8889 (default $BBS_URL)")
+	cellID := flag.String("cell", os.Getenv("BBS_CELL_ID"), "id of the simulated cell (default $BBS_CELL_ID)")
+	flag.Parse()
+	if *url == "" || *cellID == "" {
+		fmt.Fprintln(os.Stderr, "usage: bbs-conformance -url http://HOST:PORT -cell CELL_ID")
+		os.Exit(2)
+	}
+
+	logger = lager.NewLogger("bbs-conformance")
+	logger.RegisterSink(lager.NewWriterSink(os.Stderr, lager.ERROR))
+
+	var err error
+	client, err = bbs.NewClientWithConfig(bbs.ClientConfig{URL: *url, IsTLS: false, RequestTimeout: 30 * time.Second})
+	check("client", err)
+
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
+
+	// --- Ping, domains
+	if !client.Ping(logger, tid()) {
+		fail("ping", "Ping returned false")
+	}
+	ok("ping")
+
+	check("upsert-domain", client.UpsertDomain(logger, tid(), "cf-apps", 0))
+	check("upsert-domain", client.UpsertDomain(logger, tid(), "cf-tasks", 2*time.Minute))
+	domains, err := client.Domains(logger, tid())
+	check("domains", err)
+	sort.Strings(domains)
+	if !contains(domains, "cf-apps") || !contains(domains, "cf-tasks") {
+		fail("domains", "want cf-apps and cf-tasks, got %v", domains)
+	}
+	ok("domains")
+
+	// --- Desired LRP
+	guid := "Conformance_App-" + suffix
+	lrp := &models.DesiredLRP{
+		ProcessGuid: guid,
+		Domain:      "cf-apps",
+		RootFs:      "preloaded:cflinuxfs4",
+		Instances:   2,
+		MemoryMb:    64,
+		DiskMb:      64,
+		LogGuid:     "log-" + suffix,
+		Annotation:  "v1",
+		Ports:       []uint32{8080},
+		Action: models.WrapAction(&models.RunAction{
+			Path: "/bin/sh",
+			Args: []string{"-c", "sleep infinity"},
+			User: "vcap",
+		}),
+		MetricTags: map[string]*models.MetricTagValue{
+			"source_id": {Static: "app-" + suffix},
+		},
+	}
+	check("desire-lrp", client.DesireLRP(logger, tid(), lrp))
+	ok("desire-lrp")
+
+	desired, err := client.DesiredLRPs(logger, tid(), models.DesiredLRPFilter{Domain: "cf-apps"})
+	check("desired-lrps", err)
+	if !anyDesired(desired, guid) {
+		fail("desired-lrps", "%s not in list of %d", guid, len(desired))
+	}
+	ok("desired-lrps")
+
+	got, err := client.DesiredLRPByProcessGuid(logger, tid(), guid)
+	check("desired-lrp-by-process-guid", err)
+	switch {
+	case got.ProcessGuid != guid:
+		fail("desired-lrp-by-process-guid", "process guid %q", got.ProcessGuid)
+	case got.Instances != 2 || got.Domain != "cf-apps" || got.Annotation != "v1" || got.MemoryMb != 64:
+		fail("desired-lrp-by-process-guid", "unexpected fields: %+v", got)
+	case got.MetricTags["source_id"].GetStatic() != "app-"+suffix:
+		fail("desired-lrp-by-process-guid", "metric_tags %v", got.MetricTags)
+	case got.Action == nil || got.Action.RunAction == nil || got.Action.RunAction.Path != "/bin/sh":
+		fail("desired-lrp-by-process-guid", "action %v", got.Action)
+	case got.ModificationTag == nil || got.ModificationTag.Epoch == "":
+		fail("desired-lrp-by-process-guid", "modification tag %v", got.ModificationTag)
+	}
+	ok("desired-lrp-by-process-guid")
+
+	infos, err := client.DesiredLRPSchedulingInfos(logger, tid(), models.DesiredLRPFilter{ProcessGuids: []string{guid}})
+	check("desired-lrp-scheduling-infos", err)
+	if len(infos) != 1 || infos[0].ProcessGuid != guid || infos[0].Instances != 2 || infos[0].MemoryMb != 64 {
+		fail("desired-lrp-scheduling-infos", "got %v", infos)
+	}
+	ok("desired-lrp-scheduling-infos")
+
+	// --- Actual LRPs
+	waitRunning := func(step string, n int) []*models.ActualLRP {
+		var actuals []*models.ActualLRP
+		why := poll(90*time.Second, func() string {
+			var err error
+			actuals, err = client.ActualLRPs(logger, tid(), models.ActualLRPFilter{ProcessGuid: guid})
+			if err != nil {
+				return err.Error()
+			}
+			running := 0
+			for _, a := range actuals {
+				if a.State == models.ActualLRPStateRunning {
+					running++
+				}
+			}
+			if running != n || len(actuals) != n {
+				return fmt.Sprintf("%d actuals, %d RUNNING: %s", len(actuals), running, describe(actuals))
+			}
+			return ""
+		})
+		if why != "" {
+			fail(step, "want %d RUNNING: %s", n, why)
+		}
+		indexes := map[int32]bool{}
+		for _, a := range actuals {
+			if a.ProcessGuid != guid || a.Domain != "cf-apps" || a.CellId != *cellID || a.InstanceGuid == "" {
+				fail(step, "unexpected actual %v", a)
+			}
+			indexes[a.Index] = true
+		}
+		for i := range n {
+			if !indexes[int32(i)] {
+				fail(step, "missing index %d: %s", i, describe(actuals))
+			}
+		}
+		return actuals
+	}
+	waitRunning("actual-lrps-by-process-guid", 2)
+	ok("actual-lrps-by-process-guid")
+
+	onCell, err := client.ActualLRPs(logger, tid(), models.ActualLRPFilter{CellID: *cellID})
+	check("actual-lrps-by-cell-id", err)
+	mine := 0
+	for _, a := range onCell {
+		if a.CellId != *cellID {
+			fail("actual-lrps-by-cell-id", "actual on cell %q", a.CellId)
+		}
+		if a.ProcessGuid == guid {
+			mine++
+		}
+	}
+	if mine != 2 {
+		fail("actual-lrps-by-cell-id", "want 2 of %s on %s, got %s", guid, *cellID, describe(onCell))
+	}
+	other, err := client.ActualLRPs(logger, tid(), models.ActualLRPFilter{CellID: "no-such-cell"})
+	check("actual-lrps-by-cell-id", err)
+	if len(other) != 0 {
+		fail("actual-lrps-by-cell-id", "no-such-cell has %s", describe(other))
+	}
+	ok("actual-lrps-by-cell-id")
+
+	update := &models.DesiredLRPUpdate{}
+	update.SetInstances(3)
+	check("update-desired-lrp", client.UpdateDesiredLRP(logger, tid(), guid, update))
+	got, err = client.DesiredLRPByProcessGuid(logger, tid(), guid)
+	check("update-desired-lrp", err)
+	if got.Instances != 3 {
+		fail("update-desired-lrp", "instances %d after update", got.Instances)
+	}
+	waitRunning("update-desired-lrp", 3)
+	ok("update-desired-lrp")
+
+	check("remove-desired-lrp", client.RemoveDesiredLRP(logger, tid(), guid))
+	_, err = client.DesiredLRPByProcessGuid(logger, tid(), guid)
+	if !isType(err, models.Error_ResourceNotFound) {
+		fail("remove-desired-lrp", "DesiredLRPByProcessGuid after remove: want ResourceNotFound, got %v", err)
+	}
+	ok("remove-desired-lrp")
+
+	// --- Task
+	taskGuid := "conformance-task-" + suffix
+	def := &models.TaskDefinition{
+		RootFs:   "preloaded:cflinuxfs4",
+		MemoryMb: 64,
+		DiskMb:   64,
+		LogGuid:  "log-" + suffix,
+		Action: models.WrapAction(&models.RunAction{
+			Path: "/bin/sh",
+			Args: []string{"-c", "sleep 3600"},
+			User: "vcap",
+		}),
+		ResultFile: "/tmp/result",
+		MetricTags: map[string]*models.MetricTagValue{"source_id": {Static: "app-" + suffix}},
+	}
+	check("desire-task", client.DesireTask(logger, tid(), taskGuid, "cf-tasks", def))
+	ok("desire-task")
+
+	task, err := client.TaskByGuid(logger, tid(), taskGuid)
+	check("task-by-guid", err)
+	if task.TaskGuid != taskGuid || task.Domain != "cf-tasks" || task.TaskDefinition == nil ||
+		task.TaskDefinition.MemoryMb != 64 || task.TaskDefinition.Action.GetRunAction().GetPath() != "/bin/sh" {
+		fail("task-by-guid", "got %v", task)
+	}
+	if task.State != models.Task_Pending && task.State != models.Task_Running {
+		fail("task-by-guid", "state %v", task.State)
+	}
+	ok("task-by-guid")
+
+	tasks, err := client.Tasks(logger, tid())
+	check("tasks", err)
+	found := false
+	for _, t := range tasks {
+		found = found || t.TaskGuid == taskGuid
+	}
+	if !found {
+		fail("tasks", "%s not in list of %d", taskGuid, len(tasks))
+	}
+	byDomain, err := client.TasksByDomain(logger, tid(), "cf-tasks")
+	check("tasks", err)
+	if len(byDomain) != 1 || byDomain[0].TaskGuid != taskGuid {
+		fail("tasks", "TasksByDomain(cf-tasks): %v", byDomain)
+	}
+	ok("tasks")
+
+	check("cancel-task", client.CancelTask(logger, tid(), taskGuid))
+	why := poll(60*time.Second, func() string {
+		t, err := client.TaskByGuid(logger, tid(), taskGuid)
+		if err != nil {
+			return err.Error()
+		}
+		if t.State != models.Task_Completed || !t.Failed || t.FailureReason != "task was cancelled" {
+			return fmt.Sprintf("state %v failed %v reason %q", t.State, t.Failed, t.FailureReason)
+		}
+		return ""
+	})
+	if why != "" {
+		fail("cancel-task", "want Completed, failed, \"task was cancelled\": %s", why)
+	}
+	ok("cancel-task")
+
+	check("resolving-task", client.ResolvingTask(logger, tid(), taskGuid))
+	task, err = client.TaskByGuid(logger, tid(), taskGuid)
+	check("resolving-task", err)
+	if task.State != models.Task_Resolving {
+		fail("resolving-task", "state %v", task.State)
+	}
+	ok("resolving-task")
+
+	check("delete-task", client.DeleteTask(logger, tid(), taskGuid))
+	ok("delete-task")
+
+	_, err = client.TaskByGuid(logger, tid(), taskGuid)
+	if !isType(err, models.Error_ResourceNotFound) {
+		fail("task-not-found", "TaskByGuid after delete: want ResourceNotFound, got %v", err)
+	}
+	ok("task-not-found")
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func anyDesired(lrps []*models.DesiredLRP, guid string) bool {
+	for _, l := range lrps {
+		if l.ProcessGuid == guid {
+			return true
+		}
+	}
+	return false
+}
+
+func isType(err error, t models.Error_Type) bool {
+	var e *models.Error
+	return errors.As(err, &e) && e.Type == t
+}
+
+func describe(actuals []*models.ActualLRP) string {
+	parts := make([]string, 0, len(actuals))
+	for _, a := range actuals {
+		parts = append(parts, fmt.Sprintf("%s/%d@%s:%s", a.ProcessGuid, a.Index, a.CellId, a.State))
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
