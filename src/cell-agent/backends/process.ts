@@ -18,6 +18,7 @@
 //   info() reports no ip: checks then dial 127.0.0.1:hostPort.
 // * Limits (memory, disk, pids, cpu weight) and bind-mount read-only mode are not enforced; bind mounts are
 //   symlinks. Containers live in memory only: after an agent restart their directories are orphans.
+import { extractTar } from './tar.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { mkdir, rm, stat, symlink, lstat } from 'node:fs/promises';
@@ -162,23 +163,7 @@ class ProcessContainer implements Container {
   async streamIn(dst: string, tar: Readable | Buffer): Promise<void> {
     const dir = resolveInRoot(this.root, dst);
     await mkdir(dir, { recursive: true });
-    const child = spawn('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner'], {
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    const stderr = collect(child.stderr);
-    const input = Buffer.isBuffer(tar) ? Readable.from([tar]) : tar;
-    let inputError: Error | undefined;
-    input.once('error', (err) => {
-      inputError = err;
-      child.stdin.destroy();
-    });
-    // EPIPE when tar stops reading early (a bad archive): its exit status says what went wrong.
-    child.stdin.on('error', () => {});
-    input.pipe(child.stdin);
-    const code = await exitCode(child);
-    if (!input.readableEnded) input.destroy();
-    if (inputError) throw inputError;
-    if (code !== 0) throw new Error(`tar extraction into ${dst} failed (exit ${code}): ${(await stderr).trim()}`);
+    await extractTar('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner'], undefined, tar, dst);
   }
 
   async streamOut(src: string): Promise<Readable> {

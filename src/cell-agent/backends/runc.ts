@@ -23,6 +23,7 @@
 // * Limits: memory, pids, cpu weight (as cpu shares) enforced through cgroups; diskMb is not enforced.
 // * destroy: `runc kill KILL` + `runc delete --force` (the pid namespace dies with its init, and so does every
 //   exec'd process; runc removes the cgroups), CNI DEL + netns delete, unmount the overlay, remove the bundle.
+import { extractTar } from './tar.ts';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
@@ -378,23 +379,7 @@ class RuncContainer implements Container {
         : ['tar', []];
     const [file, prefix] = runAs as [string, string[]];
     // cwd, not -C: the chdir happens as root, so the user needs no access to the directories above the rootfs.
-    const child = spawn(file, [...prefix, '-x', '-f', '-', '--no-same-owner'], {
-      cwd: dir,
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
-    const stderr = collect(child.stderr);
-    const input = Buffer.isBuffer(tar) ? Readable.from([tar]) : tar;
-    let inputError: Error | undefined;
-    input.once('error', (err) => {
-      inputError = err;
-      child.stdin.destroy();
-    });
-    child.stdin.on('error', () => {});
-    input.pipe(child.stdin);
-    const code = await exitCode(child);
-    if (!input.readableEnded) input.destroy();
-    if (inputError) throw inputError;
-    if (code !== 0) throw new Error(`tar extraction into ${dst} failed (exit ${code}): ${(await stderr).trim()}`);
+    await extractTar(file, [...prefix, '-x', '-f', '-', '--no-same-owner'], dir, tar, dst);
   }
 
   async streamOut(src: string): Promise<Readable> {

@@ -4,6 +4,7 @@
 // ready() is Diego's ready channel: a run step is ready once its process is started, a health check once the
 // startup check passed, serial once its last step is, parallel/codependent once all are. The rep marks an
 // instance RUNNING when the whole tree is ready.
+import { cancelledError } from './errors.ts';
 
 export type Ready = () => void;
 
@@ -112,4 +113,25 @@ function once(fn: () => void): () => void {
     done = true;
     fn();
   };
+}
+
+/** Runs `fn` holding a slot of `limiter` (if any); waiting for the slot ends with Diego's cancelled error. */
+export async function withLimiter<T>(
+  limiter: Semaphore | undefined,
+  signal: AbortSignal,
+  fn: () => Promise<T>,
+): Promise<T> {
+  let release = () => {};
+  if (limiter) {
+    try {
+      release = await limiter.acquire(signal);
+    } catch {
+      throw cancelledError();
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
 }

@@ -16,7 +16,7 @@ import { ChecksumFailedError, ChecksumValidator } from '../checksum.ts';
 import { cancelledError, emittableError, toStepError } from '../errors.ts';
 import { byteSize } from '../format.ts';
 import { noopLogger, type ExecutorLogger, type LogStreamer } from '../log.ts';
-import { sleep, type Ready, type Semaphore, type Step } from '../step.ts';
+import { sleep, type Ready, type Semaphore, type Step, withLimiter } from '../step.ts';
 
 export type DownloadActionModel = NonNullable<Action['download']>;
 
@@ -53,19 +53,7 @@ export class DownloadStep implements Step {
 
   async perform(signal: AbortSignal, ready?: Ready): Promise<void> {
     ready?.();
-    let release = () => {};
-    if (this.#opts.limiter) {
-      try {
-        release = await this.#opts.limiter.acquire(signal);
-      } catch {
-        throw cancelledError();
-      }
-    }
-    try {
-      await this.#download(signal);
-    } finally {
-      release();
-    }
+    await withLimiter(this.#opts.limiter, signal, () => this.#download(signal));
   }
 
   async #download(signal: AbortSignal): Promise<void> {

@@ -16,7 +16,7 @@ import { extractFirstTarEntry } from '../archive.ts';
 import { cancelledError, emittableError, StepError, toStepError } from '../errors.ts';
 import { byteSize } from '../format.ts';
 import { noopLogger, type ExecutorLogger, type LogStreamer } from '../log.ts';
-import type { Ready, Semaphore, Step } from '../step.ts';
+import { type Ready, type Semaphore, type Step, withLimiter } from '../step.ts';
 
 export type UploadActionModel = NonNullable<Action['upload']>;
 
@@ -54,19 +54,7 @@ export class UploadStep implements Step {
 
   async perform(signal: AbortSignal, ready?: Ready): Promise<void> {
     ready?.();
-    let release = () => {};
-    if (this.#opts.limiter) {
-      try {
-        release = await this.#opts.limiter.acquire(signal);
-      } catch {
-        throw cancelledError();
-      }
-    }
-    try {
-      await this.#upload(signal);
-    } finally {
-      release();
-    }
+    await withLimiter(this.#opts.limiter, signal, () => this.#upload(signal));
   }
 
   async #upload(signal: AbortSignal): Promise<void> {
