@@ -2,7 +2,7 @@
 // because a guid that is not a valid Kubernetes name is stored under a hashed name (translate.ts objectName).
 import { create, fromJson, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
 import type { IDesiredLRP, ITask } from '../crds/models.ts';
-import { isAlreadyExists, refOf } from '../lib/resources.ts';
+import { isAlreadyExists, refOf, retryOnConflict } from '../lib/resources.ts';
 import { EmptySchema } from '@bufbuild/protobuf/wkt';
 import { route, type Ctx, type Route } from './route.ts';
 import { desiredLRPToV2, taskDefinitionToV2 } from './downgrade.ts';
@@ -262,26 +262,35 @@ export const bbsRoutes: Record<string, Route> = {
     ok(m.TaskResponseSchema, { task: taskToV2(taskFromCR(await findTask(ctx, req.taskGuid))) }),
   ),
   '/v1/tasks/cancel': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
-    const task = await findTask(ctx, req.taskGuid);
-    const state = task.status?.state ?? 'Pending';
-    if (state !== 'Pending' && state !== 'Running') throw transition(state, 'Completed');
-    // The task controller completes a cancelled task (failed, "task was cancelled") and its cell stops it:
-    // one writer of task status. CAS so a task that just completed is not cancelled after the fact.
-    await ctx.client.patch('Task', refOf(task), { spec: { cancelled: true } });
-    return ok(m.TaskLifecycleResponseSchema);
+    // Re-read and re-check on a lost compare-and-swap: the controllers write tasks too.
+    return retryOnConflict(async () => {
+      const task = await findTask(ctx, req.taskGuid);
+      const state = task.status?.state ?? 'Pending';
+      if (state !== 'Pending' && state !== 'Running') throw transition(state, 'Completed');
+      // The task controller completes a cancelled task (failed, "task was cancelled") and its cell stops it:
+      // one writer of task status. CAS so a task that just completed is not cancelled after the fact.
+      await ctx.client.patch('Task', refOf(task), { spec: { cancelled: true } });
+      return ok(m.TaskLifecycleResponseSchema);
+    });
   }),
   '/v1/tasks/resolving': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
-    const task = await findTask(ctx, req.taskGuid);
-    const state = task.status?.state ?? 'Pending';
-    if (state !== 'Completed') throw transition(state, 'Resolving');
-    await ctx.client.patchStatus('Task', refOf(task), { state: 'Resolving', updatedAt: new Date().toISOString() });
-    return ok(m.TaskLifecycleResponseSchema);
+    // Re-read and re-check on a lost compare-and-swap: the controllers write tasks too.
+    return retryOnConflict(async () => {
+      const task = await findTask(ctx, req.taskGuid);
+      const state = task.status?.state ?? 'Pending';
+      if (state !== 'Completed') throw transition(state, 'Resolving');
+      await ctx.client.patchStatus('Task', refOf(task), { state: 'Resolving', updatedAt: new Date().toISOString() });
+      return ok(m.TaskLifecycleResponseSchema);
+    });
   }),
   '/v1/tasks/delete': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
-    const task = await findTask(ctx, req.taskGuid);
-    const state = task.status?.state ?? 'Pending';
-    if (state !== 'Resolving') throw transition(state, 'deleted');
-    await ctx.client.delete('Task', refOf(task));
-    return ok(m.TaskLifecycleResponseSchema);
+    // Re-read and re-check on a lost compare-and-swap: the controllers write tasks too.
+    return retryOnConflict(async () => {
+      const task = await findTask(ctx, req.taskGuid);
+      const state = task.status?.state ?? 'Pending';
+      if (state !== 'Resolving') throw transition(state, 'deleted');
+      await ctx.client.delete('Task', refOf(task));
+      return ok(m.TaskLifecycleResponseSchema);
+    });
   }),
 };

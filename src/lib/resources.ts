@@ -143,3 +143,17 @@ export function refOf(obj: { metadata: { namespace?: string; name?: string; reso
     resourceVersion: obj.metadata.resourceVersion,
   };
 }
+
+/**
+ * Runs a read-check-write step again when its compare-and-swap loses to another writer: the step re-reads,
+ * so its checks (e.g. the state it may transition from) are made against the newest version each time.
+ */
+export async function retryOnConflict<T>(step: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (!isConflict(err) || i >= attempts) throw err;
+    }
+  }
+}
