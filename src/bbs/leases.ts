@@ -3,21 +3,13 @@
 import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { rawRequest } from '../lib/kube.ts';
+import { type Lease, leasePath, microTime } from '../lib/lease.ts';
+import { LABEL_CELL_PRESENCE } from '../controllers/names.ts';
 import { isAlreadyExists } from '../lib/resources.ts';
 import { DEFAULT_PRESENCE_TTL_S } from '../controllers/presence.ts';
 
 const LABEL_DOMAIN = 'diego.dev/bbs-domain';
 const ANNOTATION_DOMAIN = 'diego.dev/bbs-domain';
-
-interface Lease {
-  metadata: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string; acquireTime?: string };
-}
-
-const leasesPath = (ns: string, name?: string) =>
-  `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases${name ? `/${name}` : ''}`;
-/** MicroTime wants microseconds. */
-const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
 /** Domain names may hold any characters; the Lease name is a hash, the domain itself an annotation. */
 const domainLeaseName = (domain: string) =>
@@ -34,12 +26,12 @@ export async function upsertDomain(kc: KubeConfig, ns: string, domain: string, t
     spec,
   };
   try {
-    await rawRequest(kc, { method: 'POST', path: leasesPath(ns), body: lease });
+    await rawRequest(kc, { method: 'POST', path: leasePath(ns), body: lease });
   } catch (err) {
     if (!isAlreadyExists(err)) throw err;
     await rawRequest(kc, {
       method: 'PATCH',
-      path: leasesPath(ns, name),
+      path: leasePath(ns, name),
       body: { spec },
       contentType: 'application/merge-patch+json',
     });
@@ -55,20 +47,20 @@ function fresh(lease: Lease, defaultTtlS: number | undefined, now: number): bool
 
 async function listLeases(kc: KubeConfig, ns: string, labelSelector?: string): Promise<Lease[]> {
   const q = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
-  return (await rawRequest<{ items: Lease[] }>(kc, { method: 'GET', path: leasesPath(ns) + q })).items;
+  return (await rawRequest<{ items: Lease[] }>(kc, { method: 'GET', path: leasePath(ns) + q })).items;
 }
 
 export async function listFreshDomains(kc: KubeConfig, ns: string, now = Date.now()): Promise<string[]> {
   const leases = await listLeases(kc, ns, `${LABEL_DOMAIN}=true`);
   return leases
     .filter((l) => fresh(l, undefined, now))
-    .map((l) => l.metadata.annotations?.[ANNOTATION_DOMAIN] ?? '')
+    .map((l) => l.metadata?.annotations?.[ANNOTATION_DOMAIN] ?? '')
     .filter(Boolean);
 }
 
 /** Cell ids whose presence Lease is current (holder = cell id, as the cell-agent writes it). */
 export async function listPresentCells(kc: KubeConfig, ns: string, now = Date.now()): Promise<string[]> {
-  const leases = await listLeases(kc, ns, `!${LABEL_DOMAIN}`);
+  const leases = await listLeases(kc, ns, `${LABEL_CELL_PRESENCE}=true`);
   return leases
     .filter((l) => l.spec?.holderIdentity && fresh(l, DEFAULT_PRESENCE_TTL_S, now))
     .map((l) => l.spec!.holderIdentity!);

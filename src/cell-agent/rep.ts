@@ -14,10 +14,10 @@ import { RESULT_MAX_BYTES } from '../crds/common.ts';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
 import { createInformer, type Informer, keyOf } from '../lib/informer.ts';
-import { applyAt, rawRequest } from '../lib/kube.ts';
 import { withDefaults } from '../lib/options.ts';
-import { DiegoClient, isConflict, isNotFound, refOf, resourcePath } from '../lib/resources.ts';
+import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
 import type { Container, ContainerBackend } from './backends/types.ts';
+import { registerCell, releasePresence, renewPresence } from './presence.ts';
 import {
   buildStep,
   checkTargetFor,
@@ -65,22 +65,13 @@ export class Rep {
     this.log = opts.log.child({ component: 'rep', cellId: opts.cellId });
   }
 
-  get name(): string {
-    return this.o.cellId.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
-  }
-
   async start(): Promise<void> {
     const { kc, cellId } = this.o;
-    await applyAt(kc, resourcePath('Cell', undefined, this.name), {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'Cell',
-      metadata: { name: this.name },
-      spec: {
-        cellId,
-        zone: this.o.zone ?? '',
-        capacity: this.o.capacity,
-        rootfsProviders: [{ name: 'preloaded', properties: this.o.stacks }],
-      },
+    await registerCell(kc, {
+      cellId,
+      zone: this.o.zone ?? '',
+      capacity: this.o.capacity,
+      rootfsProviders: [{ name: 'preloaded', properties: this.o.stacks }],
     });
     await this.renew();
     this.renewTimer = setInterval(
@@ -121,26 +112,13 @@ export class Rep {
     await Promise.all([this.actual?.stop(), this.tasks?.stop()]);
     for (const r of this.running.values()) r.stop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
-    await rawRequest(this.o.kc, { method: 'DELETE', path: this.leasePath() }).catch((err: unknown) => {
-      if (!isNotFound(err)) this.log.warn({ err }, 'could not release the presence lease');
-    });
+    await releasePresence(this.o.kc, this.o.systemNamespace, this.o.cellId).catch((err: unknown) =>
+      this.log.warn({ err }, 'could not release the presence lease'),
+    );
   }
 
-  private leasePath(): string {
-    return `/apis/coordination.k8s.io/v1/namespaces/${this.o.systemNamespace}/leases/${this.name}`;
-  }
-
-  private async renew(): Promise<void> {
-    await applyAt(this.o.kc, this.leasePath(), {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: { name: this.name, namespace: this.o.systemNamespace },
-      spec: {
-        holderIdentity: this.o.cellId,
-        leaseDurationSeconds: this.o.leaseSeconds,
-        renewTime: new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z'),
-      },
-    });
+  private renew(): Promise<void> {
+    return renewPresence(this.o.kc, this.o.systemNamespace, this.o.cellId, this.o.leaseSeconds);
   }
 
   private async handleLRP(a: IActualLRP): Promise<void> {

@@ -5,11 +5,10 @@ import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, ICell, IDesiredLRP, ITask } from '../crds/models.ts';
 import { createInformer, type Informer, keyOf, type KubernetesObject } from '../lib/informer.ts';
-import { LABEL_DESIRED_LRP_UID } from './names.ts';
+import type { Lease } from '../lib/lease.ts';
+import { LABEL_CELL_PRESENCE, LABEL_DESIRED_LRP_UID } from './names.ts';
 
-export interface Lease extends KubernetesObject {
-  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; renewTime?: string; acquireTime?: string };
-}
+export type { Lease } from '../lib/lease.ts';
 
 /** A multi-valued index kept in step with informer events. */
 class Index<T extends KubernetesObject> {
@@ -68,6 +67,8 @@ export class DiegoCache {
     this.cells = createInformer(kc, { path: `${api}/cells`, name: 'cells', logger });
     this.leases = createInformer(kc, {
       path: `/apis/coordination.k8s.io/v1/namespaces/${opts.cellLeaseNamespace}/leases`,
+      // Only cell presences: the namespace also holds the leader Lease and the BBS domains.
+      labelSelector: `${LABEL_CELL_PRESENCE}=true`,
       name: 'cell-leases',
       logger,
     });

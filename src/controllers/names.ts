@@ -6,6 +6,8 @@ export const LABEL_INDEX = 'diego.dev/index';
 export const LABEL_PROCESS_GUID = 'diego.dev/process-guid';
 /** The cell an instance or task is placed on, for `kubectl get alrp -l diego.dev/cell-id=...`. */
 export const LABEL_CELL_ID = 'diego.dev/cell-id';
+/** On cell presence Leases, so the controller watches those and not the other Leases of the namespace. */
+export const LABEL_CELL_PRESENCE = 'diego.dev/cell-presence';
 /** Finalizer a cell-agent holds on work it runs, so the record outlives the container ("stop, then remove"). */
 export const FINALIZER_CONTAINER = 'diego.dev/container';
 

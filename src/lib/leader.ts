@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { KubeError, rawRequest } from './kube.ts';
 import { createLogger } from './log.ts';
 import { registry } from './metrics.ts';
+import { microTime } from './lease.ts';
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -51,7 +52,7 @@ const leaderGauge = new Gauge({
 });
 
 /** metav1.MicroTime, "2006-01-02T15:04:05.000000Z". */
-export const microTime = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+export { microTime };
 
 type Attempt = { outcome: 'acquired'; lease: Lease } | { outcome: 'held'; holder: string };
 

@@ -9,8 +9,8 @@ import { nextCrashCount } from '../../src/controllers/crash-policy.ts';
 import { FINALIZER_CONTAINER } from '../../src/controllers/names.ts';
 import { completeTask, startTask, type Completion } from '../../src/controllers/task-lifecycle.ts';
 import { createInformer, type Informer, keyOf } from '../../src/lib/informer.ts';
-import { applyAt, rawRequest } from '../../src/lib/kube.ts';
-import { DiegoClient, isConflict, isNotFound, refOf, resourcePath } from '../../src/lib/resources.ts';
+import { cellObjectName, registerCell, releasePresence, renewPresence } from '../../src/cell-agent/presence.ts';
+import { DiegoClient, isConflict, isNotFound, refOf } from '../../src/lib/resources.ts';
 import { createLogger } from '../../src/lib/log.ts';
 
 export interface SimCellOptions {
@@ -65,21 +65,16 @@ export class SimCell {
   }
 
   get name(): string {
-    return this.o.cellId.toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+    return cellObjectName(this.o.cellId);
   }
 
   async start(): Promise<this> {
-    await applyAt(this.kc, resourcePath('Cell', undefined, this.name), {
-      apiVersion: `${GROUP}/${VERSION}`,
-      kind: 'Cell',
-      metadata: { name: this.name },
-      spec: {
-        cellId: this.o.cellId,
-        zone: this.o.zone,
-        capacity: { memoryMb: this.o.memoryMb, diskMb: this.o.diskMb, containers: this.o.containers },
-        rootfsProviders: [{ name: 'preloaded', properties: this.o.stacks }, { name: 'docker' }],
-        placementTags: this.o.placementTags,
-      },
+    await registerCell(this.kc, {
+      cellId: this.o.cellId,
+      zone: this.o.zone,
+      capacity: { memoryMb: this.o.memoryMb, diskMb: this.o.diskMb, containers: this.o.containers },
+      rootfsProviders: [{ name: 'preloaded', properties: this.o.stacks }, { name: 'docker' }],
+      placementTags: this.o.placementTags,
     });
     await this.renew();
     this.resumeHeartbeat();
@@ -122,14 +117,8 @@ export class SimCell {
     this.renewTimer = setInterval(() => void this.renew().catch(() => undefined), (this.o.leaseSeconds * 1000) / 3);
   }
 
-  async renew(): Promise<void> {
-    const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-    await applyAt(this.kc, `/apis/coordination.k8s.io/v1/namespaces/${this.o.namespace}/leases/${this.name}`, {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: { name: this.name, namespace: this.o.namespace },
-      spec: { holderIdentity: this.o.cellId, leaseDurationSeconds: this.o.leaseSeconds, renewTime: now },
-    });
+  renew(): Promise<void> {
+    return renewPresence(this.kc, this.o.namespace, this.o.cellId, this.o.leaseSeconds);
   }
 
   /** Instances placed on this cell, from its own watch. */
@@ -226,10 +215,7 @@ export class SimCell {
 
   async stop(): Promise<void> {
     await this.kill();
-    await rawRequest(this.kc, {
-      method: 'DELETE',
-      path: `/apis/coordination.k8s.io/v1/namespaces/${this.o.namespace}/leases/${this.name}`,
-    }).catch(() => undefined);
+    await releasePresence(this.kc, this.o.namespace, this.o.cellId).catch(() => undefined);
     await this.client.delete('Cell', { name: this.name });
   }
 
