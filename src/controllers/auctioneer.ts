@@ -271,6 +271,12 @@ export class Auctioneer {
   /** Cell states from the cache: capacity from the Cell, usage from the work placed on it. */
   cellStates(): CellState[] {
     const { cache, presence } = this.o;
+    const assumedOn = new Map<string, Assumed[]>();
+    for (const p of this.assumed.values()) {
+      const list = assumedOn.get(p.cellId);
+      if (list) list.push(p);
+      else assumedOn.set(p.cellId, [p]);
+    }
     const states: CellState[] = [];
     for (const cell of cache.cells.list()) {
       const cellId = cell.spec.cellId;
@@ -291,8 +297,7 @@ export class Auctioneer {
         lrps.push({ processGuid: a.spec.processGuid, index: a.spec.index });
       }
       let taskCount = 0;
-      for (const p of this.assumed.values()) {
-        if (p.cellId !== cellId) continue;
+      for (const p of assumedOn.get(cellId) ?? []) {
         memoryMb += p.memoryMb;
         diskMb += p.diskMb;
         containers++;
