@@ -18,6 +18,7 @@ import { withDefaults } from '../lib/options.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
 import type { Container, ContainerBackend } from './backends/types.ts';
 import { registerCell, releasePresence, renewPresence } from './presence.ts';
+import { type EvacuationResult, Evacuator } from './evacuation.ts';
 import {
   buildStep,
   checkTargetFor,
@@ -43,11 +44,16 @@ export interface RepOptions {
   gracefulShutdownMs?: number;
   startupIntervalMs?: number;
   livenessIntervalMs?: number;
+  /** Diego: evacuation_timeout 600 s, evacuation_polling_interval 10 s. */
+  evacuationTimeoutMs?: number;
+  evacuationPollingIntervalMs?: number;
 }
 
 interface Running {
   stop: AbortController;
   done: Promise<void>;
+  /** LRP containers: the instance guid they were claimed with. */
+  instanceGuid?: string;
 }
 
 export class Rep {
@@ -58,11 +64,36 @@ export class Rep {
   private tasks?: Informer<ITask>;
   private renewTimer?: NodeJS.Timeout;
   private readonly running = new Map<string, Running>();
+  readonly evacuator: Evacuator;
 
   constructor(opts: RepOptions) {
     this.o = withDefaults({ systemNamespace: 'diego-system', leaseSeconds: 15 }, opts);
     this.client = new DiegoClient(opts.kc);
     this.log = opts.log.child({ component: 'rep', cellId: opts.cellId });
+    this.evacuator = new Evacuator({
+      client: this.client,
+      cellId: opts.cellId,
+      log: this.log,
+      timeoutMs: opts.evacuationTimeoutMs,
+      pollIntervalMs: opts.evacuationPollingIntervalMs,
+      cell: {
+        lrpContainers: () =>
+          [...this.running].flatMap(([key, r]) => {
+            const [namespace = '', name = ''] = key.split('/');
+            return r.instanceGuid ? [{ namespace, name, instanceGuid: r.instanceGuid }] : [];
+          }),
+        taskContainers: () => [...this.running.values()].filter((r) => !r.instanceGuid).length,
+        stopContainer: async (guid) => {
+          const r = [...this.running.values()].find((x) => x.instanceGuid === guid);
+          r?.stop.abort();
+          await r?.done;
+        },
+        stopAll: async () => {
+          for (const r of this.running.values()) r.stop.abort();
+          await Promise.all([...this.running.values()].map((r) => r.done));
+        },
+      },
+    });
   }
 
   async start(): Promise<void> {
@@ -73,6 +104,7 @@ export class Rep {
       capacity: this.o.capacity,
       rootfsProviders: [{ name: 'preloaded', properties: this.o.stacks }],
     });
+    await this.evacuator.resume(); // a restarted agent takes work again
     await this.renew();
     this.renewTimer = setInterval(
       () => void this.renew().catch((err: unknown) => this.log.warn({ err }, 'lease renewal failed')),
@@ -117,12 +149,18 @@ export class Rep {
     );
   }
 
+  /** Diego's evacuation (SIGTERM, node drain): hands the cell's instances over to other cells, then returns. */
+  evacuate(): Promise<EvacuationResult> {
+    return this.evacuator.evacuate();
+  }
+
   private renew(): Promise<void> {
     return renewPresence(this.o.kc, this.o.systemNamespace, this.o.cellId, this.o.leaseSeconds);
   }
 
   private async handleLRP(a: IActualLRP): Promise<void> {
     const key = keyOf(a);
+    if (a.status?.presence === 'EVACUATING') return this.evacuator.onCopy(a);
     if (a.metadata.deletionTimestamp) {
       const r = this.running.get(key);
       if (r) {
@@ -132,6 +170,7 @@ export class Rep {
       return this.release(a);
     }
     if (this.running.has(key) || a.status?.state !== 'UNCLAIMED' || a.status.presence !== 'ORDINARY') return;
+    if (this.evacuator.evacuating) return this.evacuator.reject('ActualLRP', a);
     const instanceGuid = randomUUID();
     let claimed: IActualLRP;
     try {
@@ -153,7 +192,7 @@ export class Rep {
       const latest = this.actual?.get(a.metadata.namespace, a.metadata.name ?? '');
       if (latest) void this.handleLRP(latest).catch((err: unknown) => this.log.warn({ err, key }, 'instance'));
     });
-    this.running.set(key, { stop, done });
+    this.running.set(key, { stop, done, instanceGuid });
   }
 
   private async runInstance(a: IActualLRP, instanceGuid: string, signal: AbortSignal): Promise<void> {
@@ -176,6 +215,7 @@ export class Rep {
       const healthy = async () => {
         runningSince = Date.now();
         const current = await this.client.get('ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
+        if (current.status?.instanceGuid !== instanceGuid) return; // evacuated meanwhile: no longer this container
         await this.client.patchStatus('ActualLRP', refOf(current), {
           state: 'RUNNING',
           since: new Date(runningSince).toISOString(),
@@ -225,6 +265,8 @@ export class Rep {
 
   private async reportCrash(a: IActualLRP, reason: string, runningSince: number | undefined): Promise<void> {
     const current = await this.client.get('ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
+    // Evacuated: the record is another placement's now (the evacuator removes this container's copy).
+    if (current.status?.instanceGuid !== a.status?.instanceGuid) return;
     await this.client.patchStatus('ActualLRP', refOf(current), {
       state: 'CRASHED',
       crashCount: nextCrashCount(current.status?.crashCount ?? 0, runningSince, Date.now()),
@@ -252,6 +294,7 @@ export class Rep {
   private async handleTask(t: ITask): Promise<void> {
     const key = keyOf(t);
     if (t.status?.state !== 'Pending' || t.spec.cellId !== this.o.cellId || this.running.has(key)) return;
+    if (this.evacuator.evacuating) return this.evacuator.reject('Task', t);
     let won: boolean;
     try {
       won = await startTask(this.client, t, this.o.cellId);

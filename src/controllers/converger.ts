@@ -321,10 +321,14 @@ export class Converger {
     const { client, presence } = this.o;
     if (copy.metadata.deletionTimestamp) return this.ensureGone(copy);
     const cellId = copy.spec.cellId;
+    const evacuating = copy.status?.presence === 'EVACUATING';
+    // Diego's pruneEvacuatingActualLRPs: an EVACUATING copy whose cell is gone serves nothing any more.
+    if (evacuating && cellId && !presence.isPresent(cellId)) return this.ensureGone(copy);
     // The replacement runs when the ORDINARY record is RUNNING as another instance (a stale cache may still
-    // show the original, with the suspect's own instance guid).
-    const replacementRunning =
-      ordinary?.status?.state === 'RUNNING' && ordinary.status.instanceGuid !== copy.status?.instanceGuid;
+    // show the original, with the suspect's own instance guid). An evacuating copy also ends when the
+    // replacement crashed (Diego's EvacuateRunningActualLRP).
+    const replaced = ordinary?.status?.state === 'RUNNING' || (evacuating && ordinary?.status?.state === 'CRASHED');
+    const replacementRunning = replaced && ordinary?.status?.instanceGuid !== copy.status?.instanceGuid;
     if (!ordinary || copy.spec.index >= instances || replacementRunning) return this.ensureGone(copy);
     if (copy.status?.presence === 'SUSPECT' && cellId && presence.isPresent(cellId)) {
       // The cell is back before the replacement runs: promote the suspect, drop the replacement.
@@ -409,10 +413,18 @@ export class Converger {
   }
 }
 
-/** Counts one LRP's ORDINARY instances by state, and what is missing or extra (for status and metrics). */
+/**
+ * Counts one LRP's instances by state, and what is missing or extra (for status and metrics). Each index counts
+ * once, as Diego resolves an instance: the ORDINARY record, unless it is not yet RUNNING (nor CRASHED) while its
+ * EVACUATING copy still runs and serves (a drain is not an outage).
+ */
 export function tally(instances: number, actuals: IActualLRP[]) {
   const t = { RUNNING: 0, CLAIMED: 0, UNCLAIMED: 0, CRASHED: 0, missing: 0, extra: 0, suspectRunning: 0 };
   const indices = new Set<number>();
+  const evacuatingRunning = new Set<number>();
+  for (const a of actuals)
+    if (a.status?.presence === 'EVACUATING' && a.status.state === 'RUNNING' && !a.metadata.deletionTimestamp)
+      evacuatingRunning.add(a.spec.index);
   for (const a of actuals) {
     if (a.status?.presence === 'SUSPECT' && a.status.state === 'RUNNING') t.suspectRunning++;
     if ((a.status?.presence ?? 'ORDINARY') !== 'ORDINARY') continue;
@@ -421,7 +433,9 @@ export function tally(instances: number, actuals: IActualLRP[]) {
       continue;
     }
     indices.add(a.spec.index);
-    t[a.status?.state ?? 'UNCLAIMED']++;
+    const state = a.status?.state ?? 'UNCLAIMED';
+    const served = evacuatingRunning.has(a.spec.index) && state !== 'RUNNING' && state !== 'CRASHED';
+    t[served ? 'RUNNING' : state]++;
   }
   t.missing = instances - indices.size;
   return t;

@@ -1,0 +1,238 @@
+// The cell's side of Diego's evacuation (rep/evacuation, rep/generator/internal/evacuation_lrp_processor.go):
+// on SIGTERM or a node drain the cell marks itself evacuating (Cell status.evacuating, so the auction leaves
+// it out) and rejects new work; every LRP container still starting is unclaimed and destroyed, every running
+// one becomes an EVACUATING copy that keeps serving until its replacement runs elsewhere; tasks finish. After
+// the evacuation timeout (Diego: 600 s) what is left is stranded: the copies are removed and the containers
+// stopped. Written against a small interface so the rep and the tests' simulated cells share it.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
+import {
+  evacuateClaimed,
+  evacuateRunning,
+  releaseContainer,
+  removeEvacuating,
+  setCellEvacuating,
+} from '../controllers/evacuation.ts';
+import { placementPatch } from '../controllers/names.ts';
+import type { IActualLRP, ITask } from '../crds/models.ts';
+import { createInformer, type Informer, type KubernetesObject } from '../lib/informer.ts';
+import { registry } from '../lib/metrics.ts';
+import { withDefaults } from '../lib/options.ts';
+import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import { cellObjectName } from './presence.ts';
+
+/** Diego's StrandedEvacuatingActualLRPs: EVACUATING instances still on this cell when evacuation ended. */
+const stranded = new Gauge({
+  name: 'StrandedEvacuatingActualLRPs',
+  help: 'EVACUATING ActualLRPs left on this cell when its evacuation ended (their replacement was not running)',
+  registers: [registry],
+});
+
+/** An LRP container of the cell: the ORDINARY record it was claimed as, and its instance guid. */
+export interface LRPContainer {
+  namespace: string;
+  name: string;
+  instanceGuid: string;
+}
+
+/** What the evacuator needs from a cell. */
+export interface EvacuatingCell {
+  lrpContainers(): LRPContainer[];
+  /** Task containers still running. */
+  taskContainers(): number;
+  /** Stops the container of this instance guid, if it still runs, and resolves once it is gone. */
+  stopContainer(instanceGuid: string): Promise<void>;
+  /** Stops every container left (LRPs and tasks). */
+  stopAll(): Promise<void>;
+}
+
+export interface EvacuatorOptions {
+  client: DiegoClient;
+  cellId: string;
+  cell: EvacuatingCell;
+  log: Logger;
+  /** Diego: evacuation_timeout 600 s. */
+  timeoutMs?: number;
+  /** Diego: evacuation_polling_interval 10 s; removed copies wake the loop sooner. */
+  pollIntervalMs?: number;
+}
+
+export interface EvacuationResult {
+  timedOut: boolean;
+  /** EVACUATING copies still on the cell at the end (removed, their containers stopped). */
+  stranded: number;
+}
+
+export class Evacuator {
+  private readonly o: Required<EvacuatorOptions>;
+  private readonly log: Logger;
+  private running?: Promise<EvacuationResult>;
+  private wakeUp?: () => void;
+
+  constructor(opts: EvacuatorOptions) {
+    this.o = withDefaults({ timeoutMs: 600_000, pollIntervalMs: 10_000 }, opts);
+    this.log = opts.log.child({ component: 'evacuator' });
+  }
+
+  /** True from the start of an evacuation until resume(): the cell takes no new work. */
+  get evacuating(): boolean {
+    return this.running !== undefined;
+  }
+
+  /** The cell takes work again (a fresh start, or the node was uncordoned). */
+  async resume(): Promise<void> {
+    if (this.running) await this.running;
+    this.running = undefined;
+    await setCellEvacuating(this.o.client, cellObjectName(this.o.cellId), false);
+  }
+
+  /** Evacuates the cell (once; later calls wait for the same evacuation). */
+  evacuate(): Promise<EvacuationResult> {
+    this.running ??= this.run();
+    return this.running;
+  }
+
+  /** Work placed here while evacuating goes back to the auction (Diego's rep refuses all work then). */
+  async reject(kind: 'ActualLRP' | 'Task', obj: IActualLRP | ITask): Promise<void> {
+    try {
+      await this.o.client.patch(kind, refOf(obj), placementPatch(null));
+      this.log.info({ kind, name: obj.metadata.name }, 'evacuating: work sent back to the auction');
+    } catch (err) {
+      if (!isConflict(err) && !isNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * An EVACUATING copy on this cell changed. Once deleted (its replacement runs, or its DesiredLRP is gone),
+   * its container is stopped, then the copy released ("stop, then remove").
+   */
+  async onCopy(copy: IActualLRP): Promise<void> {
+    if (!copy.metadata.deletionTimestamp) return;
+    const guid = copy.status?.instanceGuid;
+    if (guid) await this.o.cell.stopContainer(guid);
+    await releaseContainer(this.o.client, copy);
+    if (guid) this.log.info({ name: copy.metadata.name, instanceGuid: guid }, 'evacuated instance stopped');
+    this.wakeUp?.();
+  }
+
+  private async run(): Promise<EvacuationResult> {
+    const { client, cell, cellId, timeoutMs, pollIntervalMs } = this.o;
+    await setCellEvacuating(client, cellObjectName(cellId), true);
+    const deadline = Date.now() + timeoutMs;
+    this.log.info({ timeoutMs, containers: cell.lrpContainers().length }, 'evacuating the cell');
+    let timedOut = false;
+    for (;;) {
+      for (const c of cell.lrpContainers())
+        await this.evacuateOne(c).catch((err: unknown) => this.log.warn({ err, name: c.name }, 'evacuating'));
+      await this.removeOrphanCopies().catch((err: unknown) => this.log.warn({ err }, 'removing evacuated copies'));
+      if (cell.lrpContainers().length === 0 && cell.taskContainers() === 0) break;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        timedOut = true;
+        break;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(pollIntervalMs, left));
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = undefined;
+    }
+    const count = await this.cleanup();
+    stranded.set(count);
+    this.log.info({ timedOut, stranded: count }, 'evacuation ended');
+    return { timedOut, stranded: count };
+  }
+
+  /** One container: still starting → unclaim and destroy it; running → keep it while its copy is needed. */
+  private async evacuateOne(c: LRPContainer): Promise<void> {
+    const { client, cell, cellId } = this.o;
+    const me = { instanceGuid: c.instanceGuid, cellId };
+    let ordinary: IActualLRP | undefined;
+    try {
+      ordinary = await client.get('ActualLRP', c.namespace, c.name);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    const claimedHere =
+      ordinary?.status?.state === 'CLAIMED' &&
+      ordinary.status.instanceGuid === c.instanceGuid &&
+      ordinary.status.cellId === cellId;
+    if (claimedHere) {
+      await evacuateClaimed(client, c.namespace, c.name, me);
+      this.log.info({ name: c.name }, 'evacuating: starting instance sent back to the auction');
+      return cell.stopContainer(c.instanceGuid);
+    }
+    if (!(await evacuateRunning(client, c.namespace, c.name, me))) await cell.stopContainer(c.instanceGuid);
+  }
+
+  /** The EVACUATING copies on this cell, from the API server (the records this cell is responsible for). */
+  private async copiesHere(): Promise<IActualLRP[]> {
+    const here = await this.o.client.list('ActualLRP', { fieldSelector: `spec.cellId=${this.o.cellId}` });
+    return here.filter((a) => a.status?.presence === 'EVACUATING' && a.metadata.name?.endsWith('-evacuating'));
+  }
+
+  /** Copies whose container ended on its own (crashed or stopped while evacuating) are removed (Diego). */
+  private async removeOrphanCopies(): Promise<void> {
+    const live = new Set(this.o.cell.lrpContainers().map((c) => c.instanceGuid));
+    for (const copy of await this.copiesHere()) {
+      if (!live.has(copy.status?.instanceGuid ?? '')) await removeEvacuating(this.o.client, copy, true);
+    }
+  }
+
+  /** Diego's evacuation cleanup: count and remove the stranded copies, then stop whatever still runs. */
+  private async cleanup(): Promise<number> {
+    let count = 0;
+    try {
+      for (const copy of await this.copiesHere()) {
+        if (!copy.metadata.deletionTimestamp) count++;
+        this.log.warn(
+          { name: copy.metadata.name, instanceGuid: copy.status?.instanceGuid },
+          'evacuation timed out before the replacement ran: stopping the evacuating instance',
+        );
+        if (copy.status?.instanceGuid) await this.o.cell.stopContainer(copy.status.instanceGuid);
+        await removeEvacuating(this.o.client, copy, true);
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'removing stranded evacuating instances');
+    }
+    await this.o.cell.stopAll();
+    return count;
+  }
+}
+
+/**
+ * Follows spec.unschedulable of the cell's Node (kubectl cordon / drain): calls back with true when the node
+ * is cordoned and false when it is schedulable again. Resolves once the first state is known.
+ */
+export async function watchNodeDrain(
+  kc: KubeConfig,
+  nodeName: string,
+  log: Logger,
+  onChange: (draining: boolean) => void,
+): Promise<Informer<NodeLike>> {
+  const nodes = createInformer<NodeLike>(kc, {
+    path: '/api/v1/nodes',
+    fieldSelector: `metadata.name=${nodeName}`,
+    logger: log,
+    name: 'cell-node',
+  });
+  let last: boolean | undefined;
+  const seen = (n: NodeLike) => {
+    const draining = n.spec?.unschedulable === true;
+    if (draining === last) return;
+    last = draining;
+    onChange(draining);
+  };
+  nodes.on('add', seen);
+  nodes.on('update', seen);
+  await nodes.start();
+  return nodes;
+}
+
+export interface NodeLike extends KubernetesObject {
+  spec?: { unschedulable?: boolean };
+}
