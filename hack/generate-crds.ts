@@ -1,14 +1,15 @@
-// Writes config/crd/*.yaml from the zod schemas in src/crds. `--check` only reports stale files (exit 1).
+// Writes config/crd/*.yaml and the Helm chart's copies (charts/diego-operator/crds) from the zod schemas in
+// src/crds, so neither can go stale. `--check` only reports stale files (exit 1).
 import { readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderCRDs } from '../src/crds/render.ts';
 
-const dir = join(import.meta.dirname, '..', 'config', 'crd');
+const root = join(import.meta.dirname, '..');
+const dirs = [join(root, 'config', 'crd'), join(root, 'charts', 'diego-operator', 'crds')];
 const check = process.argv.includes('--check');
 let stale = 0;
-mkdirSync(dir, { recursive: true });
-for (const [name, text] of renderCRDs()) {
-  const path = join(dir, name);
+for (const dir of dirs) mkdirSync(dir, { recursive: true });
+for (const [path, text] of [...renderCRDs()].flatMap(([name, t]) => dirs.map((d) => [join(d, name), t] as const))) {
   const current = existsSync(path) ? readFileSync(path, 'utf8') : '';
   if (current === text) continue;
   if (check) {

@@ -154,6 +154,9 @@ async function ensureNamespace(kc: KubeConfig, name: string): Promise<void> {
   try {
     await api.createNamespace({ body: { metadata: { name } } });
   } catch (err) {
-    if ((err as { code?: number }).code !== 409) throw err;
+    // 409: it exists. 403: this service account may not create namespaces (the Helm chart grants none): the
+    // installer made it; if not, the Lease writes fail with a NotFound that names it.
+    const code = (err as { code?: number }).code;
+    if (code !== 409 && code !== 403) throw err;
   }
 }
