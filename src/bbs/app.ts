@@ -6,6 +6,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { DiegoClient } from '../lib/resources.ts';
 import { BbsFailure, toBbsError } from './errors.ts';
+import { registerEventRoutes } from './event-routes.ts';
+import { EventHub } from './events.ts';
 import { bbsRoutes } from './handlers.ts';
 import { Error_Type } from './models.ts';
 
@@ -68,6 +70,9 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
         .send(Buffer.from(toBinary(r.response, res)));
     });
   }
+  // The event streams watch the namespace through one shared informer per kind, started by the first subscriber.
+  const hub = new EventHub({ kubeConfig: () => opts.client.kc, namespace: opts.namespace, logger: opts.logger });
+  registerEventRoutes(app, hub);
   app.setNotFoundHandler((_req, reply) => reply.code(404).type('text/plain').send('404 page not found\n'));
   return app;
 }

@@ -76,3 +76,58 @@ export function taskDefinitionToV2(def: TaskDefinition): TaskDefinition {
     imageLayers: [],
   };
 }
+
+/** Diego's SetDeprecatedTimeoutNs: timeout actions also carry their timeout in ns; try and emit_progress
+ * wrappers are replaced by what they wrap (as Diego's V0 down-conversion does). */
+function withDeprecatedTimeouts(action: Action | undefined): Action | undefined {
+  if (!action) return action;
+  const { timeoutAction, emitProgressAction, tryAction, parallelAction, serialAction, codependentAction } = action;
+  const each = (actions: Action[]) => actions.map((a) => withDeprecatedTimeouts(a) ?? a);
+  if (timeoutAction) {
+    return create(ActionSchema, {
+      timeoutAction: { ...timeoutAction, deprecatedTimeoutNs: timeoutAction.timeoutMs * 1_000_000n },
+    });
+  }
+  if (emitProgressAction) return withDeprecatedTimeouts(emitProgressAction.action);
+  if (tryAction) return withDeprecatedTimeouts(tryAction.action);
+  if (parallelAction) return { ...action, parallelAction: { ...parallelAction, actions: each(parallelAction.actions) } };
+  if (serialAction) return { ...action, serialAction: { ...serialAction, actions: each(serialAction.actions) } };
+  if (codependentAction) {
+    return { ...action, codependentAction: { ...codependentAction, actions: each(codependentAction.actions) } };
+  }
+  return action;
+}
+
+/** V0, for the deprecated event streams (models/desired_lrp.go downgradeDesiredLRPV1ToV0): deprecated timeouts
+ * filled in and cached dependencies as parallel downloads before the setup action. */
+export function desiredLRPToV0(lrp: DesiredLRP): DesiredLRP {
+  const v2 = desiredLRPToV2(lrp);
+  let setup = withDeprecatedTimeouts(v2.setup);
+  if (v2.cachedDependencies.length > 0) {
+    const downloads = create(ActionSchema, {
+      parallelAction: {
+        actions: v2.cachedDependencies.map((c) =>
+          create(ActionSchema, {
+            downloadAction: {
+              artifact: c.name,
+              from: c.from,
+              to: c.to,
+              cacheKey: c.cacheKey,
+              logSource: c.logSource,
+              user: v2.legacyDownloadUser,
+            },
+          }),
+        ),
+      },
+    });
+    setup = create(ActionSchema, { serialAction: { actions: setup ? [downloads, setup] : [downloads] } });
+  }
+  return {
+    ...v2,
+    action: withDeprecatedTimeouts(v2.action),
+    monitor: withDeprecatedTimeouts(v2.monitor),
+    setup,
+    deprecatedStartTimeoutS: Math.floor(Number(BigInt.asUintN(32, v2.startTimeoutMs)) / 1000),
+    cachedDependencies: [],
+  };
+}
