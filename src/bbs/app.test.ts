@@ -76,14 +76,20 @@ describe('BBS HTTP shell', () => {
   });
 
   it('answers unknown routes with a plain-text 404 so clients fall back', async () => {
-    const r = await app.inject({ method: 'POST', url: '/v1/actual_lrps/start.r1', payload: Buffer.alloc(0) });
+    // Evacuation is the cell agent's own business here: those routes are not served.
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/actual_lrps/evacuate_running.r1',
+      payload: Buffer.alloc(0),
+    });
     expect(r.statusCode).toBe(404);
     expect(r.headers['content-type']).toMatch(/^text\/plain/);
   });
 
-  it('turns a malformed body into InvalidProtobufMessage, not a crash', async () => {
+  it('turns a malformed body into InvalidRequest as Diego does (models.ErrBadRequest), not a crash', async () => {
     const res = await call('/v1/desired_lrp/desire.r2', DesiredLRPLifecycleResponseSchema, Uint8Array.of(0x0a, 0xff));
-    expect(res.error?.type).toBe(Error_Type.InvalidProtobufMessage);
+    expect(res.error?.type).toBe(Error_Type.InvalidRequest);
+    expect(res.error?.message).toBe('the request received is invalid');
   });
 
   it('rejects invalid LRPs with Invalid field messages', async () => {

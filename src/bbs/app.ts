@@ -9,6 +9,9 @@ import { BbsFailure, toBbsError } from './errors.ts';
 import { registerEventRoutes } from './event-routes.ts';
 import { EventHub } from './events.ts';
 import { bbsRoutes } from './handlers.ts';
+import { actualLRPLifecycleRoutes } from './actual-lrp-lifecycle.ts';
+import { readRoutes } from './read-routes.ts';
+import { taskCellRoutes } from './task-cell-routes.ts';
 import { Error_Type } from './models.ts';
 
 export const PROTOBUF = 'application/x-protobuf';
@@ -21,6 +24,8 @@ export interface BbsAppOptions {
   systemNamespace?: string;
   logger: Logger;
   https?: { key: Buffer; cert: Buffer; ca: Buffer };
+  /** Rejections a task survives before RejectTask fails it (Diego's max_task_retries, default 3). */
+  maxTaskRetries?: number;
 }
 
 export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
@@ -48,7 +53,13 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
     namespace: opts.namespace,
     systemNamespace: opts.systemNamespace ?? opts.namespace,
   };
-  for (const [path, r] of Object.entries(bbsRoutes)) {
+  const routes = {
+    ...bbsRoutes,
+    ...readRoutes,
+    ...actualLRPLifecycleRoutes,
+    ...taskCellRoutes(opts.maxTaskRetries),
+  };
+  for (const [path, r] of Object.entries(routes)) {
     app.post(path, async (req, reply) => {
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       let res: MessageShape<DescMessage>;
@@ -57,7 +68,8 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
         try {
           msg = fromBinary(r.request, body);
         } catch {
-          throw new BbsFailure(Error_Type.InvalidProtobufMessage, 'the request received is invalid');
+          // As Diego's parseRequest: a body that does not unmarshal is models.ErrBadRequest.
+          throw new BbsFailure(Error_Type.InvalidRequest, 'the request received is invalid');
         }
         res = await r.handler(msg, ctx);
       } catch (err) {

@@ -31,7 +31,7 @@ async function findDesired(ctx: Ctx, processGuid: string): Promise<IDesiredLRP> 
   return lrp;
 }
 
-async function findTask(ctx: Ctx, taskGuid: string): Promise<ITask> {
+export async function findTask(ctx: Ctx, taskGuid: string): Promise<ITask> {
   if (!taskGuid) throw invalidField('task_guid');
   const [task] = await ctx.client.list('Task', { namespace: ctx.namespace, fieldSelector: sel('taskGuid', taskGuid) });
   if (!task) throw notFound();

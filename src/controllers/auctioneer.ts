@@ -21,6 +21,7 @@ import { setCondition, type Condition } from './conditions.ts';
 import { pool } from '../lib/pool.ts';
 import { metrics } from './metrics.ts';
 import { actualLRPName, placementPatch } from './names.ts';
+import { rejectedStatus } from './task-lifecycle.ts';
 import type { CellPresence } from './presence.ts';
 
 export const ANNOTATION_PLACEMENT = 'diego.dev/placement';
@@ -384,13 +385,12 @@ export class Auctioneer {
   /** Diego's RejectTask: count the rejection; past max retries the task fails with the reason. */
   private async rejectTask(t: ITask, reason: string, why: string): Promise<void> {
     const count = t.status?.rejectionCount ?? 0;
-    const now = new Date(this.o.now()).toISOString();
-    const status: Record<string, unknown> = { rejectionCount: count + 1, rejectionReason: reason, updatedAt: now };
-    if (count >= this.o.maxTaskRetries) {
-      Object.assign(status, { state: 'Completed', failed: true, failureReason: reason, firstCompletedAt: now });
-    }
     try {
-      await this.o.client.patchStatus('Task', refOf(t), status);
+      await this.o.client.patchStatus(
+        'Task',
+        refOf(t),
+        rejectedStatus(t, reason, this.o.maxTaskRetries, new Date(this.o.now())),
+      );
       this.log.info(
         { key: keyOf(t), reason, rejections: count + 1, failed: count >= this.o.maxTaskRetries },
         'task not placed',

@@ -63,6 +63,22 @@ export function completedStatus(c: Completion, now = new Date()): Record<string,
   };
 }
 
+/**
+ * Diego's RejectTask: back to Pending with the rejection counted, off its cell; once it has been rejected
+ * maxRetries times before, it fails with the rejection reason instead (a status patch; placement is the caller's).
+ */
+export function rejectedStatus(
+  task: ITask,
+  reason: string,
+  maxRetries: number,
+  now = new Date(),
+): Record<string, unknown> {
+  const count = task.status?.rejectionCount ?? 0;
+  const rejected = { rejectionCount: count + 1, rejectionReason: reason.slice(0, REASON_MAX_LENGTH) };
+  if (count >= maxRetries) return { ...completedStatus({ failed: true, failureReason: reason }, now), ...rejected };
+  return { ...rejected, state: 'Pending', cellId: null, updatedAt: now.toISOString() };
+}
+
 /** The cell's CompleteTask: Running on this cell → Completed. */
 export async function completeTask(
   client: DiegoClient,
