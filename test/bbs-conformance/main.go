@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"code.cloudfoundry.org/bbs"
+	"code.cloudfoundry.org/bbs/events"
 	"code.cloudfoundry.org/bbs/models"
 	"code.cloudfoundry.org/bbs/trace"
 	"code.cloudfoundry.org/lager/v3"
@@ -74,6 +75,16 @@ func main() {
 	check("client", err)
 
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
+
+	// --- Event streams, open for the whole scenario (checked in events.go after each part)
+	lrpEvents := subscribe("subscribe-instance-events", func() (events.EventSource, error) {
+		return client.SubscribeToInstanceEvents(logger)
+	})
+	defer lrpEvents.close()
+	taskEvents := subscribe("subscribe-task-events", func() (events.EventSource, error) {
+		return client.SubscribeToTaskEvents(logger)
+	})
+	defer taskEvents.close()
 
 	// --- Ping, domains
 	if !client.Ping(logger, tid()) {
@@ -223,6 +234,7 @@ func main() {
 		fail("remove-desired-lrp", "DesiredLRPByProcessGuid after remove: want ResourceNotFound, got %v", err)
 	}
 	ok("remove-desired-lrp")
+	checkLRPEvents(lrpEvents, guid, *cellID)
 
 	// --- Task
 	taskGuid := "conformance-task-" + suffix
@@ -301,6 +313,7 @@ func main() {
 		fail("task-not-found", "TaskByGuid after delete: want ResourceNotFound, got %v", err)
 	}
 	ok("task-not-found")
+	checkTaskEvents(taskEvents, taskGuid)
 }
 
 func contains(xs []string, x string) bool {

@@ -8,6 +8,8 @@ import { buildBbsApp } from '../../src/bbs/app.ts';
 import { useDiego } from '../support/fixture.ts';
 
 const STEPS = [
+  'subscribe-instance-events',
+  'subscribe-task-events',
   'ping',
   'domains',
   'desire-lrp',
@@ -18,6 +20,7 @@ const STEPS = [
   'actual-lrps-by-cell-id',
   'update-desired-lrp',
   'remove-desired-lrp',
+  'lrp-instance-events',
   'desire-task',
   'task-by-guid',
   'tasks',
@@ -25,6 +28,7 @@ const STEPS = [
   'resolving-task',
   'delete-task',
   'task-not-found',
+  'task-events',
 ];
 
 const goDir = fileURLToPath(new URL('../bbs-conformance/', import.meta.url));
