@@ -1,5 +1,5 @@
 // The process's one metrics registry and the ops endpoints every role serves: /metrics, /healthz, /readyz.
-import Fastify from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
@@ -16,6 +16,8 @@ export interface OpsServerOptions {
   /** Readiness (e.g. informers synced, or this replica leads); /readyz answers 503 while false. */
   ready?: () => boolean;
   logger?: Logger;
+  /** More routes on the same server (the cell agent's log stream). */
+  routes?: (app: FastifyInstance) => void;
 }
 
 export interface OpsServer {
@@ -28,6 +30,7 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
   const log = opts.logger?.child({ component: 'ops-server' });
   const app = Fastify({ logger: false }); // scrapes and probes every few seconds: no access log
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  opts.routes?.(app);
   app.get('/healthz', (_req, reply) => reply.type('text/plain').send('ok'));
   const isReady = (): boolean => {
     try {

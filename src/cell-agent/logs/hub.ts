@@ -1,0 +1,74 @@
+// The cell's log hub: every log envelope of this cell's instances passes through here on its way to live
+// subscribers of its log guid (Loggregator's firehose / `cf logs`, scoped to one cell) and into a ring of
+// the last lines per log guid (Loggregator's recent logs). It keeps only what is in memory: a subscriber
+// sees lines published after it subscribed, plus the recent ring if it asks for it.
+import { RingBuffer } from './ring.ts';
+import type { LogEnvelope } from './envelope.ts';
+
+export type LogSubscriber = (envelope: LogEnvelope) => void;
+
+export interface LogHubOptions {
+  /** Lines kept per log guid for recent logs (default 100). */
+  recentLines?: number;
+  /** Log guids whose recent lines are kept; the least recently written is forgotten first (default 1024). */
+  maxLogGuids?: number;
+}
+
+export class LogHub {
+  readonly #recentLines: number;
+  readonly #maxLogGuids: number;
+  /** Insertion order = least recently written first. */
+  readonly #recent = new Map<string, RingBuffer<LogEnvelope>>();
+  readonly #subscribers = new Map<string, Set<LogSubscriber>>();
+
+  constructor(opts: LogHubOptions = {}) {
+    this.#recentLines = opts.recentLines ?? 100;
+    this.#maxLogGuids = opts.maxLogGuids ?? 1024;
+  }
+
+  publish(envelope: LogEnvelope): void {
+    const guid = envelope.source_id;
+    let ring = this.#recent.get(guid);
+    if (ring) {
+      this.#recent.delete(guid);
+    } else {
+      ring = new RingBuffer(this.#recentLines);
+      if (this.#recent.size >= this.#maxLogGuids) {
+        const oldest = this.#recent.keys().next().value;
+        if (oldest !== undefined) this.#recent.delete(oldest);
+      }
+    }
+    this.#recent.set(guid, ring);
+    ring.push(envelope);
+    for (const subscriber of this.#subscribers.get(guid) ?? []) {
+      try {
+        subscriber(envelope);
+      } catch {
+        // a failing subscriber must not stop the others, nor the app's process
+      }
+    }
+  }
+
+  /** Calls `subscriber` with every envelope of `logGuid` from now on; returns the unsubscribe function. */
+  subscribe(logGuid: string, subscriber: LogSubscriber): () => void {
+    let set = this.#subscribers.get(logGuid);
+    if (!set) {
+      set = new Set();
+      this.#subscribers.set(logGuid, set);
+    }
+    set.add(subscriber);
+    return () => {
+      set.delete(subscriber);
+      if (set.size === 0 && this.#subscribers.get(logGuid) === set) this.#subscribers.delete(logGuid);
+    };
+  }
+
+  /** The last lines of `logGuid`, oldest first. */
+  recent(logGuid: string): LogEnvelope[] {
+    return this.#recent.get(logGuid)?.toArray() ?? [];
+  }
+
+  subscriberCount(logGuid: string): number {
+    return this.#subscribers.get(logGuid)?.size ?? 0;
+  }
+}
