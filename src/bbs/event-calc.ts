@@ -141,7 +141,8 @@ const groupChanged = (b: m.ActualLRP, a: m.ActualLRP) =>
     cellOf(a),
   ]);
 
-/** Diego's EventScore: crashed events first, then events about a RUNNING instance, then the rest (stable). */
+/** Diego's EventScore: crashed events first, then created/changed events whose instance is RUNNING (removed
+ * events carry no instance to score), then the rest, in the order made. */
 function ordered(events: Array<{ ev: BbsEvent; lrp?: m.ActualLRP }>): BbsEvent[] {
   const score = (e: { ev: BbsEvent; lrp?: m.ActualLRP }) =>
     e.ev.name === 'actual_lrp_crashed' ? 2 : e.lrp?.state === 'RUNNING' ? 1 : 0;
@@ -174,7 +175,7 @@ export function actualLRPEvents(before: IActualLRP | undefined, after: IActualLR
   }
   if (a.state === 'UNCLAIMED' && b.state !== 'UNCLAIMED') {
     // Back to waiting for placement: the placed instance is gone and a new one waits (new instance guid).
-    instance.push({ ev: instanceCreated(a), lrp: a }, { ev: instanceRemoved(b), lrp: b });
+    instance.push({ ev: instanceCreated(a), lrp: a }, { ev: instanceRemoved(b) });
     grp.push({ ev: groupChanged(b, a), lrp: a });
   } else {
     instance.push({ ev: instanceChanged(b, a), lrp: a });
@@ -183,7 +184,7 @@ export function actualLRPEvents(before: IActualLRP | undefined, after: IActualLR
       a.state !== 'CRASHED' &&
       !isEmptyKey(b.actualLrpInstanceKey) &&
       !equals(m.ActualLRPInstanceKeySchema, a.actualLrpInstanceKey!, b.actualLrpInstanceKey!);
-    if (moved) grp.push({ ev: groupCreated(a), lrp: a }, { ev: groupRemoved(b), lrp: b });
+    if (moved) grp.push({ ev: groupCreated(a), lrp: a }, { ev: groupRemoved(b) });
     else grp.push({ ev: groupChanged(b, a), lrp: a });
   }
   return { instance: ordered(instance), group: ordered(grp) };

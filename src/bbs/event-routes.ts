@@ -72,7 +72,7 @@ function readBody(req: FastifyRequest): Promise<Buffer> {
 }
 
 /** A subscriber writing straight to one HTTP response. */
-class SseStream implements Subscriber {
+export class SseStream implements Subscriber {
   readonly topics: Topic[];
   private readonly res: ServerResponse;
   private readonly route: StreamRoute;

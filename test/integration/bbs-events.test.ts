@@ -271,6 +271,8 @@ describe('BBS event streams', () => {
     const [a, b] = await env.startCells(2);
     const all = await Stream.open('/v1/events/lrp_instances.r1');
     const onlyA = await Stream.open('/v1/events/lrp_instances.r1', 'POST', a!.o.cellId);
+    // The deprecated group stream is a GET with the EventsByCellId body, as Diego's client sends it.
+    const groupsA = await Stream.open('/v1/events.r1', 'GET', a!.o.cellId);
     const pg = guid('filtered-app');
     await desire(pg, 4);
     const runningOn = (s: Stream) =>
@@ -295,8 +297,18 @@ describe('BBS event streams', () => {
         (e: m.ActualLRPInstanceCreatedEvent) => e.actualLrp?.actualLrpKey?.processGuid === pg,
       ),
     ).toHaveLength(4);
+    const groupCells = (e: m.ActualLRPChangedEvent) => [
+      e.before?.instance?.actualLrpInstanceKey?.cellId,
+      e.after?.instance?.actualLrpInstanceKey?.cellId,
+    ];
+    await groupsA.next<m.ActualLRPChangedEvent>('actual_lrp_changed', (e) => e.after?.instance?.state === 'RUNNING');
+    expect(
+      groupsA.named<m.ActualLRPChangedEvent>('actual_lrp_changed').every((e) => groupCells(e).includes(a!.o.cellId)),
+    ).toBe(true);
+    expect(groupsA.named('actual_lrp_created')).toEqual([]); // unplaced instances have no cell yet
     all.close();
     onlyA.close();
+    groupsA.close();
   });
 
   it('streams task events', { timeout: 60_000 }, async () => {
