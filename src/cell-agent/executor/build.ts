@@ -38,6 +38,8 @@ export interface ExecutorContext {
   downloadRetryWaitMs?: number;
   uploadAttempts?: number;
   logger?: ExecutorLogger;
+  /** Run steps report no "Exit status N" (Diego's suppressExitStatusCode, for the monitor action's runs). */
+  suppressExitStatusCode?: boolean;
 }
 
 interface Resolved extends ExecutorContext {
@@ -90,6 +92,7 @@ function stepFor(action: Action, log: LogStreamer, ctx: Resolved): Step {
       log: log.withSource(action.run.logSource),
       gracefulShutdownMs: ctx.gracefulShutdownMs,
       network: ctx.network,
+      suppressExitStatusCode: ctx.suppressExitStatusCode,
       logger,
     });
   }
