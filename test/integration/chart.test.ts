@@ -1,0 +1,416 @@
+// The Helm chart (charts/diego-operator) as a cluster admin meets it: it lints, it renders with the value
+// combinations users pick, the real API server accepts every object it renders (server-side dry run), the cell
+// agent gets the host access its runc backend needs, and the RBAC it grants is enough for the controller and a
+// cell agent to run an app while acting as the chart's ServiceAccounts (and no more than what the code calls).
+import { execFile } from 'node:child_process';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { startCellAgent } from '../../src/cmd/cell-agent.ts';
+import { Manager } from '../../src/controllers/manager.ts';
+import type { Rep } from '../../src/cell-agent/rep.ts';
+import { createLogger } from '../../src/lib/log.ts';
+import { DiegoClient } from '../../src/lib/resources.ts';
+import { eventually } from '../support/eventually.ts';
+import { createNamespace, deleteNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
+
+const run = promisify(execFile);
+const repo = path.join(import.meta.dirname, '..', '..');
+const chart = path.join(repo, 'charts', 'diego-operator');
+const kc = testKubeConfig();
+const client = new DiegoClient(kc);
+const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [key: string]: unknown;
+}
+interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+interface Container {
+  name: string;
+  args: string[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
+  securityContext?: { privileged?: boolean };
+  volumeMounts: { name: string; mountPath: string; mountPropagation?: string; readOnly?: boolean }[];
+  readinessProbe?: { httpGet?: { path: string; port: string; scheme?: string } };
+  livenessProbe?: { httpGet?: { path: string; port: string } };
+}
+interface PodSpec {
+  hostPID?: boolean;
+  hostNetwork?: boolean;
+  serviceAccountName: string;
+  containers: Container[];
+  volumes: { name: string; hostPath?: { path: string } }[];
+}
+
+let helm = '';
+let ns = '';
+const release = `chart-${randomBytes(3).toString('hex')}`;
+/** Stub CRDs for the optional integrations (cert-manager, Prometheus Operator) that this test created. */
+const stubCRDs: string[] = [];
+
+async function helmRun(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(helm, args, { cwd: repo, maxBuffer: 64 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? String(err) };
+  }
+}
+
+/** `helm template` of the chart into the test namespace; returns the YAML and its objects. */
+async function render(
+  set: string[] = [],
+  opts: { crds?: boolean } = {},
+): Promise<{ yaml: string; objects: K8sObject[] }> {
+  const args = ['template', release, chart, '--namespace', ns, ...(opts.crds ? ['--include-crds'] : [])];
+  for (const s of set) args.push('--set', s);
+  for (const s of opts.setString ?? []) args.push('--set-string', s);
+  const res = await helmRun(args);
+  expect(res.stderr, `helm template ${set.join(' ')}`).not.toMatch(/Error/);
+  expect(res.code).toBe(0);
+  const objects = parseAllDocuments(res.stdout)
+    .map((d) => d.toJS() as K8sObject | null)
+    .filter((o): o is K8sObject => o !== null);
+  return { yaml: res.stdout, objects };
+}
+
+const find = (objects: K8sObject[], kind: string, nameSuffix = ''): K8sObject => {
+  const o = objects.find((x) => x.kind === kind && x.metadata.name.endsWith(nameSuffix));
+  if (!o) throw new Error(`no ${kind} *${nameSuffix} rendered (have: ${objects.map((x) => x.kind).join(', ')})`);
+  return o;
+};
+const podSpec = (o: K8sObject) => (o.spec as { template: { spec: PodSpec } }).template.spec;
+const rulesOf = (o: K8sObject) => (o as unknown as { rules: PolicyRule[] }).rules;
+const allows = (rules: PolicyRule[], group: string, resource: string, verb: string) =>
+  rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
+
+/** Every object through the real API server's validation and admission, without storing it. */
+async function dryRunApply(yaml: string): Promise<void> {
+  const res = await kubectl(
+    ['apply', '--server-side', '--force-conflicts', '--dry-run=server', '--field-manager=chart-test', '-f', '-'],
+    yaml,
+  );
+  expect(res.stderr).toBe('');
+  expect(res.code).toBe(0);
+}
+
+/** A CRD that accepts any object of a kind this API server does not know (cert-manager, Prometheus Operator). */
+async function stubCRD(group: string, kind: string, plural: string): Promise<void> {
+  const name = `${plural}.${group}`;
+  if ((await kubectl(['get', 'crd', name])).code === 0) return;
+  const crd = {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name },
+    spec: {
+      group,
+      scope: 'Namespaced',
+      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
+      versions: [
+        {
+          name: 'v1',
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+        },
+      ],
+    },
+  };
+  const res = await kubectl(['create', '-f', '-'], JSON.stringify(crd));
+  expect(res.stderr).toBe('');
+  stubCRDs.push(name);
+  expect((await kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${name}`])).code).toBe(0);
+}
+
+beforeAll(async () => {
+  // Built once per machine into ~/.cache/diego-operator like the control plane (a couple of minutes the first time).
+  const { stdout } = await run(path.join(repo, 'hack', 'build-helm.sh'), { cwd: repo });
+  helm = stdout.trim().split('\n').pop()!;
+  ns = await createNamespace(kc, 'chart');
+}, 600_000);
+
+afterAll(async () => {
+  for (const name of stubCRDs) await kubectl(['delete', 'crd', name, '--wait=false']);
+  await deleteNamespace(kc, ns);
+});
+
+describe('helm chart', () => {
+  it('passes helm lint, with default values and with every option turned on', async () => {
+    const lint = await helmRun(['lint', chart, '--strict']);
+    expect(lint.stdout).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(lint.code).toBe(0);
+    const all = await helmRun([
+      'lint',
+      chart,
+      '--strict',
+      '--set',
+      'bbs.enabled=true,bbs.tls.existingSecret=bbs-tls,networkPolicy.enabled=true,serviceMonitor.enabled=true,webhook.certManager.enabled=true',
+    ]);
+    expect(all.code).toBe(0);
+  });
+
+  it('renders the CRDs generated by make manifests', async () => {
+    const { objects } = await render([], { crds: true });
+    const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => o.metadata.name);
+    expect(crds.sort()).toEqual([
+      'actuallrps.diego.dev',
+      'cells.diego.dev',
+      'desiredlrps.diego.dev',
+      'tasks.diego.dev',
+    ]);
+  });
+
+  it('with default values: the API server accepts every object; the webhook certificate is valid for its Service', async () => {
+    const { yaml, objects } = await render([], { crds: true });
+    await dryRunApply(yaml);
+
+    const controller = find(objects, 'Deployment', '-controller');
+    expect((controller.spec as { replicas: number }).replicas).toBe(2);
+    const c = podSpec(controller).containers[0]!;
+    expect(c.args).toContain(`--system-namespace=${ns}`);
+    expect(c.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'metrics' });
+    expect(c.readinessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'webhook', scheme: 'HTTPS' });
+    expect(find(objects, 'PodDisruptionBudget').spec).toMatchObject({ minAvailable: 1 });
+    const templated = objects.filter((o) => o.kind !== 'CustomResourceDefinition');
+    expect(templated.filter((o) => o.metadata.labels?.['app.kubernetes.io/instance'] !== release)).toEqual([]);
+
+    // The caBundle the API server trusts signed the serving certificate, which names the webhook Service.
+    const secret = find(objects, 'Secret', '-webhook-cert') as K8sObject & { data: Record<string, string> };
+    const vwc = find(objects, 'ValidatingWebhookConfiguration') as K8sObject & {
+      webhooks: { clientConfig: { caBundle: string; service: { name: string; namespace: string; path: string } } }[];
+    };
+    const cc = vwc.webhooks[0]!.clientConfig;
+    expect(cc.caBundle).toBe(secret.data['ca.crt']);
+    expect(cc.service).toMatchObject({ namespace: ns, path: '/validate-diego-dev-v1alpha1' });
+    const pem = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
+    const cert = new X509Certificate(pem(secret.data['tls.crt']!));
+    expect(cert.checkIssued(new X509Certificate(pem(cc.caBundle)))).toBe(true);
+    expect(cert.subjectAltName).toContain(`DNS:${cc.service.name}.${ns}.svc`);
+  });
+
+  it('runs the cell agent privileged in the host PID and network namespaces with the host mounts runc and CNI need', async () => {
+    const { objects } = await render(['cellAgent.stateDir=/data/diego'], {
+      setString: ['cellAgent.nodeSelector.diego\\.dev/cell=true'],
+    });
+    const spec = podSpec(find(objects, 'DaemonSet', '-cell-agent'));
+    expect(spec.hostPID).toBe(true);
+    expect(spec.hostNetwork).toBe(true);
+    expect((spec as unknown as { nodeSelector: Record<string, string> }).nodeSelector).toMatchObject({
+      'diego.dev/cell': 'true',
+    });
+    const agent = spec.containers[0]!;
+    expect(agent.securityContext?.privileged).toBe(true);
+    expect(agent.args).toEqual(
+      expect.arrayContaining(['cell-agent', '--cell-id=$(NODE_NAME)', '--backend=runc', '--state-dir=/data/diego']),
+    );
+    expect(agent.env).toContainEqual({ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
+    expect(agent.env).toContainEqual({ name: 'DIEGO_ROOTFS_DIR', value: '/data/diego/rootfs' });
+    const hostPathOf = (volume: string) => spec.volumes.find((v) => v.name === volume)?.hostPath?.path;
+    const mounts = Object.fromEntries(
+      agent.volumeMounts.map((m) => [m.mountPath, { host: hostPathOf(m.name), propagation: m.mountPropagation }]),
+    );
+    expect(mounts).toMatchObject({
+      '/run/netns': { host: '/run/netns', propagation: 'Bidirectional' },
+      '/data/diego': { host: '/data/diego', propagation: 'Bidirectional' },
+      '/sys/fs/cgroup': { host: '/sys/fs/cgroup' },
+      '/lib/modules': { host: '/lib/modules' },
+      '/run/xtables.lock': { host: '/run/xtables.lock' },
+    });
+  });
+
+  it('with the BBS, NetworkPolicies, a ServiceMonitor and another system namespace: the API server accepts every object', async () => {
+    const system = await createNamespace(kc, 'chart-sys');
+    try {
+      await stubCRD('monitoring.coreos.com', 'ServiceMonitor', 'servicemonitors');
+      const { yaml, objects } = await render([
+        'bbs.enabled=true',
+        'bbs.tls.existingSecret=bbs-tls',
+        'networkPolicy.enabled=true',
+        'serviceMonitor.enabled=true',
+        `systemNamespace=${system}`,
+      ]);
+      await dryRunApply(yaml);
+      const bbs = podSpec(find(objects, 'Deployment', '-bbs')).containers[0]!;
+      expect(bbs.args).toEqual(
+        expect.arrayContaining([
+          '--tls-cert=/etc/diego-operator/bbs-tls/tls.crt',
+          '--tls-key=/etc/diego-operator/bbs-tls/tls.key',
+          '--tls-client-ca=/etc/diego-operator/bbs-tls/ca.crt',
+          `--system-namespace=${system}`,
+        ]),
+      );
+      // Leases live in the system namespace; everything else in the release namespace.
+      const roles = objects.filter((o) => o.kind === 'Role');
+      expect(roles.filter((r) => r.metadata.namespace === system).map((r) => r.metadata.name)).toEqual(
+        expect.arrayContaining([`${release}-diego-operator-controller`, `${release}-diego-operator-cell-agent`]),
+      );
+      expect(objects.filter((o) => o.kind === 'NetworkPolicy')).toHaveLength(2);
+      expect(find(objects, 'ServiceMonitor').spec).toMatchObject({ endpoints: [{ port: 'metrics' }] });
+    } finally {
+      await deleteNamespace(kc, system);
+    }
+  });
+
+  it('with cert-manager, one controller and no cell agent; and with the webhook off: the API server accepts every object', async () => {
+    await stubCRD('cert-manager.io', 'Issuer', 'issuers');
+    await stubCRD('cert-manager.io', 'Certificate', 'certificates');
+    const cm = await render(['webhook.certManager.enabled=true', 'controller.replicas=1', 'cellAgent.enabled=false']);
+    await dryRunApply(cm.yaml);
+    const vwc = find(cm.objects, 'ValidatingWebhookConfiguration');
+    expect(vwc.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe(
+      `${ns}/${release}-diego-operator-webhook-cert`,
+    );
+    expect(cm.objects.map((o) => o.kind)).toEqual(expect.arrayContaining(['Issuer', 'Certificate']));
+    expect(cm.objects.map((o) => o.kind)).not.toContain('DaemonSet');
+    expect(cm.objects.map((o) => o.kind)).not.toContain('PodDisruptionBudget');
+
+    const off = await render(['webhook.enabled=false']);
+    await dryRunApply(off.yaml);
+    expect(off.objects.map((o) => o.kind)).not.toContain('ValidatingWebhookConfiguration');
+    expect(podSpec(find(off.objects, 'Deployment', '-controller')).containers[0]!.args).toContain(
+      '--webhook-cert-dir=',
+    );
+  });
+
+  it('refuses to render the BBS without its TLS Secret, and says how to make one', async () => {
+    const res = await helmRun(['template', release, chart, '--set', 'bbs.enabled=true']);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/bbs\.tls\.existingSecret is required.*tls\.crt, tls\.key and ca\.crt/);
+  });
+
+  it('grants each role what its code calls', async () => {
+    const { objects } = await render(['bbs.enabled=true', 'bbs.tls.existingSecret=bbs-tls']);
+    const controller = rulesOf(find(objects, 'ClusterRole', '-controller'));
+    expect(allows(controller, 'diego.dev', 'actuallrps/status', 'patch')).toBe(true);
+    expect(allows(controller, 'diego.dev', 'actuallrps', 'create')).toBe(true);
+    expect(allows(controller, 'diego.dev', 'tasks/status', 'patch')).toBe(true);
+    expect(allows(controller, 'diego.dev', 'desiredlrps', 'watch')).toBe(true);
+    expect(allows(controller, '', 'events', 'create')).toBe(true);
+    expect(allows(controller, 'diego.dev', 'desiredlrps', 'delete')).toBe(false);
+    const leases = rulesOf(find(objects, 'Role', '-controller'));
+    expect(allows(leases, 'coordination.k8s.io', 'leases', 'update')).toBe(true);
+    const agent = rulesOf(find(objects, 'ClusterRole', '-cell-agent'));
+    expect(allows(agent, '', 'nodes', 'get')).toBe(true);
+    expect(allows(agent, 'diego.dev', 'cells', 'create')).toBe(true);
+    expect(allows(agent, 'diego.dev', 'cells/status', 'patch')).toBe(true);
+    expect(allows(agent, 'diego.dev', 'desiredlrps', 'create')).toBe(false);
+    // Nothing in the chart reads Secrets through the API.
+    for (const role of objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
+      expect(allows(rulesOf(role), '', 'secrets', 'get')).toBe(false);
+    }
+  });
+});
+
+describe('helm chart RBAC on the real API server', () => {
+  let rbacYaml = '';
+  let apps = '';
+  let manager: Manager | undefined;
+  let rep: Rep | undefined;
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'chart-cell-'));
+  const cellId = `chart-cell-${randomBytes(3).toString('hex')}`;
+  const sa = (component: string) => `system:serviceaccount:${ns}:${release}-diego-operator-${component}`;
+
+  /** The test cluster's kubeconfig, acting as a ServiceAccount (impersonation). */
+  function actingAs(user: string): KubeConfig {
+    const as = new KubeConfig();
+    as.loadFromOptions({
+      clusters: kc.clusters,
+      contexts: kc.contexts,
+      currentContext: kc.currentContext,
+      users: kc.users.map((u) => ({ ...u, impersonateUser: user })),
+    });
+    return as;
+  }
+  const canI = async (who: string, ...args: string[]) =>
+    (await kubectl(['auth', 'can-i', ...args, `--as=${sa(who)}`])).stdout.trim();
+
+  beforeAll(async () => {
+    const { objects } = await render(['bbs.enabled=true', 'bbs.tls.existingSecret=bbs-tls']);
+    const rbac = objects.filter((o) =>
+      ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind),
+    );
+    rbacYaml = rbac.map((o) => JSON.stringify(o)).join('\n---\n');
+    const res = await kubectl(['apply', '-f', '-'], rbacYaml);
+    expect(res.stderr).toBe('');
+    apps = await createNamespace(kc, 'chart-apps');
+  });
+
+  afterAll(async () => {
+    await rep?.stop();
+    await manager?.stop();
+    await client.delete('Cell', { name: cellId });
+    await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], rbacYaml);
+    if (apps) await deleteNamespace(kc, apps);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  it('lets the controller and a cell agent, acting as the chart ServiceAccounts, run an app and remove it', async () => {
+    manager = new Manager({ kc: actingAs(sa('controller')), log, systemNamespace: ns });
+    await manager.start();
+    rep = await startCellAgent(actingAs(sa('cell-agent')), {
+      log,
+      cellId,
+      zone: 'z1',
+      memoryMb: 1024,
+      diskMb: 1024,
+      containers: 10,
+      stacks: ['busybox'],
+      backend: 'process',
+      stateDir,
+      systemNamespace: ns,
+    });
+    await client.create('DesiredLRP', {
+      metadata: { name: 'sleeper', namespace: apps },
+      spec: {
+        processGuid: 'sleeper',
+        domain: 'cf-apps',
+        rootFs: 'preloaded:busybox',
+        instances: 1,
+        memoryMb: 16,
+        diskMb: 16,
+        action: { run: { path: '/bin/sleep', args: ['600'], user: 'root' } },
+      },
+    });
+    await eventually(async () => {
+      const [a] = await client.list('ActualLRP', { namespace: apps });
+      expect(a?.status?.state).toBe('RUNNING');
+      expect(a?.spec.cellId).toBe(cellId);
+    }, 60_000);
+    // The auctioneer's Placed event was written too.
+    await eventually(async () => {
+      const ev = await kubectl(['get', 'events', '-n', apps, '-o', 'jsonpath={.items[*].reason}']);
+      expect(ev.stdout).toContain('Placed');
+    }, 30_000);
+
+    await client.delete('DesiredLRP', { namespace: apps, name: 'sleeper' });
+    await eventually(async () => expect(await client.list('ActualLRP', { namespace: apps })).toHaveLength(0), 60_000);
+  }, 120_000);
+
+  it('grants no more than the code needs', async () => {
+    expect(await canI('controller', 'get', 'secrets', '-n', ns)).toBe('no');
+    expect(await canI('controller', 'delete', 'desiredlrps.diego.dev', '-n', apps)).toBe('no');
+    expect(await canI('controller', 'create', 'leases.coordination.k8s.io', '-n', apps)).toBe('no');
+    expect(await canI('cell-agent', 'create', 'desiredlrps.diego.dev', '-n', apps)).toBe('no');
+    expect(await canI('cell-agent', 'delete', 'tasks.diego.dev', '-n', apps)).toBe('no');
+    expect(await canI('cell-agent', 'get', 'nodes')).toBe('yes');
+    // The BBS works in its one namespace (here the release namespace), and reads Cells and Leases.
+    expect(await canI('bbs', 'create', 'desiredlrps.diego.dev', '-n', ns)).toBe('yes');
+    expect(await canI('bbs', 'patch', 'tasks.diego.dev', '--subresource=status', '-n', ns)).toBe('yes');
+    expect(await canI('bbs', 'create', 'desiredlrps.diego.dev', '-n', apps)).toBe('no');
+    expect(await canI('bbs', 'list', 'cells.diego.dev')).toBe('yes');
+    expect(await canI('bbs', 'create', 'leases.coordination.k8s.io', '-n', ns)).toBe('yes');
+  });
+});
