@@ -7,6 +7,7 @@ import { KubeError } from '../lib/kube.ts';
 import type { DiegoClient } from '../lib/resources.ts';
 import { buildBbsApp, PROTOBUF } from './app.ts';
 import {
+  ActionSchema,
   DesiredLRPByProcessGuidRequestSchema,
   DesiredLRPResponseSchema,
   DesiredLRPSchema,
@@ -90,6 +91,32 @@ describe('BBS HTTP shell', () => {
     const res = await call('/v1/desired_lrp/desire.r2', DesiredLRPLifecycleResponseSchema, Uint8Array.of(0x0a, 0xff));
     expect(res.error?.type).toBe(Error_Type.InvalidRequest);
     expect(res.error?.message).toBe('the request received is invalid');
+  });
+
+  it('answers a body over the size limit with an InvalidRequest envelope, not a 413 or a crash', async () => {
+    const res = await call(
+      '/v1/desired_lrp/desire.r2',
+      DesiredLRPLifecycleResponseSchema,
+      new Uint8Array(10 * 1024 * 1024 + 1),
+    );
+    expect(res.error?.type).toBe(Error_Type.InvalidRequest);
+    expect(res.error?.message).toBe('the request body is larger than the 10485760-byte limit');
+    expect((await call('/v1/ping', PingResponseSchema)).available).toBe(true); // still serving
+  });
+
+  it('rejects action trees deeper than 32 levels; the decoder refuses absurd nesting outright', async () => {
+    const desire = async (levels: number) => {
+      let action: DesiredLRP['action'] = create(ActionSchema, { runAction: { path: '/bin/true', user: 'vcap' } });
+      for (let i = 0; i < levels; i++) action = create(ActionSchema, { tryAction: { action } });
+      const body = toBinary(DesireLRPRequestSchema, create(DesireLRPRequestSchema, { desiredLrp: lrp({ action }) }));
+      return (await call('/v1/desired_lrp/desire.r2', DesiredLRPLifecycleResponseSchema, body)).error;
+    };
+    expect(await desire(40)).toMatchObject({ type: Error_Type.InvalidRequest, message: 'Invalid field: action' });
+    // protobuf-es stops decoding at 100 nested messages (50 action levels): Diego's ErrBadRequest.
+    expect(await desire(200)).toMatchObject({
+      type: Error_Type.InvalidRequest,
+      message: 'the request received is invalid',
+    });
   });
 
   it('rejects invalid LRPs with Invalid field messages', async () => {

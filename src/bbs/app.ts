@@ -12,6 +12,7 @@ import { bbsRoutes } from './handlers.ts';
 import { actualLRPLifecycleRoutes } from './actual-lrp-lifecycle.ts';
 import { readRoutes } from './read-routes.ts';
 import { taskCellRoutes } from './task-cell-routes.ts';
+import type { Route } from './route.ts';
 import { Error_Type } from './models.ts';
 
 export const PROTOBUF = 'application/x-protobuf';
@@ -26,12 +27,16 @@ export interface BbsAppOptions {
   https?: { key: Buffer; cert: Buffer; ca: Buffer };
   /** Rejections a task survives before RejectTask fails it (Diego's max_task_retries, default 3). */
   maxTaskRetries?: number;
+  /** Largest request body accepted (default 10 MiB; a DesiredLRP is at most a few hundred KiB). */
+  maxBodyBytes?: number;
 }
+
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger,
-    bodyLimit: 10 * 1024 * 1024,
+    bodyLimit: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     // Diego's clients speak HTTP/1.1 with mutual TLS: the client CA must sign every caller.
     ...(opts.https
       ? {
@@ -53,7 +58,7 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
     namespace: opts.namespace,
     systemNamespace: opts.systemNamespace ?? opts.namespace,
   };
-  const routes = {
+  const routes: Record<string, Route> = {
     ...bbsRoutes,
     ...readRoutes,
     ...actualLRPLifecycleRoutes,
@@ -85,6 +90,21 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
   // The event streams watch the namespace through one shared informer per kind, started by the first subscriber.
   const hub = new EventHub({ kubeConfig: () => opts.client.kc, namespace: opts.namespace, logger: opts.logger });
   registerEventRoutes(app, hub);
+  // A body the shell refuses before a handler runs (too large, bad Content-Length) still gets the route's BBS
+  // envelope, so Diego's clients report our message instead of "Invalid Response with status code: 413".
+  app.setErrorHandler((err: { code?: string; statusCode?: number; message: string }, req, reply) => {
+    const r = routes[req.routeOptions.url ?? ''];
+    if (!r || (err.statusCode ?? 500) >= 500) return reply.send(err);
+    const message =
+      err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? `the request body is larger than the ${opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES}-byte limit`
+        : 'the request received is invalid';
+    const res = create(r.response, { error: { type: Error_Type.InvalidRequest, message } });
+    return reply
+      .code(200)
+      .type(PROTOBUF)
+      .send(Buffer.from(toBinary(r.response, res)));
+  });
   app.setNotFoundHandler((_req, reply) => reply.code(404).type('text/plain').send('404 page not found\n'));
   return app;
 }

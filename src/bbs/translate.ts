@@ -6,6 +6,7 @@ import { create, fromJson, toJson, type JsonValue } from '@bufbuild/protobuf';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
 import { DesiredLRPSpec } from '../crds/desired-lrp.ts';
 import { TaskSpec } from '../crds/task.ts';
+import { MAX_ACTION_DEPTH } from '../crds/actions.ts';
 import { BbsFailure, invalidField } from './errors.ts';
 import {
   ActualLRP_Presence,
@@ -18,6 +19,7 @@ import {
   Task_State,
   TaskDefinitionSchema,
   TaskSchema,
+  type Action,
   type ActualLRP,
   type DesiredLRP,
   type DesiredLRPSchedulingInfo,
@@ -122,7 +124,29 @@ function checkSpec<T>(
   if (!r.success) throw invalidField(...new Set(r.error.issues.map((i) => i.path.map(String).join('.') || 'request')));
 }
 
+/** Depth of an action tree, counted no further than `limit` + 1 so a hostile tree costs little. */
+function actionDepth(a: Action | undefined, limit = MAX_ACTION_DEPTH): number {
+  if (!a) return 0;
+  if (limit < 0) return 1;
+  const inner = a.timeoutAction?.action ?? a.emitProgressAction?.action ?? a.tryAction?.action;
+  const many = a.serialAction?.actions ?? a.parallelAction?.actions ?? a.codependentAction?.actions ?? [];
+  let deepest = actionDepth(inner, limit - 1);
+  for (const child of many) deepest = Math.max(deepest, actionDepth(child, limit - 1));
+  return 1 + deepest;
+}
+
+/** The webhook's depth limit, checked on the protobuf tree before anything walks it recursively. */
+function checkDepth(fields: [string, Action | undefined][]): void {
+  const deep = fields.filter(([, a]) => actionDepth(a) > MAX_ACTION_DEPTH).map(([f]) => f);
+  if (deep.length > 0) throw invalidField(...deep);
+}
+
 export function desiredLRPToSpec(lrp: DesiredLRP): IDesiredLRP['spec'] {
+  checkDepth([
+    ['setup', lrp.setup],
+    ['action', lrp.action],
+    ['monitor', lrp.monitor],
+  ]);
   const more = [
     ...(lrp.instances < 0 ? ['instances'] : []),
     ...(Object.keys(lrp.metricTags).length === 0 ? ['metric_tags'] : []),
@@ -171,6 +195,7 @@ export function schedulingInfoOf(lrp: DesiredLRP): DesiredLRPSchedulingInfo {
 }
 
 export function taskToSpec(taskGuid: string, domain: string, def: TaskDefinition | undefined): ITask['spec'] {
+  checkDepth([['action', def?.action]]);
   validateCommon('task_guid', taskGuid, domain, def?.rootFs ?? '', def?.action !== undefined);
   const json = reshape(toJson(TaskDefinitionSchema, def ?? create(TaskDefinitionSchema)), true) as Json;
   const spec: Json = { taskGuid, domain, ...json };

@@ -1,8 +1,11 @@
 // `diego-operator bbs`: Diego's BBS API for existing Diego clients (Cloud Controller, the Go client), served
-// over mutual TLS like the real BBS, or over plain HTTP for local development only.
+// over mutual TLS like the real BBS, or over plain HTTP for local development only; plus BBS's separate
+// plain-HTTP health listener.
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildBbsApp } from '../bbs/app.ts';
+import { splitHostPort, startHealthServer, type HealthServer } from '../bbs/health.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { DiegoClient } from '../lib/resources.ts';
 import { untilSignal } from './signals.ts';
@@ -10,34 +13,47 @@ import { untilSignal } from './signals.ts';
 export interface BbsOptions {
   log: Logger;
   kubeconfig?: string;
+  /** For tests: a client instead of one built from kubeconfig. */
+  client?: DiegoClient;
   namespace: string;
   systemNamespace: string;
   listen: string;
+  /** Plain-HTTP health listener (Diego's health_addr, default 127.0.0.1:8890); empty = none. */
+  healthAddress?: string;
   insecureHttp: boolean;
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
+  maxBodyBytes?: number;
 }
 
-export async function runBbs(opts: BbsOptions): Promise<number> {
+export interface RunningBbs {
+  /** host:port of the API listener. */
+  address: string;
+  health?: HealthServer;
+  close(): Promise<void>;
+}
+
+export class BbsUsageError extends Error {}
+
+export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
   const tls = opts.tlsCert && opts.tlsKey && opts.tlsClientCa;
-  if (!tls && !opts.insecureHttp) {
-    process.stderr.write('diego-operator bbs: give --tls-cert, --tls-key and --tls-client-ca, or --insecure-http\n');
-    return 2;
-  }
+  if (!tls && !opts.insecureHttp)
+    throw new BbsUsageError('give --tls-cert, --tls-key and --tls-client-ca, or --insecure-http');
   if (!tls) {
     opts.log.warn(
       '!!! BBS is serving PLAIN HTTP without client authentication: anyone who can reach it can run code on your cells. Use only for local development. !!!',
     );
   }
-  const i = opts.listen.lastIndexOf(':');
-  const host = opts.listen.slice(0, i) || '0.0.0.0';
-  const port = Number(opts.listen.slice(i + 1));
+  if (opts.maxBodyBytes !== undefined && !(Number.isInteger(opts.maxBodyBytes) && opts.maxBodyBytes > 0))
+    throw new BbsUsageError(`--max-body-bytes must be a whole number of bytes > 0 (got ${opts.maxBodyBytes})`);
+  const { host, port } = splitHostPort(opts.listen);
   const app = buildBbsApp({
-    client: new DiegoClient(loadKubeConfig(opts.kubeconfig)),
+    client: opts.client ?? new DiegoClient(loadKubeConfig(opts.kubeconfig)),
     namespace: opts.namespace,
     systemNamespace: opts.systemNamespace,
     logger: opts.log,
+    maxBodyBytes: opts.maxBodyBytes,
     https: tls
       ? {
           cert: readFileSync(opts.tlsCert!),
@@ -47,8 +63,36 @@ export async function runBbs(opts: BbsOptions): Promise<number> {
       : undefined,
   });
   await app.listen({ host, port });
+  let health: HealthServer | undefined;
+  try {
+    health = opts.healthAddress ? await startHealthServer(opts.healthAddress) : undefined;
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  const address = `${host}:${(app.server.address() as AddressInfo).port}`;
+  opts.log.info({ address, health: health?.address, tls: !!tls }, 'BBS listening');
+  return {
+    address,
+    health,
+    close: async () => {
+      await health?.close();
+      await app.close();
+    },
+  };
+}
+
+export async function runBbs(opts: BbsOptions): Promise<number> {
+  let bbs: RunningBbs;
+  try {
+    bbs = await startBbs(opts);
+  } catch (err) {
+    if (!(err instanceof BbsUsageError) && !(err instanceof Error && /host:port/.test(err.message))) throw err;
+    process.stderr.write(`diego-operator bbs: ${err.message}\n`);
+    return 2;
+  }
   const sig = await untilSignal();
   opts.log.info({ signal: sig }, 'shutting down');
-  await app.close();
+  await bbs.close();
   return 0;
 }
