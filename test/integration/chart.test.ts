@@ -73,7 +73,7 @@ async function helmRun(args: string[]): Promise<{ code: number; stdout: string; 
 /** `helm template` of the chart into the test namespace; returns the YAML and its objects. */
 async function render(
   set: string[] = [],
-  opts: { crds?: boolean } = {},
+  opts: { crds?: boolean; setString?: string[] } = {},
 ): Promise<{ yaml: string; objects: K8sObject[] }> {
   const args = ['template', release, chart, '--namespace', ns, ...(opts.crds ? ['--include-crds'] : [])];
   for (const s of set) args.push('--set', s);
