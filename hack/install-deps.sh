@@ -26,3 +26,5 @@ fi
 
 # The control plane (etcd, kube-apiserver, kube-controller-manager, kubectl), built once per machine.
 hack/build-control-plane.sh >/dev/null
+# helm (for the chart test, test/integration/chart.test.ts), built once per machine into the same cache.
+hack/build-helm.sh >/dev/null
