@@ -1,0 +1,795 @@
+// The containerd backend: each container is a containerd container + task in its own containerd namespace
+// (default 'diego'), run from an image. It drives containerd through `ctr`, containerd's own CLI: the Go
+// client API is not reachable from Node without gRPC plus containerd's protobuf definitions, and ctr covers
+// everything we need. What it does with each part of the Garden-like interface:
+//
+// * Rootfs: 'docker://…' (docker-ref.ts: Diego's docker:///repo#tag and Docker's registry/repo:tag forms) is
+//   pulled with `ctr images pull` when containerd does not have it yet (plain HTTP for loopback registries and
+//   the ones listed as insecure, like Diego's insecure_docker_registry_list). 'preloaded:busybox' (the default)
+//   is the runc backend's busybox rootfs (rootfs.ts) packed as an OCI image (oci-image.ts) and imported once
+//   with `ctr images import`. containerd unpacks images into its snapshotter (overlayfs by default), and each
+//   container gets its own writable snapshot, removed with the container.
+// * Container: `ctr run --detach` of a long-lived init shell with the id <idPrefix><handle>, under the cgroup
+//   /<id>. Memory and cpu shares are ctr flags; ctr has no pids flag, so pids.max is written to the container's
+//   cgroup right after the task starts (before any process of ours runs); diskMb is not enforced. Garden
+//   properties, the port mappings and the CNI result are container labels, so containerd alone is enough for
+//   a restarted agent to re-adopt its containers (list/lookup). The hostname is the handle.
+// * A helper: the host's static busybox (Debian's busybox-static) is bind-mounted read-only at /.diego/busybox,
+//   as Garden bind-mounts its own init, so the init shell, tar and the exec wrapper work in any image.
+// * Processes: `ctr task exec` with a unique --exec-id, --user uid:gid (from the image's /etc/passwd), --cwd.
+//   ctr has no per-process environment, so a small wrapper run by the helper's shell exports the process env,
+//   finds the executable on PATH (so a missing one fails the start, as in Garden), says it is ready on stderr
+//   and waits for one line on stdin; meanwhile we look the host pid up (`ctr task ps`, by exec id) and raise
+//   RLIMIT_NOFILE to limits.nofile with prlimit (the container's default is 1024 and only a process with
+//   CAP_SYS_RESOURCE can raise it; without that capability the wrapper can only lower it). Exit statuses come
+//   from ctr (128+n for signal n); the process leads its own session, so signals go to its process group.
+// * Network: with `network` options each container gets a network namespace wired by CNI (cni.ts), joined with
+//   `--with-ns network:/var/run/netns/<id>`; info().ip is its address and netIn maps host ports with portmap.
+//   Without them containers share the host network (--net-host), and PORT is rewritten to the host port as in
+//   the process and runc backends.
+// * streamIn/streamOut: the helper's tar run inside the container by `ctr task exec` (as the given user), so
+//   paths and symlinks resolve inside the container and files belong to the user.
+// * destroy: `ctr task delete --force` (kills every process), `ctr containers delete` (with its snapshot),
+//   CNI DEL + netns delete; runc removes the cgroups.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { CniNetwork, type CniOptions, type CniResult } from './cni.ts';
+import { isPlainHttpRegistry, parseDockerRootfs } from './docker-ref.ts';
+import { LineSplitter } from './lines.ts';
+import { buildOciImage, writeOciLayoutTar } from './oci-image.ts';
+import { collect, delay, exitCode, freePort } from './process.ts';
+import { resolveRootfs } from './rootfs.ts';
+import { cgroupFile, lookupUser, oomKills } from './runc.ts';
+import { extractTar } from './tar.ts';
+import {
+  HANDLE_PATTERN,
+  type Container,
+  type ContainerBackend,
+  type ContainerInfo,
+  type ContainerSpec,
+  type PortMapping,
+  type ProcessHandle,
+  type ProcessIO,
+  type ProcessSignal,
+  type ProcessSpec,
+} from './types.ts';
+
+export interface ContainerdBackendOptions {
+  /** containerd's gRPC socket (its config's grpc.address). */
+  address: string;
+  /** containerd namespace of our containers and images. Default 'diego'. */
+  namespace?: string;
+  /** Our own scratch files (image tarballs being imported); created if missing. */
+  stateDir: string;
+  /** Prefix of our container ids; containers without it are not ours. Default 'diego-'. */
+  idPrefix?: string;
+  /** The ctr binary. Default 'ctr' from $PATH. */
+  ctr?: string;
+  /** containerd snapshotter; default: containerd's (overlayfs). */
+  snapshotter?: string;
+  /** Registries (host[:port]) pulled over plain HTTP besides loopback ones. */
+  insecureRegistries?: string[];
+  /** Where rootfs.ts caches built root filesystems (for preloaded:<stack>). */
+  rootfsCacheDir?: string;
+  /** A static busybox bind-mounted into every container. Default /bin/busybox (Debian's busybox-static). */
+  helper?: string;
+  /** After a process exits, how long wait() lets its output drain. */
+  outputDrainMs?: number;
+  allocatePort?: () => Promise<number>;
+  /** Gives each container its own network namespace wired with CNI (cni.ts); default: the host network. */
+  network?: CniOptions;
+}
+
+export const LABEL_HANDLE = 'org.cloudfoundry.diego.handle';
+export const LABEL_PORTS = 'org.cloudfoundry.diego.ports';
+export const LABEL_NETWORK = 'org.cloudfoundry.diego.network';
+/** Garden properties are labels with this prefix. */
+export const LABEL_PROPERTY = 'org.cloudfoundry.diego.property/';
+
+/** Where the helper busybox appears inside containers. */
+export const HELPER_PATH = '/.diego/busybox';
+const INIT_SCRIPT = `trap "exit 0" TERM; while :; do ${HELPER_PATH} sleep 3600 & wait; done`;
+const READY = 'diego-exec-ready';
+const FAILED = 'diego-exec-failed: ';
+
+// Arguments: <n> <n × NAME=value> <path> <args...>. Exports the env, resolves the executable like execvp
+// (absolute path afterwards, so the helper's applets never stand in for the image's programs), reports, waits
+// for our go-ahead (one stdin line), applies the nofile limit it can, and becomes the process.
+const WRAPPER_SCRIPT = [
+  'n=$1; shift',
+  'while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done',
+  'nofile=$1; shift; p=$1; shift',
+  'case $p in',
+  '*/*) f=$p ;;',
+  '*) f=; IFS=:; for d in $PATH; do if [ -f "$d/$p" ] && [ -x "$d/$p" ]; then f=$d/$p; break; fi; done; unset IFS ;;',
+  'esac',
+  `if [ -z "$f" ] || [ ! -f "$f" ] || [ ! -x "$f" ]; then echo "${FAILED}exec: \\"$p\\": executable file not found in the container" >&2; exit 127; fi`,
+  `echo ${READY} >&2`,
+  'read -r _ || :',
+  'if [ -n "$nofile" ]; then ulimit -n "$nofile" 2>/dev/null || :; fi',
+  'exec "$f" "$@"',
+].join('\n');
+
+/** Garden/Diego cpu shares are bounded by the kernel's minimum of 2. */
+const MIN_CPU_SHARES = 2;
+
+interface ContainerdMeta {
+  handle: string;
+  properties: Record<string, string>;
+  /** The container's env as in its spec (image env + container env). */
+  env: string[];
+  ports: PortMapping[];
+  network?: CniResult;
+}
+
+export class ContainerdBackend implements ContainerBackend {
+  readonly address: string;
+  readonly namespace: string;
+  readonly stateDir: string;
+  readonly idPrefix: string;
+  readonly network: CniNetwork | undefined;
+  readonly helper: string;
+  readonly #opts: ContainerdBackendOptions;
+  readonly #containers = new Map<string, ContainerdContainer>();
+  readonly #busy = new Map<string, Promise<unknown>>();
+  /** Images being pulled or imported, so concurrent creates with one image fetch it once. */
+  readonly #images = new Map<string, Promise<void>>();
+  readonly #allocatePort: () => Promise<number>;
+
+  constructor(opts: ContainerdBackendOptions) {
+    this.#opts = opts;
+    this.address = opts.address;
+    this.namespace = opts.namespace ?? 'diego';
+    this.stateDir = path.resolve(opts.stateDir);
+    this.idPrefix = opts.idPrefix ?? 'diego-';
+    this.network = opts.network ? new CniNetwork(opts.network) : undefined;
+    this.helper = opts.helper ?? '/bin/busybox';
+    this.#allocatePort = opts.allocatePort ?? freePort;
+  }
+
+  containerId(handle: string): string {
+    return `${this.idPrefix}${handle}`;
+  }
+
+  /** Runs ctr against our containerd and namespace; resolves with stdout, rejects with ctr's message. */
+  ctr(args: string[]): Promise<string> {
+    return ctrCommand(this.#opts.ctr ?? 'ctr', [...this.globalArgs(), ...args]);
+  }
+
+  globalArgs(): string[] {
+    return ['--address', this.address, '--namespace', this.namespace];
+  }
+
+  /** Where ctr keeps the FIFOs of the processes it runs (instead of the shared /run/containerd/fifo). */
+  get fifoDir(): string {
+    return path.join(this.stateDir, 'fifo');
+  }
+
+  get ctrBinary(): string {
+    return this.#opts.ctr ?? 'ctr';
+  }
+
+  /** The image reference for a rootfs URL, pulled or imported into containerd when missing. */
+  async ensureImage(rootfs: string | undefined): Promise<string> {
+    const url = rootfs ?? 'preloaded:busybox';
+    let ref: string;
+    let fetch: () => Promise<void>;
+    if (/^docker:\/\//i.test(url)) {
+      const image = parseDockerRootfs(url);
+      ref = image.ref;
+      const plainHttp = isPlainHttpRegistry(image.registry, this.#opts.insecureRegistries);
+      fetch = () => this.#pull(url, ref, plainHttp);
+    } else if (/^preloaded:/.test(url)) {
+      ref = `diego.local/preloaded/${url.slice('preloaded:'.length)}:latest`;
+      fetch = () => this.#importPreloaded(url, ref);
+    } else {
+      throw new Error(
+        `unsupported rootfs '${url}' (the containerd backend runs docker://<image> and preloaded:busybox)`,
+      );
+    }
+    let pending = this.#images.get(ref);
+    if (!pending) {
+      pending = (async () => {
+        if (!(await this.#hasImage(ref))) await fetch();
+      })();
+      this.#images.set(ref, pending);
+      // Forget failures so that a later create retries; forget successes too, in case the image is removed.
+      void pending.catch(() => {}).finally(() => this.#images.delete(ref));
+    }
+    await pending;
+    return ref;
+  }
+
+  async #hasImage(ref: string): Promise<boolean> {
+    const out = await this.ctr(['images', 'ls', '-q']);
+    return out.split('\n').includes(ref);
+  }
+
+  async #pull(url: string, ref: string, plainHttp: boolean): Promise<void> {
+    const args = ['images', 'pull', ...(plainHttp ? ['--plain-http'] : []), ...this.#snapshotterArgs(), ref];
+    try {
+      await this.ctr(args);
+    } catch (err) {
+      throw new Error(`pulling ${url} (${ref}) failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  async #importPreloaded(url: string, ref: string): Promise<void> {
+    const dir = await resolveRootfs(url, this.#opts.rootfsCacheDir);
+    const image = await buildOciImage(dir);
+    const imagesDir = path.join(this.stateDir, 'images');
+    await mkdir(imagesDir, { recursive: true });
+    const file = path.join(imagesDir, `${process.pid}-${randomBytes(4).toString('hex')}.tar`);
+    try {
+      await writeOciLayoutTar(image, ref, file);
+      await this.ctr(['images', 'import', ...this.#snapshotterArgs(), file]);
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  #snapshotterArgs(): string[] {
+    return this.#opts.snapshotter ? ['--snapshotter', this.#opts.snapshotter] : [];
+  }
+
+  async create(spec: ContainerSpec): Promise<Container> {
+    if (!HANDLE_PATTERN.test(spec.handle)) throw new Error(`invalid container handle '${spec.handle}'`);
+    if (this.#containers.has(spec.handle) || this.#busy.has(spec.handle)) {
+      throw new Error(`handle already exists: ${spec.handle}`);
+    }
+    const work = this.#create(spec);
+    this.#busy.set(spec.handle, work);
+    try {
+      return await work;
+    } finally {
+      this.#busy.delete(spec.handle);
+    }
+  }
+
+  async #create(spec: ContainerSpec): Promise<Container> {
+    const id = this.containerId(spec.handle);
+    if (await this.#info(id)) throw new Error(`handle already exists: ${spec.handle}`);
+    for (const [key, value] of Object.entries(spec.properties ?? {})) {
+      if (key === '' || key.includes('=')) throw new Error(`property name '${key}' cannot be a container label`);
+      if (LABEL_PROPERTY.length + key.length + value.length > 4096) {
+        throw new Error(`property '${key}' is longer than containerd allows for a label (4096 bytes)`);
+      }
+    }
+    for (const m of spec.bindMounts ?? []) {
+      if (m.srcPath.includes(',') || m.dstPath.includes(',')) {
+        throw new Error(`bind mount ${m.srcPath} → ${m.dstPath}: paths with ',' are not supported by ctr`);
+      }
+    }
+    if (!existsSync(this.helper)) {
+      throw new Error(`${this.helper} is missing: install Debian's busybox-static (hack/install-deps.sh)`);
+    }
+    const ref = await this.ensureImage(spec.rootfs);
+    await mkdir(this.fifoDir, { recursive: true });
+    const ports: PortMapping[] = [];
+    for (const p of spec.netIn ?? []) {
+      if (ports.some((q) => q.containerPort === p.containerPort)) continue;
+      ports.push({ containerPort: p.containerPort, hostPort: p.hostPort ?? (await this.#allocatePort()) });
+    }
+    let network: CniResult | undefined;
+    try {
+      if (this.network) network = await this.network.setUp(id, ports);
+      const labels: Record<string, string> = { [LABEL_HANDLE]: spec.handle, [LABEL_PORTS]: JSON.stringify(ports) };
+      if (network) labels[LABEL_NETWORK] = JSON.stringify(network);
+      for (const [key, value] of Object.entries(spec.properties ?? {})) labels[LABEL_PROPERTY + key] = value;
+      const args = ['run', '--detach', '--null-io', '--cgroup', `/${id}`, ...this.#snapshotterArgs()];
+      for (const [key, value] of Object.entries(labels)) args.push('--label', `${key}=${value}`);
+      args.push('--mount', `type=bind,src=${this.helper},dst=${HELPER_PATH},options=rbind:ro`);
+      // As in the runc backend (and Docker): the container's own cgroups, read-only, so apps see their limits.
+      args.push('--mount', 'type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:nosuid:noexec:nodev');
+      for (const m of spec.bindMounts ?? []) {
+        args.push(
+          '--mount',
+          `type=bind,src=${m.srcPath},dst=${m.dstPath},options=rbind:${m.mode === 'ro' ? 'ro' : 'rw'}`,
+        );
+      }
+      args.push(...(this.network ? ['--with-ns', `network:${this.network.netnsPath(id)}`] : ['--net-host']));
+      const limits = spec.limits ?? {};
+      if (limits.memoryMb !== undefined && limits.memoryMb > 0) {
+        args.push('--memory-limit', String(limits.memoryMb * 1024 * 1024));
+      }
+      if (limits.cpuWeight !== undefined && limits.cpuWeight > 0) {
+        args.push('--cpu-shares', String(Math.max(MIN_CPU_SHARES, Math.round(limits.cpuWeight))));
+      }
+      if (spec.privileged) args.push('--privileged');
+      for (const v of spec.env ?? []) args.push('--env', `${v.name}=${v.value}`);
+      args.push(ref, id, HELPER_PATH, 'sh', '-c', INIT_SCRIPT);
+      await this.ctr(args);
+      const info = await this.#info(id);
+      const pid = await this.initPid(id);
+      if (limits.pids !== undefined && limits.pids > 0) {
+        const file = cgroupFile(id, 'pids', 'pids.max', 'pids.max');
+        if (!file) throw new Error(`no pids cgroup for container ${id}: cannot limit its processes`);
+        await writeFile(file, String(limits.pids));
+      }
+      await command('nsenter', ['--target', String(pid), '--uts', this.helper, 'hostname', spec.handle.slice(0, 63)]);
+      const meta: ContainerdMeta = {
+        handle: spec.handle,
+        properties: { ...spec.properties },
+        env: info?.Spec?.process?.env ?? [],
+        ports,
+        ...(network ? { network } : {}),
+      };
+      const container = new ContainerdContainer(this, meta, this.#opts);
+      this.#containers.set(spec.handle, container);
+      return container;
+    } catch (err) {
+      await this.#teardown(spec.handle, { ports, network }).catch(() => {});
+      throw err;
+    }
+  }
+
+  async lookup(handle: string): Promise<Container | undefined> {
+    const known = this.#containers.get(handle);
+    if (known) return known;
+    if (!HANDLE_PATTERN.test(handle) || this.#busy.has(handle)) return undefined;
+    // Re-adopt a container of a previous agent: containerd keeps everything we need in its labels.
+    const info = await this.#info(this.containerId(handle));
+    const meta = info && metaFromInfo(info);
+    if (meta?.handle !== handle) return undefined;
+    const again = this.#containers.get(handle);
+    if (again) return again;
+    const container = new ContainerdContainer(this, meta, this.#opts);
+    this.#containers.set(handle, container);
+    return container;
+  }
+
+  async list(): Promise<string[]> {
+    const out = await this.ctr(['containers', 'ls', '-q']);
+    return out
+      .split('\n')
+      .filter((id) => id.startsWith(this.idPrefix))
+      .map((id) => id.slice(this.idPrefix.length))
+      .filter((handle) => HANDLE_PATTERN.test(handle))
+      .sort();
+  }
+
+  async destroy(handle: string): Promise<void> {
+    if (!HANDLE_PATTERN.test(handle)) return;
+    const pending = this.#busy.get(handle);
+    if (pending) await pending.catch(() => {});
+    const work = this.#teardown(handle);
+    this.#busy.set(handle, work);
+    try {
+      await work;
+    } finally {
+      this.#busy.delete(handle);
+    }
+  }
+
+  async #teardown(handle: string, partial?: { ports: PortMapping[]; network?: CniResult }): Promise<void> {
+    const id = this.containerId(handle);
+    const container = this.#containers.get(handle);
+    this.#containers.delete(handle);
+    const info = await this.#info(id);
+    const meta = container?.meta ?? (info ? metaFromInfo(info) : undefined);
+    // --force kills every process of the task (its pid namespace dies with its init) and deletes it.
+    await this.ctr(['tasks', 'delete', '--force', id]).catch(async (err: unknown) => {
+      if (await this.#hasTask(id)) throw err;
+    });
+    if (container) await container.waitAll(2000);
+    if (info) {
+      await this.ctr(['containers', 'delete', id]).catch(async (err: unknown) => {
+        if (await this.#info(id)) throw err;
+      });
+    }
+    if (this.network) {
+      const ports = meta?.ports ?? partial?.ports ?? [];
+      const network = meta?.network ?? partial?.network;
+      if (network || existsSync(this.network.netnsPath(id))) await this.network.tearDown(id, ports, network);
+    }
+  }
+
+  /** `ctr containers info`: labels and the OCI spec; undefined when there is no such container. */
+  async #info(id: string): Promise<CtrContainerInfo | undefined> {
+    try {
+      return JSON.parse(await this.ctr(['containers', 'info', id])) as CtrContainerInfo;
+    } catch (err) {
+      if (/not found/i.test((err as Error).message)) return undefined;
+      throw err;
+    }
+  }
+
+  async #hasTask(id: string): Promise<boolean> {
+    const out = await this.ctr(['tasks', 'ls']);
+    return out.split('\n').some((line) => line.split(/\s+/)[0] === id);
+  }
+
+  /** Host pid of the container's init process. */
+  async initPid(id: string): Promise<number> {
+    const out = await this.ctr(['tasks', 'ls']);
+    for (const line of out.split('\n')) {
+      const [task, pid] = line.trim().split(/\s+/);
+      if (task === id && Number(pid) > 0) return Number(pid);
+    }
+    throw new Error(`container ${id} has no running task`);
+  }
+}
+
+interface CtrContainerInfo {
+  ID: string;
+  Labels?: Record<string, string> | null;
+  Spec?: { process?: { env?: string[] } };
+}
+
+function metaFromInfo(info: CtrContainerInfo): ContainerdMeta | undefined {
+  const labels = info.Labels ?? {};
+  const handle = labels[LABEL_HANDLE];
+  if (!handle) return undefined;
+  const properties: Record<string, string> = {};
+  for (const [key, value] of Object.entries(labels)) {
+    if (key.startsWith(LABEL_PROPERTY)) properties[key.slice(LABEL_PROPERTY.length)] = value;
+  }
+  const parse = <T>(text: string | undefined): T | undefined => {
+    try {
+      return text === undefined ? undefined : (JSON.parse(text) as T);
+    } catch {
+      return undefined;
+    }
+  };
+  const network = parse<CniResult>(labels[LABEL_NETWORK]);
+  return {
+    handle,
+    properties,
+    env: info.Spec?.process?.env ?? [],
+    ports: parse<PortMapping[]>(labels[LABEL_PORTS]) ?? [],
+    ...(network ? { network } : {}),
+  };
+}
+
+class ContainerdContainer implements Container {
+  readonly handle: string;
+  readonly properties: Readonly<Record<string, string>>;
+  readonly #backend: ContainerdBackend;
+  readonly #meta: ContainerdMeta;
+  readonly #processes = new Set<ContainerdProcessHandle>();
+  readonly #outputDrainMs: number;
+  readonly #allocatePort: () => Promise<number>;
+  #execCounter = 0;
+
+  constructor(backend: ContainerdBackend, meta: ContainerdMeta, opts: ContainerdBackendOptions) {
+    this.#backend = backend;
+    this.#meta = meta;
+    this.handle = meta.handle;
+    this.properties = { ...meta.properties };
+    this.#outputDrainMs = opts.outputDrainMs ?? 200;
+    this.#allocatePort = opts.allocatePort ?? freePort;
+  }
+
+  get id(): string {
+    return this.#backend.containerId(this.handle);
+  }
+
+  get meta(): ContainerdMeta {
+    return this.#meta;
+  }
+
+  /** The container's root as the host sees it, through its init process (for reading /etc/passwd). */
+  async #root(): Promise<string> {
+    return `/proc/${await this.#backend.initPid(this.id)}/root`;
+  }
+
+  #execId(): string {
+    return `diego-${process.pid}-${++this.#execCounter}-${randomBytes(3).toString('hex')}`;
+  }
+
+  async run(proc: ProcessSpec, io: ProcessIO): Promise<ProcessHandle> {
+    const user = await lookupUser(await this.#root(), proc.user);
+    const env = new Map<string, string>();
+    for (const v of proc.env ?? []) env.set(v.name, v.value);
+    const containerHas = (name: string) => this.#meta.env.some((e) => e.startsWith(`${name}=`));
+    if (!env.has('HOME') && !containerHas('HOME')) env.set('HOME', user.home);
+    // On the host network a process must listen on the host port; in its own namespace on the container port.
+    if (!this.#meta.network) rewritePort(env, this.#meta.env, this.#meta.ports);
+    for (const name of env.keys()) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`invalid environment variable name '${name}'`);
+    }
+    const cwd = path.posix.resolve('/', proc.dir ?? '/');
+    const execId = this.#execId();
+    const nofile = proc.limits?.nofile;
+    const args = [
+      ...this.#backend.globalArgs(),
+      'tasks',
+      'exec',
+      '--fifo-dir',
+      this.#backend.fifoDir,
+      '--exec-id',
+      execId,
+      '--user',
+      `${user.uid}:${user.gid}`,
+      '--cwd',
+      cwd,
+      this.id,
+      HELPER_PATH,
+      'sh',
+      '-c',
+      WRAPPER_SCRIPT,
+      'sh',
+      String(env.size),
+      ...[...env].map(([k, v]) => `${k}=${v}`),
+      nofile ? String(nofile) : '',
+      proc.path,
+      ...(proc.args ?? []),
+    ];
+    const child = spawn(this.#backend.ctrBinary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const handle = await ContainerdProcessHandle.start(child, io, this.#outputDrainMs, {
+      cwd,
+      ready: async () => {
+        const pid = await this.#execPid(execId);
+        if (nofile) await command('prlimit', ['--pid', String(pid), `--nofile=${nofile}:${nofile}`]).catch(() => {});
+        return pid;
+      },
+    });
+    this.#processes.add(handle);
+    void handle.closed.then(() => this.#processes.delete(handle));
+    return handle;
+  }
+
+  async #execPid(execId: string): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const out = await this.#backend.ctr(['tasks', 'ps', this.id]);
+      const line = out.split('\n').find((l) => l.includes(`ExecID:${execId},`));
+      const pid = Number(line?.trim().split(/\s+/)[0]);
+      if (pid > 0) return pid;
+      if (attempt >= 50) throw new Error(`process ${execId} not found in container ${this.id}`);
+      await delay(20);
+    }
+  }
+
+  /** Runs the helper busybox in the container (no wrapper); resolves with its exit status, stdout and stderr. */
+  async #helper(args: string[], opts: { user?: { uid: number; gid: number } } = {}) {
+    const user = opts.user ?? { uid: 0, gid: 0 };
+    const child = spawn(
+      this.#backend.ctrBinary,
+      [
+        ...this.#backend.globalArgs(),
+        'tasks',
+        'exec',
+        '--fifo-dir',
+        this.#backend.fifoDir,
+        '--exec-id',
+        this.#execId(),
+        '--user',
+        `${user.uid}:${user.gid}`,
+        this.id,
+        HELPER_PATH,
+        ...args,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const [stdout, stderr, code] = await Promise.all([collect(child.stdout), collect(child.stderr), exitCode(child)]);
+    return { code, stdout, stderr: ctrMessage(stderr) };
+  }
+
+  #execArgs(user: { uid: number; gid: number }, helperArgs: string[]): string[] {
+    return [
+      ...this.#backend.globalArgs(),
+      'tasks',
+      'exec',
+      '--fifo-dir',
+      this.#backend.fifoDir,
+      '--exec-id',
+      this.#execId(),
+      '--user',
+      `${user.uid}:${user.gid}`,
+      this.id,
+      HELPER_PATH,
+      ...helperArgs,
+    ];
+  }
+
+  async streamIn(dst: string, tar: Readable | Buffer, opts?: { user?: string }): Promise<void> {
+    const user = opts?.user ? await lookupUser(await this.#root(), opts.user) : { uid: 0, gid: 0, home: '/root' };
+    const dir = path.posix.resolve('/', dst);
+    // mkdir -p as root, handing each directory it creates to the user (Garden's StreamIn does the same).
+    const mkdirs = await this.#helper([
+      'sh',
+      '-c',
+      'p=; IFS=/; for c in $1; do [ -n "$c" ] || continue; p="$p/$c"; if [ ! -d "$p" ]; then ' +
+        `${HELPER_PATH} mkdir "$p" && ${HELPER_PATH} chown "$2" "$p" || exit 1; fi; done`,
+      'sh',
+      dir,
+      `${user.uid}:${user.gid}`,
+    ]);
+    if (mkdirs.code !== 0) throw new Error(`creating ${dir} in the container failed: ${mkdirs.stderr}`);
+    await extractTar(
+      this.#backend.ctrBinary,
+      this.#execArgs(user, ['tar', '-x', '-o', '-f', '-', '-C', dir]),
+      undefined,
+      tar,
+      dst,
+    );
+  }
+
+  async streamOut(src: string, opts?: { user?: string }): Promise<Readable> {
+    const user = opts?.user ? await lookupUser(await this.#root(), opts.user) : { uid: 0, gid: 0, home: '/root' };
+    const p = path.posix.resolve('/', src);
+    const exists = await this.#helper(['sh', '-c', '[ -e "$1" ] || [ -L "$1" ]', 'sh', p], { user });
+    if (exists.code !== 0) {
+      throw Object.assign(new Error(`ENOENT: no such file or directory in the container, '${src}'`), {
+        code: 'ENOENT',
+      });
+    }
+    const base = p === '/' ? '.' : path.posix.basename(p);
+    const child = spawn(
+      this.#backend.ctrBinary,
+      this.#execArgs(user, ['tar', '-c', '-f', '-', '-C', path.posix.dirname(p), base]),
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const stderr = collect(child.stderr);
+    const out = new PassThrough();
+    child.stdout.pipe(out, { end: false });
+    out.once('close', () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    void Promise.all([exitCode(child), stderr]).then(([code, text]) => {
+      if (code === 0) out.end();
+      else out.destroy(new Error(`tar of ${src} failed (exit ${code}): ${ctrMessage(text)}`));
+    });
+    return out;
+  }
+
+  async info(): Promise<ContainerInfo> {
+    const events = (await oomKills(this.id)) > 0 ? ['out of memory'] : [];
+    const ip = CniNetwork.address(this.#meta.network);
+    return { ...(ip ? { ip } : {}), ports: this.#meta.ports.map((p) => ({ ...p })), events };
+  }
+
+  async netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {
+    const existing = this.#meta.ports.find((p) => p.containerPort === containerPort);
+    if (existing && (hostPort === undefined || hostPort === existing.hostPort)) return { ...existing };
+    const mapping = { containerPort, hostPort: hostPort ?? (await this.#allocatePort()) };
+    const ports = [...this.#meta.ports.filter((p) => p.containerPort !== containerPort), mapping];
+    const network = this.#backend.network;
+    if (network && this.#meta.network) {
+      await network.setPorts(this.id, this.#meta.ports, ports, this.#meta.network);
+    }
+    this.#meta.ports = ports;
+    await this.#backend.ctr(['containers', 'label', this.id, `${LABEL_PORTS}=${JSON.stringify(ports)}`]);
+    return { ...mapping };
+  }
+
+  /** Waits (at most `ms`) for the ctr exec processes we started to exit. */
+  async waitAll(ms: number): Promise<void> {
+    await Promise.race([Promise.all([...this.#processes].map((p) => p.wait())), delay(ms)]);
+  }
+}
+
+class ContainerdProcessHandle implements ProcessHandle {
+  readonly pid: number;
+  readonly closed: Promise<void>;
+  readonly #waited: Promise<number>;
+
+  private constructor(pid: number, closed: Promise<void>, waited: Promise<number>) {
+    this.pid = pid;
+    this.closed = closed;
+    this.#waited = waited;
+  }
+
+  /**
+   * Resolves once the wrapper reported that the executable exists and `ready` found its host pid (then the
+   * wrapper is let go); rejects with ctr's or the wrapper's error when the process cannot start.
+   */
+  static async start(
+    child: ChildProcess,
+    io: ProcessIO,
+    drainMs: number,
+    opts: { cwd: string; ready: () => Promise<number> },
+  ): Promise<ContainerdProcessHandle> {
+    // Until the wrapper says it is ready, stderr is ctr's or the wrapper's: keep it for the error.
+    let early: string[] | undefined = [];
+    let signalReady: (line: string) => void = () => {};
+    const readyLine = new Promise<string>((resolve) => (signalReady = resolve));
+    const out = new LineSplitter((line) => io.stdout(line));
+    const err = new LineSplitter((line) => {
+      if (!early) return io.stderr(line);
+      if (line === READY || line.startsWith(FAILED)) signalReady(line);
+      else early.push(line);
+    });
+    child.stdout?.on('data', (chunk: Buffer) => out.write(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => err.write(chunk));
+    child.stdin?.on('error', () => {});
+    const exit = new Promise<number>((resolve) => {
+      child.once('error', () => resolve(-1));
+      child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0)));
+    });
+    const closed = new Promise<void>((resolve) => {
+      child.once('close', () => {
+        out.end();
+        err.end();
+        resolve();
+      });
+      child.once('error', () => resolve());
+    });
+    const first = await Promise.race([readyLine, exit.then(() => undefined)]);
+    if (first !== READY) {
+      await Promise.race([closed, delay(drainMs)]);
+      const lines = first?.startsWith(FAILED) ? [first.slice(FAILED.length)] : (early ?? []).map(ctrMessage);
+      let message = lines.join('; ') || `ctr tasks exec exited with ${await exit}`;
+      if (/chdir to cwd/.test(message)) message = `working directory ${opts.cwd} does not exist`;
+      child.stdin?.destroy();
+      throw new Error(message);
+    }
+    let pid: number;
+    try {
+      pid = await opts.ready();
+    } catch (e) {
+      child.kill('SIGKILL');
+      throw e;
+    }
+    const lines = early ?? [];
+    early = undefined;
+    for (const line of lines) io.stderr(line);
+    child.stdin?.end('\n');
+    const waited = exit.then(async (status) => {
+      await Promise.race([closed, delay(drainMs)]);
+      return status;
+    });
+    return new ContainerdProcessHandle(pid, closed, waited);
+  }
+
+  wait(): Promise<number> {
+    return this.#waited;
+  }
+
+  signal(sig: ProcessSignal): void {
+    for (const target of [-this.pid, this.pid]) {
+      try {
+        process.kill(target, sig);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    }
+  }
+}
+
+function rewritePort(env: Map<string, string>, containerEnv: string[], ports: PortMapping[]): void {
+  const inherited = containerEnv.find((e) => e.startsWith('PORT='))?.slice('PORT='.length);
+  const port = env.get('PORT') ?? inherited;
+  const mapping = port === undefined ? ports[0] : ports.find((p) => String(p.containerPort) === port.trim());
+  if (mapping) env.set('PORT', String(mapping.hostPort));
+}
+
+/** ctr prints errors as 'ctr: <message>' (sometimes after logrus lines); keep the messages. */
+function ctrMessage(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .map((l) => {
+      const m = /msg="((?:[^"\\]|\\.)*)"/.exec(l);
+      if (m) return m[1]!.replace(/\\"/g, '"');
+      return l.replace(/^ctr: /, '');
+    })
+    .join('; ');
+}
+
+function ctrCommand(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout: string, stderr: string) => {
+      if (err) {
+        const what = args.slice(4, 6).join(' ');
+        reject(new Error(`ctr ${what}: ${ctrMessage(stderr) || err.message}`, { cause: err }));
+      } else resolve(stdout);
+    });
+  });
+}
+
+function command(file: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { encoding: 'utf8' }, (err, stdout: string, stderr: string) => {
+      if (err) reject(new Error(`${file} ${args.join(' ')}: ${stderr.trim() || err.message}`, { cause: err }));
+      else resolve(stdout);
+    });
+  });
+}
