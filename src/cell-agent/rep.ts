@@ -35,6 +35,8 @@ export interface RepOptions {
   capacity: { memoryMb: number; diskMb: number; containers: number };
   /** Stacks this cell can run as preloaded:<stack>. */
   stacks: string[];
+  /** Rootfs providers besides preloaded that the backend runs (Diego's rep supported_providers), e.g. ['docker']. */
+  rootfsProviders?: string[];
   backend: ContainerBackend;
   log: Logger;
   systemNamespace?: string;
@@ -102,7 +104,10 @@ export class Rep {
       cellId,
       zone: this.o.zone ?? '',
       capacity: this.o.capacity,
-      rootfsProviders: [{ name: 'preloaded', properties: this.o.stacks }],
+      rootfsProviders: [
+        { name: 'preloaded', properties: this.o.stacks },
+        ...(this.o.rootfsProviders ?? []).map((name) => ({ name })),
+      ],
     });
     await this.evacuator.resume(); // a restarted agent takes work again
     await this.renew();

@@ -321,7 +321,10 @@ export class Converger {
     const { client, presence } = this.o;
     if (copy.metadata.deletionTimestamp) return this.ensureGone(copy);
     const cellId = copy.spec.cellId;
-    const evacuating = copy.status?.presence === 'EVACUATING';
+    // A copy is created, then given its status (a second write): until then, leave it to its creator
+    // unless that creator's cell is gone.
+    if (!copy.status?.presence) return cellId && presence.isPresent(cellId) ? undefined : this.ensureGone(copy);
+    const evacuating = copy.status.presence === 'EVACUATING';
     // Diego's pruneEvacuatingActualLRPs: an EVACUATING copy whose cell is gone serves nothing any more.
     if (evacuating && cellId && !presence.isPresent(cellId)) return this.ensureGone(copy);
     // The replacement runs when the ORDINARY record is RUNNING as another instance (a stale cache may still

@@ -12,6 +12,7 @@ import { createInformer, type Informer, keyOf } from '../../src/lib/informer.ts'
 import { cellObjectName, registerCell, releasePresence, renewPresence } from '../../src/cell-agent/presence.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../../src/lib/resources.ts';
 import { createLogger } from '../../src/lib/log.ts';
+import { type EvacuationResult, Evacuator } from '../../src/cell-agent/evacuation.ts';
 
 export interface SimCellOptions {
   cellId: string;
@@ -26,13 +27,19 @@ export interface SimCellOptions {
   namespace?: string; // where leases live
   /** Claim and start placed instances on its own (default true). */
   autoStart?: boolean;
+  /** Report claimed instances RUNNING at once (default true); false leaves them CLAIMED (starting). */
+  autoRun?: boolean;
   /** Start claimed tasks on its own (default true); they stay Running until complete() unless autoComplete. */
   autoStartTasks?: boolean;
   autoComplete?: Completion;
+  /** Evacuation timeout (Diego: 600 s) and polling interval (Diego: 10 s) for evacuate(). */
+  evacuationTimeoutMs?: number;
+  evacuationPollIntervalMs?: number;
 }
 
 export class SimCell {
-  readonly o: Required<Omit<SimCellOptions, 'autoComplete'>> & Pick<SimCellOptions, 'autoComplete'>;
+  readonly o: Required<Omit<SimCellOptions, 'autoComplete' | 'evacuationTimeoutMs' | 'evacuationPollIntervalMs'>> &
+    Pick<SimCellOptions, 'autoComplete' | 'evacuationTimeoutMs' | 'evacuationPollIntervalMs'>;
   readonly client: DiegoClient;
   private readonly kc: KubeConfig;
   private actual?: Informer<IActualLRP>;
@@ -45,6 +52,10 @@ export class SimCell {
   /** Every task guid this cell started (to prove at-most-once). */
   readonly startedTasks: string[] = [];
   private readonly log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  /** The ORDINARY record (namespace/name) each LRP "container" was claimed as. */
+  private readonly claimedAs = new Map<string, string>();
+  /** The same evacuator as the cell-agent's, over these simulated containers. */
+  readonly evacuator: Evacuator;
 
   constructor(kc: KubeConfig, opts: SimCellOptions) {
     this.kc = kc;
@@ -59,9 +70,29 @@ export class SimCell {
       leaseSeconds: 15,
       namespace: 'diego-system',
       autoStart: true,
+      autoRun: true,
       autoStartTasks: true,
       ...opts,
     };
+    this.evacuator = new Evacuator({
+      client: this.client,
+      cellId: this.o.cellId,
+      log: this.log,
+      timeoutMs: this.o.evacuationTimeoutMs,
+      pollIntervalMs: this.o.evacuationPollIntervalMs,
+      cell: {
+        lrpContainers: () =>
+          [...this.containers].flatMap((instanceGuid) => {
+            const [namespace = '', name = ''] = (this.claimedAs.get(instanceGuid) ?? '').split('/');
+            return name ? [{ namespace, name, instanceGuid }] : [];
+          }),
+        taskContainers: () =>
+          (this.tasks?.list() ?? []).filter((t) => t.status?.state === 'Running' && t.status.cellId === this.o.cellId)
+            .length,
+        stopContainer: (guid) => Promise.resolve(void this.containers.delete(guid)),
+        stopAll: () => Promise.resolve(this.containers.clear()),
+      },
+    });
   }
 
   get name(): string {
@@ -126,11 +157,34 @@ export class SimCell {
     return this.actual?.list() ?? [];
   }
 
+  /**
+   * Diego's evacuation, as the cell-agent does it on SIGTERM: hands instances over, then stops heartbeating
+   * and gives its presence up (the Cell object stays until stop()).
+   */
+  async evacuate(): Promise<EvacuationResult> {
+    const result = await this.evacuator.evacuate();
+    await this.kill();
+    await releasePresence(this.kc, this.o.namespace, this.o.cellId).catch(() => undefined);
+    return result;
+  }
+
+  /** Claims (and starts) what is placed here now, e.g. after turning autoStart on. */
+  async claimPlaced(): Promise<void> {
+    for (const a of this.instances()) await this.handleLRP(a);
+  }
+
+  /** An LRP container exits on its own (no report, as when the cell no longer owns its record). */
+  exitContainer(instanceGuid: string): void {
+    this.containers.delete(instanceGuid);
+  }
+
   private async handleLRP(a: IActualLRP): Promise<void> {
+    if (a.status?.presence === 'EVACUATING') return this.evacuator.onCopy(a);
     if (a.metadata.deletionTimestamp) return this.release(a);
     if (!this.o.autoStart || a.spec.cellId !== this.o.cellId) return;
     // Claim only what the controller has marked as an ORDINARY instance waiting for a cell.
     if (a.status?.state === 'UNCLAIMED' && a.status.presence === 'ORDINARY') {
+      if (this.evacuator.evacuating) return this.evacuator.reject('ActualLRP', a);
       const instanceGuid = randomUUID();
       const claimed = await this.client.patchStatus('ActualLRP', refOf(a), {
         state: 'CLAIMED',
@@ -140,7 +194,9 @@ export class SimCell {
         placementError: null,
       });
       this.containers.add(instanceGuid);
+      this.claimedAs.set(instanceGuid, keyOf(a));
       this.claims.set(keyOf(a), (this.claims.get(keyOf(a)) ?? 0) + 1);
+      if (!this.o.autoRun) return;
       await this.client.patchStatus('ActualLRP', refOf(claimed), {
         state: 'RUNNING',
         since: new Date().toISOString(),
@@ -196,6 +252,7 @@ export class SimCell {
       !t.status?.state
     )
       return;
+    if (this.evacuator.evacuating) return this.evacuator.reject('Task', t);
     try {
       if (!(await startTask(this.client, t, this.o.cellId))) return;
     } catch {

@@ -1,0 +1,188 @@
+// Evacuation (Diego's drain) against a real API server: a draining simulated cell runs the cell-agent's own
+// evacuator, the controllers (converger, auctioneer) place replacements on the other cells.
+import { describe, expect, it } from 'vitest';
+import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
+import { releasePresence } from '../../src/cell-agent/presence.ts';
+import { registry } from '../../src/lib/metrics.ts';
+import { eventually } from '../support/eventually.ts';
+import { useDiego } from '../support/fixture.ts';
+
+const env = useDiego('evac', { convergeIntervalMs: 2000 });
+const { client } = env;
+
+let seq = 0;
+async function desire(instances: number, name = `app-${++seq}`): Promise<IDesiredLRP> {
+  return client.create('DesiredLRP', {
+    metadata: { name, namespace: env.ns },
+    spec: {
+      processGuid: `${name}-guid`,
+      domain: 'cf-apps',
+      rootFs: 'preloaded:busybox',
+      instances,
+      memoryMb: 64,
+      diskMb: 64,
+      action: { run: { path: '/bin/app', user: 'root' } },
+    },
+  });
+}
+
+const instancesOf = (d: IDesiredLRP): Promise<IActualLRP[]> =>
+  client.list('ActualLRP', { namespace: env.ns, labelSelector: `diego.dev/desired-lrp-uid=${d.metadata.uid}` });
+const byPresence = (all: IActualLRP[], presence: string) => all.filter((a) => a.status?.presence === presence);
+
+async function runningOn(d: IDesiredLRP, n: number, cellId: string): Promise<IActualLRP[]> {
+  return eventually(async () => {
+    const ordinary = byPresence(await instancesOf(d), 'ORDINARY');
+    expect(ordinary.filter((a) => a.status?.state === 'RUNNING' && a.status.cellId === cellId)).toHaveLength(n);
+    return ordinary;
+  }, 30_000);
+}
+
+const opts = { evacuationPollIntervalMs: 500 };
+
+describe('evacuation', () => {
+  it('running instances get EVACUATING copies that keep serving until their replacements run on another cell', async () => {
+    const [draining] = await env.startCells(1, () => opts);
+    const d = await desire(2);
+    const before = await runningOn(d, 2, draining!.o.cellId);
+    const [other] = await env.startCells(1, () => ({ autoStart: false })); // replacements wait here at first
+
+    const evacuation = draining!.evacuate();
+    const copies = await eventually(async () => {
+      const all = await instancesOf(d);
+      const evacuating = byPresence(all, 'EVACUATING');
+      expect(evacuating).toHaveLength(2);
+      const ordinary = byPresence(all, 'ORDINARY');
+      expect(ordinary.every((a) => a.status?.state === 'UNCLAIMED' && a.spec.cellId === other!.o.cellId)).toBe(true);
+      return evacuating;
+    }, 30_000);
+    for (const copy of copies) {
+      const original = before.find((a) => a.spec.index === copy.spec.index)!;
+      expect(copy.metadata.name).toBe(`${original.metadata.name}-evacuating`);
+      expect(copy.spec.cellId).toBe(draining!.o.cellId);
+      // Same instance, same address: routes stay while the replacement starts.
+      expect(copy.status).toMatchObject({
+        state: 'RUNNING',
+        instanceGuid: original.status?.instanceGuid,
+        cellId: draining!.o.cellId,
+        netInfo: original.status?.netInfo,
+      });
+      expect(draining!.containers.has(copy.status!.instanceGuid!)).toBe(true);
+    }
+    const cell = await client.get('Cell', undefined, draining!.name);
+    expect(cell.status?.evacuating).toBe(true);
+    // The app is still served by its evacuating instances: not an outage.
+    await eventually(async () => {
+      const s = (await client.get('DesiredLRP', env.ns, d.metadata.name!)).status;
+      expect(s?.runningInstances).toBe(2);
+    });
+
+    // The draining cell gets no new work.
+    const late = await desire(1);
+    await eventually(async () => {
+      const [a] = await instancesOf(late);
+      expect(a?.spec.cellId).toBe(other!.o.cellId);
+    });
+
+    other!.o.autoStart = true;
+    await other!.claimPlaced();
+    await runningOn(d, 2, other!.o.cellId);
+    await eventually(async () => expect(byPresence(await instancesOf(d), 'EVACUATING')).toHaveLength(0), 30_000);
+    await eventually(() => expect(draining!.containers.size).toBe(0));
+    expect(await evacuation).toEqual({ timedOut: false, stranded: 0 });
+  }, 90_000);
+
+  it('an instance still starting is sent back to the auction and its container destroyed, without a copy', async () => {
+    const [draining] = await env.startCells(1, () => ({ ...opts, autoRun: false }));
+    const d = await desire(1);
+    const claimed = await eventually(async () => {
+      const [a] = await instancesOf(d);
+      expect(a?.status?.state).toBe('CLAIMED');
+      return a!;
+    });
+    const [other] = await env.startCells(1);
+    const result = await draining!.evacuate();
+    expect(result).toEqual({ timedOut: false, stranded: 0 });
+    expect(draining!.containers.size).toBe(0);
+    const [replacement] = await runningOn(d, 1, other!.o.cellId);
+    expect(replacement!.status?.instanceGuid).not.toBe(claimed.status?.instanceGuid);
+    expect(byPresence(await instancesOf(d), 'EVACUATING')).toHaveLength(0);
+  }, 60_000);
+
+  it('stops the old instance at the evacuation timeout when no replacement runs, and counts it stranded', async () => {
+    const [draining] = await env.startCells(1, () => ({ ...opts, evacuationTimeoutMs: 3000 }));
+    const d = await desire(1);
+    await runningOn(d, 1, draining!.o.cellId);
+    await env.startCells(1, () => ({ autoStart: false })); // a cell that never starts the replacement
+    const started = Date.now();
+    const result = await draining!.evacuate();
+    expect(result).toEqual({ timedOut: true, stranded: 1 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
+    expect(draining!.containers.size).toBe(0);
+    expect((await registry.getSingleMetric('StrandedEvacuatingActualLRPs')?.get())?.values[0]?.value).toBe(1);
+    await eventually(async () => {
+      const all = await instancesOf(d);
+      expect(byPresence(all, 'EVACUATING')).toHaveLength(0);
+      expect(byPresence(all, 'ORDINARY')[0]?.status?.state).toBe('UNCLAIMED');
+    });
+  }, 60_000);
+
+  it('removes the copy when the evacuating container exits on its own', async () => {
+    const [draining] = await env.startCells(1, () => opts);
+    const d = await desire(1);
+    await runningOn(d, 1, draining!.o.cellId);
+    await env.startCells(1, () => ({ autoStart: false }));
+    const evacuation = draining!.evacuate();
+    const [copy] = await eventually(async () => {
+      const copies = byPresence(await instancesOf(d), 'EVACUATING');
+      expect(copies).toHaveLength(1);
+      return copies;
+    });
+    draining!.exitContainer(copy!.status!.instanceGuid!);
+    await eventually(async () => expect(byPresence(await instancesOf(d), 'EVACUATING')).toHaveLength(0));
+    expect(await evacuation).toEqual({ timedOut: false, stranded: 0 });
+  }, 60_000);
+
+  it("prunes an evacuating copy when its cell disappears (Diego's pruneEvacuatingActualLRPs)", async () => {
+    const [draining] = await env.startCells(1, () => opts);
+    const d = await desire(1);
+    await runningOn(d, 1, draining!.o.cellId);
+    await env.startCells(1, () => ({ autoStart: false }));
+    void draining!.evacuator.evacuate();
+    await eventually(async () => expect(byPresence(await instancesOf(d), 'EVACUATING')).toHaveLength(1));
+    // The draining cell dies mid-evacuation (no heartbeat, presence gone) with its container still up.
+    await draining!.kill();
+    await releasePresence(env.kc, env.systemNamespace, draining!.o.cellId);
+    await eventually(async () => expect(byPresence(await instancesOf(d), 'EVACUATING')).toHaveLength(0), 30_000);
+    await draining!.evacuator.evacuate();
+  }, 60_000);
+
+  it('running tasks finish on the draining cell; new tasks go elsewhere', async () => {
+    const [draining] = await env.startCells(1, () => opts);
+    const task = (name: string) =>
+      client.create('Task', {
+        metadata: { name, namespace: env.ns },
+        spec: {
+          taskGuid: name,
+          domain: 'cf-tasks',
+          rootFs: 'preloaded:busybox',
+          memoryMb: 32,
+          action: { run: { path: '/bin/true', user: 'root' } },
+        },
+      });
+    await task('long');
+    await eventually(async () => expect((await client.get('Task', env.ns, 'long')).status?.state).toBe('Running'));
+    const [other] = await env.startCells(1, () => ({ autoStartTasks: false }));
+    let ended = false;
+    const evacuation = draining!.evacuate().then((r) => ((ended = true), r));
+    await eventually(async () =>
+      expect((await client.get('Cell', undefined, draining!.name)).status?.evacuating).toBe(true),
+    );
+    await task('later');
+    await eventually(async () => expect((await client.get('Task', env.ns, 'later')).spec.cellId).toBe(other!.o.cellId));
+    expect(ended).toBe(false); // still waiting for the running task
+    await draining!.complete('long', env.ns, { failed: false, result: 'done' });
+    expect(await evacuation).toEqual({ timedOut: false, stranded: 0 });
+    expect((await client.get('Task', env.ns, 'long')).status).toMatchObject({ state: 'Completed', failed: false });
+  }, 60_000);
+});
