@@ -9,9 +9,11 @@
 //   own state lives in runcRoot; with the bundle's diego.json (properties, env, ports) it is all a restarted
 //   agent needs to re-adopt its containers (list/lookup).
 // * Processes: `runc exec --process <json>` with args, env (container env + process env, like the process
-//   backend), cwd, uid/gid from the rootfs's /etc/passwd, and RLIMIT_NOFILE. runc passes our pipes to the
-//   process, so stdout/stderr stream as lines; runc exits with the process's status (128+n for signal n).
-//   `--pid-file` gives the host pid; the process leads its own session, so signals go to its process group.
+//   backend), cwd, uid/gid from the rootfs's /etc/passwd, and RLIMIT_NOFILE. Each exec runs detached from the
+//   agent under a host shell that records runc's exit status (the process's, 128+n for signal n), with its
+//   output in files that are tailed as lines (detached.ts), so processes outlive an agent restart and a new
+//   agent re-attaches to them (processes()/attach()). `--pid-file` gives the host pid; the process leads its
+//   own session, so signals go to its process group.
 // * Network: with `network` options, each container gets its own network namespace wired by CNI (cni.ts:
 //   bridge + host-local + portmap): info().ip is its address, netIn maps a host port (free one unless given)
 //   to the container port with portmap, and PORT is left alone (apps listen on the container port). Without
@@ -20,33 +22,35 @@
 // * streamIn/streamOut: GNU tar on the host, directly on <bundle>/rootfs. Paths are resolved inside the
 //   rootfs and checked (after resolving symlinks) not to escape it; streamIn with a non-root user runs tar as
 //   that uid/gid (setpriv), so the files belong to the user and container symlinks cannot reach host files.
-// * Limits: memory, pids, cpu weight (as cpu shares) enforced through cgroups; diskMb is not enforced.
+// * Limits: memory, pids, cpu weight (as cpu shares) enforced through cgroups. diskMb is measured: every
+//   diskCheckIntervalMs the writable layer (overlay upper dir) is sized with du; over the limit, the
+//   container's processes are killed and info() carries a 'disk quota exceeded: …' event.
 // * destroy: `runc kill KILL` + `runc delete --force` (the pid namespace dies with its init, and so does every
 //   exec'd process; runc removes the cgroups), CNI DEL + netns delete, unmount the overlay, remove the bundle.
 import { extractTar } from './tar.ts';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
-import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { PassThrough, Readable } from 'node:stream';
 import { CniNetwork, type CniOptions, type CniResult } from './cni.ts';
-import { LineSplitter } from './lines.ts';
+import { attachDetached, DetachedProcess, listDetached, runcMessage, startDetached } from './detached.ts';
 import { buildOciConfig, capabilities, type OciProcess } from './oci.ts';
 import { collect, DEFAULT_PATH, delay, exitCode, freePort, resolveInRoot } from './process.ts';
 import { resolveRootfs } from './rootfs.ts';
+import { cgroupUsage, dirBytes } from './usage.ts';
 import {
   HANDLE_PATTERN,
   type Container,
   type ContainerBackend,
   type ContainerInfo,
   type ContainerSpec,
+  type ContainerUsage,
   type EnvVar,
   type PortMapping,
   type ProcessHandle,
   type ProcessIO,
-  type ProcessSignal,
+  type ProcessRecord,
   type ProcessSpec,
 } from './types.ts';
 
@@ -68,6 +72,8 @@ export interface RuncBackendOptions {
   allocatePort?: () => Promise<number>;
   /** Gives each container its own network namespace wired with CNI (cni.ts); default: the host network. */
   network?: CniOptions;
+  /** How often each container's writable layer is measured against its diskMb (0: never). Default 10 s. */
+  diskCheckIntervalMs?: number;
 }
 
 /** What a bundle remembers about its container, for re-adoption by a restarted agent (diego.json). */
@@ -77,6 +83,8 @@ interface BundleMeta {
   env: EnvVar[];
   ports: PortMapping[];
   storage: 'overlay' | 'copy';
+  /** limits.diskMb: measured against the writable layer (enforceDisk). */
+  diskMb?: number;
   /** The CNI bridge result when the container has its own network namespace. */
   network?: CniResult;
 }
@@ -106,6 +114,18 @@ export class RuncBackend implements ContainerBackend {
     this.idPrefix = opts.idPrefix ?? 'diego-';
     this.network = opts.network ? new CniNetwork(opts.network) : undefined;
     this.#allocatePort = opts.allocatePort ?? freePort;
+    const every = opts.diskCheckIntervalMs ?? 10_000;
+    if (every > 0) {
+      this.#diskTimer = setInterval(() => void this.enforceDisk(), every);
+      this.#diskTimer.unref();
+    }
+  }
+
+  readonly #diskTimer?: NodeJS.Timeout;
+
+  /** Measures every known container's writable layer against its diskMb (see RuncContainer.enforceDisk). */
+  async enforceDisk(): Promise<void> {
+    for (const c of [...this.#containers.values()]) await c.enforceDisk().catch(() => {});
   }
 
   containerId(handle: string): string {
@@ -161,6 +181,7 @@ export class RuncBackend implements ContainerBackend {
         env: [...(spec.env ?? [])],
         ports,
         storage,
+        ...(spec.limits?.diskMb ? { diskMb: spec.limits.diskMb } : {}),
       };
       if (this.network) meta.network = await this.network.setUp(id, ports);
       const config = buildOciConfig({
@@ -303,7 +324,8 @@ class RuncContainer implements Container {
   readonly rootfs: string;
   readonly #backend: RuncBackend;
   readonly #meta: BundleMeta;
-  readonly #processes = new Set<RuncProcessHandle>();
+  readonly #processes = new Set<DetachedProcess>();
+  #diskExceeded?: string;
   readonly #outputDrainMs: number;
   readonly #allocatePort: () => Promise<number>;
   readonly #runc: string;
@@ -355,19 +377,80 @@ class RuncContainer implements Container {
       noNewPrivileges: true,
     };
     const n = ++this.#execCounter;
-    const base = path.join(this.bundle, `exec-${process.pid}-${n}`);
-    await writeFile(`${base}.json`, JSON.stringify(spec));
-    const args = ['--root', this.#backend.runcRoot, 'exec', '--process', `${base}.json`, '--pid-file', `${base}.pid`];
-    const child = spawn(this.#runc, [...args, this.id], { stdio: ['ignore', 'pipe', 'pipe'] });
-    try {
-      const handle = await RuncProcessHandle.start(child, `${base}.pid`, io, this.#outputDrainMs);
-      this.#processes.add(handle);
-      void handle.closed.then(() => this.#processes.delete(handle));
-      return handle;
-    } finally {
-      await rm(`${base}.json`, { force: true });
-      await rm(`${base}.pid`, { force: true });
+    const id = `${Date.now().toString(36)}-${process.pid}-${n}`;
+    await mkdir(this.procsDir, { recursive: true });
+    const handle = await startDetached(
+      this.#detachedOptions(),
+      id,
+      spec,
+      ({ spec: specFile, pidFile }) => [
+        this.#runc,
+        '--root',
+        this.#backend.runcRoot,
+        'exec',
+        '--process',
+        specFile,
+        '--pid-file',
+        pidFile,
+        this.id,
+      ],
+      io,
+      proc.tag,
+    );
+    this.#track(handle);
+    return handle;
+  }
+
+  /** Where the detached processes of this container keep their files (detached.ts). */
+  get procsDir(): string {
+    return path.join(this.bundle, 'procs');
+  }
+
+  processes(): Promise<ProcessRecord[]> {
+    return listDetached(this.procsDir);
+  }
+
+  async attach(id: string, io: ProcessIO): Promise<ProcessHandle> {
+    const handle = await attachDetached(this.#detachedOptions(), id, io);
+    this.#track(handle);
+    return handle;
+  }
+
+  /** Bytes in the writable layer: the overlay's upper dir, or the whole copied rootfs. */
+  diskUsage(): Promise<number> {
+    return dirBytes(path.join(this.bundle, this.#meta.storage === 'copy' ? 'rootfs' : 'upper'));
+  }
+
+  /**
+   * Measures the writable layer against limits.diskMb; over it, the container's processes are killed and
+   * info() reports the 'disk quota exceeded' event (the rep puts it in the crash reason).
+   */
+  async enforceDisk(): Promise<void> {
+    const limitMb = this.#meta.diskMb;
+    if (!limitMb || this.#diskExceeded) return;
+    const used = await this.diskUsage();
+    if (used <= limitMb * 1024 * 1024) return;
+    this.#diskExceeded = `disk quota exceeded: ${Math.ceil(used / 1024 / 1024)} MB written, the limit is ${limitMb} MB`;
+    for (const p of await this.processes()) {
+      if (p.exitStatus !== undefined) continue;
+      for (const target of [-p.pid, p.pid]) {
+        try {
+          process.kill(target, 'SIGKILL');
+          break;
+        } catch {
+          // gone already
+        }
+      }
     }
+  }
+
+  #detachedOptions() {
+    return { dir: this.procsDir, drainMs: this.#outputDrainMs };
+  }
+
+  #track(handle: DetachedProcess): void {
+    this.#processes.add(handle);
+    void handle.closed.then(() => this.#processes.delete(handle));
   }
 
   async streamIn(dst: string, tar: Readable | Buffer, opts?: { user?: string }): Promise<void> {
@@ -405,8 +488,15 @@ class RuncContainer implements Container {
 
   async info(): Promise<ContainerInfo> {
     const events = (await oomKills(this.id)) > 0 ? ['out of memory'] : [];
+    if (this.#diskExceeded) events.push(this.#diskExceeded);
     const ip = CniNetwork.address(this.#meta.network);
     return { ...(ip ? { ip } : {}), ports: this.#meta.ports.map((p) => ({ ...p })), events };
+  }
+
+  /** CPU and memory from the container's cgroup; disk: what it wrote (the overlay upper dir, or its copy). */
+  async usage(): Promise<ContainerUsage> {
+    const { cpuNanos, memoryBytes } = await cgroupUsage(this.id);
+    return { cpuNanos, memoryBytes, diskBytes: await this.diskUsage() };
   }
 
   async netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {
@@ -457,83 +547,6 @@ class RuncContainer implements Container {
       host = next;
     }
     return host;
-  }
-}
-
-class RuncProcessHandle implements ProcessHandle {
-  readonly pid: number;
-  readonly closed: Promise<void>;
-  readonly #waited: Promise<number>;
-
-  private constructor(pid: number, closed: Promise<void>, waited: Promise<number>) {
-    this.pid = pid;
-    this.closed = closed;
-    this.#waited = waited;
-  }
-
-  /** Resolves once runc wrote the pid file (the process runs); rejects with runc's error when it failed. */
-  static async start(child: ChildProcess, pidFile: string, io: ProcessIO, drainMs: number): Promise<RuncProcessHandle> {
-    // Until the process runs, stderr is runc's: keep it for the error instead of passing it on.
-    let early: string[] | undefined = [];
-    const out = new LineSplitter((line) => io.stdout(line));
-    const err = new LineSplitter((line) => (early ? early.push(line) : io.stderr(line)));
-    child.stdout?.on('data', (chunk: Buffer) => out.write(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => err.write(chunk));
-    let exited = false;
-    const exit = new Promise<number>((resolve) => {
-      child.once('error', () => {
-        exited = true;
-        resolve(-1);
-      });
-      child.once('exit', (code, signal) => {
-        exited = true;
-        resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0));
-      });
-    });
-    const closed = new Promise<void>((resolve) => {
-      child.once('close', () => {
-        out.end();
-        err.end();
-        resolve();
-      });
-      child.once('error', () => resolve());
-    });
-
-    let pid: number | undefined;
-    for (;;) {
-      pid = await readPid(pidFile);
-      if (pid !== undefined || exited) break;
-      await sleep(5); // a ref'd timer: the agent must not exit while a process is starting
-    }
-    pid ??= await readPid(pidFile);
-    if (pid === undefined) {
-      await Promise.race([closed, delay(drainMs)]);
-      const message = (early ?? []).map(runcMessage).join('; ') || `runc exec exited with ${await exit}`;
-      throw new Error(message);
-    }
-    const lines = early ?? [];
-    early = undefined;
-    for (const line of lines) io.stderr(line);
-    const waited = exit.then(async (status) => {
-      await Promise.race([closed, delay(drainMs)]);
-      return status;
-    });
-    return new RuncProcessHandle(pid, closed, waited);
-  }
-
-  wait(): Promise<number> {
-    return this.#waited;
-  }
-
-  signal(sig: ProcessSignal): void {
-    for (const target of [-this.pid, this.pid]) {
-      try {
-        process.kill(target, sig);
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-      }
-    }
   }
 }
 
@@ -658,21 +671,6 @@ async function readMeta(bundle: string): Promise<BundleMeta | undefined> {
   } catch {
     return undefined;
   }
-}
-
-async function readPid(file: string): Promise<number | undefined> {
-  try {
-    const pid = Number((await readFile(file, 'utf8')).trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** runc logs errors as `time="..." level=error msg="..."`; keep just the message. */
-function runcMessage(line: string): string {
-  const m = /msg="((?:[^"\\]|\\.)*)"/.exec(line);
-  return m ? m[1]!.replace(/\\"/g, '"') : line;
 }
 
 function runcCommand(file: string, args: string[]): Promise<string> {

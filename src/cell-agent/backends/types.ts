@@ -59,6 +59,30 @@ export interface ProcessSpec {
   /** User to run as inside the container; backends without users ignore it. */
   user?: string;
   limits?: { nofile?: number };
+  /**
+   * A label kept with the process (the rep tags the long-running action's processes), listed by
+   * Container.processes() so a restarted agent can find and re-attach to them.
+   */
+  tag?: string;
+}
+
+/** A process a container has started (possibly under a previous agent), as Container.processes() lists it. */
+export interface ProcessRecord {
+  /** Backend-chosen id, for attach(). */
+  id: string;
+  pid: number;
+  tag?: string;
+  /** The exit status once it has exited. */
+  exitStatus?: number;
+}
+
+/** Resource usage of a container (Diego's container metrics). */
+export interface ContainerUsage {
+  memoryBytes: number;
+  /** CPU time used since the container started, in nanoseconds. */
+  cpuNanos: number;
+  /** Bytes written to the container's own filesystem (its writable layer). */
+  diskBytes: number;
 }
 
 /** Where a process's output goes, already split into lines (without the trailing newline). */
@@ -105,6 +129,15 @@ export interface Container {
   info(): Promise<ContainerInfo>;
   /** Exposes a container port; the host port is chosen by the backend unless given. */
   netIn(containerPort: number, hostPort?: number): Promise<PortMapping>;
+  /**
+   * The processes started in this container, also by a previous agent (backends whose processes outlive the
+   * agent: runc). Absent where processes die with the agent.
+   */
+  processes?(): Promise<ProcessRecord[]>;
+  /** Re-attaches to a process listed by processes(): output from now on goes to `io`; wait() gives its status. */
+  attach?(id: string, io: ProcessIO): Promise<ProcessHandle>;
+  /** Current resource usage; absent where the backend cannot measure it. */
+  usage?(): Promise<ContainerUsage>;
 }
 
 export interface ContainerBackend {
