@@ -100,14 +100,16 @@ async function main(argv: string[]): Promise<number> {
           containers: { type: 'string', default: '250' },
           stacks: { type: 'string', default: 'busybox' },
           backend: { type: 'string', default: 'auto' },
+          'containerd-address': { type: 'string', default: '/run/containerd/containerd.sock' },
+          'insecure-docker-registry': { type: 'string', multiple: true, default: [] },
           'state-dir': { type: 'string' },
           'system-namespace': { type: 'string', default: 'diego-system' },
         },
       });
       const { runCellAgent, defaultCellId, defaultStateDir } = await import('./cmd/cell-agent.ts');
       const backend = values.backend;
-      if (backend !== 'auto' && backend !== 'runc' && backend !== 'process') {
-        throw new Error(`--backend must be auto, runc or process (got "${backend}")`);
+      if (backend !== 'auto' && backend !== 'runc' && backend !== 'containerd' && backend !== 'process') {
+        throw new Error(`--backend must be auto, runc, containerd or process (got "${backend}")`);
       }
       return runCellAgent({
         log,
@@ -119,6 +121,8 @@ async function main(argv: string[]): Promise<number> {
         containers: Number(values.containers),
         stacks: values.stacks.split(',').filter(Boolean),
         backend,
+        containerdAddress: values['containerd-address'],
+        insecureDockerRegistries: values['insecure-docker-registry'],
         stateDir: values['state-dir'] ?? defaultStateDir(),
         systemNamespace: values['system-namespace'],
       });

@@ -4,6 +4,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { ContainerdBackend } from '../cell-agent/backends/containerd.ts';
 import { ProcessBackend } from '../cell-agent/backends/process.ts';
 import { RuncBackend } from '../cell-agent/backends/runc.ts';
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
@@ -20,13 +21,33 @@ export interface CellAgentOptions {
   diskMb: number;
   containers: number;
   stacks: string[];
-  backend: 'runc' | 'process' | 'auto';
+  backend: 'runc' | 'containerd' | 'process' | 'auto';
   stateDir: string;
+  /** containerd's socket for the containerd backend (default /run/containerd/containerd.sock). */
+  containerdAddress?: string;
+  /** Registries (host:port) pulled over plain HTTP besides loopback ones: Diego's insecure_docker_registry_list. */
+  insecureDockerRegistries?: string[];
   systemNamespace?: string;
 }
 
-/** runc when we are root and runc is installed; otherwise plain processes (laptops, unprivileged tests). */
-export function pickBackend(kind: CellAgentOptions['backend'], stateDir: string, log: Logger): ContainerBackend {
+/**
+ * containerd when asked for (the backend that runs docker:// images); else runc when we are root and runc is
+ * installed; otherwise plain processes (laptops, unprivileged tests).
+ */
+export function pickBackend(
+  kind: CellAgentOptions['backend'],
+  stateDir: string,
+  log: Logger,
+  containerd: Pick<CellAgentOptions, 'containerdAddress' | 'insecureDockerRegistries'> = {},
+): ContainerBackend {
+  if (kind === 'containerd') {
+    return new ContainerdBackend({
+      address: containerd.containerdAddress ?? DEFAULT_CONTAINERD_ADDRESS,
+      stateDir: join(stateDir, 'containerd'),
+      insecureRegistries: containerd.insecureDockerRegistries,
+      network: { ipamDataDir: join(stateDir, 'ipam') },
+    });
+  }
   let useRunc = kind === 'runc';
   if (kind === 'auto') {
     try {
@@ -52,7 +73,8 @@ export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kub
     zone: opts.zone,
     capacity: { memoryMb: opts.memoryMb, diskMb: opts.diskMb, containers: opts.containers },
     stacks: opts.stacks,
-    backend: pickBackend(opts.backend, opts.stateDir, opts.log),
+    backend: pickBackend(opts.backend, opts.stateDir, opts.log, opts),
+    rootfsProviders: opts.backend === 'containerd' ? ['docker'] : [],
     log: opts.log,
     systemNamespace: opts.systemNamespace,
   });
@@ -76,5 +98,6 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
   return 0;
 }
 
+export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock';
 export const defaultCellId = (): string => process.env.NODE_NAME ?? hostname();
 export const defaultStateDir = (): string => join(tmpdir(), 'diego-cell');
