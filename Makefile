@@ -18,7 +18,7 @@ control-plane:
 build: deps
 	npm run build
 
-## manifests: regenerate config/crd from the zod schemas in src/crds
+## manifests: regenerate config/crd and charts/diego-operator/crds from the zod schemas in src/crds
 manifests:
 	$(NODE) hack/generate-crds.ts
 
