@@ -1,0 +1,157 @@
+// End to end with containerd: the controllers on the local control plane, a private containerd
+// (test/support/containerd.ts), a loopback OCI registry serving a busybox image, and a cell agent whose backend
+// is containerd with CNI networking. A DesiredLRP whose rootFs is docker://127.0.0.1:<port>/busybox:latest is
+// placed on that cell (the only one advertising the docker provider), pulled, run and health-checked.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContainerdBackend } from '../../src/cell-agent/backends/containerd.ts';
+import { buildOciImage } from '../../src/cell-agent/backends/oci-image.ts';
+import { ensureBusyboxRootfs } from '../../src/cell-agent/backends/rootfs.ts';
+import { Rep } from '../../src/cell-agent/rep.ts';
+import type { IActualLRP, IDesiredLRP, ITask } from '../../src/crds/models.ts';
+import { containerdUnavailable, startContainerd, type TestContainerd } from '../support/containerd.ts';
+import { eventually } from '../support/eventually.ts';
+import { useDiego } from '../support/fixture.ts';
+import { startRegistry, type TestRegistry } from '../support/oci-registry.ts';
+
+const unavailable = containerdUnavailable();
+if (unavailable) console.warn(`skipping the containerd end-to-end test: ${unavailable}`);
+
+describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
+  const env = useDiego('e2e-ctrd', { convergeIntervalMs: 2000 });
+  const { client } = env;
+  const dir = mkdtempSync(path.join(tmpdir(), 'diego-e2e-containerd-'));
+  const prefix = `e2ec${process.pid}-`;
+  const bridge = `dctr${process.pid % 10000}`;
+  let containerd: TestContainerd;
+  let registry: TestRegistry;
+  let rep: Rep;
+
+  /** Our containers, as containerd lists them. */
+  const ours = () =>
+    containerd
+      .ctr('diego', 'containers', 'ls', '-q')
+      .split('\n')
+      .filter((id) => id.startsWith(prefix));
+
+  beforeAll(async () => {
+    containerd = await startContainerd();
+    registry = await startRegistry();
+    registry.add('busybox', 'latest', await buildOciImage(await ensureBusyboxRootfs()));
+    const backend = new ContainerdBackend({
+      address: containerd.address,
+      stateDir: path.join(dir, 'state'),
+      idPrefix: prefix,
+      network: {
+        networkName: `e2ec-${process.pid}`,
+        bridge,
+        subnet: `10.229.${process.pid % 250}.0/24`,
+        ipamDataDir: path.join(dir, 'ipam'),
+      },
+    });
+    rep = new Rep({
+      kc: env.kc,
+      cellId: `e2e-containerd-${process.pid}`,
+      zone: 'z1',
+      capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
+      stacks: ['busybox'],
+      rootfsProviders: ['docker'],
+      backend,
+      log: env.log,
+      systemNamespace: env.systemNamespace,
+      startupIntervalMs: 200,
+      gracefulShutdownMs: 2000,
+    });
+    await rep.start();
+  }, 120_000);
+
+  afterAll(async () => {
+    await rep?.stop();
+    await registry?.close();
+    await containerd?.stop();
+    try {
+      execFileSync('ip', ['link', 'delete', bridge], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }, 60_000);
+
+  const web = (instances: number): Omit<IDesiredLRP, 'apiVersion' | 'kind'> => ({
+    metadata: { name: 'web', namespace: env.ns },
+    spec: {
+      processGuid: 'web',
+      domain: 'cf-apps',
+      rootFs: `docker://${registry.host}/busybox:latest`,
+      instances,
+      memoryMb: 64,
+      ports: [8080],
+      environmentVariables: [{ name: 'GREETING', value: 'hello from a containerd container' }],
+      setup: {
+        run: { path: '/bin/sh', args: ['-c', 'mkdir -p /www && echo "$GREETING" > /www/index.html'], user: 'root' },
+      },
+      action: { run: { path: '/bin/httpd', args: ['-f', '-p', '8080', '-h', '/www'], user: 'root' } },
+      checkDefinition: { checks: [{ httpCheck: { port: 8080, path: '/' } }] },
+    },
+  });
+
+  const instances = (): Promise<IActualLRP[]> => client.list('ActualLRP', { namespace: env.ns });
+
+  it('runs busybox httpd from a docker:// image pulled from a registry, and leaves nothing when deleted', async () => {
+    await client.create('DesiredLRP', web(2));
+    const running = await eventually(async () => {
+      const all = (await instances()).filter((a) => a.status?.state === 'RUNNING');
+      expect(all).toHaveLength(2);
+      return all;
+    }, 90_000);
+    expect(registry.requests).toContain('HEAD /v2/busybox/manifests/latest');
+    for (const a of running) {
+      expect(a.status?.cellId ?? a.spec.cellId).toBe(`e2e-containerd-${process.pid}`);
+      const hostPort = a.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
+      expect(hostPort).toBeGreaterThan(0);
+      const res = await fetch(`http://127.0.0.1:${hostPort}/`);
+      expect(await res.text()).toBe('hello from a containerd container\n');
+    }
+    const ids = ours();
+    expect(ids).toHaveLength(2);
+
+    await client.delete('DesiredLRP', { namespace: env.ns, name: 'web' });
+    await eventually(async () => expect(await instances()).toHaveLength(0), 30_000);
+    await eventually(() => expect(ours()).toHaveLength(0), 30_000);
+    expect(containerd.ctr('diego', 'tasks', 'ls')).not.toContain(prefix);
+    // Only the image's committed layer snapshot remains: no container's writable snapshot.
+    expect(containerd.ctr('diego', 'snapshots', 'ls')).not.toMatch(/Active/);
+    const mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
+    for (const id of ids) {
+      expect(mountinfo).not.toContain(id);
+      expect(existsSync(`/var/run/netns/${id}`)).toBe(false);
+      expect(existsSync(`/sys/fs/cgroup/memory/${id}`)).toBe(false);
+    }
+    expect(execFileSync('ip', ['-o', 'link', 'show', 'master', bridge]).toString()).toBe('');
+  }, 150_000);
+
+  it('completes a task run in a docker:// image with its result file', async () => {
+    const task: Omit<ITask, 'apiVersion' | 'kind'> = {
+      metadata: { name: 'answer', namespace: env.ns },
+      spec: {
+        taskGuid: 'answer',
+        domain: 'cf-tasks',
+        rootFs: `docker://${registry.host}/busybox#latest`, // Diego's form: the fragment is the tag
+        memoryMb: 32,
+        resultFile: '/tmp/result',
+        action: { run: { path: '/bin/sh', args: ['-c', 'echo -n "42 from containerd" > /tmp/result'], user: 'root' } },
+      },
+    };
+    await client.create('Task', task);
+    const done = await eventually(async () => {
+      const t = await client.get('Task', env.ns, 'answer');
+      expect(t.status?.state).toBe('Completed');
+      return t;
+    }, 60_000);
+    expect(done.status).toMatchObject({ failed: false, result: '42 from containerd' });
+    await eventually(() => expect(ours()).toHaveLength(0), 30_000);
+  }, 120_000);
+});
