@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: openssl (certificates), util-linux (setpriv: children die with their parent), git;
-# runc, busybox-static, containernetworking-plugins, iproute2: the cell agent's runc backend and its tests.
-pkgs=(openssl util-linux ca-certificates git runc busybox-static containernetworking-plugins iproute2)
+# runc, busybox-static, containernetworking-plugins, iproute2: the cell agent's runc backend and its tests;
+# containerd (containerd, ctr, the runc shim): the containerd backend and its tests.
+pkgs=(openssl util-linux ca-certificates git runc busybox-static containernetworking-plugins iproute2 containerd)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
