@@ -104,6 +104,7 @@ async function main(argv: string[]): Promise<number> {
           'insecure-docker-registry': { type: 'string', multiple: true, default: [] },
           'state-dir': { type: 'string' },
           'system-namespace': { type: 'string', default: 'diego-system' },
+          'evacuation-timeout': { type: 'string', default: '600' },
         },
       });
       const { runCellAgent, defaultCellId, defaultStateDir } = await import('./cmd/cell-agent.ts');
@@ -125,6 +126,7 @@ async function main(argv: string[]): Promise<number> {
         insecureDockerRegistries: values['insecure-docker-registry'],
         stateDir: values['state-dir'] ?? defaultStateDir(),
         systemNamespace: values['system-namespace'],
+        evacuationTimeoutMs: evacuationTimeoutMs(values['evacuation-timeout']),
       });
     }
     case 'help':
@@ -136,6 +138,14 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
   }
+}
+
+/** --evacuation-timeout in seconds (Diego: 600), as milliseconds. */
+function evacuationTimeoutMs(value: string): number {
+  const s = Number(value);
+  if (!Number.isFinite(s) || s < 0)
+    throw new Error(`--evacuation-timeout must be seconds ≥ 0, e.g. 600 (got "${value}")`);
+  return s * 1000;
 }
 
 main(process.argv.slice(2)).then(

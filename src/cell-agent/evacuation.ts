@@ -4,7 +4,6 @@
 // one becomes an EVACUATING copy that keeps serving until its replacement runs elsewhere; tasks finish. After
 // the evacuation timeout (Diego: 600 s) what is left is stranded: the copies are removed and the containers
 // stopped. Written against a small interface so the rep and the tests' simulated cells share it.
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
 import {
@@ -16,7 +15,6 @@ import {
 } from '../controllers/evacuation.ts';
 import { placementPatch } from '../controllers/names.ts';
 import type { IActualLRP, ITask } from '../crds/models.ts';
-import { createInformer, type Informer, type KubernetesObject } from '../lib/informer.ts';
 import { registry } from '../lib/metrics.ts';
 import { withDefaults } from '../lib/options.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
@@ -202,37 +200,4 @@ export class Evacuator {
     await this.o.cell.stopAll();
     return count;
   }
-}
-
-/**
- * Follows spec.unschedulable of the cell's Node (kubectl cordon / drain): calls back with true when the node
- * is cordoned and false when it is schedulable again. Resolves once the first state is known.
- */
-export async function watchNodeDrain(
-  kc: KubeConfig,
-  nodeName: string,
-  log: Logger,
-  onChange: (draining: boolean) => void,
-): Promise<Informer<NodeLike>> {
-  const nodes = createInformer<NodeLike>(kc, {
-    path: '/api/v1/nodes',
-    fieldSelector: `metadata.name=${nodeName}`,
-    logger: log,
-    name: 'cell-node',
-  });
-  let last: boolean | undefined;
-  const seen = (n: NodeLike) => {
-    const draining = n.spec?.unschedulable === true;
-    if (draining === last) return;
-    last = draining;
-    onChange(draining);
-  };
-  nodes.on('add', seen);
-  nodes.on('update', seen);
-  await nodes.start();
-  return nodes;
-}
-
-export interface NodeLike extends KubernetesObject {
-  spec?: { unschedulable?: boolean };
 }

@@ -8,9 +8,9 @@ import { ContainerdBackend } from '../cell-agent/backends/containerd.ts';
 import { ProcessBackend } from '../cell-agent/backends/process.ts';
 import { RuncBackend } from '../cell-agent/backends/runc.ts';
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
+import { serveUntilStopped } from '../cell-agent/drain.ts';
 import { Rep } from '../cell-agent/rep.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
-import { untilSignal } from './signals.ts';
 
 export interface CellAgentOptions {
   log: Logger;
@@ -28,6 +28,8 @@ export interface CellAgentOptions {
   /** Registries (host:port) pulled over plain HTTP besides loopback ones: Diego's insecure_docker_registry_list. */
   insecureDockerRegistries?: string[];
   systemNamespace?: string;
+  /** Diego's evacuation_timeout (default 600 s): how long instances may take to move when the cell drains. */
+  evacuationTimeoutMs?: number;
 }
 
 /**
@@ -77,6 +79,7 @@ export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kub
     rootfsProviders: opts.backend === 'containerd' ? ['docker'] : [],
     log: opts.log,
     systemNamespace: opts.systemNamespace,
+    evacuationTimeoutMs: opts.evacuationTimeoutMs,
   });
   return rep.start().then(() => rep);
 }
@@ -92,8 +95,8 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
   const kc = loadKubeConfig(opts.kubeconfig);
   const zone = opts.zone || (await nodeZone(kc, process.env.NODE_NAME)) || '';
   const rep = await startCellAgent(kc, { ...opts, zone });
-  const sig = await untilSignal();
-  opts.log.info({ signal: sig }, 'stopping the cell agent');
+  // SIGTERM and node drains evacuate (Diego's drain); SIGINT stops at once.
+  await serveUntilStopped(kc, rep, { log: opts.log, nodeName: process.env.NODE_NAME });
   await rep.stop();
   return 0;
 }

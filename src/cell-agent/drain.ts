@@ -1,0 +1,77 @@
+// When the cell agent evacuates (Diego's drain): SIGTERM evacuates, then the agent exits (a DaemonSet pod being
+// deleted, a host shutting down); cordoning the agent's Node (kubectl cordon / drain sets spec.unschedulable)
+// evacuates and keeps the cell registered but taking no work until the node is schedulable again. SIGINT
+// (Ctrl-C) stops at once, without evacuating.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { untilSignal } from '../cmd/signals.ts';
+import { createInformer, type Informer, type KubernetesObject } from '../lib/informer.ts';
+import type { EvacuationResult } from './evacuation.ts';
+
+export interface Evacuable {
+  evacuate(): Promise<EvacuationResult>;
+  readonly evacuator: { resume(): Promise<void> };
+}
+
+interface NodeLike extends KubernetesObject {
+  spec?: { unschedulable?: boolean };
+}
+
+/**
+ * Follows spec.unschedulable of the Node `nodeName`: calls back with true when it is cordoned and false when it
+ * is schedulable again (the first state seen counts as a change). Needs get/list/watch on nodes.
+ */
+export function watchNodeDrain(
+  kc: KubeConfig,
+  nodeName: string,
+  log: Logger,
+  onChange: (draining: boolean) => void,
+): Informer<NodeLike> {
+  const nodes = createInformer<NodeLike>(kc, {
+    path: '/api/v1/nodes',
+    fieldSelector: `metadata.name=${nodeName}`,
+    logger: log,
+    name: 'cell-node',
+  });
+  let last = false;
+  const seen = (n: NodeLike) => {
+    const draining = n.spec?.unschedulable === true;
+    if (draining === last) return;
+    last = draining;
+    onChange(draining);
+  };
+  nodes.on('add', seen);
+  nodes.on('update', seen);
+  // Not awaited: without RBAC on nodes the informer keeps retrying (and logging) but the cell still runs.
+  void nodes.start();
+  return nodes;
+}
+
+/** Serves until SIGINT or SIGTERM, evacuating on node drains meanwhile and on SIGTERM before returning. */
+export async function serveUntilStopped(
+  kc: KubeConfig,
+  cell: Evacuable,
+  opts: { log: Logger; nodeName?: string },
+): Promise<void> {
+  const { log, nodeName } = opts;
+  const warn = (err: unknown) => log.warn({ err }, 'evacuation failed');
+  const node = nodeName
+    ? watchNodeDrain(kc, nodeName, log, (draining) => {
+        log.info({ node: nodeName, draining }, draining ? 'node cordoned: evacuating' : 'node schedulable again');
+        if (draining) void cell.evacuate().catch(warn);
+        else void cell.evacuator.resume().catch(warn);
+      })
+    : undefined;
+  const sig = await untilSignal();
+  await node?.stop();
+  if (sig !== 'SIGTERM') {
+    log.info({ signal: sig }, 'stopping the cell agent without evacuating');
+    return;
+  }
+  log.info({ signal: sig }, 'evacuating before the cell agent stops');
+  const result = await cell.evacuate().catch((err: unknown) => {
+    warn(err);
+    return undefined;
+  });
+  log.info({ ...result }, 'evacuation done: stopping the cell agent');
+}
