@@ -11,11 +11,14 @@ import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { buildBbsApp } from '../../src/bbs/app.ts';
+import * as m from '../../src/bbs/models.ts';
 import { startCellAgent } from '../../src/cmd/cell-agent.ts';
 import { Manager } from '../../src/controllers/manager.ts';
 import type { Rep } from '../../src/cell-agent/rep.ts';
 import { createLogger } from '../../src/lib/log.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
+import { bbsCaller } from '../support/bbs-call.ts';
 import { eventually } from '../support/eventually.ts';
 import { createNamespace, deleteNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
 
@@ -398,6 +401,68 @@ describe('helm chart RBAC on the real API server', () => {
     await client.delete('DesiredLRP', { namespace: apps, name: 'sleeper' });
     await eventually(async () => expect(await client.list('ActualLRP', { namespace: apps })).toHaveLength(0), 60_000);
   }, 120_000);
+
+  it('lets the BBS, acting as its ServiceAccount, upsert a domain, list cells, desire an LRP that runs and remove it', async () => {
+    // The BBS keeps its LRPs in its one namespace (bbs.namespace; by default the release namespace).
+    const app = buildBbsApp({
+      client: new DiegoClient(actingAs(sa('bbs'))),
+      namespace: ns,
+      systemNamespace: ns,
+      logger: log,
+    });
+    const bbs = bbsCaller(() => app);
+    try {
+      const domain = await bbs(
+        '/v1/domains/upsert',
+        m.UpsertDomainRequestSchema,
+        { domain: 'cf-apps', ttl: 0 },
+        m.UpsertDomainResponseSchema,
+      );
+      expect(domain.error).toBeUndefined();
+      const cells = await bbs('/v1/cells/list.r1', m.UpsertDomainRequestSchema, {}, m.CellsResponseSchema);
+      expect(cells.error).toBeUndefined();
+      expect(cells.cells.map((c) => c.cellId)).toContain(cellId);
+      const desired = await bbs(
+        '/v1/desired_lrp/desire.r2',
+        m.DesireLRPRequestSchema,
+        {
+          desiredLrp: {
+            processGuid: 'bbs-sleeper',
+            domain: 'cf-apps',
+            rootFs: 'preloaded:busybox',
+            instances: 1,
+            memoryMb: 16,
+            diskMb: 16,
+            action: { runAction: { path: '/bin/sleep', args: ['600'], user: 'root' } },
+            metricTags: { source_id: { static: 'bbs-sleeper' } },
+          },
+        },
+        m.DesiredLRPLifecycleResponseSchema,
+      );
+      expect(desired.error).toBeUndefined();
+      const actuals = () =>
+        bbs(
+          '/v1/actual_lrps/list',
+          m.ActualLRPsRequestSchema,
+          { processGuid: 'bbs-sleeper' },
+          m.ActualLRPsResponseSchema,
+        );
+      await eventually(
+        async () => expect((await actuals()).actualLrps.map((a) => a.state)).toEqual(['RUNNING']),
+        60_000,
+      );
+      const removed = await bbs(
+        '/v1/desired_lrp/remove',
+        m.RemoveDesiredLRPRequestSchema,
+        { processGuid: 'bbs-sleeper' },
+        m.DesiredLRPLifecycleResponseSchema,
+      );
+      expect(removed.error).toBeUndefined();
+      await eventually(async () => expect((await actuals()).actualLrps).toHaveLength(0), 60_000);
+    } finally {
+      await app.close();
+    }
+  }, 150_000);
 
   it('grants no more than the code needs', async () => {
     expect(await canI('controller', 'get', 'secrets', '-n', ns)).toBe('no');
