@@ -105,6 +105,9 @@ async function main(argv: string[]): Promise<number> {
           'state-dir': { type: 'string' },
           'system-namespace': { type: 'string', default: 'diego-system' },
           'evacuation-timeout': { type: 'string', default: '600' },
+          'ops-address': { type: 'string', default: '127.0.0.1:17008' },
+          'max-log-lines-per-second': { type: 'string', default: '0' },
+          'container-metrics-interval': { type: 'string', default: '15' },
         },
       });
       const { runCellAgent, defaultCellId, defaultStateDir } = await import('./cmd/cell-agent.ts');
@@ -127,6 +130,10 @@ async function main(argv: string[]): Promise<number> {
         stateDir: values['state-dir'] ?? defaultStateDir(),
         systemNamespace: values['system-namespace'],
         evacuationTimeoutMs: evacuationTimeoutMs(values['evacuation-timeout']),
+        opsAddress: values['ops-address'],
+        maxLogLinesPerSecond: nonNegative('--max-log-lines-per-second', values['max-log-lines-per-second']),
+        containerMetricsIntervalMs:
+          nonNegative('--container-metrics-interval', values['container-metrics-interval']) * 1000,
       });
     }
     case 'help':
@@ -138,6 +145,13 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
   }
+}
+
+/** A flag's value as a number ≥ 0, or an error that names the flag. */
+function nonNegative(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} must be a number ≥ 0 (got "${value}")`);
+  return n;
 }
 
 /** --evacuation-timeout in seconds (Diego: 600), as milliseconds. */

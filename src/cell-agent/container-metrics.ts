@@ -38,7 +38,7 @@ export interface CellCapacity {
 export interface ContainerMetricsOptions {
   cellId: string;
   capacity: CellCapacity;
-  /** Diego's container_metrics_report_interval (default 15 s). */
+  /** Diego's container_metrics_report_interval (default 15 s); 0: only on scrapes. */
   intervalMs?: number;
   log?: Logger;
   now?: () => number;
@@ -195,6 +195,7 @@ export class ContainerMetrics {
   /** Starts the periodic sampling and makes this cell's metrics appear on /metrics. */
   start(): void {
     sources.add(this);
+    if (this.intervalMs <= 0) return; // sampled on scrapes only
     this.#timer ??= setInterval(() => void this.sample(), this.intervalMs);
     this.#timer.unref();
   }

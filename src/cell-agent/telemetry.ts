@@ -128,6 +128,7 @@ export class CellTelemetry {
     return new InstanceLog({
       cellId: this.#cellId,
       containerGuid,
+      logGuid,
       tags: logTags(logGuid, index, resolveMetricTags(metricTags, instance)),
       sourceName,
       limits: { linesPerSecond: this.#maxLines, bytesPerSecond: bytesPerSecond ?? -1 },

@@ -8,9 +8,11 @@ import { ContainerdBackend } from '../cell-agent/backends/containerd.ts';
 import { ProcessBackend } from '../cell-agent/backends/process.ts';
 import { RuncBackend } from '../cell-agent/backends/runc.ts';
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
+import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { serveUntilStopped } from '../cell-agent/drain.ts';
 import { Rep } from '../cell-agent/rep.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
+import { startOpsServer } from '../lib/metrics.ts';
 
 export interface CellAgentOptions {
   log: Logger;
@@ -30,6 +32,12 @@ export interface CellAgentOptions {
   systemNamespace?: string;
   /** Diego's evacuation_timeout (default 600 s): how long instances may take to move when the cell drains. */
   evacuationTimeoutMs?: number;
+  /** host:port of /metrics, /healthz and the log stream /v1/logs/<logGuid> (default 127.0.0.1:17008). */
+  opsAddress?: string;
+  /** Diego's max_log_lines_per_second per instance; 0: unlimited (Diego's default). */
+  maxLogLinesPerSecond?: number;
+  /** Diego's container_metrics_report_interval (default 15 s). */
+  containerMetricsIntervalMs?: number;
 }
 
 /**
@@ -80,6 +88,10 @@ export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kub
     log: opts.log,
     systemNamespace: opts.systemNamespace,
     evacuationTimeoutMs: opts.evacuationTimeoutMs,
+    telemetry: {
+      maxLogLinesPerSecond: opts.maxLogLinesPerSecond,
+      containerMetricsIntervalMs: opts.containerMetricsIntervalMs,
+    },
   });
   return rep.start().then(() => rep);
 }
@@ -95,10 +107,32 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
   const kc = loadKubeConfig(opts.kubeconfig);
   const zone = opts.zone || (await nodeZone(kc, process.env.NODE_NAME)) || '';
   const rep = await startCellAgent(kc, { ...opts, zone });
+  const [host, port] = parseAddress(opts.opsAddress ?? DEFAULT_OPS_ADDRESS);
+  const ops = await startOpsServer({
+    host,
+    port,
+    logger: opts.log,
+    routes: (app) => registerLogRoutes(app, rep.telemetry.hub),
+  });
+  opts.log.info({ ops: ops.url, logs: `${ops.url}/v1/logs/<logGuid>?follow=true` }, 'cell agent started');
   // SIGTERM and node drains evacuate (Diego's drain); SIGINT stops at once.
   await serveUntilStopped(kc, rep, { log: opts.log, nodeName: process.env.NODE_NAME });
   await rep.stop();
+  await ops.close();
   return 0;
+}
+
+/** Diego's rep debug port; not 8080, which the controller's metrics take on the same host. */
+export const DEFAULT_OPS_ADDRESS = '127.0.0.1:17008';
+
+/** host:port (host empty: all interfaces; port 0: any free port). */
+export function parseAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  const port = Number(address.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`--ops-address must be host:port, e.g. 0.0.0.0:17008 (got "${address}")`);
+  }
+  return [address.slice(0, i) || '0.0.0.0', port];
 }
 
 export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock';

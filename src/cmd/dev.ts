@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { Manager } from '../controllers/manager.ts';
 import { DiegoClient } from '../lib/resources.ts';
 import { startCellAgent } from './cell-agent.ts';
+import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 import { startLocalWebhook } from '../webhooks/local.ts';
 import { untilSignal } from './signals.ts';
@@ -47,7 +48,12 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
       backend: 'auto',
       stateDir: cellDir,
     });
-    const ops = await startOpsServer({ port: 0, ready: () => manager.isLeader, logger: log });
+    const ops = await startOpsServer({
+      port: 0,
+      ready: () => manager.isLeader,
+      logger: log,
+      routes: (app) => registerLogRoutes(app, cell.telemetry.hub),
+    });
     try {
       if (opts.sample) {
         for (const path of SAMPLES) {
@@ -66,6 +72,7 @@ diego-operator is running locally.
   kubectl explain desiredlrp.spec        # the API, field by field
   kubectl scale desiredlrp/web --replicas=5
   curl ${ops.url}/metrics            # LRPsDesired, LRPsRunning, AuctioneerLRPAuctionsStarted, ...
+  curl -N '${ops.url}/v1/logs/web?follow=true&recent=true'   # the sample app's log lines, live
 ${urls.map((u) => `  curl ${u}   # the sample app "web"`).join('\n')}
 
 Running: the converger, auctioneer and task controller, and one cell (dev-cell-0) that runs work in runc

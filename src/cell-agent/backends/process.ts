@@ -26,12 +26,14 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { LineSplitter } from './lines.ts';
+import { dirBytes, processGroupUsage } from './usage.ts';
 import {
   HANDLE_PATTERN,
   type Container,
   type ContainerBackend,
   type ContainerInfo,
   type ContainerSpec,
+  type ContainerUsage,
   type EnvVar,
   type PortMapping,
   type ProcessHandle,
@@ -188,6 +190,12 @@ class ProcessContainer implements Container {
 
   info(): Promise<ContainerInfo> {
     return Promise.resolve({ ports: this.#ports.map((p) => ({ ...p })), events: [] });
+  }
+
+  /** CPU and resident memory of the container's live process groups (/proc); disk: its directory. */
+  async usage(): Promise<ContainerUsage> {
+    const { cpuNanos, memoryBytes } = await processGroupUsage([...this.#processes].map((p) => p.pid));
+    return { cpuNanos, memoryBytes, diskBytes: await dirBytes(this.root) };
   }
 
   async netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {

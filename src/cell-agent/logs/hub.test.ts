@@ -26,10 +26,10 @@ describe('LogHub', () => {
     const stopA = hub.subscribe('app-a', (e) => a.push(e.log.payload));
     hub.subscribe('app-a', (e) => a2.push(e.log.payload));
     hub.subscribe('app-b', (e) => b.push(e.log.payload));
-    hub.publish(line('app-a', 'one'));
-    hub.publish(line('app-b', 'two'));
+    hub.publish('app-a', line('app-a', 'one'));
+    hub.publish('app-b', line('app-b', 'two'));
     stopA();
-    hub.publish(line('app-a', 'three'));
+    hub.publish('app-a', line('app-a', 'three'));
     expect(a).toEqual(['one']);
     expect(a2).toEqual(['one', 'three']);
     expect(b).toEqual(['two']);
@@ -38,13 +38,13 @@ describe('LogHub', () => {
 
   it('keeps the recent lines per log guid, and forgets the least recently written guid first', () => {
     const hub = new LogHub({ recentLines: 2, maxLogGuids: 2 });
-    hub.publish(line('a', '1'));
-    hub.publish(line('a', '2'));
-    hub.publish(line('a', '3'));
-    hub.publish(line('b', 'x'));
+    hub.publish('a', line('a', '1'));
+    hub.publish('a', line('a', '2'));
+    hub.publish('a', line('a', '3'));
+    hub.publish('b', line('b', 'x'));
     expect(hub.recent('a').map((e) => e.log.payload)).toEqual(['2', '3']);
-    hub.publish(line('a', '4')); // a is now the most recently written
-    hub.publish(line('c', 'y')); // evicts b
+    hub.publish('a', line('a', '4')); // a is now the most recently written
+    hub.publish('c', line('c', 'y')); // evicts b
     expect(hub.recent('b')).toEqual([]);
     expect(hub.recent('a').map((e) => e.log.payload)).toEqual(['3', '4']);
     expect(hub.recent('c')).toHaveLength(1);
@@ -57,7 +57,7 @@ describe('LogHub', () => {
       throw new Error('broken pipe');
     });
     hub.subscribe('a', (e) => seen.push(e.log.payload));
-    hub.publish(line('a', 'still here'));
+    hub.publish('a', line('a', 'still here'));
     expect(seen).toEqual(['still here']);
   });
 });

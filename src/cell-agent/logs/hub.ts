@@ -26,8 +26,12 @@ export class LogHub {
     this.#maxLogGuids = opts.maxLogGuids ?? 1024;
   }
 
-  publish(envelope: LogEnvelope): void {
-    const guid = envelope.source_id;
+  /**
+   * Publishes a line of `logGuid`'s stream. The key is the log guid, not the envelope's source_id: an LRP's
+   * metric tags may set source_id to something else (Cloud Controller: the app guid, usually the log guid too).
+   */
+  publish(logGuid: string, envelope: LogEnvelope): void {
+    const guid = logGuid;
     let ring = this.#recent.get(guid);
     if (ring) {
       this.#recent.delete(guid);

@@ -12,6 +12,8 @@ export interface InstanceLogOptions {
   cellId: string;
   /** The container's guid as Diego names it in its messages: the instance guid, or the task guid. */
   containerGuid: string;
+  /** The stream the lines go to on the hub. */
+  logGuid: string;
   /** Tags of every line, with source_id and instance_id (see envelope.ts logTags). */
   tags: Record<string, string>;
   /** The container's log source (DesiredLRP/Task log_source); Diego's default is LOG. */
@@ -69,7 +71,7 @@ export class InstanceLog {
 
   #emit(sourceType: string, type: LogType, payload: string): void {
     const envelope: LogEnvelope = logEnvelope(this.#o.tags, sourceType, type, payload);
-    this.#o.hub?.publish(envelope);
+    this.#o.hub?.publish(this.#o.logGuid, envelope);
     this.#o.log.info({ source: sourceType, stream: type === 'ERR' ? 'stderr' : 'stdout' }, payload);
   }
 }

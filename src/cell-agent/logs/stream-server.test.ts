@@ -18,6 +18,7 @@ function instanceLog(hub: LogHub, extra: Partial<ConstructorParameters<typeof In
   return new InstanceLog({
     cellId: 'cell-1',
     containerGuid: 'ig-1',
+    logGuid: 'log-guid',
     tags: { source_id: 'log-guid', instance_id: '2', app_id: 'app' },
     sourceName: 'CELL',
     limits: {},
