@@ -9,6 +9,8 @@ import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { containerdUnavailable, startContainerd, type TestContainerd } from '../../../test/support/containerd.ts';
 import { startRegistry, type TestRegistry } from '../../../test/support/oci-registry.ts';
+import { pickBackend } from '../../cmd/cell-agent.ts';
+import { createLogger } from '../../lib/log.ts';
 import { buildStep } from '../executor/build.ts';
 import { LogStreamer, type LogMessage } from '../executor/log.ts';
 import { alive, eventually } from '../testing.ts';
@@ -243,6 +245,12 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
     const fork = await sh(c, 'for i in $(seq 60); do sleep 2 & done; wait; echo done');
     expect(fork.err.join('\n')).toMatch(/can't fork|Resource temporarily unavailable/i);
     expect((await c.info()).events).toEqual([]);
+    // Usage: memory and cpu from the cgroup, disk from the writable snapshot.
+    await sh(c, 'head -c 2000000 /dev/zero > /tmp/blob');
+    const usage = await c.usage!();
+    expect(usage.memoryBytes).toBeGreaterThan(0);
+    expect(usage.cpuNanos).toBeGreaterThan(0);
+    expect(usage.diskBytes).toBeGreaterThanOrEqual(2_000_000);
     await backend.destroy('limits');
     expect(cgroupFile(id, 'memory', 'memory.limit_in_bytes', 'memory.max')).toBeUndefined();
   });
@@ -367,6 +375,15 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
     const other = new ContainerdBackend({ address: containerd.address, stateDir: path.join(dir, 'o'), idPrefix: 'x-' });
     expect(await other.list()).toEqual([]);
     await again.destroy('adopt');
+  });
+
+  it('is what `cell-agent --backend containerd --containerd-address <sock>` runs', { timeout: 60_000 }, async () => {
+    const picked = pickBackend('containerd', path.join(dir, 'cli'), createLogger('silent'), {
+      containerdAddress: containerd.address,
+    });
+    expect(picked).toBeInstanceOf(ContainerdBackend);
+    expect((picked as ContainerdBackend).address).toBe(containerd.address);
+    expect(await picked.list()).toEqual([]);
   });
 
   it('runs executor run actions', { timeout: 60_000 }, async () => {

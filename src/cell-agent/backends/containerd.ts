@@ -46,12 +46,14 @@ import { collect, delay, exitCode, freePort } from './process.ts';
 import { resolveRootfs } from './rootfs.ts';
 import { cgroupFile, lookupUser, oomKills } from './runc.ts';
 import { extractTar } from './tar.ts';
+import { cgroupUsage } from './usage.ts';
 import {
   HANDLE_PATTERN,
   type Container,
   type ContainerBackend,
   type ContainerInfo,
   type ContainerSpec,
+  type ContainerUsage,
   type PortMapping,
   type ProcessHandle,
   type ProcessIO,
@@ -642,6 +644,20 @@ class ContainerdContainer implements Container {
     const events = (await oomKills(this.id)) > 0 ? ['out of memory'] : [];
     const ip = CniNetwork.address(this.#meta.network);
     return { ...(ip ? { ip } : {}), ports: this.#meta.ports.map((p) => ({ ...p })), events };
+  }
+
+  /** cpu and memory from the container's cgroup; disk is the size of its writable snapshot (`ctr snapshots usage`). */
+  async usage(): Promise<ContainerUsage> {
+    const { cpuNanos, memoryBytes } = await cgroupUsage(this.id);
+    let diskBytes = 0;
+    try {
+      const out = await this.#backend.ctr(['snapshots', 'usage', '-b', this.id]);
+      const row = out.split('\n').find((l) => l.split(/\s+/)[0] === this.id);
+      diskBytes = Number(row?.trim().split(/\s+/)[1] ?? 0) || 0;
+    } catch {
+      // no snapshot (being destroyed): nothing written
+    }
+    return { cpuNanos, memoryBytes, diskBytes };
   }
 
   async netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {
