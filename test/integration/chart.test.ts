@@ -225,6 +225,9 @@ describe('helm chart', () => {
     const mounts = Object.fromEntries(
       agent.volumeMounts.map((m) => [m.mountPath, { host: hostPathOf(m.name), propagation: m.mountPropagation }]),
     );
+    expect(agent.args).toContain('--evacuation-timeout=600');
+    // The kubelet must not kill the agent while it evacuates its instances.
+    expect((spec as unknown as { terminationGracePeriodSeconds: number }).terminationGracePeriodSeconds).toBe(630);
     expect(mounts).toMatchObject({
       '/run/netns': { host: '/run/netns', propagation: 'Bidirectional' },
       '/data/diego': { host: '/data/diego', propagation: 'Bidirectional' },
@@ -232,6 +235,22 @@ describe('helm chart', () => {
       '/lib/modules': { host: '/lib/modules' },
       '/run/xtables.lock': { host: '/run/xtables.lock' },
     });
+  });
+
+  it('with the containerd backend: mounts the node containerd socket; refuses an unknown backend', async () => {
+    const { yaml, objects } = await render(['cellAgent.backend=containerd']);
+    await dryRunApply(yaml);
+    const spec = podSpec(find(objects, 'DaemonSet', '-cell-agent'));
+    const agent = spec.containers[0]!;
+    expect(agent.args).toEqual(
+      expect.arrayContaining(['--backend=containerd', '--containerd-address=/run/containerd/containerd.sock']),
+    );
+    const socket = agent.volumeMounts.find((v) => v.mountPath === '/run/containerd/containerd.sock');
+    expect(spec.volumes.find((v) => v.name === socket?.name)?.hostPath?.path).toBe('/run/containerd/containerd.sock');
+
+    const bad = await helmRun(['template', release, chart, '--set', 'cellAgent.backend=docker']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('cellAgent.backend must be runc, containerd or process (got "docker")');
   });
 
   it('with the BBS, NetworkPolicies, a ServiceMonitor and another system namespace: the API server accepts every object', async () => {
@@ -470,7 +489,7 @@ describe('helm chart RBAC on the real API server', () => {
     expect(await canI('controller', 'create', 'leases.coordination.k8s.io', '-n', apps)).toBe('no');
     expect(await canI('cell-agent', 'create', 'desiredlrps.diego.dev', '-n', apps)).toBe('no');
     expect(await canI('cell-agent', 'delete', 'tasks.diego.dev', '-n', apps)).toBe('no');
-    expect(await canI('cell-agent', 'get', 'nodes')).toBe('yes');
+    expect(await canI('cell-agent', 'watch', 'nodes')).toBe('yes');
     // The BBS works in its one namespace (here the release namespace), and reads Cells and Leases.
     expect(await canI('bbs', 'create', 'desiredlrps.diego.dev', '-n', ns)).toBe('yes');
     expect(await canI('bbs', 'patch', 'tasks.diego.dev', '--subresource=status', '-n', ns)).toBe('yes');
