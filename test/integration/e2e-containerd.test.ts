@@ -43,6 +43,7 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
     registry.add('busybox', 'latest', await buildOciImage(await ensureBusyboxRootfs()));
     const backend = new ContainerdBackend({
       address: containerd.address,
+      snapshotter: containerd.snapshotter,
       stateDir: path.join(dir, 'state'),
       idPrefix: prefix,
       network: {

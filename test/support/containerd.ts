@@ -14,6 +14,8 @@ export interface TestContainerd {
   address: string;
   root: string;
   state: string;
+  /** overlayfs where containerd could load it, else native (e.g. when the temp dir is itself on overlayfs). */
+  snapshotter: 'overlayfs' | 'native';
   /** Runs ctr against this containerd (namespace `ns`); returns stdout. */
   ctr(ns: string, ...args: string[]): string;
   stop(): Promise<void>;
@@ -79,6 +81,11 @@ export async function startContainerd(): Promise<TestContainerd> {
     await sleep(50);
   }
 
+  const overlay = ctr('default', 'plugins', 'ls')
+    .split('\n')
+    .some((l) => /io\.containerd\.snapshotter\.v1\s+overlayfs\s.*\sok\s*$/.test(l));
+  const snapshotter = overlay ? 'overlayfs' : 'native';
+
   const stop = async () => {
     for (const ns of ctr('default', 'namespaces', 'ls', '-q').split('\n').filter(Boolean)) {
       for (const line of ctr(ns, 'tasks', 'ls').split('\n').slice(1)) {
@@ -104,5 +111,5 @@ export async function startContainerd(): Promise<TestContainerd> {
     for (const m of mounts) spawnSync('umount', ['-l', m]);
     await rm(dir, { recursive: true, force: true });
   };
-  return { dir, address, root, state, ctr, stop };
+  return { dir, address, root, state, snapshotter, ctr, stop };
 }

@@ -122,6 +122,7 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
     registry.add('busybox', 'latest', await buildOciImage(await ensureBusyboxRootfs(), { env }));
     backend = new ContainerdBackend({
       address: containerd.address,
+      snapshotter: containerd.snapshotter,
       stateDir: path.join(dir, 'state'),
       idPrefix: prefix,
       outputDrainMs: 100,
@@ -234,7 +235,7 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
     expect(readFileSync(mem!, 'utf8').trim()).toBe(String(64 * 1024 * 1024));
     expect(readFileSync(cgroupFile(id, 'pids', 'pids.max', 'pids.max')!, 'utf8').trim()).toBe('50');
     const shares = cgroupFile(id, 'cpu', 'cpu.shares', 'cpu.weight');
-    expect(readFileSync(shares!, 'utf8').trim()).toBe(shares!.endsWith('cpu.shares') ? '256' : expect.any(String));
+    if (shares!.endsWith('cpu.shares')) expect(readFileSync(shares!, 'utf8').trim()).toBe('256');
     // Seen from inside too (cgroup v1 layout on the machines that have it).
     const inside = await sh(
       c,
@@ -354,6 +355,7 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
     const mapping = await c.netIn(8080, 61235);
     const again = new ContainerdBackend({
       address: containerd.address,
+      snapshotter: containerd.snapshotter,
       stateDir: path.join(dir, 'state'),
       idPrefix: prefix,
       outputDrainMs: 100,

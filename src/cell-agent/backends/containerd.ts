@@ -213,7 +213,7 @@ export class ContainerdBackend implements ContainerBackend {
   }
 
   async #pull(url: string, ref: string, plainHttp: boolean): Promise<void> {
-    const args = ['images', 'pull', ...(plainHttp ? ['--plain-http'] : []), ...this.#snapshotterArgs(), ref];
+    const args = ['images', 'pull', ...(plainHttp ? ['--plain-http'] : []), ...this.snapshotterArgs(), ref];
     try {
       await this.ctr(args);
     } catch (err) {
@@ -229,13 +229,14 @@ export class ContainerdBackend implements ContainerBackend {
     const file = path.join(imagesDir, `${process.pid}-${randomBytes(4).toString('hex')}.tar`);
     try {
       await writeOciLayoutTar(image, ref, file);
-      await this.ctr(['images', 'import', ...this.#snapshotterArgs(), file]);
+      await this.ctr(['images', 'import', ...this.snapshotterArgs(), file]);
     } finally {
       await rm(file, { force: true });
     }
   }
 
-  #snapshotterArgs(): string[] {
+  /** --snapshotter <name> when one is configured. */
+  snapshotterArgs(): string[] {
     return this.#opts.snapshotter ? ['--snapshotter', this.#opts.snapshotter] : [];
   }
 
@@ -283,7 +284,7 @@ export class ContainerdBackend implements ContainerBackend {
       const labels: Record<string, string> = { [LABEL_HANDLE]: spec.handle, [LABEL_PORTS]: JSON.stringify(ports) };
       if (network) labels[LABEL_NETWORK] = JSON.stringify(network);
       for (const [key, value] of Object.entries(spec.properties ?? {})) labels[LABEL_PROPERTY + key] = value;
-      const args = ['run', '--detach', '--null-io', '--cgroup', `/${id}`, ...this.#snapshotterArgs()];
+      const args = ['run', '--detach', '--null-io', '--cgroup', `/${id}`, ...this.snapshotterArgs()];
       for (const [key, value] of Object.entries(labels)) args.push('--label', `${key}=${value}`);
       args.push('--mount', `type=bind,src=${this.helper},dst=${HELPER_PATH},options=rbind:ro`);
       // As in the runc backend (and Docker): the container's own cgroups, read-only, so apps see their limits.
@@ -651,7 +652,7 @@ class ContainerdContainer implements Container {
     const { cpuNanos, memoryBytes } = await cgroupUsage(this.id);
     let diskBytes = 0;
     try {
-      const out = await this.#backend.ctr(['snapshots', 'usage', '-b', this.id]);
+      const out = await this.#backend.ctr(['snapshots', ...this.#backend.snapshotterArgs(), 'usage', '-b', this.id]);
       const row = out.split('\n').find((l) => l.split(/\s+/)[0] === this.id);
       diskBytes = Number(row?.trim().split(/\s+/)[1] ?? 0) || 0;
     } catch {
