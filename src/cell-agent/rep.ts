@@ -19,14 +19,14 @@ import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts'
 import type { Container, ContainerBackend } from './backends/types.ts';
 import { registerCell, releasePresence, renewPresence } from './presence.ts';
 import { type EvacuationResult, Evacuator } from './evacuation.ts';
-import {
-  buildStep,
-  checkTargetFor,
-  LogStreamer,
-  probesFromChecks,
-  startupThenLiveness,
-  toStepError,
-} from './executor/index.ts';
+import { CellTelemetry, type TelemetryOptions } from './telemetry.ts';
+import { buildStep, toStepError } from './executor/index.ts';
+import { EventRecorder } from '../lib/events.ts';
+import { adoptContainers, exitError, reattachAction, tagProcesses, waitForAction } from './adopt.ts';
+import { BulkSyncLoop, taskHandle } from './bulk-sync.ts';
+import { lrpProperties, taskProperties } from './container-tags.ts';
+import { CellResources, CellStatusPublisher, handBackLRP, insufficient, rejectTask } from './fit.ts';
+import { supervise } from './supervise.ts';
 
 export interface RepOptions {
   kc: KubeConfig;
@@ -49,6 +49,12 @@ export interface RepOptions {
   /** Diego: evacuation_timeout 600 s, evacuation_polling_interval 10 s. */
   evacuationTimeoutMs?: number;
   evacuationPollingIntervalMs?: number;
+  /** Log stream (hub, max_log_lines_per_second) and container metrics settings. */
+  telemetry?: TelemetryOptions;
+  /** Bulk sync period (Diego polling_interval 30 s). */
+  pollingIntervalMs?: number;
+  /** Diego tasks.max_retries: a task rejected this many times already fails on the next rejection. */
+  maxTaskRetries?: number;
 }
 
 interface Running {
@@ -56,6 +62,10 @@ interface Running {
   done: Promise<void>;
   /** LRP containers: the instance guid they were claimed with. */
   instanceGuid?: string;
+  /** The container's handle (bulk sync leaves it alone while the rep works on it). */
+  handle?: string;
+  /** Lets go of the container without stopping it (an agent restart). */
+  detach?: AbortController;
 }
 
 export class Rep {
@@ -66,12 +76,33 @@ export class Rep {
   private tasks?: Informer<ITask>;
   private renewTimer?: NodeJS.Timeout;
   private readonly running = new Map<string, Running>();
+  /** Keys of instances being claimed right now. */
+  private readonly claiming = new Set<string>();
   readonly evacuator: Evacuator;
+  /** Memory, disk and containers left on this cell (capacity minus what it runs). */
+  readonly resources: CellResources;
+  private readonly cellStatus: CellStatusPublisher;
+  private readonly events: EventRecorder;
+  private bulk?: BulkSyncLoop;
+  /** Set by stop({ leaveContainers }): runs end without touching their containers or records. */
+  private detached = false;
+  /** Instance logs (the hub the ops server streams from) and container metrics. */
+  readonly telemetry: CellTelemetry;
 
   constructor(opts: RepOptions) {
     this.o = withDefaults({ systemNamespace: 'diego-system', leaseSeconds: 15 }, opts);
     this.client = new DiegoClient(opts.kc);
     this.log = opts.log.child({ component: 'rep', cellId: opts.cellId });
+    this.resources = new CellResources(opts.capacity);
+    this.cellStatus = new CellStatusPublisher(this.client, opts.cellId, () => this.liveStatus(), this.log);
+    this.resources.onChange(() => this.cellStatus.changed());
+    this.events = new EventRecorder(opts.kc, 'cell-agent', this.log);
+    this.telemetry = new CellTelemetry({
+      ...opts.telemetry,
+      cellId: opts.cellId,
+      capacity: opts.capacity,
+      log: this.log,
+    });
     this.evacuator = new Evacuator({
       client: this.client,
       cellId: opts.cellId,
@@ -110,6 +141,7 @@ export class Rep {
       ],
     });
     await this.evacuator.resume(); // a restarted agent takes work again
+    this.telemetry.start();
     await this.renew();
     this.renewTimer = setInterval(
       () => void this.renew().catch((err: unknown) => this.log.warn({ err }, 'lease renewal failed')),
@@ -137,21 +169,82 @@ export class Rep {
     this.tasks.on('add', onTask);
     this.tasks.on('update', onTask);
     await Promise.all([this.actual.start(), this.tasks.start()]);
+    await this.adopt();
+    await this.cellStatus.publish();
+    this.bulk = new BulkSyncLoop(
+      {
+        cellId,
+        backend: this.o.backend,
+        client: this.client,
+        log: this.log,
+        lrps: () => this.actual?.list() ?? [],
+        tasks: () => this.tasks?.list() ?? [],
+        busy: () => ({
+          handles: new Set([...this.running.values()].flatMap((r) => (r.handle ? [r.handle] : []))),
+          keys: new Set(this.running.keys()),
+        }),
+      },
+      this.o.pollingIntervalMs,
+    );
+    this.bulk.start();
     this.log.info({ capacity: this.o.capacity }, 'cell registered');
+  }
+
+  /** The container backend this rep runs its work in. */
+  get backend(): ContainerBackend {
+    return this.o.backend;
+  }
+
+  /** One bulk sync pass now (tests; an operator's nudge). */
+  syncNow(): Promise<unknown> {
+    return this.bulk?.syncNow() ?? Promise.resolve();
+  }
+
+  /** What the Cell's status says about this cell right now. */
+  private liveStatus(): Record<string, unknown> {
+    const runs = [...this.running.values()];
+    return {
+      available: this.resources.remaining(),
+      lrpInstances: runs.filter((r) => r.instanceGuid).length,
+      tasks: runs.filter((r) => !r.instanceGuid).length,
+    };
+  }
+
+  /** Takes over the containers a previous agent left running (adopt.ts); destroys the rest. */
+  private async adopt(): Promise<void> {
+    await adoptContainers({
+      cellId: this.o.cellId,
+      backend: this.o.backend,
+      log: this.log,
+      lrp: (ns, name) => this.actual?.get(ns, name),
+      task: (ns, name) => this.tasks?.get(ns, name),
+      adoptLRP: (a, container) => this.startInstance(a, a.status?.instanceGuid ?? container.handle, container),
+      adoptTask: (t, container) => this.startTask(t, container),
+    });
   }
 
   /**
    * Stops heartbeating and watching, stops every container it runs, and gives up its presence at once (so no
    * more work is placed here) instead of letting the lease run out.
    */
-  async stop(): Promise<void> {
+  async stop(opts: { leaveContainers?: boolean } = {}): Promise<void> {
     clearInterval(this.renewTimer);
+    await this.bulk?.stop();
     await Promise.all([this.actual?.stop(), this.tasks?.stop()]);
+    await this.cellStatus.stop();
+    if (opts.leaveContainers) {
+      // An agent restart: the containers go on running and the presence stays (the next agent adopts them).
+      this.detached = true;
+      for (const r of this.running.values()) r.detach?.abort();
+      this.telemetry.stop();
+      return;
+    }
     for (const r of this.running.values()) r.stop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
     await releasePresence(this.o.kc, this.o.systemNamespace, this.o.cellId).catch((err: unknown) =>
       this.log.warn({ err }, 'could not release the presence lease'),
     );
+    this.telemetry.stop();
   }
 
   /** Diego's evacuation (SIGTERM, node drain): hands the cell's instances over to other cells, then returns. */
@@ -176,6 +269,25 @@ export class Rep {
     }
     if (this.running.has(key) || a.status?.state !== 'UNCLAIMED' || a.status.presence !== 'ORDINARY') return;
     if (this.evacuator.evacuating) return this.evacuator.reject('ActualLRP', a);
+    if (this.claiming.has(key)) return; // an earlier event is claiming it
+    this.claiming.add(key);
+    try {
+      await this.claim(a);
+    } finally {
+      this.claiming.delete(key);
+    }
+  }
+
+  private async claim(a: IActualLRP): Promise<void> {
+    const key = keyOf(a);
+    // Reserve before claiming (Diego's AllocateContainers): what does not fit goes back to the auction.
+    const d = await this.desiredFor(a);
+    if (!d || this.running.has(key)) return;
+    const problems = this.resources.reserve(key, { memoryMb: d.spec.memoryMb, diskMb: d.spec.diskMb });
+    if (problems.length > 0) {
+      await handBackLRP(this.client, a, this.o.cellId, insufficient(problems), { log: this.log, events: this.events });
+      return;
+    }
     const instanceGuid = randomUUID();
     let claimed: IActualLRP;
     try {
@@ -187,45 +299,94 @@ export class Rep {
         placementError: null,
       });
     } catch (err) {
+      this.resources.release(key);
       if (isConflict(err) || isNotFound(err)) return; // moved on meanwhile; a newer event follows
       throw err;
     }
+    this.startInstance(claimed, instanceGuid);
+  }
+
+  private async desiredFor(a: IActualLRP): Promise<IDesiredLRP | undefined> {
+    const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP')?.name ?? '';
+    try {
+      return await this.client.get('DesiredLRP', a.metadata.namespace, owner);
+    } catch (err) {
+      if (isNotFound(err)) return undefined; // being deleted: its instances go too
+      throw err;
+    }
+  }
+
+  /** Runs a claimed instance, or supervises the container a previous agent left running (`adopted`). */
+  private startInstance(a: IActualLRP, instanceGuid: string, adopted?: Container): void {
+    const key = keyOf(a);
+    if (this.running.has(key)) return;
     const stop = new AbortController();
-    const done = this.runInstance(claimed, instanceGuid, stop.signal).finally(() => {
+    const detach = new AbortController();
+    const done = this.runInstance(a, instanceGuid, stop.signal, detach.signal, adopted).finally(() => {
       this.running.delete(key);
+      this.resources.release(key);
+      if (this.detached) return;
       // Events that arrived while this run was ending were ignored: look at the latest version again.
       const latest = this.actual?.get(a.metadata.namespace, a.metadata.name ?? '');
       if (latest) void this.handleLRP(latest).catch((err: unknown) => this.log.warn({ err, key }, 'instance'));
     });
-    this.running.set(key, { stop, done, instanceGuid });
+    this.running.set(key, { stop, done, instanceGuid, handle: instanceGuid, detach });
   }
 
-  private async runInstance(a: IActualLRP, instanceGuid: string, signal: AbortSignal): Promise<void> {
-    const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP')?.name ?? '';
-    const d: IDesiredLRP = await this.client.get('DesiredLRP', a.metadata.namespace, owner);
-    const log = this.appLog(d.spec.logGuid ?? d.spec.processGuid, a.spec.index, d.spec.logSource);
+  private async runInstance(
+    a: IActualLRP,
+    instanceGuid: string,
+    signal: AbortSignal,
+    detach: AbortSignal,
+    adopted?: Container,
+  ): Promise<void> {
+    const d = await this.desiredFor(a);
+    if (!d) {
+      if (adopted) await this.o.backend.destroy(instanceGuid).catch(() => undefined);
+      return;
+    }
+    if (adopted) this.resources.reserve(keyOf(a), { memoryMb: d.spec.memoryMb, diskMb: d.spec.diskMb });
+    const logs = this.telemetry.lrpLog(d, a, instanceGuid);
+    const log = logs.streamer;
     let container: Container | undefined;
-    let runningSince: number | undefined;
+    let runningSince: number | undefined =
+      adopted && a.status?.state === 'RUNNING' ? Date.parse(a.status.since ?? '') || Date.now() : undefined;
     try {
-      container = await this.o.backend.create({
-        handle: instanceGuid,
-        rootfs: d.spec.rootFs,
-        env: (d.spec.environmentVariables ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
-        limits: { memoryMb: d.spec.memoryMb, diskMb: d.spec.diskMb, pids: d.spec.maxPids, cpuWeight: d.spec.cpuWeight },
-        netIn: (d.spec.ports ?? []).map((containerPort) => ({ containerPort })),
-      });
+      if (!adopted) logs.lifecycle('creating');
+      container =
+        adopted ??
+        (await this.o.backend.create({
+          handle: instanceGuid,
+          properties: lrpProperties(a, instanceGuid),
+          rootfs: d.spec.rootFs,
+          env: (d.spec.environmentVariables ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
+          limits: {
+            memoryMb: d.spec.memoryMb,
+            diskMb: d.spec.diskMb,
+            pids: d.spec.maxPids,
+            cpuWeight: d.spec.cpuWeight,
+          },
+          netIn: (d.spec.ports ?? []).map((containerPort) => ({ containerPort })),
+        }));
+      if (!adopted) logs.lifecycle('created');
+      this.telemetry.trackLRP(container, d, a, instanceGuid);
+      if (adopted && a.status?.state === 'RUNNING') this.telemetry.running(instanceGuid);
+      signal.addEventListener('abort', () => logs.lifecycle('stopping'), { once: true });
       const info = await container.info();
       const ctx = { container, log, gracefulShutdownMs: d.spec.terminationGracePeriodMs ?? this.o.gracefulShutdownMs };
-      if (d.spec.setup) await buildStep(d.spec.setup, ctx).perform(signal);
+      if (d.spec.setup && !adopted) await buildStep(d.spec.setup, ctx).perform(signal);
+      // With readiness checks an instance is routable only once they pass (Diego).
+      let routableNow = (d.spec.checkDefinition?.readinessChecks ?? []).length === 0;
       const healthy = async () => {
         runningSince = Date.now();
+        this.telemetry.running(instanceGuid);
         const current = await this.client.get('ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
         if (current.status?.instanceGuid !== instanceGuid) return; // evacuated meanwhile: no longer this container
         await this.client.patchStatus('ActualLRP', refOf(current), {
           state: 'RUNNING',
           since: new Date(runningSince).toISOString(),
           availabilityZone: this.o.zone ?? '',
-          routable: true,
+          routable: routableNow,
           netInfo: {
             address: '127.0.0.1',
             instanceAddress: info.ip ?? '127.0.0.1',
@@ -234,37 +395,63 @@ export class Rep {
           },
         });
       };
-      const probes = probesFromChecks(d.spec.checkDefinition?.checks ?? [], checkTargetFor(info), {
+      const graceMs = ctx.gracefulShutdownMs ?? 10_000;
+      let action = (sig: AbortSignal, ready: (() => void) | undefined) =>
+        buildStep(d.spec.action, { ...ctx, container: tagProcesses(container!) }).perform(sig, ready);
+      if (adopted) {
+        const found = await reattachAction(adopted, log);
+        if (found.kind === 'none') throw new Error('the container left by the previous cell agent runs no action');
+        if (found.kind === 'exited') throw exitError(log, found.status);
+        action = waitForAction(found.handles, log, graceMs);
+        this.log.info({ key: keyOf(a), instanceGuid, processes: found.handles.length }, 'instance re-adopted');
+      }
+      const reason = await supervise({
+        d,
+        container,
+        info,
+        log,
+        ctx,
+        signal,
+        detach,
+        action,
+        onHealthy: () => void healthy().catch((err: unknown) => this.log.warn({ err }, 'reporting RUNNING')),
+        onRoutable: (routable) => {
+          routableNow = routable;
+          void this.setRoutable(a, instanceGuid, routable);
+        },
+        alreadyHealthy: adopted !== undefined && a.status?.state === 'RUNNING',
+        startupIntervalMs: this.o.startupIntervalMs,
         livenessIntervalMs: this.o.livenessIntervalMs,
       });
-      const stopBoth = new AbortController();
-      const both = AbortSignal.any([signal, stopBoth.signal]);
-      const action = buildStep(d.spec.action, ctx).perform(
-        both,
-        probes.length === 0 ? () => void healthy() : undefined,
-      );
-      const health =
-        probes.length > 0
-          ? startupThenLiveness(
-              { probes, startTimeoutMs: d.spec.startTimeoutMs ?? 0, startupIntervalMs: this.o.startupIntervalMs, log },
-              both,
-              () => void healthy(),
-            )
-          : new Promise<never>(() => undefined);
-      // The instance lives while both the action runs and the checks pass; whichever ends first ends it.
-      const outcome = await Promise.race([action.then(() => 'the process exited'), health]).catch(
-        (err: unknown) => toStepError(err).message,
-      );
-      stopBoth.abort();
-      await action.catch(() => undefined);
-      if (signal.aborted) return; // stopped on purpose: not a crash
-      await this.reportCrash(a, String(outcome), runningSince);
+      if (reason === undefined || signal.aborted || this.detached) return; // stopped on purpose, or let go of
+      await this.reportCrash(a, reason, runningSince);
     } catch (err) {
-      if (!signal.aborted) await this.reportCrash(a, toStepError(err).message, runningSince);
+      if (!container) logs.lifecycle('create-failed', toStepError(err).message);
+      if (!signal.aborted && !this.detached) await this.reportCrash(a, toStepError(err).message, runningSince);
     } finally {
-      await this.o.backend
-        .destroy(instanceGuid)
-        .catch((err: unknown) => this.log.warn({ err }, 'destroying container'));
+      // On an agent restart the container goes on running for the next agent.
+      if (!this.detached) {
+        if (container) logs.lifecycle('destroying');
+        await this.o.backend.destroy(instanceGuid).then(
+          () => container && logs.lifecycle('destroyed'),
+          (err: unknown) => {
+            logs.lifecycle('destroy-failed');
+            this.log.warn({ err }, 'destroying container');
+          },
+        );
+        this.telemetry.untrack(instanceGuid);
+      }
+    }
+  }
+
+  /** Readiness: routable true/false on the instance while it is still this container's. */
+  private async setRoutable(a: IActualLRP, instanceGuid: string, routable: boolean): Promise<void> {
+    try {
+      const current = await this.client.get('ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
+      if (current.status?.instanceGuid !== instanceGuid || current.status.routable === routable) return;
+      await this.client.patchStatus('ActualLRP', refOf(current), { routable });
+    } catch (err) {
+      if (!isConflict(err) && !isNotFound(err)) this.log.warn({ err }, 'reporting readiness');
     }
   }
 
@@ -300,49 +487,126 @@ export class Rep {
     const key = keyOf(t);
     if (t.status?.state !== 'Pending' || t.spec.cellId !== this.o.cellId || this.running.has(key)) return;
     if (this.evacuator.evacuating) return this.evacuator.reject('Task', t);
+    if (this.claiming.has(key)) return; // an earlier event is starting it
+    this.claiming.add(key);
+    try {
+      await this.claimTask(t);
+    } finally {
+      this.claiming.delete(key);
+    }
+  }
+
+  private async claimTask(t: ITask): Promise<void> {
+    const key = keyOf(t);
+    // Reserve before starting: a task that does not fit is rejected (Diego's RejectTask) and auctioned again.
+    const problems = this.resources.reserve(key, { memoryMb: t.spec.memoryMb, diskMb: t.spec.diskMb });
+    if (problems.length > 0) {
+      await rejectTask(this.client, t, this.o.cellId, insufficient(problems), {
+        log: this.log,
+        events: this.events,
+        maxRetries: this.o.maxTaskRetries,
+      });
+      return;
+    }
     let won: boolean;
     try {
       won = await startTask(this.client, t, this.o.cellId);
     } catch {
-      return; // another cell or a newer version has it
+      won = false; // another cell or a newer version has it
     }
-    if (!won) return;
-    const stop = new AbortController();
-    const done = this.runTask(t, stop.signal).finally(() => this.running.delete(key));
-    this.running.set(key, { stop, done });
+    if (!won) {
+      this.resources.release(key);
+      return;
+    }
+    this.startTask(t);
   }
 
-  private async runTask(t: ITask, signal: AbortSignal): Promise<void> {
-    const handle = `task-${t.metadata.uid ?? randomUUID()}`;
+  /** Runs a started task, or follows the container a previous agent left running (`adopted`). */
+  private startTask(t: ITask, adopted?: Container): void {
+    const key = keyOf(t);
+    if (this.running.has(key)) return;
+    if (adopted) this.resources.reserve(key, { memoryMb: t.spec.memoryMb, diskMb: t.spec.diskMb });
+    const stop = new AbortController();
+    const detach = new AbortController();
+    const done = this.runTask(t, stop.signal, detach.signal, adopted).finally(() => {
+      this.running.delete(key);
+      this.resources.release(key);
+    });
+    this.running.set(key, { stop, done, handle: taskHandle(t), detach });
+  }
+
+  private async runTask(t: ITask, signal: AbortSignal, detach: AbortSignal, adopted?: Container): Promise<void> {
+    const handle = taskHandle(t);
     let completion: { failed: boolean; failureReason?: string; result?: string };
+    const logs = this.telemetry.taskLog(t);
+    let created = false;
     try {
-      const container = await this.o.backend.create({
-        handle,
-        rootfs: t.spec.rootFs,
-        env: (t.spec.environmentVariables ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
-        limits: { memoryMb: t.spec.memoryMb, diskMb: t.spec.diskMb, pids: t.spec.maxPids, cpuWeight: t.spec.cpuWeight },
-      });
-      await buildStep(t.spec.action, {
-        container,
-        log: this.appLog(t.spec.logGuid ?? t.spec.taskGuid, 0, t.spec.logSource),
+      if (!adopted) logs.lifecycle('creating');
+      const container =
+        adopted ??
+        (await this.o.backend.create({
+          handle,
+          properties: taskProperties(t),
+          rootfs: t.spec.rootFs,
+          env: (t.spec.environmentVariables ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
+          limits: {
+            memoryMb: t.spec.memoryMb,
+            diskMb: t.spec.diskMb,
+            pids: t.spec.maxPids,
+            cpuWeight: t.spec.cpuWeight,
+          },
+        }));
+      created = true;
+      if (!adopted) logs.lifecycle('created');
+      this.telemetry.trackTask(container, t);
+      this.telemetry.running(handle);
+      signal.addEventListener('abort', () => logs.lifecycle('stopping'), { once: true });
+      const ctx = {
+        container: tagProcesses(container),
+        log: logs.streamer,
         gracefulShutdownMs: this.o.gracefulShutdownMs,
-      }).perform(signal);
+      };
+      let action = (sig: AbortSignal) => buildStep(t.spec.action, ctx).perform(sig);
+      if (adopted) {
+        const found = await reattachAction(adopted, logs.streamer);
+        if (found.kind === 'none') throw new Error('the container left by the previous cell agent runs no action');
+        if (found.kind === 'exited' && found.status !== 0) throw exitError(logs.streamer, found.status);
+        const graceMs = this.o.gracefulShutdownMs ?? 10_000;
+        action =
+          found.kind === 'running'
+            ? (sig) => waitForAction(found.handles, logs.streamer, graceMs)(sig, undefined)
+            : () => Promise.resolve();
+        this.log.info({ key: keyOf(t) }, 'task re-adopted');
+      }
+      // An agent restart lets go of the task: nothing is reported, the next agent follows it.
+      const gone = new Promise<'detached'>((resolve) =>
+        detach.addEventListener('abort', () => resolve('detached'), { once: true }),
+      );
+      const ran = action(signal);
+      ran.catch(() => undefined);
+      if ((await Promise.race([ran, gone])) === 'detached') return;
       const result = t.spec.resultFile ? await readResult(await container.streamOut(t.spec.resultFile)) : '';
       completion = { failed: false, result };
     } catch (err) {
+      if (!created) logs.lifecycle('create-failed', toStepError(err).message);
       completion = { failed: true, failureReason: toStepError(err).message };
     } finally {
-      await this.o.backend.destroy(handle).catch((err: unknown) => this.log.warn({ err }, 'destroying task container'));
+      if (!this.detached) {
+        if (created) logs.lifecycle('destroying');
+        await this.o.backend.destroy(handle).then(
+          () => created && logs.lifecycle('destroyed'),
+          (err: unknown) => {
+            logs.lifecycle('destroy-failed');
+            this.log.warn({ err }, 'destroying task container');
+          },
+        );
+        this.telemetry.untrack(handle);
+      }
     }
+    if (this.detached) return;
     const current = await this.client.get('Task', t.metadata.namespace, t.metadata.name ?? '');
     if (current.status?.state === 'Running') await completeTask(this.client, current, this.o.cellId, completion);
     this.log.info({ key: keyOf(t), failed: completion.failed }, 'task completed');
-  }
-
-  /** App log lines, one structured line each (the log stream per log guid is issue #4's next step). */
-  private appLog(logGuid: string, index: number, source: string | undefined): LogStreamer {
-    const appLog = this.log.child({ logGuid, index });
-    return new LogStreamer((m) => appLog.info({ source: m.source, stream: m.stream }, m.line), source);
   }
 }
 

@@ -1,0 +1,180 @@
+// Diego's rep bulk sync (rep/harmonizer/bulker.go): every polling interval (Diego: 30 s) compare the containers
+// present in the backend with the work assigned to this cell, and repair what events missed:
+// * a container that no ActualLRP or Task of this cell accounts for is an orphan: destroy it;
+// * an ActualLRP CLAIMED or RUNNING here without its container goes back to the auction (Diego removes the
+//   ActualLRP and convergence creates it UNCLAIMED again; here it is reset to UNCLAIMED in place);
+// * a Task Running here without its container fails with Diego's "task container does not exist".
+// Work the rep is running (or creating, or destroying) right now is left alone.
+import type { Logger } from 'pino';
+import { Histogram } from 'prom-client';
+import { placementPatch } from '../controllers/names.ts';
+import { completeTask } from '../controllers/task-lifecycle.ts';
+import type { IActualLRP, ITask } from '../crds/models.ts';
+import { keyOf } from '../lib/informer.ts';
+import { registry } from '../lib/metrics.ts';
+import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import type { ContainerBackend } from './backends/types.ts';
+import { ownerOf } from './container-tags.ts';
+
+/** Diego rep polling_interval. */
+export const DEFAULT_POLLING_INTERVAL_MS = 30_000;
+/** rep/generator/internal task_processor.go: a Running task whose container is gone. */
+export const TASK_CONTAINER_MISSING = 'task container does not exist';
+
+export const repBulkSyncDuration = new Histogram({
+  name: 'RepBulkSyncDuration',
+  help: 'Time the rep took to compare its containers with the work assigned to its cell (s)',
+  registers: [registry],
+  buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
+});
+
+export interface BulkSyncDeps {
+  cellId: string;
+  backend: ContainerBackend;
+  client: DiegoClient;
+  log: Logger;
+  /** ActualLRPs placed on this cell (the rep's watch). */
+  lrps(): IActualLRP[];
+  /** Tasks placed on this cell (the rep's watch). */
+  tasks(): ITask[];
+  /** Handles of containers the rep is working on right now, and keys of work it runs. */
+  busy(): { handles: ReadonlySet<string>; keys: ReadonlySet<string> };
+  /** Work assigned here whose container is present but which nobody supervises (e.g. a failed re-adoption). */
+  unsupervised?(work: IActualLRP | ITask): Promise<void>;
+}
+
+export interface BulkSyncResult {
+  orphansDestroyed: string[];
+  lrpsMissing: string[];
+  tasksMissing: string[];
+}
+
+/** One pass. Never throws for one bad object: it logs and goes on with the rest. */
+export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
+  const done = repBulkSyncDuration.startTimer();
+  const result: BulkSyncResult = { orphansDestroyed: [], lrpsMissing: [], tasksMissing: [] };
+  try {
+    const handles = await d.backend.list();
+    const present = new Set(handles);
+    // What the cluster says this cell should be running, by container handle.
+    const wanted = new Set<string>();
+    for (const a of d.lrps()) {
+      const guid = a.status?.instanceGuid;
+      if (guid && a.status?.cellId === d.cellId && (a.status.state === 'CLAIMED' || a.status.state === 'RUNNING')) {
+        wanted.add(guid);
+      }
+    }
+    const taskHandles = new Map<string, ITask>();
+    for (const t of d.tasks()) {
+      if (t.status?.state === 'Running' && t.status.cellId === d.cellId) taskHandles.set(taskHandle(t), t);
+    }
+    const busy = d.busy();
+
+    for (const handle of handles) {
+      if (busy.handles.has(handle) || wanted.has(handle) || taskHandles.has(handle)) continue;
+      const container = await d.backend.lookup(handle).catch(() => undefined);
+      const owner = container ? ownerOf(container.properties) : undefined;
+      try {
+        await d.backend.destroy(handle);
+        result.orphansDestroyed.push(handle);
+        d.log.info({ handle, owner }, 'bulk sync: destroyed an orphaned container');
+      } catch (err) {
+        d.log.warn({ err, handle }, 'bulk sync: could not destroy an orphaned container');
+      }
+    }
+
+    for (const a of d.lrps()) {
+      const guid = a.status?.instanceGuid;
+      if (!guid || !wanted.has(guid) || busy.keys.has(keyOf(a)) || a.metadata.deletionTimestamp) continue;
+      if (present.has(guid)) {
+        await d.unsupervised?.(a).catch((err: unknown) => d.log.warn({ err, key: keyOf(a) }, 'bulk sync: adopt'));
+        continue;
+      }
+      try {
+        await unclaim(d.client, a);
+        result.lrpsMissing.push(keyOf(a));
+        d.log.warn({ key: keyOf(a), instanceGuid: guid }, 'bulk sync: instance has no container: back to the auction');
+      } catch (err) {
+        if (!isConflict(err) && !isNotFound(err)) d.log.warn({ err, key: keyOf(a) }, 'bulk sync: instance');
+      }
+    }
+
+    for (const [handle, t] of taskHandles) {
+      if (busy.keys.has(keyOf(t))) continue;
+      if (present.has(handle)) {
+        await d.unsupervised?.(t).catch((err: unknown) => d.log.warn({ err, key: keyOf(t) }, 'bulk sync: adopt'));
+        continue;
+      }
+      try {
+        await completeTask(d.client, t, d.cellId, { failed: true, failureReason: TASK_CONTAINER_MISSING });
+        result.tasksMissing.push(keyOf(t));
+        d.log.warn({ key: keyOf(t) }, 'bulk sync: running task has no container: failed');
+      } catch (err) {
+        if (!isConflict(err) && !isNotFound(err)) d.log.warn({ err, key: keyOf(t) }, 'bulk sync: task');
+      }
+    }
+  } finally {
+    done();
+  }
+  return result;
+}
+
+/** The container handle of a task (one container per task, named after its object's uid). */
+export function taskHandle(t: ITask): string {
+  return `task-${t.metadata.uid ?? t.spec.taskGuid}`;
+}
+
+/** An instance whose container is gone is UNCLAIMED and unplaced again (one compare-and-swap per write). */
+async function unclaim(client: DiegoClient, a: IActualLRP): Promise<void> {
+  const reset = await client.patchStatus('ActualLRP', refOf(a), {
+    state: 'UNCLAIMED',
+    instanceGuid: null,
+    cellId: null,
+    netInfo: null,
+    routable: null,
+    since: new Date().toISOString(),
+  });
+  await client.patch('ActualLRP', refOf(reset), placementPatch(null));
+}
+
+/** Runs bulkSync every intervalMs (first pass after one interval) until stopped; passes never overlap. */
+export class BulkSyncLoop {
+  readonly #deps: BulkSyncDeps;
+  readonly #intervalMs: number;
+  #timer?: NodeJS.Timeout;
+  #running?: Promise<unknown>;
+  #stopped = false;
+
+  constructor(deps: BulkSyncDeps, intervalMs = DEFAULT_POLLING_INTERVAL_MS) {
+    this.#deps = deps;
+    this.#intervalMs = intervalMs;
+  }
+
+  start(): void {
+    this.#schedule();
+  }
+
+  /** Runs a pass now (waits for the one in progress first). */
+  async syncNow(): Promise<BulkSyncResult> {
+    await this.#running;
+    const pass = bulkSync(this.#deps);
+    this.#running = pass.catch(() => undefined);
+    return pass;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      void this.syncNow()
+        .catch((err: unknown) => this.#deps.log.warn({ err }, 'bulk sync failed'))
+        .finally(() => this.#schedule());
+    }, this.#intervalMs);
+    this.#timer.unref();
+  }
+}
