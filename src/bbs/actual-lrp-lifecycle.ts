@@ -9,6 +9,7 @@ import { nextCrashCount } from '../controllers/crash-policy.ts';
 import { FINALIZER_CONTAINER } from '../controllers/names.ts';
 import { isNotFound, refOf, retryOnConflict } from '../lib/resources.ts';
 import { BbsFailure, invalidField, notFound } from './errors.ts';
+import { sel } from './handlers.ts';
 import * as m from './models.ts';
 import { route, type Ctx, type Route } from './route.ts';
 
@@ -22,7 +23,7 @@ const stateOf = (a: IActualLRP) => a.status?.state ?? 'UNCLAIMED';
 export async function recordsOf(ctx: Ctx, processGuid: string, index: number): Promise<IActualLRP[]> {
   const items = await ctx.client.list('ActualLRP', {
     namespace: ctx.namespace,
-    fieldSelector: `spec.processGuid=${processGuid}`,
+    fieldSelector: sel('processGuid', processGuid),
   });
   return items.filter((a) => a.spec.index === index);
 }

@@ -71,7 +71,8 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
       try {
         let msg: MessageShape<DescMessage>;
         try {
-          msg = fromBinary(r.request, body);
+          // Diego's ping, domains and cells handlers never read the body: neither do we.
+          msg = r.request.typeName === 'google.protobuf.Empty' ? create(r.request) : fromBinary(r.request, body);
         } catch {
           // As Diego's parseRequest: a body that does not unmarshal is models.ErrBadRequest.
           throw new BbsFailure(Error_Type.InvalidRequest, 'the request received is invalid');
@@ -93,8 +94,16 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
   // A body the shell refuses before a handler runs (too large, bad Content-Length) still gets the route's BBS
   // envelope, so Diego's clients report our message instead of "Invalid Response with status code: 413".
   app.setErrorHandler((err: { code?: string; statusCode?: number; message: string }, req, reply) => {
-    const r = routes[req.routeOptions.url ?? ''];
+    // An unknown path is a 404 whatever its body, as Diego's router answers before reading it.
+    if (req.routeOptions.url === undefined) return reply.code(404).type('text/plain').send('404 page not found\n');
+    const r = routes[req.routeOptions.url];
     if (!r || (err.statusCode ?? 500) >= 500) return reply.send(err);
+    // PingResponse has no error field: a plain status, which Diego's client reports as InvalidResponse.
+    if (!r.response.fields.some((f) => f.localName === 'error'))
+      return reply
+        .code(err.statusCode ?? 400)
+        .type('text/plain')
+        .send(`${err.message}\n`);
     const message =
       err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
         ? `the request body is larger than the ${opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES}-byte limit`

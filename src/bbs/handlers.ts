@@ -19,7 +19,8 @@ import {
   taskToSpec,
 } from './translate.ts';
 
-const sel = (field: string, value: string) => `spec.${field}=${value}`;
+/** A field selector term; `\`, `,` and `=` in the value are escaped so a guid cannot add terms of its own. */
+export const sel = (field: string, value: string) => `spec.${field}=${value.replace(/[\\,=]/g, (c) => `\\${c}`)}`;
 
 async function findDesired(ctx: Ctx, processGuid: string): Promise<IDesiredLRP> {
   if (!processGuid) throw invalidField('process_guid');
@@ -145,32 +146,35 @@ export const bbsRoutes: Record<string, Route> = {
   '/v1/desired_lrp/update': route(
     m.UpdateDesiredLRPRequestSchema,
     m.DesiredLRPLifecycleResponseSchema,
-    async (req, ctx) => {
-      const cur = await findDesired(ctx, req.processGuid);
-      const u = req.update;
-      if (!u) throw invalidField('update');
-      const patch: Record<string, unknown> = {};
-      if (u.optionalInstances.case) {
-        if (u.optionalInstances.value < 0) throw invalidField('instances');
-        patch.instances = u.optionalInstances.value;
-      }
-      if (u.optionalAnnotation.case) patch.annotation = u.optionalAnnotation.value;
-      if (u.optionalImageUsername.case) patch.imageUsername = u.optionalImageUsername.value;
-      if (u.optionalImagePassword.case) patch.imagePassword = u.optionalImagePassword.value;
-      if (Object.keys(u.metricTags).length > 0) {
-        const tags = desiredLRPFromCR({ ...cur, spec: { ...cur.spec, routes: undefined } });
-        tags.metricTags = u.metricTags;
-        patch.metricTags = desiredLRPToSpec(tags).metricTags;
-      }
-      if (u.routes) {
-        const withRoutes = desiredLRPFromCR(cur);
-        withRoutes.routes = u.routes;
-        patch.routes = desiredLRPToSpec(withRoutes).routes ?? null;
-      }
-      // Compare-and-swap on resourceVersion: a concurrent update fails as ResourceConflict.
-      await ctx.client.patch('DesiredLRP', refOf(cur), { spec: patch });
-      return ok(m.DesiredLRPLifecycleResponseSchema);
-    },
+    // Re-read and retry a lost compare-and-swap: the converger's status writes move resourceVersion too, and
+    // Diego's update does not fail because an instance changed meanwhile.
+    (req, ctx) =>
+      retryOnConflict(async () => {
+        const cur = await findDesired(ctx, req.processGuid);
+        const u = req.update;
+        if (!u) throw invalidField('update');
+        const patch: Record<string, unknown> = {};
+        if (u.optionalInstances.case) {
+          if (u.optionalInstances.value < 0) throw invalidField('instances');
+          patch.instances = u.optionalInstances.value;
+        }
+        if (u.optionalAnnotation.case) patch.annotation = u.optionalAnnotation.value;
+        if (u.optionalImageUsername.case) patch.imageUsername = u.optionalImageUsername.value;
+        if (u.optionalImagePassword.case) patch.imagePassword = u.optionalImagePassword.value;
+        if (Object.keys(u.metricTags).length > 0) {
+          const tags = desiredLRPFromCR({ ...cur, spec: { ...cur.spec, routes: undefined } });
+          tags.metricTags = u.metricTags;
+          patch.metricTags = desiredLRPToSpec(tags).metricTags;
+        }
+        if (u.routes) {
+          const withRoutes = desiredLRPFromCR(cur);
+          withRoutes.routes = u.routes;
+          patch.routes = desiredLRPToSpec(withRoutes).routes ?? null;
+        }
+        // Compare-and-swap on resourceVersion, so the patch is computed from the version it applies to.
+        await ctx.client.patch('DesiredLRP', refOf(cur), { spec: patch });
+        return ok(m.DesiredLRPLifecycleResponseSchema);
+      }),
   ),
   '/v1/desired_lrp/remove': route(
     m.RemoveDesiredLRPRequestSchema,

@@ -4,6 +4,7 @@
 import { create } from '@bufbuild/protobuf';
 import type { IActualLRP } from '../crds/models.ts';
 import { notFound, invalidField } from './errors.ts';
+import { sel } from './handlers.ts';
 import * as m from './models.ts';
 import { route, type Ctx, type Route } from './route.ts';
 import { actualLRPFromCR, desiredLRPFromCR } from './translate.ts';
@@ -55,7 +56,7 @@ export function resolveGroups(lrps: m.ActualLRP[]): m.ActualLRPGroup[] {
 async function actuals(ctx: Ctx, fields: Record<string, string>, index?: number): Promise<m.ActualLRP[]> {
   const selector = Object.entries(fields)
     .filter(([, v]) => v)
-    .map(([k, v]) => `spec.${k}=${v}`)
+    .map(([k, v]) => sel(k, v))
     .join(',');
   const items: IActualLRP[] = await ctx.client.list('ActualLRP', {
     namespace: ctx.namespace,
