@@ -226,6 +226,8 @@ describe('helm chart', () => {
       agent.volumeMounts.map((m) => [m.mountPath, { host: hostPathOf(m.name), propagation: m.mountPropagation }]),
     );
     expect(agent.args).toContain('--evacuation-timeout=600');
+    expect(agent.args).toContain('--ops-address=0.0.0.0:17008');
+    expect(agent.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'ops' });
     // The kubelet must not kill the agent while it evacuates its instances.
     expect((spec as unknown as { terminationGracePeriodSeconds: number }).terminationGracePeriodSeconds).toBe(630);
     expect(mounts).toMatchObject({
