@@ -2,14 +2,17 @@
 // (test/support/containerd.ts), a loopback OCI registry serving a busybox image, and a cell agent whose backend
 // is containerd with CNI networking. A DesiredLRP whose rootFs is docker://127.0.0.1:<port>/busybox:latest is
 // placed on that cell (the only one advertising the docker provider), pulled, run and health-checked.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ContainerdBackend } from '../../src/cell-agent/backends/containerd.ts';
 import { buildOciImage } from '../../src/cell-agent/backends/oci-image.ts';
 import { ensureBusyboxRootfs } from '../../src/cell-agent/backends/rootfs.ts';
+import { cellObjectName } from '../../src/cell-agent/presence.ts';
 import { Rep } from '../../src/cell-agent/rep.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../../src/crds/models.ts';
 import { containerdUnavailable, startContainerd, type TestContainerd } from '../support/containerd.ts';
@@ -154,5 +157,51 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
     }, 60_000);
     expect(done.status).toMatchObject({ failed: false, result: '42 from containerd' });
     await eventually(() => expect(ours()).toHaveLength(0), 30_000);
+  }, 120_000);
+
+  it('`diego-operator cell-agent --backend containerd --containerd-address <sock>` registers a docker cell', async () => {
+    const cellId = `cli-containerd-${process.pid}`;
+    const repo = fileURLToPath(new URL('../..', import.meta.url));
+    const output: string[] = [];
+    const agent = spawn(
+      process.execPath,
+      [
+        'src/main.ts',
+        'cell-agent',
+        '--kubeconfig',
+        inject('kubeconfigPath'),
+        '--backend',
+        'containerd',
+        '--containerd-address',
+        containerd.address,
+        '--cell-id',
+        cellId,
+        '--state-dir',
+        path.join(dir, 'cli'),
+        '--system-namespace',
+        env.systemNamespace,
+        '--ops-address',
+        '127.0.0.1:0',
+      ],
+      { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    agent.stdout.on('data', (c: Buffer) => output.push(c.toString()));
+    agent.stderr.on('data', (c: Buffer) => output.push(c.toString()));
+    const exited = new Promise<number | null>((resolve) => agent.once('exit', (code) => resolve(code)));
+    try {
+      const cell = await eventually(async () => {
+        expect(agent.exitCode, output.join('')).toBeNull();
+        const found = (await client.list('Cell')).find((c) => c.spec.cellId === cellId);
+        expect(found).toBeDefined();
+        return found!;
+      }, 60_000);
+      expect(cell.spec.rootfsProviders).toEqual([{ name: 'preloaded', properties: ['busybox'] }, { name: 'docker' }]);
+    } finally {
+      agent.kill('SIGTERM');
+      if ((await Promise.race([exited, sleep(30_000).then(() => 'timeout' as const)])) === 'timeout') {
+        agent.kill('SIGKILL');
+      }
+      await client.delete('Cell', { name: cellObjectName(cellId) }).catch(() => {});
+    }
   }, 120_000);
 });
