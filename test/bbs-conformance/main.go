@@ -11,6 +11,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -104,6 +105,7 @@ func main() {
 
 	// --- Desired LRP
 	guid := "Conformance_App-" + suffix
+	cfRouter := json.RawMessage(`[{"hostnames":["conformance.example"],"port":8080}]`)
 	lrp := &models.DesiredLRP{
 		ProcessGuid: guid,
 		Domain:      "cf-apps",
@@ -122,6 +124,7 @@ func main() {
 		MetricTags: map[string]*models.MetricTagValue{
 			"source_id": {Static: "app-" + suffix},
 		},
+		Routes: &models.Routes{"cf-router": &cfRouter},
 	}
 	check("desire-lrp", client.DesireLRP(logger, tid(), lrp))
 	ok("desire-lrp")
@@ -155,6 +158,22 @@ func main() {
 		fail("desired-lrp-scheduling-infos", "got %v", infos)
 	}
 	ok("desired-lrp-scheduling-infos")
+
+	// Route-emitter's sync: routing infos carry the key, instances, routes and tags, not the run recipe.
+	routing, err := client.DesiredLRPRoutingInfos(logger, tid(), models.DesiredLRPFilter{ProcessGuids: []string{guid}})
+	check("desired-lrp-routing-infos", err)
+	switch {
+	case len(routing) != 1 || routing[0].ProcessGuid != guid || routing[0].Instances != 2:
+		fail("desired-lrp-routing-infos", "got %v", routing)
+	case routing[0].Action != nil || routing[0].RootFs != "" || routing[0].LogGuid != "log-"+suffix:
+		fail("desired-lrp-routing-infos", "want only routing fields, got %+v", routing[0])
+	case routing[0].Routes == nil || (*routing[0].Routes)["cf-router"] == nil ||
+		!strings.Contains(string(*(*routing[0].Routes)["cf-router"]), "conformance.example"):
+		fail("desired-lrp-routing-infos", "routes %v", routing[0].Routes)
+	case routing[0].MetricTags["source_id"].GetStatic() != "app-"+suffix:
+		fail("desired-lrp-routing-infos", "metric_tags %v", routing[0].MetricTags)
+	}
+	ok("desired-lrp-routing-infos")
 
 	// --- Actual LRPs
 	waitRunning := func(step string, n int) []*models.ActualLRP {

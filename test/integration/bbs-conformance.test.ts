@@ -16,6 +16,7 @@ const STEPS = [
   'desired-lrps',
   'desired-lrp-by-process-guid',
   'desired-lrp-scheduling-infos',
+  'desired-lrp-routing-infos',
   'actual-lrps-by-process-guid',
   'actual-lrps-by-cell-id',
   'update-desired-lrp',
