@@ -13,7 +13,7 @@ export interface Evacuable {
   readonly evacuator: { resume(): Promise<void> };
 }
 
-interface NodeLike extends KubernetesObject {
+export interface NodeLike extends KubernetesObject {
   spec?: { unschedulable?: boolean };
 }
 
@@ -47,6 +47,16 @@ export function watchNodeDrain(
   return nodes;
 }
 
+/** Evacuates the cell while its Node is cordoned; it takes work again once the node is schedulable. */
+export function followNodeDrain(kc: KubeConfig, cell: Evacuable, nodeName: string, log: Logger): Informer<NodeLike> {
+  const warn = (err: unknown) => log.warn({ err }, 'evacuation failed');
+  return watchNodeDrain(kc, nodeName, log, (draining) => {
+    log.info({ node: nodeName, draining }, draining ? 'node cordoned: evacuating' : 'node schedulable again');
+    if (draining) void cell.evacuate().catch(warn);
+    else void cell.evacuator.resume().catch(warn);
+  });
+}
+
 /** Serves until SIGINT or SIGTERM, evacuating on node drains meanwhile and on SIGTERM before returning. */
 export async function serveUntilStopped(
   kc: KubeConfig,
@@ -55,13 +65,7 @@ export async function serveUntilStopped(
 ): Promise<void> {
   const { log, nodeName } = opts;
   const warn = (err: unknown) => log.warn({ err }, 'evacuation failed');
-  const node = nodeName
-    ? watchNodeDrain(kc, nodeName, log, (draining) => {
-        log.info({ node: nodeName, draining }, draining ? 'node cordoned: evacuating' : 'node schedulable again');
-        if (draining) void cell.evacuate().catch(warn);
-        else void cell.evacuator.resume().catch(warn);
-      })
-    : undefined;
+  const node = nodeName ? followNodeDrain(kc, cell, nodeName, log) : undefined;
   const sig = await untilSignal();
   await node?.stop();
   if (sig !== 'SIGTERM') {

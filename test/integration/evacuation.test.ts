@@ -2,10 +2,12 @@
 // evacuator, the controllers (converger, auctioneer) place replacements on the other cells.
 import { describe, expect, it } from 'vitest';
 import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
+import { followNodeDrain } from '../../src/cell-agent/drain.ts';
 import { releasePresence } from '../../src/cell-agent/presence.ts';
 import { registry } from '../../src/lib/metrics.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
+import { kubectl } from '../support/kube.ts';
 
 const env = useDiego('evac', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -184,5 +186,45 @@ describe('evacuation', () => {
     await draining!.complete('long', env.ns, { failed: false, result: 'done' });
     expect(await evacuation).toEqual({ timedOut: false, stranded: 0 });
     expect((await client.get('Task', env.ns, 'long')).status).toMatchObject({ state: 'Completed', failed: false });
+  }, 60_000);
+
+  it('a cordoned node evacuates its cell, which takes work again once the node is schedulable', async () => {
+    const node = `node-${env.ns}`;
+    const created = await kubectl(
+      ['create', '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node } }),
+    );
+    expect(created.code).toBe(0);
+    const [cell] = await env.startCells(1, () => opts);
+    const d = await desire(1);
+    await runningOn(d, 1, cell!.o.cellId);
+    const [other] = await env.startCells(1);
+    const watch = followNodeDrain(
+      env.kc,
+      { evacuate: () => cell!.evacuator.evacuate(), evacuator: cell!.evacuator },
+      node,
+      env.log,
+    );
+    try {
+      expect((await kubectl(['cordon', node])).code).toBe(0);
+      await runningOn(d, 1, other!.o.cellId);
+      await eventually(async () => {
+        expect((await client.get('Cell', undefined, cell!.name)).status?.evacuating).toBe(true);
+        expect(byPresence(await instancesOf(d), 'EVACUATING')).toHaveLength(0);
+        expect(cell!.containers.size).toBe(0);
+      });
+      expect((await kubectl(['uncordon', node])).code).toBe(0);
+      await eventually(async () =>
+        expect((await client.get('Cell', undefined, cell!.name)).status?.evacuating).toBe(false),
+      );
+      const more = await desire(4);
+      await eventually(async () => {
+        const placed = (await instancesOf(more)).filter((a) => a.spec.cellId === cell!.o.cellId);
+        expect(placed.length).toBeGreaterThan(0);
+      });
+    } finally {
+      await watch.stop();
+      await kubectl(['delete', 'node', node]);
+    }
   }, 60_000);
 });
