@@ -14,8 +14,10 @@
 //   cgroup right after the task starts (before any process of ours runs); diskMb is not enforced. Garden
 //   properties, the port mappings and the CNI result are container labels, so containerd alone is enough for
 //   a restarted agent to re-adopt its containers (list/lookup). The hostname is the handle.
-// * A helper: the host's static busybox (Debian's busybox-static) is bind-mounted read-only at /.diego/busybox,
-//   as Garden bind-mounts its own init, so the init shell, tar and the exec wrapper work in any image.
+// * A helper: the agent's static busybox (Debian's busybox-static), copied into our state directory (containerd
+//   resolves mount sources on the host; in a DaemonSet the state dir is a hostPath), is bind-mounted read-only
+//   at /.diego/busybox, as Garden bind-mounts its own init, so the init shell, tar and the exec wrapper work in
+//   any image.
 // * Processes: `ctr task exec` with a unique --exec-id, --user uid:gid (from the image's /etc/passwd), --cwd.
 //   ctr has no per-process environment, so a small wrapper run by the helper's shell exports the process env,
 //   finds the executable on PATH (so a missing one fails the start, as in Garden), says it is ready on stderr
@@ -34,7 +36,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -268,9 +270,7 @@ export class ContainerdBackend implements ContainerBackend {
         throw new Error(`bind mount ${m.srcPath} → ${m.dstPath}: paths with ',' are not supported by ctr`);
       }
     }
-    if (!existsSync(this.helper)) {
-      throw new Error(`${this.helper} is missing: install Debian's busybox-static (hack/install-deps.sh)`);
-    }
+    const helperSource = await this.#helperSource();
     const ref = await this.ensureImage(spec.rootfs);
     await mkdir(this.fifoDir, { recursive: true });
     const ports: PortMapping[] = [];
@@ -286,7 +286,7 @@ export class ContainerdBackend implements ContainerBackend {
       for (const [key, value] of Object.entries(spec.properties ?? {})) labels[LABEL_PROPERTY + key] = value;
       const args = ['run', '--detach', '--null-io', '--cgroup', `/${id}`, ...this.snapshotterArgs()];
       for (const [key, value] of Object.entries(labels)) args.push('--label', `${key}=${value}`);
-      args.push('--mount', `type=bind,src=${this.helper},dst=${HELPER_PATH},options=rbind:ro`);
+      args.push('--mount', `type=bind,src=${helperSource},dst=${HELPER_PATH},options=rbind:ro`);
       // As in the runc backend (and Docker): the container's own cgroups, read-only, so apps see their limits.
       args.push('--mount', 'type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:nosuid:noexec:nodev');
       for (const m of spec.bindMounts ?? []) {
@@ -329,6 +329,26 @@ export class ContainerdBackend implements ContainerBackend {
       await this.#teardown(spec.handle, { ports, network }).catch(() => {});
       throw err;
     }
+  }
+
+  /**
+   * The helper as a file in our state directory. containerd resolves bind-mount sources on the host, and in a
+   * DaemonSet pod only the state directory (a hostPath) is at the same path on the host and in the pod.
+   */
+  async #helperSource(): Promise<string> {
+    const target = path.join(this.stateDir, 'bin', 'busybox');
+    const source = await stat(this.helper).catch(() => {
+      throw new Error(`${this.helper} is missing: install Debian's busybox-static (hack/install-deps.sh)`);
+    });
+    const current = await stat(target).catch(() => undefined);
+    if (current?.size !== source.size || current.mtimeMs < source.mtimeMs) {
+      await mkdir(path.dirname(target), { recursive: true });
+      const tmp = `${target}.${process.pid}-${randomBytes(3).toString('hex')}`;
+      await copyFile(this.helper, tmp);
+      await chmod(tmp, 0o755);
+      await rename(tmp, target);
+    }
+    return target;
   }
 
   async lookup(handle: string): Promise<Container | undefined> {
