@@ -106,7 +106,8 @@ async function dryRunApply(yaml: string): Promise<void> {
     ['apply', '--server-side', '--force-conflicts', '--dry-run=server', '--field-manager=chart-test', '-f', '-'],
     yaml,
   );
-  expect(res.stderr).toBe('');
+  // Warnings (e.g. from a real cluster's Pod Security labels) are not failures.
+  expect(res.stderr.split('\n').filter((l) => l && !l.startsWith('Warning:'))).toEqual([]);
   expect(res.code).toBe(0);
 }
 
