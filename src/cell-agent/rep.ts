@@ -276,6 +276,11 @@ export class Rep {
     } finally {
       this.claiming.delete(key);
     }
+    // Events that arrived while claiming were skipped (a lost compare-and-swap counts on them): look again.
+    const latest = this.actual?.get(a.metadata.namespace, a.metadata.name ?? '');
+    if (latest && latest.metadata.resourceVersion !== a.metadata.resourceVersion && !this.running.has(key)) {
+      await this.handleLRP(latest);
+    }
   }
 
   private async claim(a: IActualLRP): Promise<void> {
@@ -493,6 +498,10 @@ export class Rep {
       await this.claimTask(t);
     } finally {
       this.claiming.delete(key);
+    }
+    const latest = this.tasks?.get(t.metadata.namespace, t.metadata.name ?? '');
+    if (latest && latest.metadata.resourceVersion !== t.metadata.resourceVersion && !this.running.has(key)) {
+      await this.handleTask(latest);
     }
   }
 

@@ -1,13 +1,16 @@
 // End to end with real containers: the controllers on the local control plane, and a cell agent (rep +
 // executor) running runc containers from a busybox-static rootfs with CNI networking on this machine.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuncBackend } from '../../src/cell-agent/backends/runc.ts';
 import { Rep } from '../../src/cell-agent/rep.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../../src/crds/models.ts';
+import { placementPatch } from '../../src/controllers/names.ts';
+import { refOf } from '../../src/lib/resources.ts';
+import { cellObjectName } from '../../src/cell-agent/presence.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 
@@ -195,4 +198,198 @@ describe('runc end to end', () => {
     expect(broken.status?.failureReason).toMatch(/Exited with status 3/);
     await eventually(() => expect(ours()).toHaveLength(0), 30_000);
   }, 120_000);
+});
+
+describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
+  const runcRoot = path.join(dir, 'state', 'runc');
+  /** The same backend a restarted agent on this host would build (new object, same state). */
+  const sameBackend = () =>
+    new RuncBackend({
+      stateDir: path.join(dir, 'state'),
+      idPrefix: prefix,
+      network: {
+        networkName: `e2e-${process.pid}`,
+        bridge,
+        subnet: `10.233.${process.pid % 250}.0/24`,
+        ipamDataDir: path.join(dir, 'ipam'),
+      },
+    });
+  const newRep = (backend: RuncBackend) =>
+    new Rep({
+      kc: env.kc,
+      cellId: `e2e-cell-${process.pid}`,
+      zone: 'z1',
+      capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
+      stacks: ['busybox'],
+      backend,
+      log: env.log,
+      systemNamespace: env.systemNamespace,
+      startupIntervalMs: 200,
+      livenessIntervalMs: 500,
+      gracefulShutdownMs: 2000,
+    });
+  /** Host pid and start time (clock ticks since boot) of the httpd in an instance's container. */
+  const httpdOf = async (backend: RuncBackend, guid: string) => {
+    const c = await backend.lookup(guid);
+    const [p] = (await c!.processes!()).filter((r) => r.tag === 'action' && r.exitStatus === undefined);
+    const stat = readFileSync(`/proc/${p!.pid}/stat`, 'utf8');
+    return { pid: p!.pid, started: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] };
+  };
+  const answer = async (a: IActualLRP) => {
+    const hostPort = a.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
+    return (await fetch(`http://127.0.0.1:${hostPort}/`, { signal: AbortSignal.timeout(2000) })).text();
+  };
+  /** What a deleted container could leave behind on this host. */
+  const leftovers = () => ({
+    runc: ours(),
+    mounts: readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .filter((l) => l.includes(path.join(dir, 'state', 'bundles'))),
+    netns: execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.startsWith(prefix)),
+    veths: execFileSync('ip', ['-o', 'link', 'show', 'master', bridge], { encoding: 'utf8' }).trim(),
+    cgroups: ['memory', 'pids', 'cpu', 'cpuacct', ''].flatMap((c) => {
+      try {
+        return readdirSync(path.join('/sys/fs/cgroup', c)).filter((e) => e.startsWith(prefix));
+      } catch {
+        return [];
+      }
+    }),
+  });
+
+  it('an agent restarted mid-run re-adopts its containers without restarting them, and leaves nothing after delete', async () => {
+    await client.create('DesiredLRP', web(2));
+    const before = await eventually(async () => {
+      const all = (await instances()).filter((a) => a.status?.state === 'RUNNING');
+      expect(all).toHaveLength(2);
+      return all.sort((x, y) => x.spec.index - y.spec.index);
+    }, 60_000);
+    let backend = rep.backend as RuncBackend;
+    const httpd = await Promise.all(before.map((a) => httpdOf(backend, a.status!.instanceGuid!)));
+
+    // The agent goes away (an upgrade, a crash): its containers keep serving.
+    await rep.stop({ leaveContainers: true });
+    for (const a of before) expect(await answer(a)).toBe('hello from a runc container\n');
+
+    backend = sameBackend();
+    rep = newRep(backend);
+    await rep.start();
+    const after = (await instances()).sort((x, y) => x.spec.index - y.spec.index);
+    expect(after.map((a) => [a.status?.state, a.status?.instanceGuid])).toEqual(
+      before.map((a) => ['RUNNING', a.status?.instanceGuid]),
+    );
+    expect(await Promise.all(after.map((a) => httpdOf(backend, a.status!.instanceGuid!)))).toEqual(httpd);
+    for (const a of after) expect(await answer(a)).toBe('hello from a runc container\n');
+    expect(ours()).toHaveLength(2);
+
+    // Its health checks run again: an adopted instance whose app stops answering is crashed and restarted.
+    execFileSync('runc', [
+      '--root',
+      runcRoot,
+      'exec',
+      `${prefix}${after[0]!.status!.instanceGuid}`,
+      'killall',
+      'httpd',
+    ]);
+    const restarted = await eventually(async () => {
+      const a = await client.get('ActualLRP', env.ns, after[0]!.metadata.name!);
+      expect(a.status).toMatchObject({ state: 'RUNNING', crashCount: 1 });
+      return a;
+    }, 60_000);
+    expect(restarted.status?.instanceGuid).not.toBe(after[0]!.status?.instanceGuid);
+    const second = await client.get('ActualLRP', env.ns, after[1]!.metadata.name!);
+    expect(second.status?.instanceGuid).toBe(after[1]!.status?.instanceGuid); // untouched
+
+    await client.delete('DesiredLRP', { namespace: env.ns, name: 'web' });
+    await eventually(async () => expect(await instances()).toHaveLength(0), 30_000);
+    await eventually(
+      () => expect(leftovers()).toEqual({ runc: [], mounts: [], netns: [], veths: '', cgroups: [] }),
+      30_000,
+    );
+  }, 180_000);
+
+  it('destroys an orphaned container on bulk sync', async () => {
+    const backend = rep.backend as RuncBackend;
+    await backend.create({ handle: 'nobody-asked-for-this', properties: { 'diego.kind': 'lrp' } });
+    expect(ours()).toContain(`${prefix}nobody-asked-for-this`);
+    await rep.syncNow();
+    expect(ours()).not.toContain(`${prefix}nobody-asked-for-this`);
+  }, 60_000);
+
+  it('hands work that does not fit back to the auction, which places it on another cell', async () => {
+    const tinyBackend = new RuncBackend({ stateDir: path.join(dir, 'tiny'), idPrefix: prefix });
+    const tinyId = `e2e-tiny-${process.pid}`;
+    const bigCell = cellObjectName(`e2e-cell-${process.pid}`);
+    const tiny = new Rep({
+      kc: env.kc,
+      cellId: tinyId,
+      zone: 'z1',
+      capacity: { memoryMb: 128, diskMb: 1024, containers: 4 },
+      stacks: ['busybox'],
+      backend: tinyBackend,
+      log: env.log,
+      systemNamespace: env.systemNamespace,
+      startupIntervalMs: 200,
+    });
+    await tiny.start();
+    let stopped = false;
+    const stopTiny = async () => {
+      if (!stopped) await tiny.stop();
+      stopped = true;
+    };
+    try {
+      // A task placed on the tiny cell by a stale view (as a previous auctioneer might): rejected, then run elsewhere.
+      await client.create('Task', {
+        metadata: { name: 'big-task', namespace: env.ns },
+        spec: {
+          taskGuid: 'big-task',
+          domain: 'cf-tasks',
+          rootFs: 'preloaded:busybox',
+          memoryMb: 256,
+          cellId: tinyId,
+          action: { run: { path: '/bin/sh', args: ['-c', 'echo done'], user: 'root' } },
+        },
+      });
+      const task = await eventually(async () => {
+        const t = await client.get('Task', env.ns, 'big-task');
+        expect(t.status?.state).toBe('Completed');
+        return t;
+      }, 60_000);
+      expect(task.status).toMatchObject({
+        failed: false,
+        rejectionCount: 1,
+        rejectionReason: 'insufficient resources: memory',
+      });
+
+      // An instance the auction could not place, written onto the tiny cell: handed back with the reason.
+      await client.create('DesiredLRP', { ...web(1), spec: { ...web(1).spec, memoryMb: 256, placementTags: ['big'] } });
+      const unplaced = await eventually(async () => {
+        const [a] = await instances();
+        expect(a?.status?.placementError).toMatch(/placement tag/);
+        return a!;
+      }, 30_000);
+      await eventually(async () => {
+        const a = await client.get('ActualLRP', env.ns, unplaced.metadata.name!);
+        await client.patch('ActualLRP', refOf(a), placementPatch(tinyId));
+      }, 10_000);
+      await eventually(async () => {
+        const a = await client.get('ActualLRP', env.ns, unplaced.metadata.name!);
+        expect(a.spec.cellId ?? '').toBe('');
+        expect(a.status?.state).toBe('UNCLAIMED');
+        expect(a.status?.placementError).toBe(`insufficient resources: memory on cell ${tinyId}`);
+      }, 30_000);
+      expect(await tinyBackend.list()).toEqual([]);
+      // Once the big cell offers the tag, the auction places the instance there and it runs.
+      await client.patch('Cell', { name: bigCell }, { spec: { placementTags: ['big'] } });
+      await eventually(async () => {
+        const [a] = await instances();
+        expect(a?.status?.state).toBe('RUNNING');
+        expect(a?.status?.cellId).toBe(`e2e-cell-${process.pid}`);
+      }, 60_000);
+    } finally {
+      await stopTiny();
+      await client.patch('Cell', { name: bigCell }, { spec: { placementTags: null } });
+    }
+  }, 180_000);
 });
