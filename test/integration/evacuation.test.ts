@@ -1,5 +1,6 @@
 // Evacuation (Diego's drain) against a real API server: a draining simulated cell runs the cell-agent's own
 // evacuator, the controllers (converger, auctioneer) place replacements on the other cells.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
 import { followNodeDrain } from '../../src/cell-agent/drain.ts';
@@ -13,7 +14,11 @@ const env = useDiego('evac', { convergeIntervalMs: 2000 });
 const { client } = env;
 
 let seq = 0;
-async function desire(instances: number, name = `app-${++seq}`): Promise<IDesiredLRP> {
+async function desire(
+  instances: number,
+  name = `app-${++seq}`,
+  extra: Partial<IDesiredLRP['spec']> = {},
+): Promise<IDesiredLRP> {
   return client.create('DesiredLRP', {
     metadata: { name, namespace: env.ns },
     spec: {
@@ -24,6 +29,7 @@ async function desire(instances: number, name = `app-${++seq}`): Promise<IDesire
       memoryMb: 64,
       diskMb: 64,
       action: { run: { path: '/bin/app', user: 'root' } },
+      ...extra,
     },
   });
 }
@@ -226,5 +232,29 @@ describe('evacuation', () => {
       await watch.stop();
       await kubectl(['delete', 'node', node]);
     }
+  }, 60_000);
+
+  it('RECREATE: no copies; one instance at a time is stopped and placed elsewhere', async () => {
+    const [draining] = await env.startCells(1, () => opts);
+    const d = await desire(2, undefined, { updateStrategy: 'RECREATE' });
+    await runningOn(d, 2, draining!.o.cellId);
+    const [other] = await env.startCells(1);
+    let done = false;
+    let fewest = 2;
+    let copies = 0;
+    const sampler = (async () => {
+      while (!done) {
+        const all = await instancesOf(d);
+        copies += byPresence(all, 'EVACUATING').length;
+        fewest = Math.min(fewest, all.filter((a) => a.status?.state === 'RUNNING').length);
+        await sleep(50);
+      }
+    })();
+    expect(await draining!.evacuate()).toEqual({ timedOut: false, stranded: 0 });
+    await runningOn(d, 2, other!.o.cellId);
+    done = true;
+    await sampler;
+    expect(copies).toBe(0);
+    expect(fewest).toBeGreaterThanOrEqual(1); // never both down at once
   }, 60_000);
 });
