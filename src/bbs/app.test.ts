@@ -26,8 +26,9 @@ import {
 } from './models.ts';
 import { desiredLRPFromCR, desiredLRPToSpec, objectName, taskFromCR, taskToSpec } from './translate.ts';
 
-/** Only what the routes under test touch; everything else fails loudly. */
+/** Only what the routes under test touch; everything else fails loudly. A GET by name finds nothing by default. */
 function fakeClient(overrides: Partial<DiegoClient>): DiegoClient {
+  overrides = { get: () => Promise.reject(new KubeError(404, { reason: 'NotFound' }, 'GET')), ...overrides };
   return new Proxy(overrides, {
     get: (t, k) => (k in t ? t[k as keyof typeof t] : () => Promise.reject(new Error(`unexpected ${String(k)}`))),
   }) as DiegoClient;

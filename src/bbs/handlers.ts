@@ -2,7 +2,7 @@
 // because a guid that is not a valid Kubernetes name is stored under a hashed name (translate.ts objectName).
 import { create, fromJson, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
 import type { IDesiredLRP, ITask } from '../crds/models.ts';
-import { isAlreadyExists, refOf, retryOnConflict } from '../lib/resources.ts';
+import { isAlreadyExists, isNotFound, refOf, retryOnConflict, type KindMap } from '../lib/resources.ts';
 import { EmptySchema } from '@bufbuild/protobuf/wkt';
 import { route, type Ctx, type Route } from './route.ts';
 import { desiredLRPToV2, taskDefinitionToV2 } from './downgrade.ts';
@@ -22,19 +22,36 @@ import {
 /** A field selector term; `\`, `,` and `=` in the value are escaped so a guid cannot add terms of its own. */
 export const sel = (field: string, value: string) => `spec.${field}=${value.replace(/[\\,=]/g, (c) => `\\${c}`)}`;
 
+/**
+ * What the facade created is named objectName(guid): one GET finds it. Objects made another way (kubectl apply
+ * with any name) are found by the selectable field, a list that costs more as the namespace grows.
+ */
+async function findByGuid<K extends 'DesiredLRP' | 'Task'>(
+  ctx: Ctx,
+  kind: K,
+  field: 'processGuid' | 'taskGuid',
+  guid: string,
+): Promise<KindMap[K] | undefined> {
+  try {
+    const obj = await ctx.client.get(kind, ctx.namespace, objectName(guid));
+    if ((obj.spec as Record<string, unknown>)[field] === guid) return obj;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+  const [found] = await ctx.client.list(kind, { namespace: ctx.namespace, fieldSelector: sel(field, guid) });
+  return found;
+}
+
 async function findDesired(ctx: Ctx, processGuid: string): Promise<IDesiredLRP> {
   if (!processGuid) throw invalidField('process_guid');
-  const [lrp] = await ctx.client.list('DesiredLRP', {
-    namespace: ctx.namespace,
-    fieldSelector: sel('processGuid', processGuid),
-  });
+  const lrp = await findByGuid(ctx, 'DesiredLRP', 'processGuid', processGuid);
   if (!lrp) throw notFound();
   return lrp;
 }
 
 export async function findTask(ctx: Ctx, taskGuid: string): Promise<ITask> {
   if (!taskGuid) throw invalidField('task_guid');
-  const [task] = await ctx.client.list('Task', { namespace: ctx.namespace, fieldSelector: sel('taskGuid', taskGuid) });
+  const task = await findByGuid(ctx, 'Task', 'taskGuid', taskGuid);
   if (!task) throw notFound();
   return task;
 }
