@@ -30,6 +30,7 @@ beforeAll(async () => {
   const backend = new RuncBackend({
     stateDir: path.join(dir, 'state'),
     idPrefix: prefix,
+    diskCheckIntervalMs: 500,
     network: {
       networkName: `e2e-${process.pid}`,
       bridge,
@@ -47,6 +48,7 @@ beforeAll(async () => {
     log: env.log,
     systemNamespace: env.systemNamespace,
     startupIntervalMs: 200,
+    livenessIntervalMs: 500,
     gracefulShutdownMs: 2000,
   });
   await rep.start();
@@ -207,6 +209,7 @@ describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
     new RuncBackend({
       stateDir: path.join(dir, 'state'),
       idPrefix: prefix,
+      diskCheckIntervalMs: 500,
       network: {
         networkName: `e2e-${process.pid}`,
         bridge,
@@ -391,5 +394,52 @@ describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
       await stopTiny();
       await client.patch('Cell', { name: bigCell }, { spec: { placementTags: null } });
     }
+  }, 180_000);
+  it('runs the legacy monitor action, toggles routable with readiness checks, and crashes over the disk limit', async () => {
+    const exec = (guid: string, script: string) =>
+      execFileSync('runc', ['--root', runcRoot, 'exec', `${prefix}${guid}`, '/bin/sh', '-c', script]);
+    const monitored = web(1);
+    monitored.spec.action = {
+      run: { path: '/bin/sh', args: ['-c', 'touch /tmp/healthy; exec httpd -f -p 8080 -h /www'], user: 'root' },
+    };
+    monitored.spec.monitor = { run: { path: '/bin/sh', args: ['-c', 'test -e /tmp/healthy'], user: 'root' } };
+    monitored.spec.checkDefinition = {
+      readinessChecks: [{ httpCheck: { port: 8080, path: '/ready', intervalMs: 300 } }],
+    };
+    await client.create('DesiredLRP', monitored);
+    const running = await eventually(async () => {
+      const [a] = await instances();
+      expect(a?.status).toMatchObject({ state: 'RUNNING', routable: false });
+      return a!;
+    }, 60_000);
+    const guid = running.status!.instanceGuid!;
+    exec(guid, 'echo ok > /www/ready');
+    await eventually(async () => expect((await instances())[0]?.status?.routable).toBe(true), 30_000);
+    exec(guid, 'rm /www/ready');
+    await eventually(async () => expect((await instances())[0]?.status?.routable).toBe(false), 30_000);
+    expect((await instances())[0]?.status).toMatchObject({ state: 'RUNNING', instanceGuid: guid });
+    exec(guid, 'rm /tmp/healthy'); // the monitor action fails from now on
+    const crashed = await eventually(async () => {
+      const [a] = await instances();
+      expect(a?.status?.crashCount).toBe(1);
+      return a!;
+    }, 60_000);
+    expect(crashed.status?.crashReason).toMatch(/^Instance became unhealthy/);
+    await client.delete('DesiredLRP', { namespace: env.ns, name: 'web' });
+    await eventually(async () => expect(await instances()).toHaveLength(0), 30_000);
+
+    const writer = web(1);
+    writer.spec.diskMb = 2;
+    writer.spec.action = {
+      run: { path: '/bin/sh', args: ['-c', 'dd if=/dev/zero of=/big bs=1M count=4; exec sleep 600'], user: 'root' },
+    };
+    writer.spec.checkDefinition = undefined;
+    await client.create('DesiredLRP', writer);
+    const full = await eventually(async () => {
+      const [a] = await instances();
+      expect(a?.status?.crashCount).toBe(1);
+      return a!;
+    }, 60_000);
+    expect(full.status?.crashReason).toMatch(/disk quota exceeded: \d+ MB written, the limit is 2 MB/);
   }, 180_000);
 });
