@@ -353,6 +353,13 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
   it('lets a restarted agent re-adopt its containers', { timeout: 60_000 }, async () => {
     const c = await backend.create({ handle: 'adopt', properties: { k: 'v' }, env: [{ name: 'E', value: '1' }] });
     const mapping = await c.netIn(8080, 61235);
+    // A long-running process started by this agent, still running when the next one takes over.
+    const script =
+      'trap "echo bye; exit 0" TERM; echo started; while :; do sleep 0.2; [ -f /tmp/go ] && echo go && rm /tmp/go; done';
+    const before = collect();
+    const app = await c.run({ path: '/bin/sh', args: ['-c', script], tag: 'action' }, before);
+    await eventually(() => before.out.length > 0, 10_000);
+    expect(before.out).toEqual(['started']);
     const again = new ContainerdBackend({
       address: containerd.address,
       snapshotter: containerd.snapshotter,
@@ -374,6 +381,18 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
     const io = collect();
     await (await c2!.run({ path: '/bin/sh', args: ['-c', 'echo $E'] }, io)).wait();
     expect(io.out).toEqual(['1']);
+    // Its process is listed with its tag and re-attached: output from now on, signals and the exit status.
+    const records = (await c2!.processes!()).filter((r) => r.tag === 'action');
+    expect(records).toEqual([{ id: expect.any(String), pid: app.pid, tag: 'action' }]);
+    const after = collect();
+    const attached = await c2!.attach!(records[0]!.id, after);
+    await sh(c2!, 'touch /tmp/go');
+    await eventually(() => after.out.length > 0, 10_000);
+    expect(after.out).toEqual(['go']);
+    attached.signal('SIGTERM');
+    expect(await attached.wait()).toBe(0);
+    expect(after.out).toEqual(['go', 'bye']);
+    expect((await c2!.processes!()).find((r) => r.id === records[0]!.id)?.exitStatus).toBe(0);
     const other = new ContainerdBackend({ address: containerd.address, stateDir: path.join(dir, 'o'), idPrefix: 'x-' });
     expect(await other.list()).toEqual([]);
     await again.destroy('adopt');

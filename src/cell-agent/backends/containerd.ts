@@ -21,10 +21,13 @@
 // * Processes: `ctr task exec` with a unique --exec-id, --user uid:gid (from the image's /etc/passwd), --cwd.
 //   ctr has no per-process environment, so a small wrapper run by the helper's shell exports the process env,
 //   finds the executable on PATH (so a missing one fails the start, as in Garden), says it is ready on stderr
-//   and waits for one line on stdin; meanwhile we look the host pid up (`ctr task ps`, by exec id) and raise
-//   RLIMIT_NOFILE to limits.nofile with prlimit (the container's default is 1024 and only a process with
-//   CAP_SYS_RESOURCE can raise it; without that capability the wrapper can only lower it). Exit statuses come
-//   from ctr (128+n for signal n); the process leads its own session, so signals go to its process group.
+//   and stops itself; a host shell looks its host pid up (`ctr task ps`, by exec id), raises RLIMIT_NOFILE to
+//   limits.nofile with prlimit (the container's default is 1024 and only a process with CAP_SYS_RESOURCE can
+//   raise it; without that capability the wrapper can only lower it) and lets it go on. That host shell and
+//   its ctr run detached from the agent (detached.ts, as the runc backend's execs): output goes to files under
+//   <stateDir>/procs/<id>, ctr's exit status (the process's; 128+n for signal n) to a status file, so processes
+//   outlive an agent restart and a restarted agent re-attaches (processes()/attach()). The process leads its
+//   own session, so signals go to its process group.
 // * Network: with `network` options each container gets a network namespace wired by CNI (cni.ts), joined with
 //   `--with-ns network:/var/run/netns/<id>`; info().ip is its address and netIn maps host ports with portmap.
 //   Without them containers share the host network (--net-host), and PORT is rewritten to the host port as in
@@ -33,16 +36,15 @@
 //   paths and symlinks resolve inside the container and files belong to the user.
 // * destroy: `ctr task delete --force` (kills every process), `ctr containers delete` (with its snapshot),
 //   CNI DEL + netns delete; runc removes the cgroups.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { CniNetwork, type CniOptions, type CniResult } from './cni.ts';
+import { attachDetached, DetachedProcess, listDetached, startDetached } from './detached.ts';
 import { isPlainHttpRegistry, parseDockerRootfs } from './docker-ref.ts';
-import { LineSplitter } from './lines.ts';
 import { buildOciImage, writeOciLayoutTar } from './oci-image.ts';
 import { collect, delay, exitCode, freePort } from './process.ts';
 import { resolveRootfs } from './rootfs.ts';
@@ -59,7 +61,7 @@ import {
   type PortMapping,
   type ProcessHandle,
   type ProcessIO,
-  type ProcessSignal,
+  type ProcessRecord,
   type ProcessSpec,
 } from './types.ts';
 
@@ -101,9 +103,10 @@ const INIT_SCRIPT = `trap "exit 0" TERM; while :; do ${HELPER_PATH} sleep 3600 &
 const READY = 'diego-exec-ready';
 const FAILED = 'diego-exec-failed: ';
 
-// Arguments: <n> <n × NAME=value> <path> <args...>. Exports the env, resolves the executable like execvp
-// (absolute path afterwards, so the helper's applets never stand in for the image's programs), reports, waits
-// for our go-ahead (one stdin line), applies the nofile limit it can, and becomes the process.
+// Arguments: <n> <n × NAME=value> <nofile> <path> <args...>. Exports the env, resolves the executable like
+// execvp (absolute path afterwards, so the helper's applets never stand in for the image's programs), reports,
+// stops itself until the host side (HOST_EXEC_SCRIPT) has found its pid, applies the nofile limit it can, and
+// becomes the process.
 const WRAPPER_SCRIPT = [
   'n=$1; shift',
   'while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done',
@@ -114,9 +117,39 @@ const WRAPPER_SCRIPT = [
   'esac',
   `if [ -z "$f" ] || [ ! -f "$f" ] || [ ! -x "$f" ]; then echo "${FAILED}exec: \\"$p\\": executable file not found in the container" >&2; exit 127; fi`,
   `echo ${READY} >&2`,
-  'read -r _ || :',
+  'kill -STOP $$',
   'if [ -n "$nofile" ]; then ulimit -n "$nofile" 2>/dev/null || :; fi',
   'exec "$f" "$@"',
+].join('\n');
+
+// Run on the host by detached.ts (so it outlives the agent; its stdout/stderr are the process's output files):
+// <err file> <pid file> <nofile> <exec id> <container id> <ctr> <address> <namespace> <ctr args...>. Starts
+// `ctr tasks exec`, waits for the wrapper's first line; when it is ready (stopped), finds its host pid by exec
+// id, raises RLIMIT_NOFILE with prlimit (needs CAP_SYS_RESOURCE), lets it go on (SIGCONT) and writes the pid
+// file; then waits for ctr, whose exit status is the process's.
+const HOST_EXEC_SCRIPT = [
+  'err=$1 pidfile=$2 nofile=$3 eid=$4 cid=$5 ctr=$6 addr=$7 ns=$8; shift 8',
+  '"$ctr" --address "$addr" --namespace "$ns" "$@" &',
+  'c=$!',
+  'while kill -0 "$c" 2>/dev/null; do',
+  `  if grep -q -x -e '${READY}' "$err" 2>/dev/null; then`,
+  '    pid=',
+  '    while [ -z "$pid" ] && kill -0 "$c" 2>/dev/null; do',
+  '      pid=$("$ctr" --address "$addr" --namespace "$ns" tasks ps "$cid" 2>/dev/null | grep -F "ExecID:$eid," | { read -r p _ && echo "$p"; })',
+  '      [ -n "$pid" ] || sleep 0.02',
+  '    done',
+  '    [ -n "$pid" ] || break',
+  // SIGCONT only once it has stopped itself, or it would stop after and wait forever.
+  '    while kill -0 "$c" 2>/dev/null && [ "$(sed \'s/.*) //\' "/proc/$pid/stat" 2>/dev/null | cut -d" " -f1)" != T ]; do sleep 0.005; done',
+  '    [ -z "$nofile" ] || prlimit --pid "$pid" --nofile="$nofile:$nofile" 2>/dev/null || :',
+  '    kill -CONT "$pid" 2>/dev/null',
+  '    echo "$pid" > "$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile"',
+  '    break',
+  '  fi',
+  `  grep -q -e '^${FAILED}' "$err" 2>/dev/null && break`,
+  '  sleep 0.01',
+  'done',
+  'wait "$c"',
 ].join('\n');
 
 /** Garden/Diego cpu shares are bounded by the kernel's minimum of 2. */
@@ -405,6 +438,7 @@ export class ContainerdBackend implements ContainerBackend {
         if (await this.#info(id)) throw err;
       });
     }
+    await rm(path.join(this.stateDir, 'procs', id), { recursive: true, force: true });
     if (this.network) {
       const ports = meta?.ports ?? partial?.ports ?? [];
       const network = meta?.network ?? partial?.network;
@@ -474,7 +508,7 @@ class ContainerdContainer implements Container {
   readonly properties: Readonly<Record<string, string>>;
   readonly #backend: ContainerdBackend;
   readonly #meta: ContainerdMeta;
-  readonly #processes = new Set<ContainerdProcessHandle>();
+  readonly #processes = new Set<DetachedProcess>();
   readonly #outputDrainMs: number;
   readonly #allocatePort: () => Promise<number>;
   #execCounter = 0;
@@ -517,10 +551,11 @@ class ContainerdContainer implements Container {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`invalid environment variable name '${name}'`);
     }
     const cwd = path.posix.resolve('/', proc.dir ?? '/');
-    const execId = this.#execId();
+    const n = ++this.#execCounter;
+    const id = `${Date.now().toString(36)}-${process.pid}-${n}`;
+    const execId = `diego-${id}`;
     const nofile = proc.limits?.nofile;
-    const args = [
-      ...this.#backend.globalArgs(),
+    const ctrArgs = [
       'tasks',
       'exec',
       '--fifo-dir',
@@ -543,29 +578,77 @@ class ContainerdContainer implements Container {
       proc.path,
       ...(proc.args ?? []),
     ];
-    const child = spawn(this.#backend.ctrBinary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const handle = await ContainerdProcessHandle.start(child, io, this.#outputDrainMs, {
-      cwd,
-      ready: async () => {
-        const pid = await this.#execPid(execId);
-        if (nofile) await command('prlimit', ['--pid', String(pid), `--nofile=${nofile}:${nofile}`]).catch(() => {});
-        return pid;
+    await mkdir(this.procsDir, { recursive: true });
+    // The wrapper's ready line is ours, not the process's.
+    let first = true;
+    const filtered: ProcessIO = {
+      stdout: (line) => io.stdout(line),
+      stderr: (line) => {
+        if (first && line === READY) return;
+        first = false;
+        io.stderr(line);
       },
-    });
-    this.#processes.add(handle);
-    void handle.closed.then(() => this.#processes.delete(handle));
+    };
+    let handle: DetachedProcess;
+    try {
+      handle = await startDetached(
+        this.#detachedOptions(),
+        id,
+        {},
+        ({ pidFile }) => [
+          '/bin/sh',
+          '-c',
+          HOST_EXEC_SCRIPT,
+          'diego-ctr-exec',
+          pidFile.replace(/\.pid$/, '.err'),
+          pidFile,
+          nofile ? String(nofile) : '',
+          execId,
+          this.id,
+          this.#backend.ctrBinary,
+          this.#backend.address,
+          this.#backend.namespace,
+          ...ctrArgs,
+        ],
+        filtered,
+        proc.tag,
+      );
+    } catch (err) {
+      const lines = (err as Error).message
+        .split('; ')
+        .map((l) => l.trim())
+        .filter((l) => l !== '' && l !== READY)
+        .map((l) => (l.startsWith(FAILED) ? l.slice(FAILED.length) : ctrMessage(l)));
+      let message = lines.join('; ') || 'ctr tasks exec failed';
+      if (/chdir to cwd/.test(message)) message = `working directory ${cwd} does not exist`;
+      throw new Error(message, { cause: err });
+    }
+    this.#track(handle);
     return handle;
   }
 
-  async #execPid(execId: string): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      const out = await this.#backend.ctr(['tasks', 'ps', this.id]);
-      const line = out.split('\n').find((l) => l.includes(`ExecID:${execId},`));
-      const pid = Number(line?.trim().split(/\s+/)[0]);
-      if (pid > 0) return pid;
-      if (attempt >= 50) throw new Error(`process ${execId} not found in container ${this.id}`);
-      await delay(20);
-    }
+  /** Where the processes of this container keep their output and exit status (detached.ts). */
+  get procsDir(): string {
+    return path.join(this.#backend.stateDir, 'procs', this.id);
+  }
+
+  processes(): Promise<ProcessRecord[]> {
+    return listDetached(this.procsDir);
+  }
+
+  async attach(id: string, io: ProcessIO): Promise<ProcessHandle> {
+    const handle = await attachDetached(this.#detachedOptions(), id, io);
+    this.#track(handle);
+    return handle;
+  }
+
+  #detachedOptions() {
+    return { dir: this.procsDir, drainMs: this.#outputDrainMs };
+  }
+
+  #track(handle: DetachedProcess): void {
+    this.#processes.add(handle);
+    void handle.closed.then(() => this.#processes.delete(handle));
   }
 
   /** Runs the helper busybox in the container (no wrapper); resolves with its exit status, stdout and stderr. */
@@ -698,95 +781,6 @@ class ContainerdContainer implements Container {
   /** Waits (at most `ms`) for the ctr exec processes we started to exit. */
   async waitAll(ms: number): Promise<void> {
     await Promise.race([Promise.all([...this.#processes].map((p) => p.wait())), delay(ms)]);
-  }
-}
-
-class ContainerdProcessHandle implements ProcessHandle {
-  readonly pid: number;
-  readonly closed: Promise<void>;
-  readonly #waited: Promise<number>;
-
-  private constructor(pid: number, closed: Promise<void>, waited: Promise<number>) {
-    this.pid = pid;
-    this.closed = closed;
-    this.#waited = waited;
-  }
-
-  /**
-   * Resolves once the wrapper reported that the executable exists and `ready` found its host pid (then the
-   * wrapper is let go); rejects with ctr's or the wrapper's error when the process cannot start.
-   */
-  static async start(
-    child: ChildProcess,
-    io: ProcessIO,
-    drainMs: number,
-    opts: { cwd: string; ready: () => Promise<number> },
-  ): Promise<ContainerdProcessHandle> {
-    // Until the wrapper says it is ready, stderr is ctr's or the wrapper's: keep it for the error.
-    let early: string[] | undefined = [];
-    let signalReady: (line: string) => void = () => {};
-    const readyLine = new Promise<string>((resolve) => (signalReady = resolve));
-    const out = new LineSplitter((line) => io.stdout(line));
-    const err = new LineSplitter((line) => {
-      if (!early) return io.stderr(line);
-      if (line === READY || line.startsWith(FAILED)) signalReady(line);
-      else early.push(line);
-    });
-    child.stdout?.on('data', (chunk: Buffer) => out.write(chunk));
-    child.stderr?.on('data', (chunk: Buffer) => err.write(chunk));
-    child.stdin?.on('error', () => {});
-    const exit = new Promise<number>((resolve) => {
-      child.once('error', () => resolve(-1));
-      child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0)));
-    });
-    const closed = new Promise<void>((resolve) => {
-      child.once('close', () => {
-        out.end();
-        err.end();
-        resolve();
-      });
-      child.once('error', () => resolve());
-    });
-    const first = await Promise.race([readyLine, exit.then(() => undefined)]);
-    if (first !== READY) {
-      await Promise.race([closed, delay(drainMs)]);
-      const lines = first?.startsWith(FAILED) ? [first.slice(FAILED.length)] : (early ?? []).map(ctrMessage);
-      let message = lines.join('; ') || `ctr tasks exec exited with ${await exit}`;
-      if (/chdir to cwd/.test(message)) message = `working directory ${opts.cwd} does not exist`;
-      child.stdin?.destroy();
-      throw new Error(message);
-    }
-    let pid: number;
-    try {
-      pid = await opts.ready();
-    } catch (e) {
-      child.kill('SIGKILL');
-      throw e;
-    }
-    const lines = early ?? [];
-    early = undefined;
-    for (const line of lines) io.stderr(line);
-    child.stdin?.end('\n');
-    const waited = exit.then(async (status) => {
-      await Promise.race([closed, delay(drainMs)]);
-      return status;
-    });
-    return new ContainerdProcessHandle(pid, closed, waited);
-  }
-
-  wait(): Promise<number> {
-    return this.#waited;
-  }
-
-  signal(sig: ProcessSignal): void {
-    for (const target of [-this.pid, this.pid]) {
-      try {
-        process.kill(target, sig);
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-      }
-    }
   }
 }
 
