@@ -88,6 +88,12 @@ describe('BBS HTTP shell', () => {
     expect(r.headers['content-type']).toMatch(/^text\/plain/);
   });
 
+  it('answers another method on a known route with 405 and Allow: POST, as Diego does', async () => {
+    const r = await app.inject({ method: 'GET', url: '/v1/desired_lrps/list.r3' });
+    expect(r.statusCode).toBe(405);
+    expect(r.headers.allow).toBe('POST');
+  });
+
   it('turns a malformed body into InvalidRequest as Diego does (models.ErrBadRequest), not a crash', async () => {
     const res = await call('/v1/desired_lrp/desire.r2', DesiredLRPLifecycleResponseSchema, Uint8Array.of(0x0a, 0xff));
     expect(res.error?.type).toBe(Error_Type.InvalidRequest);

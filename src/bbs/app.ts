@@ -88,6 +88,14 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
         .send(Buffer.from(toBinary(r.response, res)));
     });
   }
+  // Diego's router (tedsuo/rata on bmizerany/pat) answers a known path with another method 405 + Allow.
+  for (const path of Object.keys(routes)) {
+    app.route({
+      method: ['GET', 'PUT', 'DELETE', 'PATCH'],
+      url: path,
+      handler: (_req, reply) => reply.code(405).header('allow', 'POST').type('text/plain').send('Method Not Allowed\n'),
+    });
+  }
   // The event streams watch the namespace through one shared informer per kind, started by the first subscriber.
   const hub = new EventHub({ kubeConfig: () => opts.client.kc, namespace: opts.namespace, logger: opts.logger });
   registerEventRoutes(app, hub);
