@@ -7,6 +7,7 @@
 // Work the rep is running (or creating, or destroying) right now is left alone.
 import type { Logger } from 'pino';
 import { Histogram } from 'prom-client';
+import { removeEvacuating } from '../controllers/evacuation.ts';
 import { placementPatch } from '../controllers/names.ts';
 import { completeTask } from '../controllers/task-lifecycle.ts';
 import type { IActualLRP, ITask } from '../crds/models.ts';
@@ -86,6 +87,14 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
     for (const a of d.lrps()) {
       const guid = a.status?.instanceGuid;
       if (!guid || !wanted.has(guid) || busy.keys.has(keyOf(a)) || a.metadata.deletionTimestamp) continue;
+      if (a.status?.presence === 'EVACUATING') {
+        // Diego's RemoveEvacuatingActualLRP: an evacuated instance whose container is gone serves nothing.
+        if (!present.has(guid))
+          await removeEvacuating(d.client, a, true).catch((err: unknown) =>
+            d.log.warn({ err, key: keyOf(a) }, 'bulk sync: evacuating instance'),
+          );
+        continue;
+      }
       if (present.has(guid)) {
         await d.unsupervised?.(a).catch((err: unknown) => d.log.warn({ err, key: keyOf(a) }, 'bulk sync: adopt'));
         continue;
@@ -126,7 +135,9 @@ export function taskHandle(t: ITask): string {
 
 /** An instance whose container is gone is UNCLAIMED and unplaced again (one compare-and-swap per write). */
 async function unclaim(client: DiegoClient, a: IActualLRP): Promise<void> {
-  const reset = await client.patchStatus('ActualLRP', refOf(a), {
+  // Off this cell first, so this rep does not claim it again before the auction sees it.
+  const moved = await client.patch('ActualLRP', refOf(a), placementPatch(null));
+  await client.patchStatus('ActualLRP', refOf(moved), {
     state: 'UNCLAIMED',
     instanceGuid: null,
     cellId: null,
@@ -134,7 +145,6 @@ async function unclaim(client: DiegoClient, a: IActualLRP): Promise<void> {
     routable: null,
     since: new Date().toISOString(),
   });
-  await client.patch('ActualLRP', refOf(reset), placementPatch(null));
 }
 
 /** Runs bulkSync every intervalMs (first pass after one interval) until stopped; passes never overlap. */
