@@ -32,6 +32,37 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
   let containerd: TestContainerd;
   let registry: TestRegistry;
   let rep: Rep;
+  let backend: ContainerdBackend;
+
+  /** The backend this cell's agent builds (a restarted agent builds the same one again). */
+  const newBackend = () =>
+    new ContainerdBackend({
+      address: containerd.address,
+      snapshotter: containerd.snapshotter,
+      stateDir: path.join(dir, 'state'),
+      idPrefix: prefix,
+      network: {
+        networkName: `e2ec-${process.pid}`,
+        bridge,
+        subnet: `10.229.${process.pid % 250}.0/24`,
+        ipamDataDir: path.join(dir, 'ipam'),
+      },
+    });
+  const newRep = (b: ContainerdBackend) =>
+    new Rep({
+      kc: env.kc,
+      cellId: `e2e-containerd-${process.pid}`,
+      zone: 'z1',
+      capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
+      stacks: ['busybox'],
+      rootfsProviders: ['docker'],
+      backend: b,
+      log: env.log,
+      systemNamespace: env.systemNamespace,
+      startupIntervalMs: 200,
+      livenessIntervalMs: 500,
+      gracefulShutdownMs: 2000,
+    });
 
   /** Our containers, as containerd lists them. */
   const ours = () =>
@@ -44,31 +75,8 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
     containerd = await startContainerd();
     registry = await startRegistry();
     registry.add('busybox', 'latest', await buildOciImage(await ensureBusyboxRootfs()));
-    const backend = new ContainerdBackend({
-      address: containerd.address,
-      snapshotter: containerd.snapshotter,
-      stateDir: path.join(dir, 'state'),
-      idPrefix: prefix,
-      network: {
-        networkName: `e2ec-${process.pid}`,
-        bridge,
-        subnet: `10.229.${process.pid % 250}.0/24`,
-        ipamDataDir: path.join(dir, 'ipam'),
-      },
-    });
-    rep = new Rep({
-      kc: env.kc,
-      cellId: `e2e-containerd-${process.pid}`,
-      zone: 'z1',
-      capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
-      stacks: ['busybox'],
-      rootfsProviders: ['docker'],
-      backend,
-      log: env.log,
-      systemNamespace: env.systemNamespace,
-      startupIntervalMs: 200,
-      gracefulShutdownMs: 2000,
-    });
+    backend = newBackend();
+    rep = newRep(backend);
     await rep.start();
   }, 120_000);
 
@@ -136,6 +144,51 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
     }
     expect(execFileSync('ip', ['-o', 'link', 'show', 'master', bridge]).toString()).toBe('');
   }, 150_000);
+
+  it('an agent restarted mid-run re-adopts its containers without restarting them', async () => {
+    await client.create('DesiredLRP', web(1));
+    const [before] = await eventually(async () => {
+      const all = (await instances()).filter((a) => a.status?.state === 'RUNNING');
+      expect(all).toHaveLength(1);
+      return all;
+    }, 90_000);
+    const guid = before!.status!.instanceGuid!;
+    const httpdPid = async (b: ContainerdBackend) => {
+      const c = await b.lookup(guid);
+      const live = (await c!.processes!()).filter((r) => r.tag === 'action' && r.exitStatus === undefined);
+      expect(live).toHaveLength(1);
+      return live[0]!.pid;
+    };
+    const pid = await httpdPid(backend);
+    const hostPort = before!.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
+    const answer = async () =>
+      (await fetch(`http://127.0.0.1:${hostPort}/`, { signal: AbortSignal.timeout(2000) })).text();
+
+    // The agent goes away (an upgrade, a crash): its container keeps serving.
+    await rep.stop({ leaveContainers: true });
+    expect(await answer()).toBe('hello from a containerd container\n');
+
+    backend = newBackend();
+    rep = newRep(backend);
+    await rep.start();
+    const after = await client.get('ActualLRP', env.ns, before!.metadata.name!);
+    expect([after.status?.state, after.status?.instanceGuid]).toEqual(['RUNNING', guid]);
+    expect(await httpdPid(backend)).toBe(pid);
+    expect(await answer()).toBe('hello from a containerd container\n');
+
+    // Its health checks run again: when its httpd dies, the adopted instance crashes and is restarted.
+    process.kill(pid, 'SIGKILL');
+    const restarted = await eventually(async () => {
+      const a = await client.get('ActualLRP', env.ns, before!.metadata.name!);
+      expect(a.status).toMatchObject({ state: 'RUNNING', crashCount: 1 });
+      return a;
+    }, 60_000);
+    expect(restarted.status?.instanceGuid).not.toBe(guid);
+
+    await client.delete('DesiredLRP', { namespace: env.ns, name: 'web' });
+    await eventually(async () => expect(await instances()).toHaveLength(0), 30_000);
+    await eventually(() => expect(ours()).toHaveLength(0), 30_000);
+  }, 180_000);
 
   it('completes a task run in a docker:// image with its result file', async () => {
     const task: Omit<ITask, 'apiVersion' | 'kind'> = {
