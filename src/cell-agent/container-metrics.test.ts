@@ -40,14 +40,17 @@ describe('ContainerMetrics', () => {
     metrics.start();
     const usage = { cpuNanos: 1e9, memoryBytes: 30 * MiB, diskBytes: 5 * MiB };
     const c = fakeContainer('ig-7', usage);
+    let logBytes = 0;
     metrics.track({
       container: c,
       labels: { source_id: 'app', instance_id: '1', process_guid: 'pg', instance_guid: 'ig-7' },
       memoryMb: 256,
       diskMb: 1024,
+      log: { bytesEmitted: () => logBytes, bytesPerSecondLimit: 4096 },
     });
     await metrics.sample();
     usage.cpuNanos += 5e8; // half a core over the next second
+    logBytes += 3000;
     t += 1000;
     await metrics.sample();
 
@@ -58,6 +61,8 @@ describe('ContainerMetrics', () => {
     expect(await value('container_disk_quota', labels)).toBe(1024 * MiB);
     expect(await value('container_absolute_usage', labels)).toBe(1.5e9);
     expect(await value('container_cpu', labels)).toBeCloseTo(50);
+    expect(await value('container_log_rate', labels)).toBe(3000);
+    expect(await value('container_log_rate_limit', labels)).toBe(4096);
     const text = await registry.metrics();
     expect(text).toMatch(
       /container_memory\{source_id="app",instance_id="1",process_guid="pg",instance_guid="ig-7"\} 31457280/,

@@ -4,7 +4,8 @@
 // Capacity{Total,Remaining,Allocated}{Memory,Disk,Containers} in MiB, ContainerUsage{Memory,Disk},
 // ContainerCount, StartingContainerCount). Containers are sampled on that interval, which is also the
 // period of the cpu percentage (as Diego computes it between two samples), and again on each scrape when
-// the last sample is older than a second, so a scrape never shows a container that is gone.
+// the last sample is older than a second, so a scrape never shows a container that is gone. log_rate and
+// log_rate_limit (bytes/s) are the instance's app log output, as the executor's log rate limiter reports them.
 //
 // Prometheus names: Diego's container metric names get a `container_` prefix (container_memory,
 // container_cpu, container_absolute_usage = cpu ns, ...); the labels are Diego's envelope fields: source_id
@@ -27,6 +28,8 @@ export interface TrackedContainer {
   labels: ContainerLabels;
   memoryMb: number;
   diskMb: number;
+  /** The instance's log: bytes let through so far, and its bytes-per-second limit (-1: none). */
+  log?: { bytesEmitted(): number; bytesPerSecondLimit: number };
 }
 
 export interface CellCapacity {
@@ -47,7 +50,7 @@ export interface ContainerMetricsOptions {
 interface Entry extends TrackedContainer {
   createdAt: number;
   running: boolean;
-  last?: { at: number; usage: ContainerUsage; cpuPercent: number };
+  last?: { at: number; usage: ContainerUsage; cpuPercent: number; logBytes: number; logRate: number };
 }
 
 const MiB = 1024 * 1024;
@@ -134,6 +137,14 @@ function createMetrics(): void {
   );
   containerGauge('container_age', 'Time since the container was created, ns (Diego: container_age)', (e) =>
     e.last ? (e.last.at - e.createdAt) * 1e6 : undefined,
+  );
+  containerGauge('container_log_rate', 'App log bytes per second over the last interval (Diego: log_rate)', (e) =>
+    e.log ? e.last?.logRate : undefined,
+  );
+  containerGauge(
+    'container_log_rate_limit',
+    'App log bytes per second allowed; -1: none (Diego: log_rate_limit)',
+    (e) => e.log?.bytesPerSecondLimit,
   );
   cellGauge('CapacityTotalMemory', 'Memory the cell offers, MiB', (m) => m.capacity.memoryMb);
   cellGauge('CapacityTotalDisk', 'Disk the cell offers, MiB', (m) => m.capacity.diskMb);
@@ -270,11 +281,13 @@ export class ContainerMetrics {
           const usage = await e.container.usage();
           const at = this.#now();
           const prev = e.last;
+          const logBytes = e.log?.bytesEmitted() ?? 0;
+          const logRate = prev && at > prev.at ? ((logBytes - prev.logBytes) * 1000) / (at - prev.at) : 0;
           const cpuPercent =
             prev && at > prev.at
               ? Math.max(0, ((usage.cpuNanos - prev.usage.cpuNanos) / ((at - prev.at) * 1e6)) * 100)
               : 0;
-          e.last = { at, usage, cpuPercent };
+          e.last = { at, usage, cpuPercent, logBytes, logRate };
         } catch (err) {
           this.#log?.debug({ err, handle: e.container.handle }, 'could not read container usage');
         }

@@ -374,7 +374,7 @@ export class Rep {
           netIn: (d.spec.ports ?? []).map((containerPort) => ({ containerPort })),
         }));
       if (!adopted) logs.lifecycle('created');
-      this.telemetry.trackLRP(container, d, a, instanceGuid);
+      this.telemetry.trackLRP(container, d, a, instanceGuid, logs);
       if (adopted && a.status?.state === 'RUNNING') this.telemetry.running(instanceGuid);
       signal.addEventListener('abort', () => logs.lifecycle('stopping'), { once: true });
       const info = await container.info();
@@ -567,7 +567,7 @@ export class Rep {
         }));
       created = true;
       if (!adopted) logs.lifecycle('created');
-      this.telemetry.trackTask(container, t);
+      this.telemetry.trackTask(container, t, logs);
       this.telemetry.running(handle);
       signal.addEventListener('abort', () => logs.lifecycle('stopping'), { once: true });
       const ctx = {

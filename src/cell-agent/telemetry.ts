@@ -78,7 +78,7 @@ export class CellTelemetry {
     );
   }
 
-  trackLRP(container: Container, d: IDesiredLRP, a: IActualLRP, instanceGuid: string): void {
+  trackLRP(container: Container, d: IDesiredLRP, a: IActualLRP, instanceGuid: string, log?: InstanceLog): void {
     const tags = resolveMetricTags(d.spec.metricTags, { index: a.spec.index, instanceGuid });
     this.metrics.track({
       container,
@@ -90,10 +90,11 @@ export class CellTelemetry {
       },
       memoryMb: d.spec.memoryMb ?? 0,
       diskMb: d.spec.diskMb ?? 0,
+      log: log && logRate(log),
     });
   }
 
-  trackTask(container: Container, t: ITask): void {
+  trackTask(container: Container, t: ITask, log?: InstanceLog): void {
     const tags = resolveMetricTags(t.spec.metricTags, {});
     this.metrics.track({
       container,
@@ -105,6 +106,7 @@ export class CellTelemetry {
       },
       memoryMb: t.spec.memoryMb ?? 0,
       diskMb: t.spec.diskMb ?? 0,
+      log: log && logRate(log),
     });
   }
 
@@ -137,4 +139,8 @@ export class CellTelemetry {
       onExceeded: () => exceededLogRateLimit.inc(),
     });
   }
+}
+
+function logRate(log: InstanceLog): { bytesEmitted(): number; bytesPerSecondLimit: number } {
+  return { bytesEmitted: () => log.bytesEmitted, bytesPerSecondLimit: log.limiter.limits.bytesPerSecond ?? -1 };
 }

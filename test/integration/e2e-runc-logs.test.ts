@@ -196,6 +196,7 @@ describe('runc end to end: logs and metrics', () => {
     expect(metricValue(text, 'container_memory_quota', guid0)).toBe(64 * 1024 * 1024);
     expect(metricValue(text, 'container_disk_quota', guid0)).toBe(128 * 1024 * 1024);
     expect(metricValue(text, 'container_disk', guid0)).toBeGreaterThanOrEqual(0);
+    expect(metricValue(text, 'container_log_rate_limit', guid0)).toBe(-1); // no logRateLimit on the LRP
     expect(text).toMatch(
       new RegExp(
         `container_memory\\{source_id="talker-log",instance_id="\\d",process_guid="talker",instance_guid="${guid0}"\\}`,
@@ -253,6 +254,14 @@ describe('runc end to end: logs and metrics', () => {
     expect(notices.filter(since).length).toBeLessThanOrEqual(Math.ceil(elapsedS) + 1);
     expect(notices.filter(since).length).toBeGreaterThanOrEqual(Math.floor(elapsedS) - 1);
     expect(await (await fetch(`${ops.url}/metrics`)).text()).toMatch(/AppInstanceExceededLogRateLimitCount [1-9]/);
+
+    // Its log rate shows on /metrics: about the limit's worth of bytes a second ("line NNNN" ≈ 10 bytes).
+    const [chatty] = await instances();
+    await eventually(async () => {
+      const rate = metricValue(await metricsText(), 'container_log_rate', chatty!.status!.instanceGuid!);
+      expect(rate).toBeGreaterThan(0);
+      expect(rate).toBeLessThan(LINES_PER_SECOND * 64);
+    }, 20_000);
 
     await client.delete('DesiredLRP', { namespace: env.ns, name: 'chatty' });
     await eventually(async () => expect(await instances()).toHaveLength(0), 30_000);

@@ -34,6 +34,8 @@ export class InstanceLog {
   /** The streamer the executor writes app lines to (rate limited). */
   readonly streamer: LogStreamer;
   readonly limiter: LogRateLimiter;
+  /** Bytes of app lines let through so far (Diego's log_rate metric is its rate). */
+  bytesEmitted = 0;
   readonly #o: InstanceLogOptions;
 
   constructor(opts: InstanceLogOptions) {
@@ -60,6 +62,7 @@ export class InstanceLog {
   #app(m: LogMessage): void {
     const verdict = this.limiter.check(Buffer.byteLength(m.line));
     if (verdict.allowed) {
+      this.bytesEmitted += Buffer.byteLength(m.line);
       this.#emit(m.source, m.stream === 'stderr' ? 'ERR' : 'OUT', m.line);
       return;
     }

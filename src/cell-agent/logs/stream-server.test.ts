@@ -121,5 +121,6 @@ describe('instance log and log stream endpoint', () => {
     ]);
     expect(exceeded).toBe(1);
     expect(log.limiter.dropped).toBe(7);
+    expect(log.bytesEmitted).toBe(3 * 'line 0'.length); // what got through, for the log_rate metric
   });
 });
