@@ -10,7 +10,10 @@ export type LogSubscriber = (envelope: LogEnvelope) => void;
 export interface LogHubOptions {
   /** Lines kept per log guid for recent logs (default 100). */
   recentLines?: number;
-  /** Log guids whose recent lines are kept; the least recently written is forgotten first (default 1024). */
+  /**
+   * Log guids whose recent lines are kept; the least recently written is forgotten first (default 256: a cell
+   * runs at most ~250 containers, Diego's max_containers). Lines are up to 60 KiB, so this bounds the memory.
+   */
   maxLogGuids?: number;
 }
 
@@ -23,7 +26,7 @@ export class LogHub {
 
   constructor(opts: LogHubOptions = {}) {
     this.#recentLines = opts.recentLines ?? 100;
-    this.#maxLogGuids = opts.maxLogGuids ?? 1024;
+    this.#maxLogGuids = opts.maxLogGuids ?? 256;
   }
 
   /**
