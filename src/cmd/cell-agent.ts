@@ -105,9 +105,9 @@ export async function nodeZone(kc: KubeConfig, nodeName: string | undefined): Pr
 
 export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
   const kc = loadKubeConfig(opts.kubeconfig);
+  const [host, port] = parseAddress(opts.opsAddress ?? DEFAULT_OPS_ADDRESS); // a typo fails before any work
   const zone = opts.zone || (await nodeZone(kc, process.env.NODE_NAME)) || '';
   const rep = await startCellAgent(kc, { ...opts, zone });
-  const [host, port] = parseAddress(opts.opsAddress ?? DEFAULT_OPS_ADDRESS);
   const ops = await startOpsServer({
     host,
     port,
