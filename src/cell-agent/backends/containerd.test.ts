@@ -345,7 +345,7 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
       expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(id);
       expect(cgroupFile(id, 'memory', 'cgroup.procs', 'cgroup.procs')).toBeUndefined();
       expect(existsSync(`/var/run/netns/${id}`)).toBe(false);
-    expect(existsSync(path.join(backend.stateDir, 'procs', id))).toBe(false);
+      expect(existsSync(path.join(backend.stateDir, 'procs', id))).toBe(false);
       expect(execFileSync('iptables', ['-t', 'nat', '-S']).toString()).not.toContain(id);
       expect(await backend.list()).toEqual([]);
     },
