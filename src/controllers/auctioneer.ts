@@ -315,6 +315,9 @@ export class Auctioneer {
         taskCount++;
         if (state === 'Pending') starting++;
       }
+      // What the cell's rep reports it has left also bounds it: containers the auction does not count (still being
+      // destroyed, adopted after a restart) hold real resources, and the rep would hand back what does not fit.
+      const reported = cell.status?.available;
       states.push({
         cellId,
         zone: cell.spec.zone ?? '',
@@ -324,9 +327,9 @@ export class Auctioneer {
         optionalPlacementTags: cell.spec.optionalPlacementTags ?? [],
         total,
         available: {
-          memoryMb: total.memoryMb - memoryMb,
-          diskMb: total.diskMb - diskMb,
-          containers: total.containers - containers,
+          memoryMb: Math.min(total.memoryMb - memoryMb, reported?.memoryMb ?? Infinity),
+          diskMb: Math.min(total.diskMb - diskMb, reported?.diskMb ?? Infinity),
+          containers: Math.min(total.containers - containers, reported?.containers ?? Infinity),
         },
         startingContainers: starting,
         lrps,
