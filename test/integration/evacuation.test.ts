@@ -1,7 +1,12 @@
 // Evacuation (Diego's drain) against a real API server: a draining simulated cell runs the cell-agent's own
 // evacuator, the controllers (converger, auctioneer) place replacements on the other cells.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
 import { followNodeDrain } from '../../src/cell-agent/drain.ts';
 import { releasePresence } from '../../src/cell-agent/presence.ts';
@@ -257,4 +262,45 @@ describe('evacuation', () => {
     expect(copies).toBe(0);
     expect(fewest).toBeGreaterThanOrEqual(1); // never both down at once
   }, 60_000);
+
+  it('SIGTERM: the cell-agent command hands its instances over before it exits', async () => {
+    const cellId = `agent-${env.ns}`;
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'evac-agent-'));
+    const agent = spawn(
+      process.execPath,
+      [
+        'src/main.ts',
+        'cell-agent',
+        `--kubeconfig=${inject('kubeconfigPath')}`,
+        `--cell-id=${cellId}`,
+        '--backend=process',
+        `--state-dir=${stateDir}`,
+        `--system-namespace=${env.systemNamespace}`,
+        '--ops-address=127.0.0.1:0',
+        '--evacuation-timeout=60',
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: '' } },
+    );
+    const exited = once(agent, 'exit') as Promise<[number | null, string | null]>;
+    try {
+      const d = await desire(1, undefined, {
+        action: { run: { path: '/bin/sh', args: ['-c', 'exec sleep 600'], user: 'root' } },
+      });
+      await runningOn(d, 1, cellId);
+      const [other] = await env.startCells(1);
+      agent.kill('SIGTERM');
+      const [code] = await exited;
+      expect(code).toBe(0);
+      // By the time the agent is gone, the replacement already runs elsewhere and no copy is left.
+      const all = await instancesOf(d);
+      expect(all).toHaveLength(1);
+      expect(all[0]!.status).toMatchObject({ presence: 'ORDINARY', state: 'RUNNING', cellId: other!.o.cellId });
+      // It gave its presence up; its Cell stays, marked evacuating, until it starts again.
+      expect((await client.get('Cell', undefined, cellId)).status?.evacuating).toBe(true);
+    } finally {
+      if (agent.exitCode === null) agent.kill('SIGKILL');
+      await client.delete('Cell', { name: cellId });
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
