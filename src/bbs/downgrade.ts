@@ -90,7 +90,8 @@ function withDeprecatedTimeouts(action: Action | undefined): Action | undefined 
   }
   if (emitProgressAction) return withDeprecatedTimeouts(emitProgressAction.action);
   if (tryAction) return withDeprecatedTimeouts(tryAction.action);
-  if (parallelAction) return { ...action, parallelAction: { ...parallelAction, actions: each(parallelAction.actions) } };
+  if (parallelAction)
+    return { ...action, parallelAction: { ...parallelAction, actions: each(parallelAction.actions) } };
   if (serialAction) return { ...action, serialAction: { ...serialAction, actions: each(serialAction.actions) } };
   if (codependentAction) {
     return { ...action, codependentAction: { ...codependentAction, actions: each(codependentAction.actions) } };

@@ -7,14 +7,13 @@ import { actualLRPEvents, desiredLRPEvents, taskEvents, type BbsEvent } from './
 import { desiredLRPToV0 } from './downgrade.ts';
 import * as m from './models.ts';
 
-const actual = (status: IActualLRP['status']): IActualLRP =>
-  ({
-    apiVersion: 'diego.dev/v1alpha1',
-    kind: 'ActualLRP',
-    metadata: { name: 'web-0', namespace: 'ns', uid: 'u1', generation: 1, creationTimestamp: '2026-01-01T00:00:00Z' },
-    spec: { processGuid: 'web', index: 0, domain: 'cf-apps' },
-    status,
-  });
+const actual = (status: IActualLRP['status']): IActualLRP => ({
+  apiVersion: 'diego.dev/v1alpha1',
+  kind: 'ActualLRP',
+  metadata: { name: 'web-0', namespace: 'ns', uid: 'u1', generation: 1, creationTimestamp: '2026-01-01T00:00:00Z' },
+  spec: { processGuid: 'web', index: 0, domain: 'cf-apps' },
+  status,
+});
 
 const running = actual({
   state: 'RUNNING',
@@ -79,21 +78,20 @@ describe('actual LRP events', () => {
   });
 });
 
-const desired = (instances: number, extra: Partial<IDesiredLRP['spec']> = {}): IDesiredLRP =>
-  ({
-    apiVersion: 'diego.dev/v1alpha1',
-    kind: 'DesiredLRP',
-    metadata: { name: 'web', namespace: 'ns', uid: 'u', generation: instances },
-    spec: {
-      processGuid: 'web',
-      domain: 'cf-apps',
-      rootFs: 'preloaded:cflinuxfs4',
-      instances,
-      action: { run: { path: '/bin/app', user: 'vcap' } },
-      metricTags: { source_id: { static: 'x' } },
-      ...extra,
-    },
-  });
+const desired = (instances: number, extra: Partial<IDesiredLRP['spec']> = {}): IDesiredLRP => ({
+  apiVersion: 'diego.dev/v1alpha1',
+  kind: 'DesiredLRP',
+  metadata: { name: 'web', namespace: 'ns', uid: 'u', generation: instances },
+  spec: {
+    processGuid: 'web',
+    domain: 'cf-apps',
+    rootFs: 'preloaded:cflinuxfs4',
+    instances,
+    action: { run: { path: '/bin/app', user: 'vcap' } },
+    metricTags: { source_id: { static: 'x' } },
+    ...extra,
+  },
+});
 
 describe('desired LRP events', () => {
   it('created, changed with before and after, removed; never filtered by cell', () => {
