@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { API_VERSION } from '../crds/kinds.ts';
 import type { IActualLRP } from '../crds/models.ts';
 import { tally } from './converger.ts';
 import { decideRunning, evacuatingName } from './evacuation.ts';
@@ -13,7 +14,7 @@ function lrp(
   index = 0,
 ): IActualLRP {
   return {
-    apiVersion: 'diego.dev/v1',
+    apiVersion: API_VERSION,
     kind: 'ActualLRP',
     metadata: { name: presence === 'ORDINARY' ? `web-${index}` : `web-${index}-evacuating`, namespace: 'ns' },
     spec: { processGuid: 'web', index, domain: 'cf-apps' },
