@@ -270,6 +270,34 @@ describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
     }, 60_000);
     let backend = rep.backend as RuncBackend;
     const httpd = await Promise.all(before.map((a) => httpdOf(backend, a.status!.instanceGuid!)));
+    // A task that waits for a go signal, running when the agent goes away.
+    await client.create('Task', {
+      metadata: { name: 'slow', namespace: env.ns },
+      spec: {
+        taskGuid: 'slow',
+        domain: 'cf-tasks',
+        rootFs: 'preloaded:busybox',
+        memoryMb: 32,
+        resultFile: '/tmp/result',
+        action: {
+          run: {
+            path: '/bin/sh',
+            args: [
+              '-c',
+              'while [ ! -e /tmp/go ]; do sleep 0.1; done; echo -n finished after the restart > /tmp/result',
+            ],
+            user: 'root',
+          },
+        },
+      },
+    });
+    const slow = await eventually(async () => {
+      const t = await client.get('Task', env.ns, 'slow');
+      expect(t.status?.state).toBe('Running');
+      const c = await backend.lookup(`task-${t.metadata.uid}`);
+      expect((await c?.processes?.())?.filter((p) => p.tag === 'action')).toHaveLength(1);
+      return t;
+    }, 60_000);
 
     // The agent goes away (an upgrade, a crash): its containers keep serving.
     await rep.stop({ leaveContainers: true });
@@ -284,7 +312,16 @@ describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
     );
     expect(await Promise.all(after.map((a) => httpdOf(backend, a.status!.instanceGuid!)))).toEqual(httpd);
     for (const a of after) expect(await answer(a)).toBe('hello from a runc container\n');
-    expect(ours()).toHaveLength(2);
+    expect(ours()).toHaveLength(3);
+    // The re-adopted task finishes and reports its result.
+    execFileSync('runc', ['--root', runcRoot, 'exec', `${prefix}task-${slow.metadata.uid}`, 'touch', '/tmp/go']);
+    const done = await eventually(async () => {
+      const t = await client.get('Task', env.ns, 'slow');
+      expect(t.status?.state).toBe('Completed');
+      return t;
+    }, 30_000);
+    expect(done.status).toMatchObject({ failed: false, result: 'finished after the restart' });
+    await eventually(() => expect(ours()).toHaveLength(2), 30_000);
 
     // Its health checks run again: an adopted instance whose app stops answering is crashed and restarted.
     execFileSync('runc', [
