@@ -69,7 +69,8 @@ export function pickBackend(
     if (!useRunc)
       log.warn('runc is not usable here (needs root and runc): running work as plain processes, without isolation');
   }
-  if (!useRunc) return new ProcessBackend({ baseDir: join(stateDir, 'containers') });
+  // persistent: processes outlive an agent restart and the next agent re-adopts them, as with runc.
+  if (!useRunc) return new ProcessBackend({ baseDir: join(stateDir, 'containers'), persistent: true });
   return new RuncBackend({
     stateDir,
     network: { ipamDataDir: join(stateDir, 'ipam') },

@@ -63,6 +63,7 @@ export async function startDetached(
   runcCmd: (paths: { spec: string; pidFile: string }) => string[],
   io: ProcessIO,
   tag: string | undefined,
+  spawnOptions: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<DetachedProcess> {
   const f = files(opts.dir, id);
   await writeFile(f.spec, JSON.stringify(processSpec));
@@ -72,6 +73,7 @@ export async function startDetached(
   try {
     const [file, ...args] = runcCmd({ spec: f.spec, pidFile: f.pid });
     child = spawn('/bin/sh', ['-c', WRAPPER, 'diego-exec', f.status, file!, ...args], {
+      ...spawnOptions,
       detached: true,
       stdio: ['ignore', out, err],
     });
@@ -106,6 +108,33 @@ export async function startDetached(
   await writeFile(f.meta, JSON.stringify(meta));
   // runc writes nothing to stderr once it has started the process, so all of it is the process's.
   return new DetachedProcess(opts, meta, io, 0, 0, child);
+}
+
+/**
+ * A command line that starts `file args` (with `ulimit -n` first when nofile is set) as the leader of its own
+ * session and process group, writes its pid to the pid file, and exits with its status — what `runc exec
+ * --pid-file` does for runc, for plain processes (the process backend). SIGTERM/SIGINT sent to the process's
+ * group do not reach this shell, which keeps waiting for the status.
+ */
+export function plainExec(file: string, args: string[], nofile?: number) {
+  const script = [
+    'pidfile=$1; nofile=$2; shift 2',
+    'if [ -n "$nofile" ]; then ulimit -n "$nofile" || exit 126; fi',
+    'setsid "$@" & pid=$!',
+    'echo $pid > "$pidfile"',
+    "trap ':' TERM INT",
+    'while :; do wait $pid; code=$?; kill -0 $pid 2>/dev/null || exit $code; done',
+  ].join('\n');
+  return ({ pidFile }: { spec: string; pidFile: string }) => [
+    '/bin/sh',
+    '-c',
+    script,
+    'diego-plain-exec',
+    pidFile,
+    nofile === undefined ? '' : String(nofile),
+    file,
+    ...args,
+  ];
 }
 
 /** Re-attaches to a process started by startDetached (by this agent or a previous one). */

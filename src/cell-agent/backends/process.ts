@@ -17,14 +17,19 @@
 //   CF apps already read $PORT; an app that cannot should be given hostPort = containerPort explicitly.
 //   info() reports no ip: checks then dial 127.0.0.1:hostPort.
 // * Limits (memory, disk, pids, cpu weight) and bind-mount read-only mode are not enforced; bind mounts are
-//   symlinks. Containers live in memory only: after an agent restart their directories are orphans.
+//   symlinks. By default containers live in memory only: after an agent restart their directories are orphans.
+//   With `persistent` (the cell-agent command's choice) each container's metadata is kept in <baseDir>/.meta and
+//   its processes run detached from the agent (detached.ts: a host shell records the exit status, output goes
+//   to files, `setsid` makes each process lead its own group), so a restarted agent lists, looks up and
+//   re-attaches to them like the runc backend's.
 import { extractTar } from './tar.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
-import { mkdir, rm, stat, symlink, lstat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, symlink, lstat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
+import { attachDetached, DetachedProcess, listDetached, plainExec, startDetached } from './detached.ts';
 import { LineSplitter } from './lines.ts';
 import { dirBytes, processGroupUsage } from './usage.ts';
 import {
@@ -38,6 +43,7 @@ import {
   type PortMapping,
   type ProcessHandle,
   type ProcessIO,
+  type ProcessRecord,
   type ProcessSignal,
   type ProcessSpec,
 } from './types.ts';
@@ -54,6 +60,19 @@ export interface ProcessBackendOptions {
   outputDrainMs?: number;
   /** Picks a free host port (tests may pin ports). */
   allocatePort?: () => Promise<number>;
+  /**
+   * Processes outlive the agent and containers are remembered on disk (<baseDir>/.meta/<handle>.json), so a
+   * restarted agent lists, looks up and re-attaches to them (detached.ts; needs setsid). Off by default.
+   */
+  persistent?: boolean;
+}
+
+/** What a persistent container remembers (see ProcessBackendOptions.persistent). */
+interface ProcessMeta {
+  handle: string;
+  properties: Record<string, string>;
+  env: EnvVar[];
+  ports: PortMapping[];
 }
 
 export class ProcessBackend implements ContainerBackend {
@@ -61,11 +80,21 @@ export class ProcessBackend implements ContainerBackend {
   readonly #outputDrainMs: number;
   readonly #allocatePort: () => Promise<number>;
   readonly #containers = new Map<string, ProcessContainer>();
+  readonly #persistent: boolean;
 
   constructor(opts: ProcessBackendOptions) {
     this.baseDir = path.resolve(opts.baseDir);
     this.#outputDrainMs = opts.outputDrainMs ?? 200;
     this.#allocatePort = opts.allocatePort ?? freePort;
+    this.#persistent = opts.persistent ?? false;
+  }
+
+  #metaFile(handle: string): string {
+    return path.join(this.baseDir, '.meta', `${handle}.json`);
+  }
+
+  #procsDir(handle: string): string | undefined {
+    return this.#persistent ? path.join(this.baseDir, '.procs', handle) : undefined;
   }
 
   async create(spec: ContainerSpec): Promise<Container> {
@@ -78,15 +107,23 @@ export class ProcessBackend implements ContainerBackend {
     } catch (err) {
       throw new Error(`creating container directory ${root}: ${(err as Error).message}`, { cause: err });
     }
-    const container = new ProcessContainer(spec, root, this.#outputDrainMs, this.#allocatePort);
+    const save = this.#persistent
+      ? (m: ProcessMeta) => writeFile(this.#metaFile(m.handle), JSON.stringify(m))
+      : undefined;
+    const container = new ProcessContainer(spec, root, this.#outputDrainMs, this.#allocatePort, {
+      procsDir: this.#procsDir(spec.handle),
+      save,
+    });
     this.#containers.set(spec.handle, container);
     try {
+      if (this.#persistent) await mkdir(path.dirname(this.#metaFile(spec.handle)), { recursive: true });
       for (const mount of spec.bindMounts ?? []) {
         const dst = resolveInRoot(root, mount.dstPath);
         await mkdir(path.dirname(dst), { recursive: true });
         await symlink(path.resolve(mount.srcPath), dst);
       }
       for (const p of spec.netIn ?? []) await container.netIn(p.containerPort, p.hostPort);
+      await container.save();
     } catch (err) {
       await this.destroy(spec.handle);
       throw err;
@@ -94,20 +131,56 @@ export class ProcessBackend implements ContainerBackend {
     return container;
   }
 
-  lookup(handle: string): Promise<Container | undefined> {
-    return Promise.resolve(this.#containers.get(handle));
+  async lookup(handle: string): Promise<Container | undefined> {
+    return this.#containers.get(handle) ?? (await this.#adopt(handle));
   }
 
-  list(): Promise<string[]> {
-    return Promise.resolve([...this.#containers.keys()]);
+  async list(): Promise<string[]> {
+    const handles = new Set(this.#containers.keys());
+    if (this.#persistent) {
+      const names = await readdir(path.join(this.baseDir, '.meta')).catch(() => [] as string[]);
+      for (const n of names) if (n.endsWith('.json')) handles.add(n.slice(0, -'.json'.length));
+    }
+    return [...handles].sort();
   }
 
   async destroy(handle: string): Promise<void> {
-    const container = this.#containers.get(handle);
+    if (!HANDLE_PATTERN.test(handle)) return;
+    const container = this.#containers.get(handle) ?? (await this.#adopt(handle));
     if (!container) return;
     this.#containers.delete(handle);
     await container.killAll();
     await rm(container.root, { recursive: true, force: true });
+    if (this.#persistent) {
+      await rm(this.#metaFile(handle), { force: true });
+      await rm(this.#procsDir(handle)!, { recursive: true, force: true });
+    }
+  }
+
+  /** A container a previous agent left (persistent backends only). */
+  async #adopt(handle: string): Promise<ProcessContainer | undefined> {
+    if (!this.#persistent || !HANDLE_PATTERN.test(handle)) return undefined;
+    let meta: ProcessMeta;
+    try {
+      meta = JSON.parse(await readFile(this.#metaFile(handle), 'utf8')) as ProcessMeta;
+    } catch {
+      return undefined;
+    }
+    const again = this.#containers.get(handle);
+    if (again) return again;
+    const container = new ProcessContainer(
+      { handle, properties: meta.properties, env: meta.env },
+      path.join(this.baseDir, handle),
+      this.#outputDrainMs,
+      this.#allocatePort,
+      {
+        procsDir: this.#procsDir(handle),
+        save: (m) => writeFile(this.#metaFile(m.handle), JSON.stringify(m)),
+        ports: meta.ports,
+      },
+    );
+    this.#containers.set(handle, container);
+    return container;
   }
 }
 
@@ -117,17 +190,35 @@ class ProcessContainer implements Container {
   readonly root: string;
   readonly #env: EnvVar[];
   readonly #ports: PortMapping[] = [];
-  readonly #processes = new Set<ChildProcessHandle>();
+  readonly #processes = new Set<ChildProcessHandle | DetachedProcess>();
   readonly #outputDrainMs: number;
   readonly #allocatePort: () => Promise<number>;
+  /** Persistent containers: where detached processes keep their files, and how the metadata is saved. */
+  readonly #procsDir: string | undefined;
+  readonly #save: ((m: ProcessMeta) => Promise<void>) | undefined;
+  #execCounter = 0;
 
-  constructor(spec: ContainerSpec, root: string, outputDrainMs: number, allocatePort: () => Promise<number>) {
+  constructor(
+    spec: ContainerSpec,
+    root: string,
+    outputDrainMs: number,
+    allocatePort: () => Promise<number>,
+    persist: { procsDir?: string; save?: (m: ProcessMeta) => Promise<void>; ports?: PortMapping[] } = {},
+  ) {
     this.handle = spec.handle;
     this.properties = { ...spec.properties };
     this.root = root;
     this.#env = [...(spec.env ?? [])];
     this.#outputDrainMs = outputDrainMs;
     this.#allocatePort = allocatePort;
+    this.#procsDir = persist.procsDir;
+    this.#save = persist.save;
+    this.#ports.push(...(persist.ports ?? []));
+  }
+
+  /** Writes the metadata of a persistent container. */
+  async save(): Promise<void> {
+    await this.#save?.({ handle: this.handle, properties: { ...this.properties }, env: this.#env, ports: this.#ports });
   }
 
   async run(proc: ProcessSpec, io: ProcessIO): Promise<ProcessHandle> {
@@ -140,6 +231,21 @@ class ProcessContainer implements Container {
 
     let file = await this.#resolveExecutable(proc.path);
     let args = proc.args ?? [];
+    if (this.#procsDir) {
+      await mkdir(this.#procsDir, { recursive: true });
+      const handle = await startDetached(
+        { dir: this.#procsDir, drainMs: this.#outputDrainMs },
+        `${Date.now().toString(36)}-${process.pid}-${++this.#execCounter}`,
+        proc,
+        plainExec(file, args, proc.limits?.nofile),
+        io,
+        proc.tag,
+        { cwd, env: Object.fromEntries(env) },
+      );
+      this.#processes.add(handle);
+      void handle.closed.then(() => this.#processes.delete(handle));
+      return handle;
+    }
     if (proc.limits?.nofile !== undefined) {
       args = ['-c', 'ulimit -n "$1" || exit 126; shift; exec "$@"', 'sh', String(proc.limits.nofile), file, ...args];
       file = '/bin/sh';
@@ -203,13 +309,38 @@ class ProcessContainer implements Container {
     if (existing && (hostPort === undefined || hostPort === existing.hostPort)) return { ...existing };
     const mapping = { containerPort, hostPort: hostPort ?? (await this.#allocatePort()) };
     this.#ports.push(mapping);
+    await this.save();
     return { ...mapping };
+  }
+
+  processes(): Promise<ProcessRecord[]> {
+    return this.#procsDir ? listDetached(this.#procsDir) : Promise.resolve([]);
+  }
+
+  async attach(id: string, io: ProcessIO): Promise<ProcessHandle> {
+    if (!this.#procsDir) throw new Error('this process backend keeps no processes to attach to (persistent: false)');
+    const handle = await attachDetached({ dir: this.#procsDir, drainMs: this.#outputDrainMs }, id, io);
+    this.#processes.add(handle);
+    void handle.closed.then(() => this.#processes.delete(handle));
+    return handle;
   }
 
   /** SIGKILLs every process group of the container and waits (briefly) for the leaders to exit. */
   async killAll(): Promise<void> {
     const all = [...this.#processes];
     for (const p of all) p.signal('SIGKILL');
+    // Processes a previous agent started (persistent containers): their groups, by the recorded pid.
+    for (const r of await this.processes()) {
+      if (r.exitStatus !== undefined || all.some((p) => p.pid === r.pid)) continue;
+      for (const target of [-r.pid, r.pid]) {
+        try {
+          process.kill(target, 'SIGKILL');
+          break;
+        } catch {
+          // gone already
+        }
+      }
+    }
     await Promise.race([Promise.all(all.map((p) => p.wait())), delay(2000)]);
   }
 
