@@ -108,6 +108,7 @@ async function main(argv: string[]): Promise<number> {
           'ops-address': { type: 'string', default: '127.0.0.1:17008' },
           'max-log-lines-per-second': { type: 'string', default: '0' },
           'container-metrics-interval': { type: 'string', default: '15' },
+          'polling-interval': { type: 'string', default: '30' },
         },
       });
       const { runCellAgent, defaultCellId, defaultStateDir } = await import('./cmd/cell-agent.ts');
@@ -134,6 +135,7 @@ async function main(argv: string[]): Promise<number> {
         maxLogLinesPerSecond: nonNegative('--max-log-lines-per-second', values['max-log-lines-per-second']),
         containerMetricsIntervalMs:
           nonNegative('--container-metrics-interval', values['container-metrics-interval']) * 1000,
+        pollingIntervalMs: nonNegative('--polling-interval', values['polling-interval']) * 1000 || 30_000,
       });
     }
     case 'help':

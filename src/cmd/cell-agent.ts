@@ -38,6 +38,8 @@ export interface CellAgentOptions {
   maxLogLinesPerSecond?: number;
   /** Diego's container_metrics_report_interval (default 15 s). */
   containerMetricsIntervalMs?: number;
+  /** Diego's polling_interval: how often the rep bulk-syncs containers with its work (default 30 s). */
+  pollingIntervalMs?: number;
 }
 
 /**
@@ -89,6 +91,7 @@ export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kub
     log: opts.log,
     systemNamespace: opts.systemNamespace,
     evacuationTimeoutMs: opts.evacuationTimeoutMs,
+    pollingIntervalMs: opts.pollingIntervalMs,
     telemetry: {
       maxLogLinesPerSecond: opts.maxLogLinesPerSecond,
       containerMetricsIntervalMs: opts.containerMetricsIntervalMs,
