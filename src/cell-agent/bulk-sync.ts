@@ -95,6 +95,8 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
           );
         continue;
       }
+      // A SUSPECT copy is the converger's to promote or remove.
+      if (a.status?.presence === 'SUSPECT') continue;
       if (present.has(guid)) {
         await d.unsupervised?.(a).catch((err: unknown) => d.log.warn({ err, key: keyOf(a) }, 'bulk sync: adopt'));
         continue;
