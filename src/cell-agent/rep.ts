@@ -183,6 +183,15 @@ export class Rep {
           handles: new Set([...this.running.values()].flatMap((r) => (r.handle ? [r.handle] : []))),
           keys: new Set(this.running.keys()),
         }),
+        // A container of work assigned here that nobody supervises (its adoption failed): take it over now.
+        unsupervised: async (work) => {
+          const isTask = 'taskGuid' in work.spec;
+          const handle = isTask ? taskHandle(work as ITask) : ((work as IActualLRP).status?.instanceGuid ?? '');
+          const container = await this.o.backend.lookup(handle);
+          if (!container || this.running.has(keyOf(work))) return;
+          if (isTask) this.startTask(work as ITask, container);
+          else this.startInstance(work as IActualLRP, handle, container);
+        },
       },
       this.o.pollingIntervalMs,
     );
