@@ -5,7 +5,7 @@
 // Transitions follow Diego's ActualLRP.AllowsTransitionTo; the converger keeps its job of restarting
 // crashed instances and re-creating removed ones.
 import type { IActualLRP } from '../crds/models.ts';
-import { nextCrashCount } from '../controllers/crash-policy.ts';
+import { crashedStatus } from '../controllers/evacuation.ts';
 import { FINALIZER_CONTAINER } from '../controllers/names.ts';
 import { isNotFound, refOf, retryOnConflict } from '../lib/resources.ts';
 import { BbsFailure, invalidField, notFound } from './errors.ts';
@@ -28,10 +28,10 @@ export async function recordsOf(ctx: Ctx, processGuid: string, index: number): P
   return items.filter((a) => a.spec.index === index);
 }
 
-const sameInstance = (a: IActualLRP, key: m.ActualLRPInstanceKey | undefined) =>
+export const sameInstance = (a: IActualLRP, key: m.ActualLRPInstanceKey | undefined) =>
   !!key && (a.status?.instanceGuid ?? '') === key.instanceGuid && (a.status?.cellId ?? '') === key.cellId;
 
-function keyErrors(key: m.ActualLRPKey | undefined, field = 'actual_lrp_key'): string[] {
+export function keyErrors(key: m.ActualLRPKey | undefined, field = 'actual_lrp_key'): string[] {
   if (!key) return [field];
   return [
     ...(key.processGuid ? [] : ['process_guid']),
@@ -40,12 +40,12 @@ function keyErrors(key: m.ActualLRPKey | undefined, field = 'actual_lrp_key'): s
   ];
 }
 
-function instanceKeyErrors(key: m.ActualLRPInstanceKey | undefined): string[] {
+export function instanceKeyErrors(key: m.ActualLRPInstanceKey | undefined): string[] {
   if (!key) return ['actual_lrp_instance_key'];
   return [...(key.cellId ? [] : ['cell_id']), ...(key.instanceGuid ? [] : ['instance_guid'])];
 }
 
-function check(bad: string[]): void {
+export function check(bad: string[]): void {
   if (bad.length > 0) throw invalidField(...bad);
 }
 
@@ -98,7 +98,7 @@ async function claim(req: m.ClaimActualLRPRequest, ctx: Ctx) {
   return ok();
 }
 
-function netInfoOf(n: m.ActualLRPNetInfo): Record<string, unknown> {
+export function netInfoOf(n: m.ActualLRPNetInfo): Record<string, unknown> {
   return {
     address: n.address,
     instanceAddress: n.instanceAddress || undefined,
@@ -189,18 +189,8 @@ async function crash(req: m.CrashActualLRPRequest, ctx: Ctx) {
     const state = stateOf(a);
     if (a.spec.domain !== lrpKey.domain || (state !== 'CLAIMED' && state !== 'RUNNING') || !sameInstance(a, key))
       throw cannot(m.Error_Type.ActualLRPCannotBeCrashed, 'crash');
-    const now = Date.now();
-    const runningSince = state === 'RUNNING' && a.status?.since ? Date.parse(a.status.since) : undefined;
     // The converger applies the restart policy (immediately or after the backoff) to the CRASHED record.
-    await ctx.client.patchStatus('ActualLRP', refOf(a), {
-      state: 'CRASHED',
-      crashCount: nextCrashCount(a.status?.crashCount ?? 0, runningSince, now),
-      crashReason: req.errorMessage.slice(0, REASON_MAX),
-      since: new Date(now).toISOString(),
-      instanceGuid: null,
-      cellId: null,
-      netInfo: null,
-    });
+    await ctx.client.patchStatus('ActualLRP', refOf(a), crashedStatus(a, req.errorMessage));
   });
   return ok();
 }

@@ -78,10 +78,9 @@ describe('BBS HTTP shell', () => {
   });
 
   it('answers unknown routes with a plain-text 404 so clients fall back', async () => {
-    // Evacuation is the cell agent's own business here: those routes are not served.
     const r = await app.inject({
       method: 'POST',
-      url: '/v1/actual_lrps/evacuate_running.r1',
+      url: '/v1/actual_lrps/no_such_route',
       payload: Buffer.alloc(0),
     });
     expect(r.statusCode).toBe(404);

@@ -10,6 +10,7 @@ import { registerEventRoutes } from './event-routes.ts';
 import { EventHub } from './events.ts';
 import { bbsRoutes } from './handlers.ts';
 import { actualLRPLifecycleRoutes } from './actual-lrp-lifecycle.ts';
+import { evacuationRoutes } from './evacuation-routes.ts';
 import { readRoutes } from './read-routes.ts';
 import { taskCellRoutes } from './task-cell-routes.ts';
 import type { Route } from './route.ts';
@@ -62,6 +63,7 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
     ...bbsRoutes,
     ...readRoutes,
     ...actualLRPLifecycleRoutes,
+    ...evacuationRoutes,
     ...taskCellRoutes(opts.maxTaskRetries),
   };
   for (const [path, r] of Object.entries(routes)) {
@@ -80,7 +82,7 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
         res = await r.handler(msg, ctx);
       } catch (err) {
         if (!(err instanceof BbsFailure)) req.log.warn({ err, path }, 'BBS request failed');
-        res = create(r.response, { error: toBbsError(err) });
+        res = create(r.response, { ...r.failure, error: toBbsError(err) });
       }
       return reply
         .code(200)
@@ -116,7 +118,7 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
       err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
         ? `the request body is larger than the ${opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES}-byte limit`
         : 'the request received is invalid';
-    const res = create(r.response, { error: { type: Error_Type.InvalidRequest, message } });
+    const res = create(r.response, { ...r.failure, error: { type: Error_Type.InvalidRequest, message } });
     return reply
       .code(200)
       .type(PROTOBUF)

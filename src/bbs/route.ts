@@ -17,6 +17,8 @@ export interface Route {
   request: DescMessage;
   response: DescMessage;
   handler: Handler<DescMessage, DescMessage>;
+  /** Fields an error response carries besides the error (Diego's evacuation answers keep_container true). */
+  failure?: Record<string, unknown>;
 }
 
 /** Types each handler against its own messages; the table itself is untyped. */
@@ -24,6 +26,7 @@ export function route<Req extends DescMessage, Res extends DescMessage>(
   request: Req,
   response: Res,
   handler: Handler<Req, Res>,
+  failure?: Partial<MessageShape<Res>>,
 ): Route {
-  return { request, response, handler };
+  return { request, response, handler, failure };
 }

@@ -1,10 +1,12 @@
 // Diego's evacuation operations (bbs controllers/evacuation_controller.go) on our CRs: what a draining cell asks
 // for each of its containers — unclaim an instance that was still starting, turn a running one into an
 // EVACUATING copy while its ORDINARY record is auctioned again, and remove the copy once it is not needed.
-// Shared by the cell-agent's evacuator (and the simulated cells of the tests); the BBS facade's Evacuate*
-// routes can reuse them. Every write is a compare-and-swap on the version just read (docs/adr/0002).
+// Shared by the cell-agent's evacuator (and the simulated cells of the tests) and the BBS facade's Evacuate*
+// routes (src/bbs/evacuation-routes.ts). Every write is a compare-and-swap on the version just read
+// (docs/adr/0002).
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { DiegoClient, isAlreadyExists, isConflict, isNotFound, refOf, retryOnConflict } from '../lib/resources.ts';
+import { nextCrashCount } from './crash-policy.ts';
 import { FINALIZER_CONTAINER, placementPatch } from './names.ts';
 
 /** Which container this is: the instance guid a cell claimed with, on that cell (Diego's ActualLRPInstanceKey). */
@@ -29,6 +31,8 @@ const isMine = (a: IActualLRP | undefined, me: InstanceKey): a is IActualLRP =>
 
 /** The EVACUATING copy's name for an ORDINARY instance name (`<desiredlrp>-<index>-evacuating`, ADR 0002). */
 export const evacuatingName = (ordinaryName: string): string => `${ordinaryName}-evacuating`;
+/** The SUSPECT copy's name (the converger's, `<desiredlrp>-<index>-suspect`). */
+const suspectName = (ordinaryName: string): string => `${ordinaryName}-suspect`;
 
 /**
  * Diego's EvacuateRunningActualLRP decision, pure. `ordinary` and `copy` are the index's two records (as just
@@ -142,23 +146,133 @@ export async function releaseContainer(client: DiegoClient, a: IActualLRP): Prom
   });
 }
 
+/** Options of the evacuation calls. */
+export interface EvacuateOptions {
+  /**
+   * The caller holds no container finalizer of its own (a Diego rep through the BBS facade): a copy removed
+   * because its container is to stop has the finalizer released at once, as nobody else would.
+   */
+  releaseRemoved?: boolean;
+  /** Status fields to refresh on this container's EVACUATING copy while it is kept (a rep's heartbeat). */
+  copyStatus?: Record<string, unknown>;
+}
+
 /**
- * Diego's EvacuateClaimedActualLRP: the container was still starting. Its EVACUATING copy (if the record is
- * one) is removed; an ORDINARY record still claimed by this container goes back to UNCLAIMED and is auctioned
- * again. The caller destroys the container either way.
+ * Diego's EvacuateClaimedActualLRP: the container was still starting. Its EVACUATING (or SUSPECT) copy, if the
+ * record is one, is removed; an ORDINARY record still claimed by this container goes back to UNCLAIMED and is
+ * auctioned again. The caller destroys the container either way. Resolves false when no record of the index
+ * is this container's (Diego answers ResourceNotFound).
  */
 export async function evacuateClaimed(
   client: DiegoClient,
   namespace: string,
   ordinaryName: string,
   me: InstanceKey,
-): Promise<void> {
-  await retryOnConflict(async () => {
-    const copy = await getOrUndefined(client, namespace, evacuatingName(ordinaryName));
-    if (isMine(copy, me)) return removeEvacuating(client, copy, false);
+  opts: EvacuateOptions = {},
+): Promise<boolean> {
+  return retryOnConflict(async () => {
+    if (await removeCopies(client, namespace, ordinaryName, me, opts.releaseRemoved ?? false)) return true;
     const ordinary = await getOrUndefined(client, namespace, ordinaryName);
-    if (!isMine(ordinary, me) || ordinary.metadata.deletionTimestamp) return;
+    if (!isMine(ordinary, me)) return false;
+    if (ordinary.metadata.deletionTimestamp) return true;
     if (ordinary.status?.state === 'CLAIMED' || ordinary.status?.state === 'RUNNING') await unclaim(client, ordinary);
+    return true;
+  });
+}
+
+/**
+ * Removes this container's EVACUATING or SUSPECT copy of the index, if it has one (Diego's
+ * removeEvacuatingOrSuspect). `release`: drop the container finalizer too (the container is gone or going).
+ */
+async function removeCopies(
+  client: DiegoClient,
+  namespace: string,
+  ordinaryName: string,
+  me: InstanceKey,
+  release: boolean,
+): Promise<boolean> {
+  const [copy, suspect] = await Promise.all([
+    getOrUndefined(client, namespace, evacuatingName(ordinaryName)),
+    getOrUndefined(client, namespace, suspectName(ordinaryName)),
+  ]);
+  if (isMine(copy, me) && copy.status?.presence === 'EVACUATING') {
+    await removeEvacuating(client, copy, release);
+    return true;
+  }
+  if (isMine(suspect, me) && suspect.status?.presence === 'SUSPECT') {
+    await client.delete('ActualLRP', refOf(suspect)).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+    if (release) await releaseContainer(client, suspect);
+    return true;
+  }
+  return false;
+}
+
+/** What became of a record after an evacuation call that ends its container. */
+export type EndedOutcome = 'not-found' | 'copy-removed' | 'removed' | 'crashed' | 'cannot-crash';
+
+/** Diego truncates crash reasons to 1024 characters. */
+const CRASH_REASON_MAX = 1024;
+
+/**
+ * The status write of a crash (Diego's CrashActualLRP): CRASHED with Diego's crash count, off its cell. The
+ * converger then applies the restart policy. Shared by the BBS CrashActualLRP and EvacuateCrashedActualLRP.
+ */
+export function crashedStatus(a: IActualLRP, reason: string, now = Date.now()): Record<string, unknown> {
+  const runningSince = a.status?.state === 'RUNNING' && a.status.since ? Date.parse(a.status.since) : undefined;
+  return {
+    state: 'CRASHED',
+    crashCount: nextCrashCount(a.status?.crashCount ?? 0, runningSince, now),
+    crashReason: reason.slice(0, CRASH_REASON_MAX),
+    since: new Date(now).toISOString(),
+    instanceGuid: null,
+    cellId: null,
+    netInfo: null,
+  };
+}
+
+/**
+ * Diego's EvacuateCrashedActualLRP: the container crashed while its cell evacuates. Its EVACUATING or SUSPECT
+ * copy is removed (container finalizer released: the container is gone); an ORDINARY record of this
+ * container that was CLAIMED or RUNNING becomes CRASHED (`cannot-crash` otherwise).
+ */
+export async function evacuateCrashed(
+  client: DiegoClient,
+  namespace: string,
+  ordinaryName: string,
+  me: InstanceKey,
+  reason: string,
+): Promise<EndedOutcome> {
+  return retryOnConflict(async () => {
+    if (await removeCopies(client, namespace, ordinaryName, me, true)) return 'copy-removed';
+    const ordinary = await getOrUndefined(client, namespace, ordinaryName);
+    if (!isMine(ordinary, me)) return 'not-found';
+    const state = ordinary.status?.state;
+    if (state !== 'CLAIMED' && state !== 'RUNNING') return 'cannot-crash';
+    await client.patchStatus('ActualLRP', refOf(ordinary), crashedStatus(ordinary, reason));
+    return 'crashed';
+  });
+}
+
+/**
+ * Diego's EvacuateStoppedActualLRP: the container stopped while its cell evacuates. Its EVACUATING or SUSPECT
+ * copy, or else its ORDINARY record, is removed with the container finalizer released (the container is gone;
+ * the converger re-creates a removed ORDINARY index).
+ */
+export async function evacuateStopped(
+  client: DiegoClient,
+  namespace: string,
+  ordinaryName: string,
+  me: InstanceKey,
+): Promise<EndedOutcome> {
+  return retryOnConflict(async () => {
+    if (await removeCopies(client, namespace, ordinaryName, me, true)) return 'copy-removed';
+    const ordinary = await getOrUndefined(client, namespace, ordinaryName);
+    if (!isMine(ordinary, me)) return 'not-found';
+    if (!ordinary.metadata.deletionTimestamp) await client.delete('ActualLRP', refOf(ordinary));
+    await releaseContainer(client, ordinary);
+    return 'removed';
   });
 }
 
@@ -171,6 +285,7 @@ export async function evacuateRunning(
   namespace: string,
   ordinaryName: string,
   me: InstanceKey,
+  opts: EvacuateOptions = {},
 ): Promise<boolean> {
   return retryOnConflict(async () => {
     const [ordinary, copy] = await Promise.all([
@@ -197,12 +312,15 @@ export async function evacuateRunning(
       allRunning = running.length >= (desired.spec.instances ?? 1);
     }
     const d = decideRunning(desired ? ordinary : undefined, copy, me, strategy, allRunning);
-    if (d.removeCopy && copy) await removeEvacuating(client, copy, false);
+    if (d.removeCopy && copy) await removeEvacuating(client, copy, opts.releaseRemoved ?? false);
     if (d.evacuate && ordinary) {
       await ensureCopy(client, ordinary, me);
       await unclaim(client, ordinary);
     }
     if (d.unclaim && ordinary) await unclaim(client, ordinary);
+    // A kept copy takes the cell's latest net info, routability and tags (Diego updates the EVACUATING row).
+    const keptCopy = d.keepContainer && !d.evacuate && isMine(copy, me) && !copy.metadata.deletionTimestamp;
+    if (keptCopy && opts.copyStatus) await client.patchStatus('ActualLRP', refOf(copy), opts.copyStatus);
     return d.keepContainer;
   });
 }

@@ -8,6 +8,7 @@ import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { actualLRPLifecycleRoutes } from '../../src/bbs/actual-lrp-lifecycle.ts';
 import { buildBbsApp, PROTOBUF } from '../../src/bbs/app.ts';
+import { evacuationRoutes } from '../../src/bbs/evacuation-routes.ts';
 import { bbsRoutes } from '../../src/bbs/handlers.ts';
 import * as m from '../../src/bbs/models.ts';
 import { readRoutes } from '../../src/bbs/read-routes.ts';
@@ -43,10 +44,11 @@ const routes: Record<string, Route> = {
   ...bbsRoutes,
   ...readRoutes,
   ...actualLRPLifecycleRoutes,
+  ...evacuationRoutes,
   ...taskCellRoutes(),
 };
-// Served by the real BBS but not by us (evacuation is the cell agent's business here): must be a plain 404.
-const UNSERVED = ['/v1/actual_lrps/evacuate_running.r1', '/v1/actual_lrps/evacuate_claimed', '/v1/no/such/route'];
+// Paths no BBS serves: must be a plain 404.
+const UNSERVED = ['/v1/actual_lrps/evacuate_everything', '/v1/no/such/route'];
 
 const SCALAR_WIRE: Record<number, WireType> = {
   1: WireType.Bit64, // double
