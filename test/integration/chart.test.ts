@@ -48,6 +48,7 @@ interface Container {
   volumeMounts: { name: string; mountPath: string; mountPropagation?: string; readOnly?: boolean }[];
   readinessProbe?: { httpGet?: { path: string; port: string; scheme?: string } };
   livenessProbe?: { httpGet?: { path: string; port: string } };
+  ports?: { name: string; containerPort: number }[];
 }
 interface PodSpec {
   hostPID?: boolean;
@@ -275,8 +276,15 @@ describe('helm chart', () => {
           '--tls-key=/etc/diego-operator/bbs-tls/tls.key',
           '--tls-client-ca=/etc/diego-operator/bbs-tls/ca.crt',
           `--system-namespace=${system}`,
+          '--health-address=0.0.0.0:8890',
         ]),
       );
+      // Probes use the plain-HTTP health listener: the API itself asks every caller for a client certificate.
+      expect(bbs.ports).toEqual(
+        expect.arrayContaining([expect.objectContaining({ name: 'health', containerPort: 8890 })]),
+      );
+      expect(bbs.livenessProbe?.httpGet).toMatchObject({ path: '/ping', port: 'health' });
+      expect(bbs.readinessProbe?.httpGet).toMatchObject({ path: '/ping', port: 'health' });
       // Leases live in the system namespace; everything else in the release namespace.
       const roles = objects.filter((o) => o.kind === 'Role');
       expect(roles.filter((r) => r.metadata.namespace === system).map((r) => r.metadata.name)).toEqual(
