@@ -16,6 +16,9 @@ import path from 'node:path';
 import { LineSplitter } from './lines.ts';
 import type { ProcessHandle, ProcessIO, ProcessRecord, ProcessSignal } from './types.ts';
 
+/** Longest pause between two looks at a quiet process's output. */
+const MAX_IDLE_TAIL_MS = 1000;
+
 /** Files are truncated once this much has been read from them. */
 export const OUTPUT_ROTATE_BYTES = 1024 * 1024;
 
@@ -176,7 +179,7 @@ class Tail {
   readonly #path: string;
   readonly #lines: LineSplitter;
   #offset: number;
-  #reading?: Promise<void>;
+  #reading?: Promise<number>;
 
   constructor(p: string, offset: number, emit: (line: string) => void) {
     this.#path = p;
@@ -184,24 +187,31 @@ class Tail {
     this.#lines = new LineSplitter(emit);
   }
 
-  read(): Promise<void> {
+  /** Reads what was appended since the last read; resolves with the number of bytes. */
+  read(): Promise<number> {
     this.#reading ??= this.#read().finally(() => (this.#reading = undefined));
     return this.#reading;
   }
 
-  async #read(): Promise<void> {
+  async #read(): Promise<number> {
+    // One stat when nothing was written (the common case for a quiet app).
+    const size = (await stat(this.#path).catch(() => undefined))?.size;
+    if (size === undefined || size === this.#offset) return 0;
+    if (size < this.#offset) this.#offset = 0; // truncated by someone else
     let fh;
     try {
       fh = await open(this.#path, 'r');
     } catch {
-      return;
+      return 0;
     }
+    let total = 0;
     try {
       const buf = Buffer.alloc(64 * 1024);
       for (;;) {
         const { bytesRead } = await fh.read(buf, 0, buf.length, this.#offset);
         if (bytesRead === 0) break;
         this.#offset += bytesRead;
+        total += bytesRead;
         this.#lines.write(buf.subarray(0, bytesRead));
       }
       if (this.#offset >= OUTPUT_ROTATE_BYTES) {
@@ -211,6 +221,7 @@ class Tail {
     } finally {
       await fh.close();
     }
+    return total;
   }
 
   end(): void {
@@ -261,8 +272,11 @@ export class DetachedProcess implements ProcessHandle {
   async #watch(out: Tail, err: Tail, tailMs: number, pollMs: number, drainMs: number): Promise<number> {
     let lastPoll = 0;
     let goneSince: number | undefined;
+    // A quiet process is looked at less and less often (up to once a second); output brings it back to tailMs.
+    let wait = tailMs;
     for (;;) {
-      await Promise.all([out.read(), err.read()]);
+      const [o, e] = await Promise.all([out.read(), err.read()]);
+      wait = o + e > 0 ? tailMs : Math.min(wait * 2, Math.max(tailMs, MAX_IDLE_TAIL_MS));
       if (Date.now() - lastPoll >= pollMs || this.#woken) {
         lastPoll = Date.now();
         this.#woken = false;
@@ -287,7 +301,7 @@ export class DetachedProcess implements ProcessHandle {
           clearTimeout(this.#timer);
           resolve();
         };
-        this.#timer = setTimeout(resolve, tailMs);
+        this.#timer = setTimeout(resolve, Math.min(wait, pollMs));
         this.#timer.unref(); // an agent that leaves its containers running must be able to exit
       });
     }
