@@ -33,20 +33,17 @@ function keys(req: Keyed, more: string[] = []): { lrpKey: m.ActualLRPKey; me: In
 }
 
 /**
- * The index's records and its ORDINARY record's name (`<desiredlrp>-<index>`), taken from whichever record
- * exists: copies carry a `-evacuating`/`-suspect` suffix. Undefined when the index has no record at all.
+ * The ORDINARY record's name of an index (`<desiredlrp>-<index>`), taken from whichever of its records exists:
+ * copies carry a `-evacuating`/`-suspect` suffix. Undefined when the index has no record at all.
  */
-async function indexOf(ctx: Ctx, key: m.ActualLRPKey): Promise<{ records: IActualLRP[]; ordinaryName?: string }> {
-  const records = await recordsOf(ctx, key.processGuid, key.index);
-  const ordinary = records.find((a) => presenceOf(a) === 'ORDINARY' && a.status?.presence);
-  if (ordinary) return { records, ordinaryName: ordinary.metadata.name };
-  for (const a of records) {
-    const suffix = `-${presenceOf(a).toLowerCase()}`;
-    const name = a.metadata.name ?? '';
-    if (a.status?.presence && a.status.presence !== 'ORDINARY' && name.endsWith(suffix))
-      return { records, ordinaryName: name.slice(0, -suffix.length) };
-  }
-  return { records, ordinaryName: records[0]?.metadata.name };
+async function ordinaryNameOf(ctx: Ctx, key: m.ActualLRPKey): Promise<string | undefined> {
+  const names = (await recordsOf(ctx, key.processGuid, key.index)).map((a) => a.metadata.name ?? '');
+  const suffixes = [`-${key.index}-evacuating`, `-${key.index}-suspect`];
+  const copyOf = (name: string) => suffixes.find((s) => name.endsWith(s));
+  const ordinary = names.find((n) => !copyOf(n));
+  if (ordinary) return ordinary;
+  const copy = names.find(copyOf);
+  return copy?.slice(0, copy.length - copyOf(copy)!.length + `-${key.index}`.length);
 }
 
 const evacuation = (keepContainer: boolean, error?: BbsFailure) => ({
@@ -69,7 +66,7 @@ async function removeEvacuatingRoute(req: m.RemoveEvacuatingActualLRPRequest, ct
 /** EvacuateClaimedActualLRP: back to the auction; the container is destroyed (keep_container false). */
 async function claimedRoute(req: m.EvacuateClaimedActualLRPRequest, ctx: Ctx) {
   const { lrpKey, me } = keys(req);
-  const { ordinaryName } = await indexOf(ctx, lrpKey);
+  const ordinaryName = await ordinaryNameOf(ctx, lrpKey);
   const found =
     ordinaryName !== undefined &&
     (await evacuateClaimed(ctx.client, ctx.namespace, ordinaryName, me, { releaseRemoved: true }));
@@ -80,7 +77,7 @@ async function claimedRoute(req: m.EvacuateClaimedActualLRPRequest, ctx: Ctx) {
 /** EvacuateCrashedActualLRP: copies are removed, an ORDINARY instance records the crash. */
 async function crashedRoute(req: m.EvacuateCrashedActualLRPRequest, ctx: Ctx) {
   const { lrpKey, me } = keys(req, req.errorMessage ? [] : ['error_message']);
-  const { ordinaryName } = await indexOf(ctx, lrpKey);
+  const ordinaryName = await ordinaryNameOf(ctx, lrpKey);
   const outcome = ordinaryName
     ? await evacuateCrashed(ctx.client, ctx.namespace, ordinaryName, me, req.errorMessage)
     : 'not-found';
@@ -93,7 +90,7 @@ async function crashedRoute(req: m.EvacuateCrashedActualLRPRequest, ctx: Ctx) {
 /** EvacuateStoppedActualLRP: the container's record (copy or ORDINARY) is removed. */
 async function stoppedRoute(req: m.EvacuateStoppedActualLRPRequest, ctx: Ctx) {
   const { lrpKey, me } = keys(req);
-  const { ordinaryName } = await indexOf(ctx, lrpKey);
+  const ordinaryName = await ordinaryNameOf(ctx, lrpKey);
   const outcome = ordinaryName ? await evacuateStopped(ctx.client, ctx.namespace, ordinaryName, me) : 'not-found';
   if (outcome === 'not-found') throw notFound();
   return evacuation(false);
@@ -108,7 +105,7 @@ function runningRoute(withExtras: boolean) {
   return async (req: m.EvacuateRunningActualLRPRequest, ctx: Ctx) => {
     const net = req.actualLrpNetInfo;
     const { lrpKey, me } = keys(req, !net ? ['actual_lrp_net_info'] : net.address ? [] : ['address']);
-    const { ordinaryName } = await indexOf(ctx, lrpKey);
+    const ordinaryName = await ordinaryNameOf(ctx, lrpKey);
     if (!ordinaryName) return evacuation(false); // Diego: no record of the index, nothing to keep serving
     const copyStatus: Record<string, unknown> = {
       netInfo: netInfoOf(net!),

@@ -221,6 +221,25 @@ describe('BBS evacuation routes', () => {
     }, 15_000);
   });
 
+  it('evacuate_running lets the container go once its DesiredLRP is removed', async () => {
+    const draining = await drainingCell();
+    const cellId = draining.o.cellId;
+    const guid = await placedLRP(cellId, 1);
+    const ik = { cellId, instanceGuid: 'ig-d' };
+    await run(guid, 0, ik);
+    await startDraining(draining);
+    answered(await rep(guid).running(0, ik), true);
+    const removed = await bbs(
+      '/v1/desired_lrp/remove',
+      m.RemoveDesiredLRPRequestSchema,
+      { processGuid: guid },
+      m.DesiredLRPLifecycleResponseSchema,
+    );
+    expect(removed.error).toBeUndefined();
+    await eventually(async () => answered(await rep(guid).running(0, ik), false), 15_000);
+    await eventually(async () => expect(await crsOf(guid)).toEqual([]), 15_000);
+  });
+
   it('evacuate_claimed sends a starting instance back to the auction; unknown containers are ResourceNotFound', async () => {
     const draining = await drainingCell();
     const cellId = draining.o.cellId;
@@ -266,9 +285,9 @@ describe('BBS evacuation routes', () => {
   it('evacuate_crashed and evacuate_stopped end an instance or its EVACUATING copy', async () => {
     const draining = await drainingCell();
     const cellId = draining.o.cellId;
-    const guid = await placedLRP(cellId, 4);
+    const guid = await placedLRP(cellId, 5);
     const ik = (index: number) => ({ cellId, instanceGuid: `ig-${index}` });
-    for (let i = 0; i < 4; i++) await run(guid, i, ik(i));
+    for (let i = 0; i < 5; i++) await run(guid, i, ik(i));
     const evac = rep(guid);
 
     // Crashed: the message is required; only the instance's own container may report it.
@@ -299,16 +318,18 @@ describe('BBS evacuation routes', () => {
       expect(again?.status?.instanceGuid).toBeUndefined();
     }, 20_000);
 
-    // Copies: a crashed or stopped container's EVACUATING copy is removed outright; the ORDINARY record is untouched.
+    // Copies: a crashed, stopped (or still starting) container's EVACUATING copy is removed outright; the ORDINARY
+    // record is untouched.
     await startDraining(draining);
-    for (const i of [2, 3]) expect((await evac.running(i, ik(i))).keepContainer).toBe(true);
+    for (const i of [2, 3, 4]) expect((await evac.running(i, ik(i))).keepContainer).toBe(true);
     expect((await records(guid, 2)).evacuating).toBeDefined();
     answered(await evac.crashed(2, ik(2)), false);
     answered(await evac.stopped(3, ik(3)), false);
+    answered(await evac.claimed(4, ik(4)), false);
     await eventually(async () => {
       const left = await crsOf(guid);
       expect(left.filter((a) => a.status?.presence === 'EVACUATING')).toEqual([]);
-      expect(left.filter((a) => a.spec.index >= 2).map((a) => a.status?.crashCount ?? 0)).toEqual([0, 0]);
+      expect(left.filter((a) => a.spec.index >= 2).map((a) => a.status?.crashCount ?? 0)).toEqual([0, 0, 0]);
     }, 15_000);
   });
 
