@@ -6,7 +6,7 @@
 // The remaining resources are published on the Cell (status.available), which the auction also respects.
 import type { Logger } from 'pino';
 import { placementPatch } from '../controllers/names.ts';
-import { completedStatus } from '../controllers/task-lifecycle.ts';
+import { rejectedStatus } from '../controllers/task-lifecycle.ts';
 import type { IActualLRP, ITask } from '../crds/models.ts';
 import type { EventRecorder } from '../lib/events.ts';
 import { keyOf } from '../lib/informer.ts';
@@ -147,15 +147,8 @@ export async function rejectTask(
     if (isConflict(err) || isNotFound(err)) return false;
     throw err;
   }
-  const now = new Date();
-  const status: Record<string, unknown> = {
-    rejectionCount: count + 1,
-    rejectionReason: reason,
-    updatedAt: now.toISOString(),
-    ...(fail ? completedStatus({ failed: true, failureReason: reason }, now) : {}),
-  };
   try {
-    await client.patchStatus('Task', refOf(unplaced), status);
+    await client.patchStatus('Task', refOf(unplaced), rejectedStatus(t, reason, opts.maxRetries ?? 3));
   } catch (err) {
     if (!isConflict(err) && !isNotFound(err)) throw err;
   }
