@@ -41,18 +41,27 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { CniNetwork, type CniOptions, type CniResult } from './cni.ts';
-import { attachDetached, DetachedProcess, listDetached, startDetached } from './detached.ts';
+import {
+  command,
+  ContainerTable,
+  DetachedSet,
+  handlesOf,
+  initialPorts,
+  mapPort,
+  networkInfo,
+  rewritePort,
+} from './common.ts';
+import { DetachedProcess, startDetached } from './detached.ts';
 import { isPlainHttpRegistry, parseDockerRootfs } from './docker-ref.ts';
 import { buildOciImage, writeOciLayoutTar } from './oci-image.ts';
-import { collect, delay, exitCode, freePort } from './process.ts';
+import { collect, exitCode, freePort } from './process.ts';
 import { resolveRootfs } from './rootfs.ts';
-import { cgroupFile, lookupUser, oomKills } from './runc.ts';
-import { extractTar } from './tar.ts';
+import { cgroupFile, lookupUser } from './runc.ts';
+import { createTar, extractTar } from './tar.ts';
 import { cgroupUsage } from './usage.ts';
 import {
-  HANDLE_PATTERN,
   type Container,
   type ContainerBackend,
   type ContainerInfo,
@@ -172,8 +181,7 @@ export class ContainerdBackend implements ContainerBackend {
   readonly network: CniNetwork | undefined;
   readonly helper: string;
   readonly #opts: ContainerdBackendOptions;
-  readonly #containers = new Map<string, ContainerdContainer>();
-  readonly #busy = new Map<string, Promise<unknown>>();
+  readonly #containers = new ContainerTable<ContainerdContainer>();
   /** Images being pulled or imported, so concurrent creates with one image fetch it once. */
   readonly #images = new Map<string, Promise<void>>();
   readonly #allocatePort: () => Promise<number>;
@@ -275,21 +283,11 @@ export class ContainerdBackend implements ContainerBackend {
     return this.#opts.snapshotter ? ['--snapshotter', this.#opts.snapshotter] : [];
   }
 
-  async create(spec: ContainerSpec): Promise<Container> {
-    if (!HANDLE_PATTERN.test(spec.handle)) throw new Error(`invalid container handle '${spec.handle}'`);
-    if (this.#containers.has(spec.handle) || this.#busy.has(spec.handle)) {
-      throw new Error(`handle already exists: ${spec.handle}`);
-    }
-    const work = this.#create(spec);
-    this.#busy.set(spec.handle, work);
-    try {
-      return await work;
-    } finally {
-      this.#busy.delete(spec.handle);
-    }
+  create(spec: ContainerSpec): Promise<Container> {
+    return this.#containers.create(spec.handle, () => this.#create(spec));
   }
 
-  async #create(spec: ContainerSpec): Promise<Container> {
+  async #create(spec: ContainerSpec): Promise<ContainerdContainer> {
     const id = this.containerId(spec.handle);
     if (await this.#info(id)) throw new Error(`handle already exists: ${spec.handle}`);
     for (const [key, value] of Object.entries(spec.properties ?? {})) {
@@ -306,11 +304,7 @@ export class ContainerdBackend implements ContainerBackend {
     const helperSource = await this.#helperSource();
     const ref = await this.ensureImage(spec.rootfs);
     await mkdir(this.fifoDir, { recursive: true });
-    const ports: PortMapping[] = [];
-    for (const p of spec.netIn ?? []) {
-      if (ports.some((q) => q.containerPort === p.containerPort)) continue;
-      ports.push({ containerPort: p.containerPort, hostPort: p.hostPort ?? (await this.#allocatePort()) });
-    }
+    const ports = await initialPorts(spec.netIn, this.#allocatePort);
     let network: CniResult | undefined;
     try {
       if (this.network) network = await this.network.setUp(id, ports);
@@ -384,42 +378,23 @@ export class ContainerdBackend implements ContainerBackend {
     return target;
   }
 
-  async lookup(handle: string): Promise<Container | undefined> {
-    const known = this.#containers.get(handle);
-    if (known) return known;
-    if (!HANDLE_PATTERN.test(handle) || this.#busy.has(handle)) return undefined;
+  lookup(handle: string): Promise<Container | undefined> {
     // Re-adopt a container of a previous agent: containerd keeps everything we need in its labels.
-    const info = await this.#info(this.containerId(handle));
-    const meta = info && metaFromInfo(info);
-    if (meta?.handle !== handle) return undefined;
-    const again = this.#containers.get(handle);
-    if (again) return again;
-    const container = new ContainerdContainer(this, meta, this.#opts);
-    this.#containers.set(handle, container);
-    return container;
+    return this.#containers.lookup(handle, async () => {
+      const info = await this.#info(this.containerId(handle));
+      const meta = info && metaFromInfo(info);
+      if (meta?.handle !== handle) return undefined;
+      return new ContainerdContainer(this, meta, this.#opts);
+    });
   }
 
   async list(): Promise<string[]> {
     const out = await this.ctr(['containers', 'ls', '-q']);
-    return out
-      .split('\n')
-      .filter((id) => id.startsWith(this.idPrefix))
-      .map((id) => id.slice(this.idPrefix.length))
-      .filter((handle) => HANDLE_PATTERN.test(handle))
-      .sort();
+    return handlesOf(out.split('\n'), this.idPrefix);
   }
 
-  async destroy(handle: string): Promise<void> {
-    if (!HANDLE_PATTERN.test(handle)) return;
-    const pending = this.#busy.get(handle);
-    if (pending) await pending.catch(() => {});
-    const work = this.#teardown(handle);
-    this.#busy.set(handle, work);
-    try {
-      await work;
-    } finally {
-      this.#busy.delete(handle);
-    }
+  destroy(handle: string): Promise<void> {
+    return this.#containers.destroy(handle, () => this.#teardown(handle));
   }
 
   async #teardown(handle: string, partial?: { ports: PortMapping[]; network?: CniResult }): Promise<void> {
@@ -508,8 +483,7 @@ class ContainerdContainer implements Container {
   readonly properties: Readonly<Record<string, string>>;
   readonly #backend: ContainerdBackend;
   readonly #meta: ContainerdMeta;
-  readonly #processes = new Set<DetachedProcess>();
-  readonly #outputDrainMs: number;
+  readonly #processes: DetachedSet;
   readonly #allocatePort: () => Promise<number>;
   #execCounter = 0;
 
@@ -518,7 +492,7 @@ class ContainerdContainer implements Container {
     this.#meta = meta;
     this.handle = meta.handle;
     this.properties = { ...meta.properties };
-    this.#outputDrainMs = opts.outputDrainMs ?? 200;
+    this.#processes = new DetachedSet(this.procsDir, opts.outputDrainMs ?? 200);
     this.#allocatePort = opts.allocatePort ?? freePort;
   }
 
@@ -546,7 +520,10 @@ class ContainerdContainer implements Container {
     const containerHas = (name: string) => this.#meta.env.some((e) => e.startsWith(`${name}=`));
     if (!env.has('HOME') && !containerHas('HOME')) env.set('HOME', user.home);
     // On the host network a process must listen on the host port; in its own namespace on the container port.
-    if (!this.#meta.network) rewritePort(env, this.#meta.env, this.#meta.ports);
+    if (!this.#meta.network) {
+      const inherited = this.#meta.env.find((e) => e.startsWith('PORT='))?.slice('PORT='.length);
+      rewritePort(env, this.#meta.ports, inherited);
+    }
     for (const name of env.keys()) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`invalid environment variable name '${name}'`);
     }
@@ -592,7 +569,7 @@ class ContainerdContainer implements Container {
     let handle: DetachedProcess;
     try {
       handle = await startDetached(
-        this.#detachedOptions(),
+        this.#processes.options,
         id,
         {},
         ({ pidFile }) => [
@@ -623,8 +600,7 @@ class ContainerdContainer implements Container {
       if (/chdir to cwd/.test(message)) message = `working directory ${cwd} does not exist`;
       throw new Error(message, { cause: err });
     }
-    this.#track(handle);
-    return handle;
+    return this.#processes.track(handle);
   }
 
   /** Where the processes of this container keep their output and exit status (detached.ts). */
@@ -633,45 +609,17 @@ class ContainerdContainer implements Container {
   }
 
   processes(): Promise<ProcessRecord[]> {
-    return listDetached(this.procsDir);
+    return this.#processes.list();
   }
 
-  async attach(id: string, io: ProcessIO): Promise<ProcessHandle> {
-    const handle = await attachDetached(this.#detachedOptions(), id, io);
-    this.#track(handle);
-    return handle;
-  }
-
-  #detachedOptions() {
-    return { dir: this.procsDir, drainMs: this.#outputDrainMs };
-  }
-
-  #track(handle: DetachedProcess): void {
-    this.#processes.add(handle);
-    void handle.closed.then(() => this.#processes.delete(handle));
+  attach(id: string, io: ProcessIO): Promise<ProcessHandle> {
+    return this.#processes.attach(id, io);
   }
 
   /** Runs the helper busybox in the container (no wrapper); resolves with its exit status, stdout and stderr. */
   async #helper(args: string[], opts: { user?: { uid: number; gid: number } } = {}) {
     const user = opts.user ?? { uid: 0, gid: 0 };
-    const child = spawn(
-      this.#backend.ctrBinary,
-      [
-        ...this.#backend.globalArgs(),
-        'tasks',
-        'exec',
-        '--fifo-dir',
-        this.#backend.fifoDir,
-        '--exec-id',
-        this.#execId(),
-        '--user',
-        `${user.uid}:${user.gid}`,
-        this.id,
-        HELPER_PATH,
-        ...args,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(this.#backend.ctrBinary, this.#execArgs(user, args), { stdio: ['ignore', 'pipe', 'pipe'] });
     const [stdout, stderr, code] = await Promise.all([collect(child.stdout), collect(child.stderr), exitCode(child)]);
     return { code, stdout, stderr: ctrMessage(stderr) };
   }
@@ -726,28 +674,12 @@ class ContainerdContainer implements Container {
       });
     }
     const base = p === '/' ? '.' : path.posix.basename(p);
-    const child = spawn(
-      this.#backend.ctrBinary,
-      this.#execArgs(user, ['tar', '-c', '-f', '-', '-C', path.posix.dirname(p), base]),
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const stderr = collect(child.stderr);
-    const out = new PassThrough();
-    child.stdout.pipe(out, { end: false });
-    out.once('close', () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    void Promise.all([exitCode(child), stderr]).then(([code, text]) => {
-      if (code === 0) out.end();
-      else out.destroy(new Error(`tar of ${src} failed (exit ${code}): ${ctrMessage(text)}`));
-    });
-    return out;
+    const args = this.#execArgs(user, ['tar', '-c', '-f', '-', '-C', path.posix.dirname(p), base]);
+    return createTar(this.#backend.ctrBinary, args, src, ctrMessage);
   }
 
-  async info(): Promise<ContainerInfo> {
-    const events = (await oomKills(this.id)) > 0 ? ['out of memory'] : [];
-    const ip = CniNetwork.address(this.#meta.network);
-    return { ...(ip ? { ip } : {}), ports: this.#meta.ports.map((p) => ({ ...p })), events };
+  info(): Promise<ContainerInfo> {
+    return networkInfo(this.id, this.#meta);
   }
 
   /** cpu and memory from the container's cgroup; disk is the size of its writable snapshot (`ctr snapshots usage`). */
@@ -764,31 +696,17 @@ class ContainerdContainer implements Container {
     return { cpuNanos, memoryBytes, diskBytes };
   }
 
-  async netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {
-    const existing = this.#meta.ports.find((p) => p.containerPort === containerPort);
-    if (existing && (hostPort === undefined || hostPort === existing.hostPort)) return { ...existing };
-    const mapping = { containerPort, hostPort: hostPort ?? (await this.#allocatePort()) };
-    const ports = [...this.#meta.ports.filter((p) => p.containerPort !== containerPort), mapping];
-    const network = this.#backend.network;
-    if (network && this.#meta.network) {
-      await network.setPorts(this.id, this.#meta.ports, ports, this.#meta.network);
-    }
-    this.#meta.ports = ports;
-    await this.#backend.ctr(['containers', 'label', this.id, `${LABEL_PORTS}=${JSON.stringify(ports)}`]);
-    return { ...mapping };
+  netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {
+    const target = { id: this.id, meta: this.#meta, network: this.#backend.network, allocatePort: this.#allocatePort };
+    return mapPort(target, containerPort, hostPort, (ports) =>
+      this.#backend.ctr(['containers', 'label', this.id, `${LABEL_PORTS}=${JSON.stringify(ports)}`]),
+    );
   }
 
   /** Waits (at most `ms`) for the ctr exec processes we started to exit. */
-  async waitAll(ms: number): Promise<void> {
-    await Promise.race([Promise.all([...this.#processes].map((p) => p.wait())), delay(ms)]);
+  waitAll(ms: number): Promise<void> {
+    return this.#processes.waitAll(ms);
   }
-}
-
-function rewritePort(env: Map<string, string>, containerEnv: string[], ports: PortMapping[]): void {
-  const inherited = containerEnv.find((e) => e.startsWith('PORT='))?.slice('PORT='.length);
-  const port = env.get('PORT') ?? inherited;
-  const mapping = port === undefined ? ports[0] : ports.find((p) => String(p.containerPort) === port.trim());
-  if (mapping) env.set('PORT', String(mapping.hostPort));
 }
 
 /** ctr prints errors as 'ctr: <message>' (sometimes after logrus lines); keep the messages. */
@@ -812,15 +730,6 @@ function ctrCommand(file: string, args: string[]): Promise<string> {
         const what = args.slice(4, 6).join(' ');
         reject(new Error(`ctr ${what}: ${ctrMessage(stderr) || err.message}`, { cause: err }));
       } else resolve(stdout);
-    });
-  });
-}
-
-function command(file: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { encoding: 'utf8' }, (err, stdout: string, stderr: string) => {
-      if (err) reject(new Error(`${file} ${args.join(' ')}: ${stderr.trim() || err.message}`, { cause: err }));
-      else resolve(stdout);
     });
   });
 }

@@ -22,13 +22,14 @@
 //   its processes run detached from the agent (detached.ts: a host shell records the exit status, output goes
 //   to files, `setsid` makes each process lead its own group), so a restarted agent lists, looks up and
 //   re-attaches to them like the runc backend's.
-import { extractTar } from './tar.ts';
+import { createTar, extractTar } from './tar.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { mkdir, readdir, readFile, rm, stat, symlink, lstat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { killGroup, rewritePort } from './common.ts';
 import { attachDetached, DetachedProcess, listDetached, plainExec, startDetached } from './detached.ts';
 import { LineSplitter } from './lines.ts';
 import { dirBytes, processGroupUsage } from './usage.ts';
@@ -224,7 +225,7 @@ class ProcessContainer implements Container {
   async run(proc: ProcessSpec, io: ProcessIO): Promise<ProcessHandle> {
     const env = new Map<string, string>([['PATH', DEFAULT_PATH]]);
     for (const v of [...this.#env, ...(proc.env ?? [])]) env.set(v.name, v.value);
-    this.#rewritePort(env);
+    rewritePort(env, this.#ports);
 
     const cwd = proc.dir ? resolveInRoot(this.root, proc.dir) : this.root;
     if (!(await isDirectory(cwd))) throw new Error(`working directory ${proc.dir ?? '/'} does not exist`);
@@ -277,21 +278,7 @@ class ProcessContainer implements Container {
   async streamOut(src: string): Promise<Readable> {
     const target = resolveInRoot(this.root, src);
     await lstat(target); // rejects with ENOENT like Garden does for a missing path
-    const child = spawn('tar', ['-c', '-f', '-', '-C', path.dirname(target), path.basename(target)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const stderr = collect(child.stderr);
-    const out = new PassThrough();
-    child.stdout.pipe(out, { end: false });
-    // A reader that stops early (the upload step reads one entry) must not leave tar blocked on a full pipe.
-    out.once('close', () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    void Promise.all([exitCode(child), stderr]).then(([code, text]) => {
-      if (code === 0) out.end();
-      else out.destroy(new Error(`tar of ${src} failed (exit ${code}): ${text.trim()}`));
-    });
-    return out;
+    return createTar('tar', ['-c', '-f', '-', '-C', path.dirname(target), path.basename(target)], src);
   }
 
   info(): Promise<ContainerInfo> {
@@ -331,24 +318,9 @@ class ProcessContainer implements Container {
     for (const p of all) p.signal('SIGKILL');
     // Processes a previous agent started (persistent containers): their groups, by the recorded pid.
     for (const r of await this.processes()) {
-      if (r.exitStatus !== undefined || all.some((p) => p.pid === r.pid)) continue;
-      for (const target of [-r.pid, r.pid]) {
-        try {
-          process.kill(target, 'SIGKILL');
-          break;
-        } catch {
-          // gone already
-        }
-      }
+      if (r.exitStatus === undefined && !all.some((p) => p.pid === r.pid)) killGroup(r.pid);
     }
     await Promise.race([Promise.all(all.map((p) => p.wait())), delay(2000)]);
-  }
-
-  #rewritePort(env: Map<string, string>): void {
-    const port = env.get('PORT');
-    const mapping =
-      port === undefined ? this.#ports[0] : this.#ports.find((p) => String(p.containerPort) === port.trim());
-    if (mapping) env.set('PORT', String(mapping.hostPort));
   }
 
   async #resolveExecutable(file: string): Promise<string> {

@@ -27,20 +27,30 @@
 //   container's processes are killed and info() carries a 'disk quota exceeded: …' event.
 // * destroy: `runc kill KILL` + `runc delete --force` (the pid namespace dies with its init, and so does every
 //   exec'd process; runc removes the cgroups), CNI DEL + netns delete, unmount the overlay, remove the bundle.
-import { extractTar } from './tar.ts';
+import { createTar, extractTar } from './tar.ts';
 import { spawn, execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chown, lstat, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { CniNetwork, type CniOptions, type CniResult } from './cni.ts';
-import { attachDetached, DetachedProcess, listDetached, runcMessage, startDetached } from './detached.ts';
+import {
+  command,
+  ContainerTable,
+  DetachedSet,
+  handlesOf,
+  initialPorts,
+  killGroup,
+  mapPort,
+  networkInfo,
+  rewritePort,
+} from './common.ts';
+import { runcMessage, startDetached } from './detached.ts';
 import { buildOciConfig, capabilities, type OciProcess } from './oci.ts';
-import { collect, DEFAULT_PATH, delay, exitCode, freePort, resolveInRoot } from './process.ts';
+import { DEFAULT_PATH, delay, exitCode, freePort, resolveInRoot } from './process.ts';
 import { resolveRootfs } from './rootfs.ts';
 import { cgroupUsage, dirBytes } from './usage.ts';
 import {
-  HANDLE_PATTERN,
   type Container,
   type ContainerBackend,
   type ContainerInfo,
@@ -102,9 +112,7 @@ export class RuncBackend implements ContainerBackend {
   readonly idPrefix: string;
   readonly network: CniNetwork | undefined;
   readonly #opts: RuncBackendOptions;
-  readonly #containers = new Map<string, RuncContainer>();
-  /** Handles being created or destroyed, so concurrent calls for one handle do not interleave. */
-  readonly #busy = new Map<string, Promise<unknown>>();
+  readonly #containers = new ContainerTable<RuncContainer>();
   readonly #allocatePort: () => Promise<number>;
 
   constructor(opts: RuncBackendOptions) {
@@ -125,7 +133,7 @@ export class RuncBackend implements ContainerBackend {
 
   /** Measures every known container's writable layer against its diskMb (see RuncContainer.enforceDisk). */
   async enforceDisk(): Promise<void> {
-    for (const c of [...this.#containers.values()]) await c.enforceDisk().catch(() => {});
+    for (const c of this.#containers.values()) await c.enforceDisk().catch(() => {});
   }
 
   containerId(handle: string): string {
@@ -141,21 +149,11 @@ export class RuncBackend implements ContainerBackend {
     return runcCommand(this.#opts.runc ?? 'runc', ['--root', this.runcRoot, ...args]);
   }
 
-  async create(spec: ContainerSpec): Promise<Container> {
-    if (!HANDLE_PATTERN.test(spec.handle)) throw new Error(`invalid container handle '${spec.handle}'`);
-    if (this.#containers.has(spec.handle) || this.#busy.has(spec.handle)) {
-      throw new Error(`handle already exists: ${spec.handle}`);
-    }
-    const work = this.#create(spec);
-    this.#busy.set(spec.handle, work);
-    try {
-      return await work;
-    } finally {
-      this.#busy.delete(spec.handle);
-    }
+  create(spec: ContainerSpec): Promise<Container> {
+    return this.#containers.create(spec.handle, () => this.#create(spec));
   }
 
-  async #create(spec: ContainerSpec): Promise<Container> {
+  async #create(spec: ContainerSpec): Promise<RuncContainer> {
     const id = this.containerId(spec.handle);
     if (await this.#state(id)) throw new Error(`handle already exists: ${spec.handle}`);
     const lower = await resolveRootfs(spec.rootfs, this.#opts.rootfsCacheDir);
@@ -170,11 +168,7 @@ export class RuncBackend implements ContainerBackend {
     try {
       const rootfs = path.join(bundle, 'rootfs');
       const storage = await prepareRootfs(lower, bundle, this.#opts.copyRootfs ?? false);
-      const ports: PortMapping[] = [];
-      for (const p of spec.netIn ?? []) {
-        if (ports.some((q) => q.containerPort === p.containerPort)) continue;
-        ports.push({ containerPort: p.containerPort, hostPort: p.hostPort ?? (await this.#allocatePort()) });
-      }
+      const ports = await initialPorts(spec.netIn, this.#allocatePort);
       const meta: BundleMeta = {
         handle: spec.handle,
         properties: { ...spec.properties },
@@ -210,20 +204,15 @@ export class RuncBackend implements ContainerBackend {
     }
   }
 
-  async lookup(handle: string): Promise<Container | undefined> {
-    const known = this.#containers.get(handle);
-    if (known) return known;
-    if (!HANDLE_PATTERN.test(handle) || this.#busy.has(handle)) return undefined;
+  lookup(handle: string): Promise<Container | undefined> {
     // Re-adopt a container of a previous agent: runc still knows it and its bundle has our metadata.
-    const state = await this.#state(this.containerId(handle));
-    if (!state) return undefined;
-    const meta = await readMeta(state.bundle);
-    if (meta?.handle !== handle) return undefined;
-    const again = this.#containers.get(handle);
-    if (again) return again;
-    const container = new RuncContainer(this, meta, state.bundle, this.#opts);
-    this.#containers.set(handle, container);
-    return container;
+    return this.#containers.lookup(handle, async () => {
+      const state = await this.#state(this.containerId(handle));
+      if (!state) return undefined;
+      const meta = await readMeta(state.bundle);
+      if (meta?.handle !== handle) return undefined;
+      return new RuncContainer(this, meta, state.bundle, this.#opts);
+    });
   }
 
   async list(): Promise<string[]> {
@@ -236,25 +225,14 @@ export class RuncBackend implements ContainerBackend {
       throw err;
     }
     const states = (JSON.parse(out.trim() || 'null') as RuncState[] | null) ?? [];
-    return states
-      .map((s) => s.id)
-      .filter((id) => id.startsWith(this.idPrefix))
-      .map((id) => id.slice(this.idPrefix.length))
-      .filter((handle) => HANDLE_PATTERN.test(handle))
-      .sort();
+    return handlesOf(
+      states.map((s) => s.id),
+      this.idPrefix,
+    );
   }
 
-  async destroy(handle: string): Promise<void> {
-    if (!HANDLE_PATTERN.test(handle)) return;
-    const pending = this.#busy.get(handle);
-    if (pending) await pending.catch(() => {});
-    const work = this.#teardown(handle);
-    this.#busy.set(handle, work);
-    try {
-      await work;
-    } finally {
-      this.#busy.delete(handle);
-    }
+  destroy(handle: string): Promise<void> {
+    return this.#containers.destroy(handle, () => this.#teardown(handle));
   }
 
   async #teardown(handle: string): Promise<void> {
@@ -324,9 +302,8 @@ class RuncContainer implements Container {
   readonly rootfs: string;
   readonly #backend: RuncBackend;
   readonly #meta: BundleMeta;
-  readonly #processes = new Set<DetachedProcess>();
+  readonly #processes: DetachedSet;
   #diskExceeded?: string;
-  readonly #outputDrainMs: number;
   readonly #allocatePort: () => Promise<number>;
   readonly #runc: string;
   #execCounter = 0;
@@ -338,7 +315,7 @@ class RuncContainer implements Container {
     this.properties = { ...meta.properties };
     this.bundle = bundle;
     this.rootfs = path.join(bundle, 'rootfs');
-    this.#outputDrainMs = opts.outputDrainMs ?? 200;
+    this.#processes = new DetachedSet(this.procsDir, opts.outputDrainMs ?? 200);
     this.#allocatePort = opts.allocatePort ?? freePort;
     this.#runc = opts.runc ?? 'runc';
   }
@@ -380,7 +357,7 @@ class RuncContainer implements Container {
     const id = `${Date.now().toString(36)}-${process.pid}-${n}`;
     await mkdir(this.procsDir, { recursive: true });
     const handle = await startDetached(
-      this.#detachedOptions(),
+      this.#processes.options,
       id,
       spec,
       ({ spec: specFile, pidFile }) => [
@@ -397,8 +374,7 @@ class RuncContainer implements Container {
       io,
       proc.tag,
     );
-    this.#track(handle);
-    return handle;
+    return this.#processes.track(handle);
   }
 
   /** Where the detached processes of this container keep their files (detached.ts). */
@@ -407,13 +383,11 @@ class RuncContainer implements Container {
   }
 
   processes(): Promise<ProcessRecord[]> {
-    return listDetached(this.procsDir);
+    return this.#processes.list();
   }
 
-  async attach(id: string, io: ProcessIO): Promise<ProcessHandle> {
-    const handle = await attachDetached(this.#detachedOptions(), id, io);
-    this.#track(handle);
-    return handle;
+  attach(id: string, io: ProcessIO): Promise<ProcessHandle> {
+    return this.#processes.attach(id, io);
   }
 
   /** Bytes in the writable layer: the overlay's upper dir, or the whole copied rootfs. */
@@ -432,25 +406,8 @@ class RuncContainer implements Container {
     if (used <= limitMb * 1024 * 1024) return;
     this.#diskExceeded = `disk quota exceeded: ${Math.ceil(used / 1024 / 1024)} MB written, the limit is ${limitMb} MB`;
     for (const p of await this.processes()) {
-      if (p.exitStatus !== undefined) continue;
-      for (const target of [-p.pid, p.pid]) {
-        try {
-          process.kill(target, 'SIGKILL');
-          break;
-        } catch {
-          // gone already
-        }
-      }
+      if (p.exitStatus === undefined) killGroup(p.pid);
     }
-  }
-
-  #detachedOptions() {
-    return { dir: this.procsDir, drainMs: this.#outputDrainMs };
-  }
-
-  #track(handle: DetachedProcess): void {
-    this.#processes.add(handle);
-    void handle.closed.then(() => this.#processes.delete(handle));
   }
 
   async streamIn(dst: string, tar: Readable | Buffer, opts?: { user?: string }): Promise<void> {
@@ -470,27 +427,11 @@ class RuncContainer implements Container {
     const parent = await this.#hostPath(path.posix.dirname(p));
     const target = path.join(parent, path.posix.basename(p));
     await lstat(target); // rejects with ENOENT like Garden does for a missing path
-    const child = spawn('tar', ['-c', '-f', '-', '-C', parent, path.basename(target)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const stderr = collect(child.stderr);
-    const out = new PassThrough();
-    child.stdout.pipe(out, { end: false });
-    out.once('close', () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-    void Promise.all([exitCode(child), stderr]).then(([code, text]) => {
-      if (code === 0) out.end();
-      else out.destroy(new Error(`tar of ${src} failed (exit ${code}): ${text.trim()}`));
-    });
-    return out;
+    return createTar('tar', ['-c', '-f', '-', '-C', parent, path.basename(target)], src);
   }
 
-  async info(): Promise<ContainerInfo> {
-    const events = (await oomKills(this.id)) > 0 ? ['out of memory'] : [];
-    if (this.#diskExceeded) events.push(this.#diskExceeded);
-    const ip = CniNetwork.address(this.#meta.network);
-    return { ...(ip ? { ip } : {}), ports: this.#meta.ports.map((p) => ({ ...p })), events };
+  info(): Promise<ContainerInfo> {
+    return networkInfo(this.id, this.#meta, this.#diskExceeded);
   }
 
   /** CPU and memory from the container's cgroup; disk: what it wrote (the overlay upper dir, or its copy). */
@@ -499,23 +440,16 @@ class RuncContainer implements Container {
     return { cpuNanos, memoryBytes, diskBytes: await this.diskUsage() };
   }
 
-  async netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {
-    const existing = this.#meta.ports.find((p) => p.containerPort === containerPort);
-    if (existing && (hostPort === undefined || hostPort === existing.hostPort)) return { ...existing };
-    const mapping = { containerPort, hostPort: hostPort ?? (await this.#allocatePort()) };
-    const ports = [...this.#meta.ports.filter((p) => p.containerPort !== containerPort), mapping];
-    const network = this.#backend.network;
-    if (network && this.#meta.network) {
-      await network.setPorts(this.id, this.#meta.ports, ports, this.#meta.network);
-    }
-    this.#meta.ports = ports;
-    await writeFile(path.join(this.bundle, 'diego.json'), JSON.stringify(this.#meta, null, 2));
-    return { ...mapping };
+  netIn(containerPort: number, hostPort?: number): Promise<PortMapping> {
+    const target = { id: this.id, meta: this.#meta, network: this.#backend.network, allocatePort: this.#allocatePort };
+    return mapPort(target, containerPort, hostPort, () =>
+      writeFile(path.join(this.bundle, 'diego.json'), JSON.stringify(this.#meta, null, 2)),
+    );
   }
 
   /** Waits (at most `ms`) for the runc exec processes we started to exit. */
-  async waitAll(ms: number): Promise<void> {
-    await Promise.race([Promise.all([...this.#processes].map((p) => p.wait())), delay(ms)]);
+  waitAll(ms: number): Promise<void> {
+    return this.#processes.waitAll(ms);
   }
 
   /** The host path of a container path, after checking that symlinks do not lead out of the rootfs. */
@@ -578,23 +512,6 @@ export async function lookupUser(rootfs: string, user: string | undefined): Prom
   throw new Error(`user ${name} not found in the container's /etc/passwd`);
 }
 
-/** Number of OOM kills in the container's memory cgroup (cgroup v1 memory.oom_control, v2 memory.events). */
-export async function oomKills(id: string): Promise<number> {
-  for (const [file, key] of [
-    [`/sys/fs/cgroup/memory/${id}/memory.oom_control`, 'oom_kill'],
-    [`/sys/fs/cgroup/${id}/memory.events`, 'oom_kill'],
-  ] as const) {
-    try {
-      const text = await readFile(file, 'utf8');
-      const m = new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
-      return m ? Number(m[1]) : 0;
-    } catch {
-      // not this cgroup version
-    }
-  }
-  return 0;
-}
-
 /** The host path of a cgroup file of container `id`: cgroup v1 (<controller>/<id>/<file>) or v2 (<id>/<file>). */
 export function cgroupFile(id: string, controller: string, v1File: string, v2File: string): string | undefined {
   for (const p of [`/sys/fs/cgroup/${controller}/${id}/${v1File}`, `/sys/fs/cgroup/${id}/${v2File}`]) {
@@ -606,12 +523,6 @@ export function cgroupFile(id: string, controller: string, v1File: string, v2Fil
     }
   }
   return undefined;
-}
-
-function rewritePort(env: Map<string, string>, ports: PortMapping[]): void {
-  const port = env.get('PORT');
-  const mapping = port === undefined ? ports[0] : ports.find((p) => String(p.containerPort) === port.trim());
-  if (mapping) env.set('PORT', String(mapping.hostPort));
 }
 
 async function prepareRootfs(lower: string, bundle: string, copy: boolean): Promise<'overlay' | 'copy'> {
@@ -680,15 +591,6 @@ function runcCommand(file: string, args: string[]): Promise<string> {
         const message = stderr.trim().split('\n').map(runcMessage).join('; ') || err.message;
         reject(new Error(`runc ${args.filter((a) => !a.startsWith('/')).join(' ')}: ${message}`, { cause: err }));
       } else resolve(stdout);
-    });
-  });
-}
-
-function command(file: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { encoding: 'utf8' }, (err, stdout: string, stderr: string) => {
-      if (err) reject(new Error(`${file} ${args.join(' ')}: ${stderr.trim() || err.message}`, { cause: err }));
-      else resolve(stdout);
     });
   });
 }
