@@ -20,6 +20,7 @@ import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
 import { conditionUnchanged, setCondition, type Condition } from './conditions.ts';
 import { crashPolicyFor, shouldRestart } from './crash-policy.ts';
+import { ensureCopyRecord } from './evacuation.ts';
 import { metrics } from './metrics.ts';
 import { actualLRPName, FINALIZER_CONTAINER, instanceLabels, placementPatch, selectorFor } from './names.ts';
 import type { CellPresence } from './presence.ts';
@@ -294,26 +295,8 @@ export class Converger {
 
   /** Creates the SUSPECT copy of a RUNNING instance, or finishes one an earlier attempt left without status. */
   private async ensureSuspectCopy(d: IDesiredLRP, a: IActualLRP, cellId: string): Promise<void> {
-    const { client } = this.o;
     const name = actualLRPName(d.metadata.name ?? '', a.spec.index, 'SUSPECT');
-    let copy: IActualLRP;
-    try {
-      copy = await client.create('ActualLRP', {
-        metadata: {
-          name,
-          namespace: a.metadata.namespace,
-          labels: a.metadata.labels, // including its cell label
-          finalizers: [FINALIZER_CONTAINER],
-          ownerReferences: a.metadata.ownerReferences,
-        },
-        spec: { ...a.spec, cellId },
-      });
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err;
-      copy = await client.get('ActualLRP', a.metadata.namespace, name);
-      if (copy.status?.presence) return;
-    }
-    await client.patchStatus('ActualLRP', refOf(copy), { ...a.status, presence: 'SUSPECT' });
+    await ensureCopyRecord(this.o.client, a, name, cellId, { ...a.status, presence: 'SUSPECT' });
   }
 
   /** A SUSPECT (or EVACUATING) copy lives until its replacement runs, or comes back if its cell does. */

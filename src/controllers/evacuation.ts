@@ -90,25 +90,7 @@ async function unclaim(client: DiegoClient, a: IActualLRP): Promise<void> {
 
 /** Creates (or finishes) the EVACUATING copy of this cell's instance: same instance guid, net info and cell. */
 async function ensureCopy(client: DiegoClient, from: IActualLRP, me: InstanceKey): Promise<void> {
-  const name = evacuatingName(from.metadata.name ?? '');
-  let copy: IActualLRP;
-  try {
-    copy = await client.create('ActualLRP', {
-      metadata: {
-        name,
-        namespace: from.metadata.namespace,
-        labels: from.metadata.labels,
-        finalizers: [FINALIZER_CONTAINER],
-        ownerReferences: from.metadata.ownerReferences,
-      },
-      spec: { ...from.spec, cellId: me.cellId },
-    });
-  } catch (err) {
-    if (!isAlreadyExists(err)) throw err;
-    copy = await client.get('ActualLRP', from.metadata.namespace, name);
-    if (copy.status?.presence) return;
-  }
-  await client.patchStatus('ActualLRP', refOf(copy), {
+  await ensureCopyRecord(client, from, evacuatingName(from.metadata.name ?? ''), me.cellId, {
     ...from.status,
     state: 'RUNNING',
     presence: 'EVACUATING',
@@ -116,6 +98,38 @@ async function ensureCopy(client: DiegoClient, from: IActualLRP, me: InstanceKey
     cellId: me.cellId,
     conditions: undefined,
   });
+}
+
+/**
+ * Creates a copy record of `from` (EVACUATING or SUSPECT) named `name` on `cellId`, with its labels, owner and
+ * the container finalizer, then writes its `status` (a second write). A copy an earlier attempt created
+ * without a status is finished; one that has a status already is left as it is.
+ */
+export async function ensureCopyRecord(
+  client: DiegoClient,
+  from: IActualLRP,
+  name: string,
+  cellId: string,
+  status: Record<string, unknown>,
+): Promise<void> {
+  let copy: IActualLRP;
+  try {
+    copy = await client.create('ActualLRP', {
+      metadata: {
+        name,
+        namespace: from.metadata.namespace,
+        labels: from.metadata.labels, // including its cell label
+        finalizers: [FINALIZER_CONTAINER],
+        ownerReferences: from.metadata.ownerReferences,
+      },
+      spec: { ...from.spec, cellId },
+    });
+  } catch (err) {
+    if (!isAlreadyExists(err)) throw err;
+    copy = await client.get('ActualLRP', from.metadata.namespace, name);
+    if (copy.status?.presence) return;
+  }
+  await client.patchStatus('ActualLRP', refOf(copy), status);
 }
 
 /**
@@ -170,13 +184,33 @@ export async function evacuateClaimed(
   me: InstanceKey,
   opts: EvacuateOptions = {},
 ): Promise<boolean> {
-  return retryOnConflict(async () => {
-    if (await removeCopies(client, namespace, ordinaryName, me, opts.releaseRemoved ?? false)) return true;
-    const ordinary = await getOrUndefined(client, namespace, ordinaryName);
-    if (!isMine(ordinary, me)) return false;
+  const release = opts.releaseRemoved ?? false;
+  return removeCopyElse(client, namespace, ordinaryName, me, release, true, async (ordinary) => {
+    if (!ordinary) return false;
     if (ordinary.metadata.deletionTimestamp) return true;
     if (ordinary.status?.state === 'CLAIMED' || ordinary.status?.state === 'RUNNING') await unclaim(client, ordinary);
     return true;
+  });
+}
+
+/**
+ * One conflict-retried attempt of an evacuation call: removes this container's EVACUATING or SUSPECT copy
+ * (resolving `copyRemoved`), or else hands `onOrdinary` the ORDINARY record when it is this container's
+ * (undefined when it is not, or is gone).
+ */
+async function removeCopyElse<T>(
+  client: DiegoClient,
+  namespace: string,
+  ordinaryName: string,
+  me: InstanceKey,
+  release: boolean,
+  copyRemoved: T,
+  onOrdinary: (ordinary: IActualLRP | undefined) => Promise<T>,
+): Promise<T> {
+  return retryOnConflict(async () => {
+    if (await removeCopies(client, namespace, ordinaryName, me, release)) return copyRemoved;
+    const ordinary = await getOrUndefined(client, namespace, ordinaryName);
+    return onOrdinary(isMine(ordinary, me) ? ordinary : undefined);
   });
 }
 
@@ -244,10 +278,8 @@ export async function evacuateCrashed(
   me: InstanceKey,
   reason: string,
 ): Promise<EndedOutcome> {
-  return retryOnConflict(async () => {
-    if (await removeCopies(client, namespace, ordinaryName, me, true)) return 'copy-removed';
-    const ordinary = await getOrUndefined(client, namespace, ordinaryName);
-    if (!isMine(ordinary, me)) return 'not-found';
+  return removeCopyElse<EndedOutcome>(client, namespace, ordinaryName, me, true, 'copy-removed', async (ordinary) => {
+    if (!ordinary) return 'not-found';
     const state = ordinary.status?.state;
     if (state !== 'CLAIMED' && state !== 'RUNNING') return 'cannot-crash';
     await client.patchStatus('ActualLRP', refOf(ordinary), crashedStatus(ordinary, reason));
@@ -266,10 +298,8 @@ export async function evacuateStopped(
   ordinaryName: string,
   me: InstanceKey,
 ): Promise<EndedOutcome> {
-  return retryOnConflict(async () => {
-    if (await removeCopies(client, namespace, ordinaryName, me, true)) return 'copy-removed';
-    const ordinary = await getOrUndefined(client, namespace, ordinaryName);
-    if (!isMine(ordinary, me)) return 'not-found';
+  return removeCopyElse<EndedOutcome>(client, namespace, ordinaryName, me, true, 'copy-removed', async (ordinary) => {
+    if (!ordinary) return 'not-found';
     if (!ordinary.metadata.deletionTimestamp) await client.delete('ActualLRP', refOf(ordinary));
     await releaseContainer(client, ordinary);
     return 'removed';
