@@ -278,17 +278,37 @@ export class Rep {
     }
     if (this.running.has(key) || a.status?.state !== 'UNCLAIMED' || a.status.presence !== 'ORDINARY') return;
     if (this.evacuator.evacuating) return this.evacuator.reject('ActualLRP', a);
-    if (this.claiming.has(key)) return; // an earlier event is claiming it
+    await this.claimOnce(
+      key,
+      a,
+      () => this.claim(a),
+      () => this.actual?.get(a.metadata.namespace, a.metadata.name ?? ''),
+      (latest) => this.handleLRP(latest),
+    );
+  }
+
+  /**
+   * Runs `claim` for `seen` unless an earlier event is claiming (or starting) `key` already. Events that
+   * arrived meanwhile were skipped (a lost compare-and-swap counts on them), so a newer version in the cache
+   * (`latest`) is handled again afterwards, unless the work runs by then.
+   */
+  private async claimOnce<T extends { metadata: { resourceVersion?: string } }>(
+    key: string,
+    seen: T,
+    claim: () => Promise<void>,
+    latest: () => T | undefined,
+    handle: (latest: T) => Promise<void>,
+  ): Promise<void> {
+    if (this.claiming.has(key)) return;
     this.claiming.add(key);
     try {
-      await this.claim(a);
+      await claim();
     } finally {
       this.claiming.delete(key);
     }
-    // Events that arrived while claiming were skipped (a lost compare-and-swap counts on them): look again.
-    const latest = this.actual?.get(a.metadata.namespace, a.metadata.name ?? '');
-    if (latest && latest.metadata.resourceVersion !== a.metadata.resourceVersion && !this.running.has(key)) {
-      await this.handleLRP(latest);
+    const now = latest();
+    if (now && now.metadata.resourceVersion !== seen.metadata.resourceVersion && !this.running.has(key)) {
+      await handle(now);
     }
   }
 
@@ -501,17 +521,13 @@ export class Rep {
     const key = keyOf(t);
     if (t.status?.state !== 'Pending' || t.spec.cellId !== this.o.cellId || this.running.has(key)) return;
     if (this.evacuator.evacuating) return this.evacuator.reject('Task', t);
-    if (this.claiming.has(key)) return; // an earlier event is starting it
-    this.claiming.add(key);
-    try {
-      await this.claimTask(t);
-    } finally {
-      this.claiming.delete(key);
-    }
-    const latest = this.tasks?.get(t.metadata.namespace, t.metadata.name ?? '');
-    if (latest && latest.metadata.resourceVersion !== t.metadata.resourceVersion && !this.running.has(key)) {
-      await this.handleTask(latest);
-    }
+    await this.claimOnce(
+      key,
+      t,
+      () => this.claimTask(t),
+      () => this.tasks?.get(t.metadata.namespace, t.metadata.name ?? ''),
+      (latest) => this.handleTask(latest),
+    );
   }
 
   private async claimTask(t: ITask): Promise<void> {
