@@ -19,7 +19,7 @@ function lrp(
     metadata: { name: presence === 'ORDINARY' ? `web-${index}` : `web-${index}-evacuating`, namespace: 'ns' },
     spec: { processGuid: 'web', index, domain: 'cf-apps' },
     status: { state, presence, instanceGuid, cellId },
-  } as IActualLRP;
+  };
 }
 
 describe("EvacuateRunningActualLRP's decision", () => {
