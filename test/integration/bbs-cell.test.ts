@@ -4,58 +4,24 @@
 // test plays the rep through the facade.
 import { randomBytes } from 'node:crypto';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBbsApp } from '../../src/bbs/app.ts';
+import { describe, expect, it } from 'vitest';
 import * as m from '../../src/bbs/models.ts';
-import { bbsCaller } from '../support/bbs-call.ts';
+import { taskRequestInit, useBbsApp } from '../support/bbs-call.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 
 const env = useDiego('bbs-cell', { convergeIntervalMs: 1000 });
-let app: ReturnType<typeof buildBbsApp>;
-beforeAll(() => {
-  app = buildBbsApp({
-    client: env.client,
-    namespace: env.ns,
-    systemNamespace: env.systemNamespace,
-    logger: env.log,
-    maxTaskRetries: 1,
-  });
-});
-afterAll(() => app.close());
-const bbs = bbsCaller(() => app);
+const { bbs, placedLRP: placed } = useBbsApp(env, { maxTaskRetries: 1 });
 const E = m.Error_Type;
 
 const lifecycle = <S extends Parameters<typeof bbs>[1]>(path: string, schema: S, req: MessageInitShape<S>) =>
   bbs(path, schema, req, m.ActualLRPLifecycleResponseSchema);
 
-async function placedLRP(cellId: string, instances: number) {
-  const guid = `cell-app-${randomBytes(4).toString('hex')}`;
-  const desired = await bbs(
-    '/v1/desired_lrp/desire.r2',
-    m.DesireLRPRequestSchema,
-    {
-      desiredLrp: {
-        processGuid: guid,
-        domain: 'cf-apps',
-        rootFs: 'preloaded:busybox',
-        instances,
-        memoryMb: 32,
-        diskMb: 32,
-        action: { runAction: { path: '/bin/app', user: 'vcap' } },
-        metricTags: { source_id: { static: 'src' } },
-        routes: { routes: { 'cf-router': new TextEncoder().encode('[{"hostnames":["a.example"],"port":8080}]') } },
-      },
-    },
-    m.DesiredLRPLifecycleResponseSchema,
-  );
-  expect(desired.error).toBeUndefined();
-  await eventually(async () => {
-    const crs = await env.client.list('ActualLRP', { namespace: env.ns, fieldSelector: `spec.processGuid=${guid}` });
-    expect(crs.filter((a) => a.spec.cellId === cellId)).toHaveLength(instances);
-  }, 30_000);
-  return guid;
-}
+const placedLRP = (cellId: string, instances: number) =>
+  placed('cell-app', cellId, instances, {
+    metricTags: { source_id: { static: 'src' } },
+    routes: { routes: { 'cf-router': new TextEncoder().encode('[{"hostnames":["a.example"],"port":8080}]') } },
+  });
 
 async function actual(guid: string, index: number): Promise<m.ActualLRP | undefined> {
   const res = await bbs(
@@ -274,15 +240,7 @@ describe('BBS cell-side task routes', () => {
     const res = await bbs(
       '/v1/tasks/desire.r2',
       m.DesireTaskRequestSchema,
-      {
-        taskGuid: guid,
-        domain: 'cf-tasks',
-        taskDefinition: {
-          rootFs: 'preloaded:busybox',
-          memoryMb: 16,
-          action: { runAction: { path: '/bin/true', user: 'root' } },
-        },
-      },
+      taskRequestInit(guid),
       m.TaskLifecycleResponseSchema,
     );
     expect(res.error).toBeUndefined();

@@ -2,55 +2,24 @@
 // evacuate_stopped, remove_evacuating) against the real API server with the controllers running. The test
 // plays the draining cell's rep through the facade; simulated cells register (and, for the replacement, claim
 // and run what the auctioneer places on them).
-import { randomBytes } from 'node:crypto';
 import type { MessageInitShape } from '@bufbuild/protobuf';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBbsApp } from '../../src/bbs/app.ts';
+import { describe, expect, it } from 'vitest';
 import * as m from '../../src/bbs/models.ts';
 import { cellObjectName } from '../../src/cell-agent/presence.ts';
 import { setCellEvacuating } from '../../src/controllers/evacuation.ts';
-import { bbsCaller } from '../support/bbs-call.ts';
+import { useBbsApp } from '../support/bbs-call.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import type { SimCell } from '../support/sim-cell.ts';
 
 const env = useDiego('bbs-evac', { convergeIntervalMs: 1000 });
-let app: ReturnType<typeof buildBbsApp>;
-beforeAll(() => {
-  app = buildBbsApp({ client: env.client, namespace: env.ns, systemNamespace: env.systemNamespace, logger: env.log });
-});
-afterAll(() => app.close());
-const bbs = bbsCaller(() => app);
+const { bbs, placedLRP: placed } = useBbsApp(env);
 const E = m.Error_Type;
 type InstanceKey = { cellId: string; instanceGuid: string };
 
 /** A DesiredLRP (through the BBS) whose instances the auctioneer placed on `cellId`, the only cell yet. */
-async function placedLRP(cellId: string, instances: number) {
-  const guid = `evac-app-${randomBytes(4).toString('hex')}`;
-  const desired = await bbs(
-    '/v1/desired_lrp/desire.r2',
-    m.DesireLRPRequestSchema,
-    {
-      desiredLrp: {
-        processGuid: guid,
-        domain: 'cf-apps',
-        rootFs: 'preloaded:busybox',
-        instances,
-        memoryMb: 32,
-        diskMb: 32,
-        action: { runAction: { path: '/bin/app', user: 'vcap' } },
-        metricTags: { source_id: { static: 'src' } },
-      },
-    },
-    m.DesiredLRPLifecycleResponseSchema,
-  );
-  expect(desired.error).toBeUndefined();
-  await eventually(async () => {
-    const crs = await env.client.list('ActualLRP', { namespace: env.ns, fieldSelector: `spec.processGuid=${guid}` });
-    expect(crs.filter((a) => a.spec.cellId === cellId)).toHaveLength(instances);
-  }, 30_000);
-  return guid;
-}
+const placedLRP = (cellId: string, instances: number) =>
+  placed('evac-app', cellId, instances, { metricTags: { source_id: { static: 'src' } } });
 
 /** The index's records as the BBS lists them (ORDINARY, and an EVACUATING copy when there is one). */
 async function records(guid: string, index: number) {

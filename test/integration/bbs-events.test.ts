@@ -4,30 +4,22 @@
 import { randomBytes } from 'node:crypto';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  create,
-  fromBinary,
-  toBinary,
-  type DescMessage,
-  type MessageInitShape,
-  type MessageShape,
-} from '@bufbuild/protobuf';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { create, fromBinary, toBinary, type DescMessage } from '@bufbuild/protobuf';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { buildBbsApp, PROTOBUF } from '../../src/bbs/app.ts';
 import * as m from '../../src/bbs/models.ts';
 import { registry } from '../../src/lib/metrics.ts';
+import { desiredLRPInit, useBbsApp } from '../support/bbs-call.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 
 const env = useDiego('bbs-events', { convergeIntervalMs: 1000 });
-let app: ReturnType<typeof buildBbsApp>;
+const { app, bbs } = useBbsApp(env, { expectNoError: true });
 let port = 0;
 beforeAll(async () => {
-  app = buildBbsApp({ client: env.client, namespace: env.ns, systemNamespace: env.systemNamespace, logger: env.log });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  port = (app.server.address() as AddressInfo).port;
+  await app().listen({ host: '127.0.0.1', port: 0 });
+  port = (app().server.address() as AddressInfo).port;
 });
-afterAll(() => app.close());
 
 const SCHEMAS: Record<string, DescMessage> = {
   desired_lrp_created: m.DesiredLRPCreatedEventSchema,
@@ -121,40 +113,11 @@ class Stream {
   }
 }
 
-async function bbs<Req extends DescMessage, Res extends DescMessage>(
-  path: string,
-  reqSchema: Req,
-  req: MessageInitShape<Req>,
-  resSchema: Res,
-): Promise<MessageShape<Res>> {
-  const r = await app.inject({
-    method: 'POST',
-    url: path,
-    headers: { 'content-type': PROTOBUF },
-    payload: Buffer.from(toBinary(reqSchema, create(reqSchema, req))),
-  });
-  expect(r.statusCode).toBe(200);
-  const res = fromBinary(resSchema, r.rawPayload) as MessageShape<Res> & { error?: m.Error };
-  expect(res.error).toBeUndefined();
-  return res;
-}
-
 const desire = (processGuid: string, instances: number) =>
   bbs(
     '/v1/desired_lrp/desire.r2',
     m.DesireLRPRequestSchema,
-    {
-      desiredLrp: {
-        processGuid,
-        domain: 'cf-apps',
-        rootFs: 'preloaded:busybox',
-        instances,
-        memoryMb: 32,
-        diskMb: 32,
-        action: { runAction: { path: '/bin/app', user: 'vcap' } },
-        metricTags: { source_id: { static: 'app-guid' } },
-      },
-    },
+    { desiredLrp: desiredLRPInit(processGuid, instances) },
     m.DesiredLRPLifecycleResponseSchema,
   );
 const scale = (processGuid: string, instances: number) =>
@@ -371,7 +334,7 @@ describe('BBS event streams', () => {
   });
 
   it('answers a body it cannot parse with a bare 500, as BBS does', async () => {
-    const r = await app.inject({
+    const r = await app().inject({
       method: 'POST',
       url: '/v1/events/lrp_instances.r1',
       payload: Buffer.from([0x0a, 0xff]),

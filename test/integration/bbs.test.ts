@@ -1,62 +1,25 @@
 // The BBS facade against a real API server: Diego's protobuf calls go in, Diego CRs come out, and the
 // Manager plus simulated cells make the desired LRPs run.
 import { randomBytes } from 'node:crypto';
-import {
-  create,
-  fromBinary,
-  toBinary,
-  type DescMessage,
-  type MessageInitShape,
-  type MessageShape,
-} from '@bufbuild/protobuf';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBbsApp, PROTOBUF } from '../../src/bbs/app.ts';
+import { fromBinary, type MessageInitShape } from '@bufbuild/protobuf';
+import { describe, expect, it } from 'vitest';
 import * as m from '../../src/bbs/models.ts';
+import { desiredLRPInit, taskRequestInit, useBbsApp } from '../support/bbs-call.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 
 const env = useDiego('bbs', { convergeIntervalMs: 1000 });
-let app: ReturnType<typeof buildBbsApp>;
-beforeAll(() => {
-  app = buildBbsApp({ client: env.client, namespace: env.ns, systemNamespace: env.systemNamespace, logger: env.log });
-});
-afterAll(() => app.close());
+const { app, bbs } = useBbsApp(env);
 
-/** One BBS call: encode the request, POST it, decode the response (always 200 + protobuf). */
-async function bbs<Req extends DescMessage, Res extends DescMessage>(
-  path: string,
-  reqSchema: Req,
-  req: MessageInitShape<Req>,
-  resSchema: Res,
-): Promise<MessageShape<Res>> {
-  const r = await app.inject({
-    method: 'POST',
-    url: path,
-    headers: { 'content-type': PROTOBUF },
-    payload: Buffer.from(toBinary(reqSchema, create(reqSchema, req))),
-  });
-  expect(r.statusCode).toBe(200);
-  return fromBinary(resSchema, r.rawPayload);
-}
-
-const desiredLRP = (processGuid: string, instances: number): MessageInitShape<typeof m.DesiredLRPSchema> => ({
-  processGuid,
-  domain: 'cf-apps',
-  rootFs: 'preloaded:busybox',
-  instances,
-  memoryMb: 32,
-  diskMb: 32,
-  action: { runAction: { path: '/bin/app', user: 'vcap' } },
-  metricTags: { source_id: { static: 'app-guid' } },
-  annotation: 'v1',
-});
+const desiredLRP = (processGuid: string, instances: number): MessageInitShape<typeof m.DesiredLRPSchema> =>
+  desiredLRPInit(processGuid, instances, { annotation: 'v1' });
 
 const actuals = (processGuid: string) =>
   bbs('/v1/actual_lrps/list', m.ActualLRPsRequestSchema, { processGuid }, m.ActualLRPsResponseSchema);
 
 describe('BBS facade', () => {
   it('answers ping', async () => {
-    const r = await app.inject({ method: 'POST', url: '/v1/ping' });
+    const r = await app().inject({ method: 'POST', url: '/v1/ping' });
     expect(fromBinary(m.PingResponseSchema, r.rawPayload).available).toBe(true);
   });
 
@@ -263,15 +226,7 @@ describe('BBS facade', () => {
     const desired = await bbs(
       '/v1/tasks/desire.r2',
       m.DesireTaskRequestSchema,
-      {
-        taskGuid: guid,
-        domain: 'cf-tasks',
-        taskDefinition: {
-          rootFs: 'preloaded:busybox',
-          memoryMb: 16,
-          action: { runAction: { path: '/bin/true', user: 'root' } },
-        },
-      },
+      taskRequestInit(guid),
       m.TaskLifecycleResponseSchema,
     );
     expect(desired.error).toBeUndefined();
