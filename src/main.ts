@@ -95,10 +95,13 @@ async function main(argv: string[]): Promise<number> {
           kubeconfig: { type: 'string' },
           'cell-id': { type: 'string' },
           zone: { type: 'string', default: process.env.DIEGO_ZONE ?? '' },
-          'memory-mb': { type: 'string', default: '4096' },
-          'disk-mb': { type: 'string', default: '16384' },
+          'memory-mb': { type: 'string', default: 'auto' },
+          'disk-mb': { type: 'string', default: 'auto' },
           containers: { type: 'string', default: '250' },
           stacks: { type: 'string', default: 'busybox' },
+          'placement-tags': { type: 'string', default: '' },
+          'optional-placement-tags': { type: 'string', default: '' },
+          'volume-drivers': { type: 'string', default: '' },
           backend: { type: 'string', default: 'auto' },
           'containerd-address': { type: 'string', default: '/run/containerd/containerd.sock' },
           'insecure-docker-registry': { type: 'string', multiple: true, default: [] },
@@ -111,7 +114,9 @@ async function main(argv: string[]): Promise<number> {
           'polling-interval': { type: 'string', default: '30' },
         },
       });
-      const { runCellAgent, defaultCellId, defaultStateDir } = await import('./cmd/cell-agent.ts');
+      const { runCellAgent, defaultCellId, defaultStateDir, capacityMb } = await import('./cmd/cell-agent.ts');
+      const stateDir = values['state-dir'] ?? defaultStateDir();
+      const list = (v: string) => v.split(',').filter(Boolean);
       const backend = values.backend;
       if (backend !== 'auto' && backend !== 'runc' && backend !== 'containerd' && backend !== 'process') {
         throw new Error(`--backend must be auto, runc, containerd or process (got "${backend}")`);
@@ -121,14 +126,17 @@ async function main(argv: string[]): Promise<number> {
         kubeconfig: values.kubeconfig,
         cellId: values['cell-id'] ?? defaultCellId(),
         zone: values.zone,
-        memoryMb: Number(values['memory-mb']),
-        diskMb: Number(values['disk-mb']),
+        memoryMb: await capacityMb('--memory-mb', values['memory-mb'], stateDir),
+        diskMb: await capacityMb('--disk-mb', values['disk-mb'], stateDir),
         containers: Number(values.containers),
-        stacks: values.stacks.split(',').filter(Boolean),
+        stacks: list(values.stacks),
+        placementTags: list(values['placement-tags']),
+        optionalPlacementTags: list(values['optional-placement-tags']),
+        volumeDrivers: list(values['volume-drivers']),
         backend,
         containerdAddress: values['containerd-address'],
         insecureDockerRegistries: values['insecure-docker-registry'],
-        stateDir: values['state-dir'] ?? defaultStateDir(),
+        stateDir,
         systemNamespace: values['system-namespace'],
         evacuationTimeoutMs: evacuationTimeoutMs(values['evacuation-timeout']),
         opsAddress: values['ops-address'],

@@ -37,6 +37,12 @@ export interface RepOptions {
   stacks: string[];
   /** Rootfs providers besides preloaded that the backend runs (Diego's rep supported_providers), e.g. ['docker']. */
   rootfsProviders?: string[];
+  /** Diego's placement_tags: work must ask for all of them to land here. */
+  placementTags?: string[];
+  /** Diego's optional_placement_tags: work may ask for these. */
+  optionalPlacementTags?: string[];
+  /** Volume drivers this cell offers (Diego: the volman drivers it found). */
+  volumeDrivers?: string[];
   backend: ContainerBackend;
   log: Logger;
   systemNamespace?: string;
@@ -139,6 +145,9 @@ export class Rep {
         { name: 'preloaded', properties: this.o.stacks },
         ...(this.o.rootfsProviders ?? []).map((name) => ({ name })),
       ],
+      placementTags: this.o.placementTags ?? [],
+      optionalPlacementTags: this.o.optionalPlacementTags ?? [],
+      volumeDrivers: this.o.volumeDrivers ?? [],
     });
     await this.evacuator.resume(); // a restarted agent takes work again
     this.telemetry.start();

@@ -1,7 +1,8 @@
 // The `cell-agent` role: Diego's rep + executor for one cell, on this host (or as a DaemonSet pod).
 import { execFileSync } from 'node:child_process';
-import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { statfs } from 'node:fs/promises';
+import { hostname, tmpdir, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { ContainerdBackend } from '../cell-agent/backends/containerd.ts';
@@ -23,6 +24,9 @@ export interface CellAgentOptions {
   diskMb: number;
   containers: number;
   stacks: string[];
+  placementTags?: string[];
+  optionalPlacementTags?: string[];
+  volumeDrivers?: string[];
   backend: 'runc' | 'containerd' | 'process' | 'auto';
   stateDir: string;
   /** containerd's socket for the containerd backend (default /run/containerd/containerd.sock). */
@@ -88,6 +92,9 @@ export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kub
     stacks: opts.stacks,
     backend: pickBackend(opts.backend, opts.stateDir, opts.log, opts),
     rootfsProviders: opts.backend === 'containerd' ? ['docker'] : [],
+    placementTags: opts.placementTags,
+    optionalPlacementTags: opts.optionalPlacementTags,
+    volumeDrivers: opts.volumeDrivers,
     log: opts.log,
     systemNamespace: opts.systemNamespace,
     evacuationTimeoutMs: opts.evacuationTimeoutMs,
@@ -98,6 +105,32 @@ export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kub
     },
   });
   return rep.start().then(() => rep);
+}
+
+const MIB = 1024 * 1024;
+
+/**
+ * A capacity flag: a number of MB, or `auto` as Diego's memory_capacity_mb/disk_capacity_mb — the node's memory,
+ * or the size of the filesystem that holds the state dir (containers' writable layers live there).
+ */
+export async function capacityMb(flag: '--memory-mb' | '--disk-mb', value: string, stateDir: string): Promise<number> {
+  if (value !== 'auto') {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new Error(`${flag} must be a whole number of MB or "auto" (got "${value}")`);
+    return n;
+  }
+  if (flag === '--memory-mb') return Math.floor(totalmem() / MIB);
+  let dir = stateDir;
+  for (;;) {
+    try {
+      const fs = await statfs(dir);
+      return Math.floor((fs.blocks * fs.bsize) / MIB);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) throw err;
+      dir = dirname(dir); // the state dir is created later: measure the filesystem it will be on
+    }
+  }
 }
 
 /** In a DaemonSet pod (NODE_NAME set), the zone is the node's topology.kubernetes.io/zone label. */

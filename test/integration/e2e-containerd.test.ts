@@ -4,7 +4,7 @@
 // placed on that cell (the only one advertising the docker provider), pulled, run and health-checked.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -212,7 +212,7 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
     await eventually(() => expect(ours()).toHaveLength(0), 30_000);
   }, 120_000);
 
-  it('`diego-operator cell-agent --backend containerd --containerd-address <sock>` registers a docker cell', async () => {
+  it('`diego-operator cell-agent --backend containerd --containerd-address <sock>` registers a docker cell with its tags, volume drivers and the node capacity', async () => {
     const cellId = `cli-containerd-${process.pid}`;
     const repo = fileURLToPath(new URL('../..', import.meta.url));
     const output: string[] = [];
@@ -235,6 +235,12 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
         env.systemNamespace,
         '--ops-address',
         '127.0.0.1:0',
+        '--placement-tags',
+        'gpu,ssd',
+        '--optional-placement-tags',
+        'fast',
+        '--volume-drivers',
+        'nfsv3driver',
       ],
       { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -249,6 +255,14 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
         return found!;
       }, 60_000);
       expect(cell.spec.rootfsProviders).toEqual([{ name: 'preloaded', properties: ['busybox'] }, { name: 'docker' }]);
+      expect(cell.spec).toMatchObject({
+        placementTags: ['gpu', 'ssd'],
+        optionalPlacementTags: ['fast'],
+        volumeDrivers: ['nfsv3driver'],
+        // --memory-mb/--disk-mb default to auto: the node's memory and the state dir's filesystem
+        capacity: { memoryMb: Math.floor(totalmem() / 2 ** 20), containers: 250 },
+      });
+      expect(cell.spec.capacity.diskMb).toBeGreaterThan(0);
     } finally {
       agent.kill('SIGTERM');
       if ((await Promise.race([exited, sleep(30_000).then(() => 'timeout' as const)])) === 'timeout') {
