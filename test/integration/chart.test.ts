@@ -241,7 +241,7 @@ describe('helm chart', () => {
     });
   });
 
-  it('with the containerd backend: mounts the node containerd socket; refuses an unknown backend', async () => {
+  it('with the containerd backend: mounts the node containerd socket; passes placement tags; refuses an unknown backend', async () => {
     const { yaml, objects } = await render(['cellAgent.backend=containerd']);
     await dryRunApply(yaml);
     const spec = podSpec(find(objects, 'DaemonSet', '-cell-agent'));
@@ -251,6 +251,22 @@ describe('helm chart', () => {
     );
     const socket = agent.volumeMounts.find((v) => v.mountPath === '/run/containerd/containerd.sock');
     expect(spec.volumes.find((v) => v.name === socket?.name)?.hostPath?.path).toBe('/run/containerd/containerd.sock');
+
+    // placement tags and volume drivers reach the agent; capacity may be Diego's "auto"
+    const tagged = await render([
+      'cellAgent.placementTags={gpu,ssd}',
+      'cellAgent.optionalPlacementTags={fast}',
+      'cellAgent.volumeDrivers={nfsv3driver}',
+      'cellAgent.capacity.memoryMb=auto',
+    ]);
+    expect(podSpec(find(tagged.objects, 'DaemonSet', '-cell-agent')).containers[0]!.args).toEqual(
+      expect.arrayContaining([
+        '--placement-tags=gpu,ssd',
+        '--optional-placement-tags=fast',
+        '--volume-drivers=nfsv3driver',
+        '--memory-mb=auto',
+      ]),
+    );
 
     const bad = await helmRun(['template', release, chart, '--set', 'cellAgent.backend=docker']);
     expect(bad.code).not.toBe(0);
