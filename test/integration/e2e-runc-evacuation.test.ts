@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RuncBackend } from '../../src/cell-agent/backends/runc.ts';
 import { Rep } from '../../src/cell-agent/rep.ts';
 import type { IActualLRP } from '../../src/crds/models.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
+import { deleteLink, hostPortOf as hostPort, runcBackend, runcRep } from '../support/runc-cell.ts';
 
 const env = useDiego('e2e-evac', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -23,29 +23,15 @@ const reps: Rep[] = [];
 function startRep(name: string, subnet: number): Promise<Rep> {
   const bridge = `dev${process.pid % 10000}${name}`;
   bridges.push(bridge);
-  const backend = new RuncBackend({
+  const backend = runcBackend({
     stateDir: path.join(dir, name),
     idPrefix: prefix,
-    network: {
-      networkName: `evac-${name}-${process.pid}`,
-      bridge,
-      subnet: `10.${subnet}.${process.pid % 250}.0/24`,
-      ipamDataDir: path.join(dir, `ipam-${name}`),
-    },
+    networkName: `evac-${name}-${process.pid}`,
+    bridge,
+    subnet,
+    ipamDataDir: path.join(dir, `ipam-${name}`),
   });
-  const rep = new Rep({
-    kc: env.kc,
-    cellId: `evac-${name}-${process.pid}`,
-    zone: 'z1',
-    capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
-    stacks: ['busybox'],
-    backend,
-    log: env.log,
-    systemNamespace: env.systemNamespace,
-    startupIntervalMs: 200,
-    gracefulShutdownMs: 2000,
-    evacuationPollingIntervalMs: 1000,
-  });
+  const rep = runcRep(env, backend, { cellId: `evac-${name}-${process.pid}`, evacuationPollingIntervalMs: 1000 });
   reps.push(rep);
   return rep.start().then(() => rep);
 }
@@ -58,17 +44,10 @@ const containersOf = (name: string) =>
 
 afterAll(async () => {
   for (const rep of reps) await rep.stop().catch(() => undefined);
-  for (const bridge of bridges) {
-    try {
-      execFileSync('ip', ['link', 'delete', bridge], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
-  }
+  for (const bridge of bridges) deleteLink(bridge);
   rmSync(dir, { recursive: true, force: true });
 });
 
-const hostPort = (a: IActualLRP) => a.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
 const instances = (): Promise<IActualLRP[]> => client.list('ActualLRP', { namespace: env.ns });
 
 describe('runc evacuation end to end', () => {

@@ -1,12 +1,10 @@
 // End to end, logs and metrics (#4.5): a cell agent running real runc containers serves its instances' log
 // lines as a live NDJSON stream per log guid, cuts a chatty instance to the operator's lines-per-second limit
 // with Diego's notice, and shows each container's cpu and memory on /metrics until the instance is gone.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RuncBackend } from '../../src/cell-agent/backends/runc.ts';
 import type { LogEnvelope } from '../../src/cell-agent/logs/envelope.ts';
 import { registerLogRoutes } from '../../src/cell-agent/logs/stream-server.ts';
 import { Rep } from '../../src/cell-agent/rep.ts';
@@ -14,6 +12,7 @@ import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
 import { startOpsServer, type OpsServer } from '../../src/lib/metrics.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
+import { deleteLink, runcBackend, runcRep } from '../support/runc-cell.ts';
 
 const env = useDiego('e2elogs', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -26,27 +25,16 @@ let rep: Rep;
 let ops: OpsServer;
 
 beforeAll(async () => {
-  const backend = new RuncBackend({
+  const backend = runcBackend({
     stateDir: path.join(dir, 'state'),
     idPrefix: prefix,
-    network: {
-      networkName: `e2elogs-${process.pid}`,
-      bridge,
-      subnet: `10.229.${process.pid % 250}.0/24`,
-      ipamDataDir: path.join(dir, 'ipam'),
-    },
+    networkName: `e2elogs-${process.pid}`,
+    bridge,
+    subnet: 229,
+    ipamDataDir: path.join(dir, 'ipam'),
   });
-  rep = new Rep({
-    kc: env.kc,
+  rep = runcRep(env, backend, {
     cellId,
-    zone: 'z1',
-    capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
-    stacks: ['busybox'],
-    backend,
-    log: env.log,
-    systemNamespace: env.systemNamespace,
-    startupIntervalMs: 200,
-    gracefulShutdownMs: 2000,
     telemetry: { maxLogLinesPerSecond: LINES_PER_SECOND, containerMetricsIntervalMs: 1000 },
   });
   await rep.start();
@@ -56,11 +44,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ops?.close();
   await rep?.stop();
-  try {
-    execFileSync('ip', ['link', 'delete', bridge], { stdio: 'ignore' });
-  } catch {
-    // already gone
-  }
+  deleteLink(bridge);
   rmSync(dir, { recursive: true, force: true });
 });
 

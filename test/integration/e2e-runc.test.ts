@@ -13,6 +13,7 @@ import { refOf } from '../../src/lib/resources.ts';
 import { cellObjectName } from '../../src/cell-agent/presence.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
+import { deleteLink, hostPortOf, runcBackend, runcRep } from '../support/runc-cell.ts';
 
 const env = useDiego('e2e', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -26,41 +27,28 @@ const ours = () =>
     .split('\n')
     .filter((id) => id.startsWith(prefix));
 
-beforeAll(async () => {
-  const backend = new RuncBackend({
+/** The backend of this file's cell (a restarted agent on this host builds the same: new object, same state). */
+const cellBackend = () =>
+  runcBackend({
     stateDir: path.join(dir, 'state'),
     idPrefix: prefix,
     diskCheckIntervalMs: 500,
-    network: {
-      networkName: `e2e-${process.pid}`,
-      bridge,
-      subnet: `10.233.${process.pid % 250}.0/24`,
-      ipamDataDir: path.join(dir, 'ipam'),
-    },
+    networkName: `e2e-${process.pid}`,
+    bridge,
+    subnet: 233,
+    ipamDataDir: path.join(dir, 'ipam'),
   });
-  rep = new Rep({
-    kc: env.kc,
-    cellId: `e2e-cell-${process.pid}`,
-    zone: 'z1',
-    capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
-    stacks: ['busybox'],
-    backend,
-    log: env.log,
-    systemNamespace: env.systemNamespace,
-    startupIntervalMs: 200,
-    livenessIntervalMs: 500,
-    gracefulShutdownMs: 2000,
-  });
+const cellRep = (backend: RuncBackend) =>
+  runcRep(env, backend, { cellId: `e2e-cell-${process.pid}`, livenessIntervalMs: 500 });
+
+beforeAll(async () => {
+  rep = cellRep(cellBackend());
   await rep.start();
 }, 120_000);
 
 afterAll(async () => {
   await rep.stop();
-  try {
-    execFileSync('ip', ['link', 'delete', bridge], { stdio: 'ignore' });
-  } catch {
-    // already gone
-  }
+  deleteLink(bridge);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -93,7 +81,7 @@ describe('runc end to end', () => {
       return all;
     }, 60_000);
     for (const a of running) {
-      const hostPort = a.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
+      const hostPort = hostPortOf(a);
       expect(hostPort).toBeGreaterThan(0);
       const res = await fetch(`http://127.0.0.1:${hostPort}/`);
       expect(await res.text()).toBe('hello from a runc container\n');
@@ -130,28 +118,15 @@ describe('runc end to end', () => {
   }, 120_000);
 
   it('splits instances between two cells in two zones', async () => {
-    const backend2 = new RuncBackend({
+    const backend2 = runcBackend({
       stateDir: path.join(dir, 'state2'),
       idPrefix: prefix,
-      network: {
-        networkName: `e2e2-${process.pid}`,
-        bridge: `${bridge}b`,
-        subnet: `10.232.${process.pid % 250}.0/24`,
-        ipamDataDir: path.join(dir, 'ipam2'),
-      },
+      networkName: `e2e2-${process.pid}`,
+      bridge: `${bridge}b`,
+      subnet: 232,
+      ipamDataDir: path.join(dir, 'ipam2'),
     });
-    const rep2 = new Rep({
-      kc: env.kc,
-      cellId: `e2e-cell2-${process.pid}`,
-      zone: 'z2',
-      capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
-      stacks: ['busybox'],
-      backend: backend2,
-      log: env.log,
-      systemNamespace: env.systemNamespace,
-      startupIntervalMs: 200,
-      gracefulShutdownMs: 2000,
-    });
+    const rep2 = runcRep(env, backend2, { cellId: `e2e-cell2-${process.pid}`, zone: 'z2' });
     await rep2.start();
     try {
       await client.create('DesiredLRP', web(4));
@@ -166,11 +141,7 @@ describe('runc end to end', () => {
       await eventually(async () => expect(await instances()).toHaveLength(0), 30_000);
     } finally {
       await rep2.stop();
-      try {
-        execFileSync('ip', ['link', 'delete', `${bridge}b`], { stdio: 'ignore' });
-      } catch {
-        // already gone
-      }
+      deleteLink(`${bridge}b`);
     }
   }, 120_000);
 
@@ -204,33 +175,6 @@ describe('runc end to end', () => {
 
 describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
   const runcRoot = path.join(dir, 'state', 'runc');
-  /** The same backend a restarted agent on this host would build (new object, same state). */
-  const sameBackend = () =>
-    new RuncBackend({
-      stateDir: path.join(dir, 'state'),
-      idPrefix: prefix,
-      diskCheckIntervalMs: 500,
-      network: {
-        networkName: `e2e-${process.pid}`,
-        bridge,
-        subnet: `10.233.${process.pid % 250}.0/24`,
-        ipamDataDir: path.join(dir, 'ipam'),
-      },
-    });
-  const newRep = (backend: RuncBackend) =>
-    new Rep({
-      kc: env.kc,
-      cellId: `e2e-cell-${process.pid}`,
-      zone: 'z1',
-      capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
-      stacks: ['busybox'],
-      backend,
-      log: env.log,
-      systemNamespace: env.systemNamespace,
-      startupIntervalMs: 200,
-      livenessIntervalMs: 500,
-      gracefulShutdownMs: 2000,
-    });
   /** Host pid and start time (clock ticks since boot) of the httpd in an instance's container. */
   const httpdOf = async (backend: RuncBackend, guid: string) => {
     const c = await backend.lookup(guid);
@@ -239,8 +183,7 @@ describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
     return { pid: p!.pid, started: stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] };
   };
   const answer = async (a: IActualLRP) => {
-    const hostPort = a.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
-    return (await fetch(`http://127.0.0.1:${hostPort}/`, { signal: AbortSignal.timeout(2000) })).text();
+    return (await fetch(`http://127.0.0.1:${hostPortOf(a)}/`, { signal: AbortSignal.timeout(2000) })).text();
   };
   /** What a deleted container could leave behind on this host. */
   const leftovers = () => ({
@@ -303,8 +246,8 @@ describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
     await rep.stop({ leaveContainers: true });
     for (const a of before) expect(await answer(a)).toBe('hello from a runc container\n');
 
-    backend = sameBackend();
-    rep = newRep(backend);
+    backend = cellBackend();
+    rep = cellRep(backend);
     await rep.start();
     const after = (await instances()).sort((x, y) => x.spec.index - y.spec.index);
     expect(after.map((a) => [a.status?.state, a.status?.instanceGuid])).toEqual(
