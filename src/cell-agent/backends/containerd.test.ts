@@ -19,69 +19,10 @@ import { parseDockerRootfs } from './docker-ref.ts';
 import { buildOciImage } from './oci-image.ts';
 import { ensureBusyboxRootfs } from './rootfs.ts';
 import { cgroupFile } from './runc.ts';
-import type { Container, ProcessIO } from './types.ts';
+import { collect, get, getEventually, sh, tarOf, untar } from './testing.ts';
 
 const unavailable = containerdUnavailable();
 if (unavailable) console.warn(`skipping the containerd backend tests: ${unavailable}`);
-
-function collect(): ProcessIO & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
-}
-
-async function sh(c: Container, script: string, extra: { user?: string; dir?: string } = {}) {
-  const io = collect();
-  const p = await c.run({ path: '/bin/sh', args: ['-c', script], ...extra }, io);
-  return { status: await p.wait(), ...io };
-}
-
-function tarOf(files: Record<string, string>): Buffer {
-  const src = execFileSync('mktemp', ['-d']).toString().trim();
-  for (const [name, content] of Object.entries(files)) {
-    execFileSync('sh', [
-      '-c',
-      'mkdir -p "$(dirname "$1")" && printf %s "$2" > "$1"',
-      'sh',
-      path.join(src, name),
-      content,
-    ]);
-  }
-  const tar = execFileSync('tar', ['-c', '-f', '-', '-C', src, '.']);
-  execFileSync('rm', ['-rf', src]);
-  return tar;
-}
-
-async function untar(stream: Readable): Promise<Record<string, string>> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  const out = execFileSync('mktemp', ['-d']).toString().trim();
-  execFileSync('tar', ['-x', '-f', '-', '-C', out], { input: Buffer.concat(chunks) });
-  const files: Record<string, string> = {};
-  for (const f of execFileSync('find', [out, '-type', 'f']).toString().trim().split('\n')) {
-    if (f) files[path.relative(out, f)] = readFileSync(f, 'utf8');
-  }
-  execFileSync('rm', ['-rf', out]);
-  return files;
-}
-
-async function get(url: string): Promise<string | undefined> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-    return res.ok ? await res.text() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function getEventually(url: string, timeoutMs = 10_000): Promise<string | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const body = await get(url);
-    if (body !== undefined || Date.now() > deadline) return body;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('parseDockerRootfs', () => {
   it("understands Diego's docker:///repo#tag URLs and Docker's own references", () => {
@@ -112,15 +53,9 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
   const prefix = `t${process.pid}-`;
   const bridge = `dgc${process.pid % 1_000_000}`;
   const subnet = `10.231.${process.pid % 250}`;
-
-  beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'containerd-backend-'));
-    containerd = await startContainerd();
-    registry = await startRegistry();
-    // The image env tells the pulled image from the preloaded one (which has the same layer).
-    const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_REGISTRY=yes'];
-    registry.add('busybox', 'latest', await buildOciImage(await ensureBusyboxRootfs(), { env }));
-    backend = new ContainerdBackend({
+  /** The backend; a second one on the same state stands for a restarted agent. */
+  const make = () =>
+    new ContainerdBackend({
       address: containerd.address,
       snapshotter: containerd.snapshotter,
       stateDir: path.join(dir, 'state'),
@@ -133,6 +68,15 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
         ipamDataDir: path.join(dir, 'ipam'),
       },
     });
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'containerd-backend-'));
+    containerd = await startContainerd();
+    registry = await startRegistry();
+    // The image env tells the pulled image from the preloaded one (which has the same layer).
+    const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_REGISTRY=yes'];
+    registry.add('busybox', 'latest', await buildOciImage(await ensureBusyboxRootfs(), { env }));
+    backend = make();
   }, 120_000);
 
   afterEach(async () => {
@@ -292,13 +236,13 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
         'eth0',
       ]);
       await c.run({ path: 'httpd', args: ['-f', '-p', '8080', '-h', '/www'] }, collect());
-      expect(await getEventually(`http://${info.ip}:8080/`)).toBe('from containerd');
+      expect(await getEventually(`http://${info.ip}:8080/`, 10_000, 100)).toBe('from containerd');
       expect(await get(`http://127.0.0.1:${mapping!.hostPort}/`)).toBe('from containerd');
 
       // A port mapped after creation, kept in the container's labels.
       const late = await c.netIn(9090);
       await c.run({ path: 'httpd', args: ['-f', '-p', '9090', '-h', '/www'] }, collect());
-      expect(await getEventually(`http://127.0.0.1:${late.hostPort}/`)).toBe('from containerd');
+      expect(await getEventually(`http://127.0.0.1:${late.hostPort}/`, 10_000, 100)).toBe('from containerd');
       const labels = JSON.parse(containerd.ctr('diego', 'containers', 'info', backend.containerId('web'))) as {
         Labels: Record<string, string>;
       };
@@ -361,19 +305,7 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
     const app = await c.run({ path: '/bin/sh', args: ['-c', script], tag: 'action' }, before);
     await eventually(() => before.out.length > 0, 10_000);
     expect(before.out).toEqual(['started']);
-    const again = new ContainerdBackend({
-      address: containerd.address,
-      snapshotter: containerd.snapshotter,
-      stateDir: path.join(dir, 'state'),
-      idPrefix: prefix,
-      outputDrainMs: 100,
-      network: {
-        networkName: `dgc-${process.pid}`,
-        bridge,
-        subnet: `${subnet}.0/24`,
-        ipamDataDir: path.join(dir, 'ipam'),
-      },
-    });
+    const again = make();
     expect(await again.list()).toEqual(['adopt']);
     const c2 = await again.lookup('adopt');
     expect(c2?.properties).toEqual({ k: 'v' });

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../testing.ts';
 import { ensureBusyboxRootfs } from './rootfs.ts';
 import { RuncBackend } from './runc.ts';
-import type { ProcessIO } from './types.ts';
+import { collect } from './testing.ts';
 
 let dir: string;
 let backend: RuncBackend;
@@ -27,12 +27,6 @@ afterEach(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function collect(): ProcessIO & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
-}
 
 describe('runc processes that outlive the agent', () => {
   it('a restarted agent finds a running process by its tag, follows its output and gets its exit status', async () => {

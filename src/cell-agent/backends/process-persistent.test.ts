@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { alive, eventually } from '../testing.ts';
 import { ProcessBackend } from './process.ts';
-import type { ProcessIO } from './types.ts';
+import { collect } from './testing.ts';
 
 let dir: string;
 const make = () => new ProcessBackend({ baseDir: path.join(dir, 'c'), persistent: true, outputDrainMs: 50 });
@@ -19,12 +19,6 @@ afterEach(async () => {
   for (const h of await b.list()) await b.destroy(h);
   await rm(dir, { recursive: true, force: true });
 });
-
-function collect(): ProcessIO & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
-}
 
 describe('persistent process backend', () => {
   it('a restarted agent lists the container, re-attaches to its process and gets its exit status', async () => {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { alive, eventually } from '../testing.ts';
 import { ProcessBackend, resolveInRoot } from './process.ts';
-import type { ProcessIO } from './types.ts';
+import { collect } from './testing.ts';
 
 let dir: string;
 let backend: ProcessBackend;
@@ -20,12 +20,6 @@ afterEach(async () => {
   for (const handle of await backend.list()) await backend.destroy(handle);
   await rm(dir, { recursive: true, force: true });
 });
-
-function collect(): ProcessIO & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
-}
 
 const root = (handle: string) => path.join(dir, 'containers', handle);
 

@@ -13,7 +13,7 @@ import { alive, eventually } from '../testing.ts';
 import { buildOciConfig } from './oci.ts';
 import { ensureBusyboxRootfs } from './rootfs.ts';
 import { cgroupFile, isMountPoint, lookupUser, RuncBackend } from './runc.ts';
-import type { Container, ProcessIO } from './types.ts';
+import { collect, get, getEventually, sh, tarOf, untar } from './testing.ts';
 
 let dir: string;
 let backend: RuncBackend;
@@ -32,66 +32,6 @@ afterEach(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-function collect(): ProcessIO & { out: string[]; err: string[] } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
-}
-
-async function sh(c: Container, script: string, extra: { user?: string; dir?: string } = {}) {
-  const io = collect();
-  const p = await c.run({ path: '/bin/sh', args: ['-c', script], ...extra }, io);
-  return { status: await p.wait(), ...io };
-}
-
-function tarOf(files: Record<string, string>): Buffer {
-  const src = execFileSync('mktemp', ['-d']).toString().trim();
-  for (const [name, content] of Object.entries(files)) {
-    execFileSync('sh', [
-      '-c',
-      'mkdir -p "$(dirname "$1")" && printf %s "$2" > "$1"',
-      'sh',
-      path.join(src, name),
-      content,
-    ]);
-  }
-  const tar = execFileSync('tar', ['-c', '-f', '-', '-C', src, '.']);
-  execFileSync('rm', ['-rf', src]);
-  return tar;
-}
-
-async function untar(stream: Readable): Promise<Record<string, string>> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  const out = execFileSync('mktemp', ['-d']).toString().trim();
-  execFileSync('tar', ['-x', '-f', '-', '-C', out], { input: Buffer.concat(chunks) });
-  const files: Record<string, string> = {};
-  for (const f of execFileSync('find', [out, '-type', 'f']).toString().trim().split('\n')) {
-    files[path.relative(out, f)] = readFileSync(f, 'utf8');
-  }
-  execFileSync('rm', ['-rf', out]);
-  return files;
-}
-
-/** The body of a 200 response, undefined when the request fails. */
-async function get(url: string): Promise<string | undefined> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
-    return res.ok ? await res.text() : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function getEventually(url: string, timeoutMs = 5_000): Promise<string | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const body = await get(url);
-    if (body !== undefined || Date.now() > deadline) return body;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const runcIds = () =>
   (JSON.parse(execFileSync('runc', ['--root', backend.runcRoot, 'list', '--format', 'json']).toString()) as
