@@ -19,6 +19,7 @@ import { containerdUnavailable, startContainerd, type TestContainerd } from '../
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import { startRegistry, type TestRegistry } from '../support/oci-registry.ts';
+import { deleteLink, hostPortOf, testRep } from '../support/runc-cell.ts';
 
 const unavailable = containerdUnavailable();
 if (unavailable) console.warn(`skipping the containerd end-to-end test: ${unavailable}`);
@@ -49,20 +50,7 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
       },
     });
   const newRep = (b: ContainerdBackend) =>
-    new Rep({
-      kc: env.kc,
-      cellId: `e2e-containerd-${process.pid}`,
-      zone: 'z1',
-      capacity: { memoryMb: 4096, diskMb: 8192, containers: 50 },
-      stacks: ['busybox'],
-      rootfsProviders: ['docker'],
-      backend: b,
-      log: env.log,
-      systemNamespace: env.systemNamespace,
-      startupIntervalMs: 200,
-      livenessIntervalMs: 500,
-      gracefulShutdownMs: 2000,
-    });
+    testRep(env, b, { cellId: `e2e-containerd-${process.pid}`, rootfsProviders: ['docker'], livenessIntervalMs: 500 });
 
   /** Our containers, as containerd lists them. */
   const ours = () =>
@@ -84,11 +72,7 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
     await rep?.stop();
     await registry?.close();
     await containerd?.stop();
-    try {
-      execFileSync('ip', ['link', 'delete', bridge], { stdio: 'ignore' });
-    } catch {
-      // already gone
-    }
+    deleteLink(bridge);
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 
@@ -122,7 +106,7 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
     expect(registry.requests).toContain('HEAD /v2/busybox/manifests/latest');
     for (const a of running) {
       expect(a.status?.cellId ?? a.spec.cellId).toBe(`e2e-containerd-${process.pid}`);
-      const hostPort = a.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
+      const hostPort = hostPortOf(a);
       expect(hostPort).toBeGreaterThan(0);
       const res = await fetch(`http://127.0.0.1:${hostPort}/`);
       expect(await res.text()).toBe('hello from a containerd container\n');
@@ -160,7 +144,7 @@ describe.skipIf(unavailable !== undefined)('containerd end to end', () => {
       return live[0]!.pid;
     };
     const pid = await httpdPid(backend);
-    const hostPort = before!.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
+    const hostPort = hostPortOf(before!);
     const answer = async () =>
       (await fetch(`http://127.0.0.1:${hostPort}/`, { signal: AbortSignal.timeout(2000) })).text();
 

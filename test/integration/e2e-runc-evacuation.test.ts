@@ -11,7 +11,7 @@ import { Rep } from '../../src/cell-agent/rep.ts';
 import type { IActualLRP } from '../../src/crds/models.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
-import { deleteLink, hostPortOf as hostPort, runcBackend, runcRep } from '../support/runc-cell.ts';
+import { deleteLink, hostPortOf as hostPort, runcBackend, testRep } from '../support/runc-cell.ts';
 
 const env = useDiego('e2e-evac', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -31,7 +31,7 @@ function startRep(name: string, subnet: number): Promise<Rep> {
     subnet,
     ipamDataDir: path.join(dir, `ipam-${name}`),
   });
-  const rep = runcRep(env, backend, { cellId: `evac-${name}-${process.pid}`, evacuationPollingIntervalMs: 1000 });
+  const rep = testRep(env, backend, { cellId: `evac-${name}-${process.pid}`, evacuationPollingIntervalMs: 1000 });
   reps.push(rep);
   return rep.start().then(() => rep);
 }

@@ -12,7 +12,7 @@ import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
 import { startOpsServer, type OpsServer } from '../../src/lib/metrics.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
-import { deleteLink, runcBackend, runcRep } from '../support/runc-cell.ts';
+import { deleteLink, runcBackend, testRep } from '../support/runc-cell.ts';
 
 const env = useDiego('e2elogs', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -33,7 +33,7 @@ beforeAll(async () => {
     subnet: 229,
     ipamDataDir: path.join(dir, 'ipam'),
   });
-  rep = runcRep(env, backend, {
+  rep = testRep(env, backend, {
     cellId,
     telemetry: { maxLogLinesPerSecond: LINES_PER_SECOND, containerMetricsIntervalMs: 1000 },
   });

@@ -13,7 +13,7 @@ import { refOf } from '../../src/lib/resources.ts';
 import { cellObjectName } from '../../src/cell-agent/presence.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
-import { deleteLink, hostPortOf, runcBackend, runcRep } from '../support/runc-cell.ts';
+import { deleteLink, hostPortOf, runcBackend, testRep } from '../support/runc-cell.ts';
 
 const env = useDiego('e2e', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -39,7 +39,7 @@ const cellBackend = () =>
     ipamDataDir: path.join(dir, 'ipam'),
   });
 const cellRep = (backend: RuncBackend) =>
-  runcRep(env, backend, { cellId: `e2e-cell-${process.pid}`, livenessIntervalMs: 500 });
+  testRep(env, backend, { cellId: `e2e-cell-${process.pid}`, livenessIntervalMs: 500 });
 
 beforeAll(async () => {
   rep = cellRep(cellBackend());
@@ -126,7 +126,7 @@ describe('runc end to end', () => {
       subnet: 232,
       ipamDataDir: path.join(dir, 'ipam2'),
     });
-    const rep2 = runcRep(env, backend2, { cellId: `e2e-cell2-${process.pid}`, zone: 'z2' });
+    const rep2 = testRep(env, backend2, { cellId: `e2e-cell2-${process.pid}`, zone: 'z2' });
     await rep2.start();
     try {
       await client.create('DesiredLRP', web(4));

@@ -1,8 +1,9 @@
-// A cell agent on this machine running real runc containers with CNI networking, as the runc end-to-end tests
-// start it: a RuncBackend on its own bridge and subnet, and a Rep with a test cell's capacity, the busybox stack
-// and short intervals; plus removing a cell's bridge afterwards and the host port of an instance.
+// A cell agent on this machine running real containers with CNI networking, as the end-to-end tests start it:
+// a RuncBackend on its own bridge and subnet, and a Rep (for it or a containerd backend) with a test cell's
+// capacity, the busybox stack and short intervals; plus removing a cell's bridge and an instance's host port.
 import { execFileSync } from 'node:child_process';
 import { RuncBackend } from '../../src/cell-agent/backends/runc.ts';
+import type { ContainerBackend } from '../../src/cell-agent/backends/types.ts';
 import { Rep, type RepOptions } from '../../src/cell-agent/rep.ts';
 import type { IActualLRP } from '../../src/crds/models.ts';
 import type { useDiego } from './fixture.ts';
@@ -37,9 +38,9 @@ export function runcBackend(o: RuncCellNetwork): RuncBackend {
  * A Rep (not started) for `backend` on the test's control plane: zone z1, 4 GiB memory, 8 GiB disk and 50
  * containers, the busybox stack, 200 ms startup checks and a 2 s graceful shutdown, unless `o` says otherwise.
  */
-export function runcRep(
+export function testRep(
   env: ReturnType<typeof useDiego>,
-  backend: RuncBackend,
+  backend: ContainerBackend,
   o: Pick<RepOptions, 'cellId'> & Partial<RepOptions>,
 ): Rep {
   return new Rep({
