@@ -19,7 +19,7 @@ import { parseDockerRootfs } from './docker-ref.ts';
 import { buildOciImage } from './oci-image.ts';
 import { ensureBusyboxRootfs } from './rootfs.ts';
 import { cgroupFile } from './runc.ts';
-import { collect, get, getEventually, sh, tarOf, untar } from './testing.ts';
+import { collect, get, getEventually, runEnvScript, sh, tarOf, untar } from './testing.ts';
 
 const unavailable = containerdUnavailable();
 if (unavailable) console.warn(`skipping the containerd backend tests: ${unavailable}`);
@@ -118,27 +118,9 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
   });
 
   it('passes env (container + process) and cwd, runs as a user from /etc/passwd', { timeout: 60_000 }, async () => {
-    const c = await backend.create({
-      handle: 'env',
-      env: [
-        { name: 'A', value: 'container' },
-        { name: 'B', value: 'container' },
-      ],
-    });
-    const io = collect();
-    const p = await c.run(
-      {
-        path: '/bin/sh',
-        args: ['-c', 'echo "$A $B $1"; pwd; id -u; echo "$HOME"; ulimit -n', 'sh', 'arg1'],
-        env: [{ name: 'B', value: 'process with spaces' }],
-        dir: '/tmp',
-        user: 'vcap',
-        limits: { nofile: 321 },
-      },
-      io,
-    );
-    expect(await p.wait()).toBe(0);
-    expect(io.out).toEqual(['container process with spaces arg1', '/tmp', '2000', '/home/vcap', '321']);
+    const { c, status, out } = await runEnvScript(backend, 'process with spaces');
+    expect(status).toBe(0);
+    expect(out).toEqual(['container process with spaces arg1', '/tmp', '2000', '/home/vcap', '321']);
     expect((await sh(c, 'id -u; echo "$PATH"')).out).toEqual([
       '0',
       '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',

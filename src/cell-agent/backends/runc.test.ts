@@ -13,7 +13,7 @@ import { alive, eventually } from '../testing.ts';
 import { buildOciConfig } from './oci.ts';
 import { ensureBusyboxRootfs } from './rootfs.ts';
 import { cgroupFile, isMountPoint, lookupUser, RuncBackend } from './runc.ts';
-import { collect, get, getEventually, sh, tarOf, untar } from './testing.ts';
+import { collect, get, getEventually, runEnvScript, sh, tarOf, untar } from './testing.ts';
 
 let dir: string;
 let backend: RuncBackend;
@@ -61,27 +61,9 @@ describe('RuncBackend', () => {
   });
 
   it('passes env (container + process) and cwd, runs as a user from /etc/passwd', async () => {
-    const c = await backend.create({
-      handle: 'env',
-      env: [
-        { name: 'A', value: 'container' },
-        { name: 'B', value: 'container' },
-      ],
-    });
-    const io = collect();
-    const p = await c.run(
-      {
-        path: '/bin/sh',
-        args: ['-c', 'echo "$A $B $1"; pwd; id -u; echo "$HOME"; ulimit -n', 'sh', 'arg1'],
-        env: [{ name: 'B', value: 'process' }],
-        dir: '/tmp',
-        user: 'vcap',
-        limits: { nofile: 321 },
-      },
-      io,
-    );
-    expect(await p.wait()).toBe(0);
-    expect(io.out).toEqual(['container process arg1', '/tmp', '2000', '/home/vcap', '321']);
+    const { c, status, out } = await runEnvScript(backend, 'process');
+    expect(status).toBe(0);
+    expect(out).toEqual(['container process arg1', '/tmp', '2000', '/home/vcap', '321']);
     expect((await sh(c, 'id -u; echo "$PATH"')).out).toEqual([
       '0',
       '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Container, ProcessIO } from './types.ts';
+import type { Container, ContainerBackend, ProcessIO } from './types.ts';
 
 /** A ProcessIO that keeps the stdout and stderr lines. */
 export function collect(): ProcessIO & { out: string[]; err: string[] } {
@@ -19,6 +19,34 @@ export async function sh(c: Container, script: string, extra: { user?: string; d
   const io = collect();
   const p = await c.run({ path: '/bin/sh', args: ['-c', script], ...extra }, io);
   return { status: await p.wait(), ...io };
+}
+
+/**
+ * The env, cwd and user contract of an isolating backend: creates container 'env' (A and B set to 'container')
+ * and runs a script printing "$A $B $1", pwd, uid, $HOME and `ulimit -n`, with B=`processB`, in /tmp, as vcap,
+ * with nofile 321. Resolves the container, the exit status and the stdout lines.
+ */
+export async function runEnvScript(backend: ContainerBackend, processB: string) {
+  const c = await backend.create({
+    handle: 'env',
+    env: [
+      { name: 'A', value: 'container' },
+      { name: 'B', value: 'container' },
+    ],
+  });
+  const io = collect();
+  const p = await c.run(
+    {
+      path: '/bin/sh',
+      args: ['-c', 'echo "$A $B $1"; pwd; id -u; echo "$HOME"; ulimit -n', 'sh', 'arg1'],
+      env: [{ name: 'B', value: processB }],
+      dir: '/tmp',
+      user: 'vcap',
+      limits: { nofile: 321 },
+    },
+    io,
+  );
+  return { c, status: await p.wait(), out: io.out };
 }
 
 /** A tar archive of `files` (path → content). */
