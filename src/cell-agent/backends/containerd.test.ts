@@ -11,15 +11,13 @@ import { containerdUnavailable, startContainerd, type TestContainerd } from '../
 import { startRegistry, type TestRegistry } from '../../../test/support/oci-registry.ts';
 import { pickBackend } from '../../cmd/cell-agent.ts';
 import { createLogger } from '../../lib/log.ts';
-import { buildStep } from '../executor/build.ts';
-import { LogStreamer, type LogMessage } from '../executor/log.ts';
 import { alive, eventually } from '../testing.ts';
 import { ContainerdBackend } from './containerd.ts';
 import { parseDockerRootfs } from './docker-ref.ts';
 import { buildOciImage } from './oci-image.ts';
 import { ensureBusyboxRootfs } from './rootfs.ts';
 import { cgroupFile } from './runc.ts';
-import { collect, get, getEventually, runEnvScript, sh, tarOf, untar } from './testing.ts';
+import { collect, get, getEventually, runActions, runEnvScript, sh, tarOf, untar } from './testing.ts';
 
 const unavailable = containerdUnavailable();
 if (unavailable) console.warn(`skipping the containerd backend tests: ${unavailable}`);
@@ -324,12 +322,7 @@ describe.skipIf(unavailable !== undefined)('ContainerdBackend', () => {
 
   it('runs executor run actions', { timeout: 60_000 }, async () => {
     const c = await backend.create({ handle: 'exec', env: [{ name: 'FROM_CONTAINER', value: 'yes' }] });
-    const logs: LogMessage[] = [];
-    const ctx = { container: c, log: new LogStreamer((m) => logs.push(m)), gracefulShutdownMs: 1_000 };
-    const run = (script: string) =>
-      buildStep({ run: { path: '/bin/sh', args: ['-c', script], user: 'vcap' } }, ctx).perform(
-        new AbortController().signal,
-      );
+    const { logs, run } = runActions(c);
     await run('echo "$FROM_CONTAINER $(id -u)"');
     expect(logs.map((m) => m.line)).toEqual(['yes 2000', 'Exit status 0']);
     await expect(run('exit 3')).rejects.toThrow();

@@ -6,14 +6,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { buildStep } from '../executor/build.ts';
 import { StepError } from '../executor/errors.ts';
-import { LogStreamer, type LogMessage } from '../executor/log.ts';
 import { alive, eventually } from '../testing.ts';
 import { buildOciConfig } from './oci.ts';
 import { ensureBusyboxRootfs } from './rootfs.ts';
 import { cgroupFile, isMountPoint, lookupUser, RuncBackend } from './runc.ts';
-import { collect, get, getEventually, runEnvScript, sh, tarOf, untar } from './testing.ts';
+import { collect, get, getEventually, runActions, runEnvScript, sh, tarOf, untar } from './testing.ts';
 
 let dir: string;
 let backend: RuncBackend;
@@ -186,12 +184,7 @@ describe('RuncBackend', () => {
 
   it('runs executor run actions', async () => {
     const c = await backend.create({ handle: 'exec', env: [{ name: 'FROM_CONTAINER', value: 'yes' }] });
-    const logs: LogMessage[] = [];
-    const ctx = { container: c, log: new LogStreamer((m) => logs.push(m)), gracefulShutdownMs: 1_000 };
-    const run = (script: string) =>
-      buildStep({ run: { path: '/bin/sh', args: ['-c', script], user: 'vcap' } }, ctx).perform(
-        new AbortController().signal,
-      );
+    const { logs, run } = runActions(c);
     await run('echo "$FROM_CONTAINER $(id -u)"');
     expect(logs.map((m) => m.line)).toEqual(['yes 2000', 'Exit status 0']);
     await expect(run('exit 3')).rejects.toBeInstanceOf(StepError);

@@ -1,10 +1,12 @@
 // Helpers for the container backend tests (process, runc, containerd, detached): collecting a process's output
-// lines, running a shell script in a container, building and reading tar streams, and GETs of a container's
-// HTTP server.
+// lines, running a shell script or executor run actions in a container, the env/cwd/user contract script,
+// building and reading tar streams, and GETs of a container's HTTP server.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { buildStep } from '../executor/build.ts';
+import { LogStreamer, type LogMessage } from '../executor/log.ts';
 import type { Container, ContainerBackend, ProcessIO } from './types.ts';
 
 /** A ProcessIO that keeps the stdout and stderr lines. */
@@ -47,6 +49,17 @@ export async function runEnvScript(backend: ContainerBackend, processB: string) 
     io,
   );
   return { c, status: await p.wait(), out: io.out };
+}
+
+/** Executor run actions (`/bin/sh -c script` as vcap) in `c`; `logs` collects what they log. */
+export function runActions(c: Container) {
+  const logs: LogMessage[] = [];
+  const ctx = { container: c, log: new LogStreamer((m) => logs.push(m)), gracefulShutdownMs: 1_000 };
+  const run = (script: string) =>
+    buildStep({ run: { path: '/bin/sh', args: ['-c', script], user: 'vcap' } }, ctx).perform(
+      new AbortController().signal,
+    );
+  return { logs, run };
 }
 
 /** A tar archive of `files` (path → content). */
