@@ -60,6 +60,11 @@ export class Manager {
     return this.running !== undefined;
   }
 
+  /** The cells the controllers see as present (empty while not leading): what the auction may place work on. */
+  presentCells(): string[] {
+    return this.running?.presence.presentCells() ?? [];
+  }
+
   /** The live controllers (while leading), for tests and the dev role. */
   get controllers(): Running | undefined {
     return this.running;
