@@ -19,6 +19,7 @@ import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts'
 import type { Container, ContainerBackend } from './backends/types.ts';
 import { registerCell, releasePresence, renewPresence } from './presence.ts';
 import { type EvacuationResult, Evacuator } from './evacuation.ts';
+import type { InstanceLog } from './logs/instance-log.ts';
 import { CellTelemetry, type TelemetryOptions } from './telemetry.ts';
 import { buildStep, toStepError } from './executor/index.ts';
 import { EventRecorder } from '../lib/events.ts';
@@ -472,19 +473,26 @@ export class Rep {
       if (!container) logs.lifecycle('create-failed', toStepError(err).message);
       if (!signal.aborted && !this.detached) await this.reportCrash(a, toStepError(err).message, runningSince);
     } finally {
-      // On an agent restart the container goes on running for the next agent.
-      if (!this.detached) {
-        if (container) logs.lifecycle('destroying');
-        await this.o.backend.destroy(instanceGuid).then(
-          () => container && logs.lifecycle('destroyed'),
-          (err: unknown) => {
-            logs.lifecycle('destroy-failed');
-            this.log.warn({ err }, 'destroying container');
-          },
-        );
-        this.telemetry.untrack(instanceGuid);
-      }
+      await this.destroyContainer(instanceGuid, container !== undefined, logs, 'destroying container');
     }
+  }
+
+  /**
+   * Destroys a container of ours once its work ended (lifecycle lines when it was created; a failure is logged
+   * as `what`) and stops its metrics. Not when detached: on an agent restart the container goes on running for
+   * the next agent.
+   */
+  private async destroyContainer(handle: string, created: boolean, logs: InstanceLog, what: string): Promise<void> {
+    if (this.detached) return;
+    if (created) logs.lifecycle('destroying');
+    await this.o.backend.destroy(handle).then(
+      () => created && logs.lifecycle('destroyed'),
+      (err: unknown) => {
+        logs.lifecycle('destroy-failed');
+        this.log.warn({ err }, what);
+      },
+    );
+    this.telemetry.untrack(handle);
   }
 
   /** Readiness: routable true/false on the instance while it is still this container's. */
@@ -634,17 +642,7 @@ export class Rep {
       if (!created) logs.lifecycle('create-failed', toStepError(err).message);
       completion = { failed: true, failureReason: toStepError(err).message };
     } finally {
-      if (!this.detached) {
-        if (created) logs.lifecycle('destroying');
-        await this.o.backend.destroy(handle).then(
-          () => created && logs.lifecycle('destroyed'),
-          (err: unknown) => {
-            logs.lifecycle('destroy-failed');
-            this.log.warn({ err }, 'destroying task container');
-          },
-        );
-        this.telemetry.untrack(handle);
-      }
+      await this.destroyContainer(handle, created, logs, 'destroying task container');
     }
     if (this.detached) return;
     const current = await this.client.get('Task', t.metadata.namespace, t.metadata.name ?? '');
