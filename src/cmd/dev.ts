@@ -10,6 +10,7 @@ import { apply, installCRDs, kubeConfigFromString } from '../lib/kube.ts';
 import { tmpdir } from 'node:os';
 import { Manager } from '../controllers/manager.ts';
 import { DiegoClient } from '../lib/resources.ts';
+import { startBbs } from './bbs.ts';
 import { startCellAgent } from './cell-agent.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { startOpsServer } from '../lib/metrics.ts';
@@ -48,6 +49,17 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
       backend: 'auto',
       stateDir: cellDir,
     });
+    // Diego's BBS API for Cloud Controller and other BBS clients, on loopback and in plain HTTP (it says so loudly):
+    // `diego-operator bbs --tls-cert ... --tls-key ... --tls-client-ca ...` serves it with mutual TLS.
+    const bbs = await startBbs({
+      log,
+      client: new DiegoClient(kc),
+      namespace: 'default',
+      systemNamespace: 'diego-system',
+      listen: '127.0.0.1:0',
+      healthAddress: '',
+      insecureHttp: true,
+    });
     const ops = await startOpsServer({
       port: 0,
       ready: () => manager.isLeader,
@@ -74,9 +86,10 @@ diego-operator is running locally.
   curl ${ops.url}/metrics            # LRPsDesired, LRPsRunning, AuctioneerLRPAuctionsStarted, ...
   curl -N '${ops.url}/v1/logs/web?follow=true&recent=true'   # the sample app's log lines, live
 ${urls.map((u) => `  curl ${u}   # the sample app "web"`).join('\n')}
+  curl -sX POST http://${bbs.address}/v1/ping | od -c   # Diego's BBS API (protobuf): BBS clients connect here
 
-Running: the converger, auctioneer and task controller, and one cell (dev-cell-0) that runs work in runc
-containers (plain processes when not root). Not yet: the BBS facade (issue #5).
+Running: the converger, auctioneer and task controller; one cell (dev-cell-0) that runs work in runc containers
+(plain processes when not root), with its /metrics and log stream; the BBS API over plain HTTP on loopback.
 Press Ctrl-C to stop; the control plane and its files are removed.
 `);
       await untilSignal();
@@ -85,6 +98,7 @@ Press Ctrl-C to stop; the control plane and its files are removed.
       await cell.stop();
       await rm(cellDir, { recursive: true, force: true });
       await manager.stop();
+      await bbs.close();
       await ops.close();
       await webhook.stop();
     }

@@ -1,0 +1,46 @@
+// `make run` (diego-operator dev) as a user meets it: it prints the sample app's URLs, the app answers on them,
+// the BBS API answers ping, and Ctrl-C stops everything and removes the control plane it started.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { eventually } from '../support/eventually.ts';
+
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('make run', () => {
+  it('runs the sample app, which answers on the printed URLs, serves the BBS API, and leaves nothing after Ctrl-C', async () => {
+    const env = { ...process.env };
+    delete env.DIEGO_TEST_KUBECONFIG; // its own control plane, as on a fresh machine
+    const dev = spawn(process.execPath, ['src/main.ts', 'dev'], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    dev.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    dev.stderr.on('data', () => undefined);
+    const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
+    try {
+      await eventually(() => expect(out).toContain('Press Ctrl-C to stop'), 180_000);
+      const apps = [...out.matchAll(/curl (http:\/\/127\.0\.0\.1:\d+\/)\s+# the sample app "web"/g)].map((m) => m[1]!);
+      expect(apps).toHaveLength(3);
+      for (const url of apps) expect(await (await fetch(url)).text()).toBe('hello from diego-operator\n');
+
+      const ping = /curl -sX POST (http:\/\/127\.0\.0\.1:\d+\/v1\/ping)/.exec(out)?.[1];
+      const res = await fetch(ping!, { method: 'POST' });
+      expect(Buffer.from(await res.arrayBuffer())).toEqual(Buffer.from([0x08, 0x01])); // PingResponse{available: true}
+
+      const metrics = /curl (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(out)?.[1];
+      // Diego's metrics, refreshed by the converger's periodic pass (30 s).
+      await eventually(
+        async () => expect(await (await fetch(`${metrics}/metrics`)).text()).toMatch(/^LRPsRunning\S* 3$/m),
+        60_000,
+      );
+      const kubeconfig = /export KUBECONFIG=(\S+)/.exec(out)?.[1];
+      expect(existsSync(kubeconfig!)).toBe(true);
+
+      dev.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(existsSync(kubeconfig!)).toBe(false); // the control plane's directory is gone
+    } finally {
+      if (dev.exitCode === null) dev.kill('SIGKILL');
+    }
+  }, 300_000);
+});
