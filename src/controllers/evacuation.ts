@@ -142,8 +142,19 @@ export async function removeEvacuating(
   containerStopped: boolean,
 ): Promise<void> {
   if (copy.status?.presence !== 'EVACUATING') return;
-  await client.delete('ActualLRP', { namespace: copy.metadata.namespace, name: copy.metadata.name ?? '' });
-  if (containerStopped) await releaseContainer(client, copy);
+  const me = { instanceGuid: copy.status.instanceGuid ?? '', cellId: copy.status.cellId ?? '' };
+  // The delete carries the version read, so a copy that another cell's evacuation put under the same name
+  // meanwhile (the index has one EVACUATING slot) is never removed in this container's stead.
+  let seen: IActualLRP | undefined = copy;
+  const removed = await retryOnConflict(async () => {
+    seen ??= await getOrUndefined(client, copy.metadata.namespace ?? '', copy.metadata.name ?? '');
+    const current = seen;
+    seen = undefined;
+    if (!isMine(current, me) || current.status?.presence !== 'EVACUATING') return false;
+    await client.delete('ActualLRP', refOf(current));
+    return true;
+  });
+  if (removed && containerStopped) await releaseContainer(client, copy);
 }
 
 /** Drops the container finalizer of a record whose container is gone ("stop, then remove"). */
