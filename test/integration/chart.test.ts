@@ -349,6 +349,8 @@ describe('helm chart', () => {
     expect(allows(controller, 'diego.dev', 'desiredlrps', 'watch')).toBe(true);
     expect(allows(controller, '', 'events', 'create')).toBe(true);
     expect(allows(controller, 'diego.dev', 'desiredlrps', 'delete')).toBe(false);
+    expect(allows(controller, 'diego.dev', 'cells/status', 'patch')).toBe(false);
+    expect(allows(controller, 'diego.dev', 'tasks', 'create')).toBe(false);
     const leases = rulesOf(find(objects, 'Role', '-controller'));
     expect(allows(leases, 'coordination.k8s.io', 'leases', 'update')).toBe(true);
     const agent = rulesOf(find(objects, 'ClusterRole', '-cell-agent'));
@@ -356,6 +358,7 @@ describe('helm chart', () => {
     expect(allows(agent, 'diego.dev', 'cells', 'create')).toBe(true);
     expect(allows(agent, 'diego.dev', 'cells/status', 'patch')).toBe(true);
     expect(allows(agent, 'diego.dev', 'desiredlrps', 'create')).toBe(false);
+    expect(allows(agent, '', 'events', 'create')).toBe(true);
     // Nothing in the chart reads Secrets through the API.
     for (const role of objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
       expect(allows(rulesOf(role), '', 'secrets', 'get')).toBe(false);
