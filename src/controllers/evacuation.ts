@@ -5,9 +5,9 @@
 // routes (src/bbs/evacuation-routes.ts). Every write is a compare-and-swap on the version just read
 // (docs/adr/0002).
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
-import { DiegoClient, isAlreadyExists, isConflict, isNotFound, refOf, retryOnConflict } from '../lib/resources.ts';
+import { DiegoClient, isAlreadyExists, isNotFound, refOf, retryOnConflict } from '../lib/resources.ts';
 import { nextCrashCount } from './crash-policy.ts';
-import { FINALIZER_CONTAINER, placementPatch } from './names.ts';
+import { FINALIZER_CONTAINER, placementPatch, selectorFor } from './names.ts';
 
 /** Which container this is: the instance guid a cell claimed with, on that cell (Diego's ActualLRPInstanceKey). */
 export interface InstanceKey {
@@ -245,9 +245,7 @@ async function removeCopies(
     return true;
   }
   if (isMine(suspect, me) && suspect.status?.presence === 'SUSPECT') {
-    await client.delete('ActualLRP', refOf(suspect)).catch((err: unknown) => {
-      if (!isNotFound(err)) throw err;
-    });
+    await client.delete('ActualLRP', refOf(suspect)); // not found counts as deleted
     if (release) await releaseContainer(client, suspect);
     return true;
   }
@@ -347,7 +345,7 @@ export async function evacuateRunning(
     if (strategy === 'RECREATE' && desired) {
       const instances = await client.list('ActualLRP', {
         namespace,
-        labelSelector: `diego.dev/desired-lrp-uid=${desired.metadata.uid}`,
+        labelSelector: selectorFor(desired.metadata.uid ?? ''),
       });
       const running = instances.filter((a) => a.status?.presence === 'ORDINARY' && a.status.state === 'RUNNING');
       allRunning = running.length >= (desired.spec.instances ?? 1);
@@ -368,10 +366,5 @@ export async function evacuateRunning(
 
 /** Writes the Cell's status.evacuating (the auction leaves evacuating cells out). */
 export async function setCellEvacuating(client: DiegoClient, cellName: string, evacuating: boolean): Promise<void> {
-  try {
-    await client.patchStatus('Cell', { name: cellName }, { evacuating });
-  } catch (err) {
-    if (!isConflict(err)) throw err;
-    await client.patchStatus('Cell', { name: cellName }, { evacuating });
-  }
+  await client.patchStatus('Cell', { name: cellName }, { evacuating }); // no resourceVersion: never a conflict
 }
