@@ -16,7 +16,7 @@ import { route, type Ctx, type Route } from './route.ts';
 /** Diego truncates crash reasons and placement errors to 1024 characters. */
 const REASON_MAX = 1024;
 
-const presenceOf = (a: IActualLRP) => a.status?.presence ?? 'ORDINARY';
+export const presenceOf = (a: IActualLRP) => a.status?.presence ?? 'ORDINARY';
 const stateOf = (a: IActualLRP) => a.status?.state ?? 'UNCLAIMED';
 
 /** Every record (ORDINARY, SUSPECT, EVACUATING) of one index of a process. */

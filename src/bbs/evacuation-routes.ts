@@ -3,7 +3,6 @@
 // (controllers/evacuation.ts, docs/adr/0002 addendum), so a Diego rep and our evacuator move instances through
 // the same compare-and-swap writes; this module finds the index's records, checks the request as Diego's
 // Validate does, and turns outcomes into Diego's answers (keep_container and errors).
-import type { IActualLRP } from '../crds/models.ts';
 import {
   evacuateClaimed,
   evacuateCrashed,
@@ -13,11 +12,17 @@ import {
   type InstanceKey,
 } from '../controllers/evacuation.ts';
 import { BbsFailure, notFound, toBbsError } from './errors.ts';
-import { check, instanceKeyErrors, keyErrors, netInfoOf, recordsOf, sameInstance } from './actual-lrp-lifecycle.ts';
+import {
+  check,
+  instanceKeyErrors,
+  keyErrors,
+  netInfoOf,
+  presenceOf,
+  recordsOf,
+  sameInstance,
+} from './actual-lrp-lifecycle.ts';
 import * as m from './models.ts';
 import { route, type Ctx, type Route } from './route.ts';
-
-const presenceOf = (a: IActualLRP) => a.status?.presence ?? 'ORDINARY';
 
 /** A request naming an index and the container (instance key) that asks. */
 interface Keyed {
