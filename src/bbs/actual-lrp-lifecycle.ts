@@ -5,9 +5,8 @@
 // Transitions follow Diego's ActualLRP.AllowsTransitionTo; the converger keeps its job of restarting
 // crashed instances and re-creating removed ones.
 import type { IActualLRP } from '../crds/models.ts';
-import { crashedStatus } from '../controllers/evacuation.ts';
-import { FINALIZER_CONTAINER } from '../controllers/names.ts';
-import { isNotFound, refOf, retryOnConflict } from '../lib/resources.ts';
+import { crashedStatus, releaseContainer } from '../controllers/evacuation.ts';
+import { refOf, retryOnConflict } from '../lib/resources.ts';
 import { BbsFailure, invalidField, notFound } from './errors.ts';
 import { sel } from './handlers.ts';
 import * as m from './models.ts';
@@ -217,19 +216,7 @@ async function remove(req: m.RemoveActualLRPRequest, ctx: Ctx) {
     if (!a || (key && !sameInstance(a, key))) throw notFound();
     await ctx.client.delete('ActualLRP', refOf(a));
     // The caller named the instance it ran: its container is gone, so "stop, then remove" is already done.
-    if (key && a.metadata.finalizers?.includes(FINALIZER_CONTAINER)) {
-      try {
-        await ctx.client.patch(
-          'ActualLRP',
-          { namespace: a.metadata.namespace, name: a.metadata.name ?? '' },
-          {
-            metadata: { finalizers: a.metadata.finalizers.filter((f) => f !== FINALIZER_CONTAINER) },
-          },
-        );
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-    }
+    if (key) await releaseContainer(ctx.client, a);
   });
   return ok();
 }
