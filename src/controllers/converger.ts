@@ -306,16 +306,16 @@ export class Converger {
     const cellId = copy.spec.cellId;
     // A copy is created, then given its status (a second write): until then, leave it to its creator
     // unless that creator's cell is gone.
-    if (!copy.status?.presence) return cellId && presence.isPresent(cellId) ? undefined : this.ensureGone(copy);
+    if (!copy.status?.presence) return cellId && presence.isPresent(cellId) ? undefined : this.ensureGone(copy, true);
     const evacuating = copy.status.presence === 'EVACUATING';
     // Diego's pruneEvacuatingActualLRPs: an EVACUATING copy whose cell is gone serves nothing any more.
-    if (evacuating && cellId && !presence.isPresent(cellId)) return this.ensureGone(copy);
+    if (evacuating && cellId && !presence.isPresent(cellId)) return this.ensureGone(copy, true);
     // The replacement runs when the ORDINARY record is RUNNING as another instance (a stale cache may still
     // show the original, with the suspect's own instance guid). An evacuating copy also ends when the
     // replacement crashed (Diego's EvacuateRunningActualLRP).
     const replaced = ordinary?.status?.state === 'RUNNING' || (evacuating && ordinary?.status?.state === 'CRASHED');
     const replacementRunning = replaced && ordinary?.status?.instanceGuid !== copy.status?.instanceGuid;
-    if (!ordinary || copy.spec.index >= instances || replacementRunning) return this.ensureGone(copy);
+    if (!ordinary || copy.spec.index >= instances || replacementRunning) return this.ensureGone(copy, true);
     if (copy.status?.presence === 'SUSPECT' && cellId && presence.isPresent(cellId)) {
       // The cell is back before the replacement runs: promote the suspect, drop the replacement.
       // Status first: placed-but-UNCLAIMED for even a moment, the cell would claim it as new work.
@@ -328,13 +328,18 @@ export class Converger {
 
   /**
    * Deletes an ActualLRP and releases the container finalizer when no live cell still runs it (the cell's
-   * agent releases it after stopping the container otherwise).
+   * agent releases it after stopping the container otherwise). `asSeen`: the decision rests on this version's
+   * status (a copy), so delete only that version: one changed since the cache saw it (a copy finished earlier
+   * in this very pass, say) is a conflict and is looked at again, not removed on stale grounds.
    */
-  private async ensureGone(a: IActualLRP): Promise<void> {
+  private async ensureGone(a: IActualLRP, asSeen = false): Promise<void> {
     const { client, presence } = this.o;
     if (!a.metadata.deletionTimestamp) {
       // The deletion comes back as an update with deletionTimestamp; the finalizer is handled then.
-      return client.delete('ActualLRP', { namespace: a.metadata.namespace, name: a.metadata.name ?? '' });
+      return client.delete(
+        'ActualLRP',
+        asSeen ? refOf(a) : { namespace: a.metadata.namespace, name: a.metadata.name ?? '' },
+      );
     }
     const current = a;
     const finalizers = current.metadata.finalizers ?? [];

@@ -271,6 +271,36 @@ describe('cell presence', () => {
     );
   }, 60_000);
 
+  it('finishes a SUSPECT copy an earlier pass left without status, and keeps it until a replacement runs', async () => {
+    const [lost] = await startCells(1, () => ({ leaseSeconds: 2 }));
+    const d = await desire({ instances: 1 });
+    const [a] = await running(d, 1);
+    // An earlier cell-lost pass created the copy, then failed to write its status (the second write).
+    await client.create('ActualLRP', {
+      metadata: {
+        name: `${a!.metadata.name}-suspect`,
+        namespace: env.ns,
+        labels: a!.metadata.labels,
+        ownerReferences: a!.metadata.ownerReferences,
+      },
+      spec: a!.spec,
+    });
+    lost!.pauseHeartbeat();
+    await eventually(async () => {
+      const all = await instancesOf(d);
+      expect(all.find((x) => x.status?.presence === 'ORDINARY')?.status?.state).toBe('UNCLAIMED');
+    }, 20_000);
+    // No cell runs the replacement: the suspect keeps serving, over more than one converge pass.
+    await new Promise((r) => setTimeout(r, 5000));
+    const suspect = (await instancesOf(d)).find((x) => x.metadata.name === `${a!.metadata.name}-suspect`);
+    expect(suspect?.status).toMatchObject({
+      presence: 'SUSPECT',
+      state: 'RUNNING',
+      instanceGuid: a!.status?.instanceGuid,
+    });
+    expect(suspect?.metadata.deletionTimestamp).toBeUndefined();
+  }, 60_000);
+
   it('promotes the suspects back when the cell returns before the replacements run', async () => {
     const [flaky] = await startCells(1, () => ({ leaseSeconds: 2 }));
     const d = await desire({ instances: 2 });
