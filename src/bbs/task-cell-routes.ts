@@ -6,6 +6,7 @@ import type { ITask } from '../crds/models.ts';
 import {
   completedStatus,
   completeTask,
+  DEFAULT_MAX_TASK_RETRIES,
   rejectedStatus,
   startTask,
   TaskTransitionError,
@@ -16,9 +17,6 @@ import { BbsFailure, invalidField } from './errors.ts';
 import { findTask } from './handlers.ts';
 import * as m from './models.ts';
 import { route, type Ctx, type Route } from './route.ts';
-
-/** Diego's default max_task_retries: a task rejected this many times fails on the next rejection. */
-export const DEFAULT_MAX_TASK_RETRIES = 3;
 
 const stateOf = (t: ITask) => t.status?.state ?? 'Pending';
 

@@ -21,7 +21,7 @@ import { setCondition, type Condition } from './conditions.ts';
 import { pool } from '../lib/pool.ts';
 import { metrics } from './metrics.ts';
 import { actualLRPName, placementPatch } from './names.ts';
-import { rejectedStatus } from './task-lifecycle.ts';
+import { DEFAULT_MAX_TASK_RETRIES, rejectedStatus } from './task-lifecycle.ts';
 import type { CellPresence } from './presence.ts';
 
 export const ANNOTATION_PLACEMENT = 'diego.dev/placement';
@@ -81,7 +81,10 @@ export class Auctioneer {
   private stopped = false;
 
   constructor(opts: AuctioneerOptions) {
-    this.o = withDefaults({ maxTaskRetries: 3, commitConcurrency: 32, retryIntervalMs: 30_000, now: Date.now }, opts);
+    this.o = withDefaults(
+      { maxTaskRetries: DEFAULT_MAX_TASK_RETRIES, commitConcurrency: 32, retryIntervalMs: 30_000, now: Date.now },
+      opts,
+    );
     this.log = opts.log.child({ component: 'auctioneer' });
   }
 

@@ -63,6 +63,9 @@ export function completedStatus(c: Completion, now = new Date()): Record<string,
   };
 }
 
+/** Diego's default max_task_retries: a task rejected this many times fails on the next rejection. */
+export const DEFAULT_MAX_TASK_RETRIES = 3;
+
 /**
  * Diego's RejectTask: back to Pending with the rejection counted, off its cell; once it has been rejected
  * maxRetries times before, it fails with the rejection reason instead (a status patch; placement is the caller's).
