@@ -41,7 +41,7 @@ function rank(a: m.ActualLRP): number {
 }
 
 /** One group per index: the EVACUATING record apart, and the record that should be routed as `instance`. */
-export function resolveGroups(lrps: m.ActualLRP[]): m.ActualLRPGroup[] {
+function resolveGroups(lrps: m.ActualLRP[]): m.ActualLRPGroup[] {
   const groups = new Map<string, m.ActualLRPGroup>();
   for (const a of lrps) {
     const k = `${a.actualLrpKey?.processGuid}\u0000${a.actualLrpKey?.index}\u0000${a.actualLrpKey?.domain}`;
