@@ -6,6 +6,7 @@
 // crashed instances and re-creating removed ones.
 import type { IActualLRP } from '../crds/models.ts';
 import { crashedStatus, releaseContainer } from '../controllers/evacuation.ts';
+import { LABEL_INDEX } from '../controllers/names.ts';
 import { refOf, retryOnConflict } from '../lib/resources.ts';
 import { BbsFailure, invalidField, notFound } from './errors.ts';
 import { sel } from './handlers.ts';
@@ -18,11 +19,16 @@ const REASON_MAX = 1024;
 export const presenceOf = (a: IActualLRP) => a.status?.presence ?? 'ORDINARY';
 const stateOf = (a: IActualLRP) => a.status?.state ?? 'UNCLAIMED';
 
-/** Every record (ORDINARY, SUSPECT, EVACUATING) of one index of a process. */
+/**
+ * Every record (ORDINARY, SUSPECT, EVACUATING) of one index of a process. The index label (every record and
+ * copy carries it) keeps the answer to those few records, not all instances of the process on every call.
+ */
 export async function recordsOf(ctx: Ctx, processGuid: string, index: number): Promise<IActualLRP[]> {
+  if (!Number.isInteger(index) || index < 0) return []; // no such record (and no such label value)
   const items = await ctx.client.list('ActualLRP', {
     namespace: ctx.namespace,
     fieldSelector: sel('processGuid', processGuid),
+    labelSelector: `${LABEL_INDEX}=${index}`,
   });
   return items.filter((a) => a.spec.index === index);
 }
