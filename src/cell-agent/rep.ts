@@ -178,6 +178,7 @@ export class Rep {
       void this.handleTask(t).catch((err: unknown) => this.log.warn({ err, key: keyOf(t) }, 'task'));
     this.tasks.on('add', onTask);
     this.tasks.on('update', onTask);
+    this.tasks.on('delete', (t: ITask) => this.running.get(keyOf(t))?.stop.abort());
     await Promise.all([this.actual.start(), this.tasks.start()]);
     await this.adopt();
     await this.cellStatus.publish();
@@ -536,6 +537,9 @@ export class Rep {
 
   private async handleTask(t: ITask): Promise<void> {
     const key = keyOf(t);
+    // Cancelled (the task controller completed it), deleted, or completed elsewhere while it runs here: the
+    // container goes (Diego's CancelTask deletes it); the controller is the one writer of its status.
+    if (t.status?.state !== 'Running' && t.status?.state !== 'Pending') this.running.get(key)?.stop.abort();
     if (t.status?.state !== 'Pending' || t.spec.cellId !== this.o.cellId || this.running.has(key)) return;
     if (this.evacuator.evacuating) return this.evacuator.reject('Task', t);
     await this.claimOnce(
@@ -645,8 +649,12 @@ export class Rep {
       await this.destroyContainer(handle, created, logs, 'destroying task container');
     }
     if (this.detached) return;
-    const current = await this.client.get('Task', t.metadata.namespace, t.metadata.name ?? '');
-    if (current.status?.state === 'Running') await completeTask(this.client, current, this.o.cellId, completion);
+    const current = await this.client.get('Task', t.metadata.namespace, t.metadata.name ?? '').catch((err: unknown) => {
+      if (isNotFound(err)) return undefined; // deleted meanwhile: nothing to report
+      throw err;
+    });
+    if (current?.status?.state !== 'Running') return; // cancelled or completed elsewhere: its container is gone
+    await completeTask(this.client, current, this.o.cellId, completion);
     this.log.info({ key: keyOf(t), failed: completion.failed }, 'task completed');
   }
 }
