@@ -367,14 +367,17 @@ export class Rep {
     if (this.running.has(key)) return;
     const stop = new AbortController();
     const detach = new AbortController();
-    const done = this.runInstance(a, instanceGuid, stop.signal, detach.signal, adopted).finally(() => {
-      this.running.delete(key);
-      this.resources.release(key);
-      if (this.detached) return;
-      // Events that arrived while this run was ending were ignored: look at the latest version again.
-      const latest = this.actual?.get(a.metadata.namespace, a.metadata.name ?? '');
-      if (latest) void this.handleLRP(latest).catch((err: unknown) => this.log.warn({ err, key }, 'instance'));
-    });
+    // A failure while reporting is logged: an unhandled rejection would end the agent and all its containers.
+    const done = this.runInstance(a, instanceGuid, stop.signal, detach.signal, adopted)
+      .catch((err: unknown) => this.log.warn({ err, key }, 'instance'))
+      .finally(() => {
+        this.running.delete(key);
+        this.resources.release(key);
+        if (this.detached) return;
+        // Events that arrived while this run was ending were ignored: look at the latest version again.
+        const latest = this.actual?.get(a.metadata.namespace, a.metadata.name ?? '');
+        if (latest) void this.handleLRP(latest).catch((err: unknown) => this.log.warn({ err, key }, 'instance'));
+      });
     this.running.set(key, { stop, done, instanceGuid, handle: instanceGuid, detach });
   }
 
@@ -583,10 +586,12 @@ export class Rep {
     if (adopted) this.resources.reserve(key, { memoryMb: t.spec.memoryMb, diskMb: t.spec.diskMb });
     const stop = new AbortController();
     const detach = new AbortController();
-    const done = this.runTask(t, stop.signal, detach.signal, adopted).finally(() => {
-      this.running.delete(key);
-      this.resources.release(key);
-    });
+    const done = this.runTask(t, stop.signal, detach.signal, adopted)
+      .catch((err: unknown) => this.log.warn({ err, key }, 'task'))
+      .finally(() => {
+        this.running.delete(key);
+        this.resources.release(key);
+      });
     this.running.set(key, { stop, done, handle: taskHandle(t), detach });
   }
 
