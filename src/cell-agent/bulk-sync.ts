@@ -167,9 +167,9 @@ export class BulkSyncLoop {
   }
 
   /** Runs a pass now (waits for the one in progress first). */
-  async syncNow(): Promise<BulkSyncResult> {
-    await this.#running;
-    const pass = bulkSync(this.#deps);
+  syncNow(): Promise<BulkSyncResult> {
+    // Queued behind the pass in progress (set at once, so two callers never run side by side).
+    const pass = Promise.resolve(this.#running).then(() => bulkSync(this.#deps));
     this.#running = pass.catch(() => undefined);
     return pass;
   }
