@@ -263,7 +263,9 @@ export class ContainerMetrics {
   /** The entries, resampled first when the last sample is older than a second (for scrapes). */
   async fresh(): Promise<Entry[]> {
     const now = this.#now();
-    if ([...this.#entries.values()].some((e) => !e.last || now - e.last.at > 1000)) await this.sample();
+    // Containers that cannot report usage are never sampled: they do not make every scrape resample the others.
+    const stale = (e: Entry) => e.container.usage !== undefined && (!e.last || now - e.last.at > 1000);
+    if ([...this.#entries.values()].some(stale)) await this.sample();
     return [...this.#entries.values()];
   }
 
