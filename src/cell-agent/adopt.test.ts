@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { failure, sh, testCell, type TestCell } from './testing.ts';
-import { reattachAction, tagProcesses, waitForAction } from './adopt.ts';
-import type { ProcessSpec } from './backends/types.ts';
+import pino from 'pino';
+import { adoptContainers, reattachAction, tagProcesses, waitForAction } from './adopt.ts';
+import type { ContainerBackend, ProcessSpec } from './backends/types.ts';
 
 let cell: TestCell;
 beforeEach(async () => {
@@ -50,5 +51,25 @@ describe('tagged processes', () => {
 
   it('finds nothing to re-attach to where the backend keeps no processes (process backend)', async () => {
     expect(await reattachAction(cell.container, cell.log)).toEqual({ kind: 'none' });
+  });
+});
+
+describe('containers found at start', () => {
+  it('reports a container it could not destroy as not destroyed', async () => {
+    const backend = {
+      list: () => Promise.resolve(['stuck']),
+      lookup: () => Promise.resolve(undefined),
+      destroy: () => Promise.reject(new Error('device busy')),
+    } as unknown as ContainerBackend;
+    const result = await adoptContainers({
+      cellId: 'c',
+      backend,
+      log: pino({ level: 'silent' }),
+      lrp: () => undefined,
+      task: () => undefined,
+      adoptLRP: () => {},
+      adoptTask: () => {},
+    });
+    expect(result).toEqual({ adopted: [], destroyed: [] });
   });
 });

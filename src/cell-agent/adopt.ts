@@ -119,9 +119,13 @@ export async function adoptContainers(d: AdoptDeps): Promise<{ adopted: string[]
       adopted.push(handle);
       continue;
     }
-    await d.backend.destroy(handle).catch((err: unknown) => d.log.warn({ err, handle }, 'destroying a container'));
-    destroyed.push(handle);
-    d.log.info({ handle, owner }, 'destroyed a container whose work is no longer assigned here');
+    try {
+      await d.backend.destroy(handle);
+      destroyed.push(handle);
+      d.log.info({ handle, owner }, 'destroyed a container whose work is no longer assigned here');
+    } catch (err) {
+      d.log.warn({ err, handle }, 'could not destroy a container whose work is no longer assigned here');
+    }
   }
   if (adopted.length > 0 || destroyed.length > 0) d.log.info({ adopted, destroyed }, 'containers found at start');
   return { adopted, destroyed };
