@@ -178,7 +178,7 @@ export class Rep {
       void this.handleTask(t).catch((err: unknown) => this.log.warn({ err, key: keyOf(t) }, 'task'));
     this.tasks.on('add', onTask);
     this.tasks.on('update', onTask);
-    this.tasks.on('delete', (t: ITask) => this.running.get(keyOf(t))?.stop.abort());
+    this.tasks.on('delete', (t: ITask) => this.stopTask(t));
     await Promise.all([this.actual.start(), this.tasks.start()]);
     await this.adopt();
     await this.cellStatus.publish();
@@ -542,7 +542,7 @@ export class Rep {
     const key = keyOf(t);
     // Cancelled (the task controller completed it), deleted, or completed elsewhere while it runs here: the
     // container goes (Diego's CancelTask deletes it); the controller is the one writer of its status.
-    if (t.status?.state !== 'Running' && t.status?.state !== 'Pending') this.running.get(key)?.stop.abort();
+    if (t.status?.state !== 'Running' && t.status?.state !== 'Pending') this.stopTask(t);
     if (t.status?.state !== 'Pending' || t.spec.cellId !== this.o.cellId || this.running.has(key)) return;
     if (this.evacuator.evacuating) return this.evacuator.reject('Task', t);
     await this.claimOnce(
@@ -577,6 +577,12 @@ export class Rep {
       return;
     }
     this.startTask(t);
+  }
+
+  /** Stops the run of this task, if any (an ActualLRP of the same name has a run of its own under the same key). */
+  private stopTask(t: ITask): void {
+    const r = this.running.get(keyOf(t));
+    if (r?.handle === taskHandle(t)) r.stop.abort();
   }
 
   /** Runs a started task, or follows the container a previous agent left running (`adopted`). */
