@@ -2,13 +2,13 @@
 // restarted agent can tell whose container it is without any other state: the ActualLRP or Task it runs.
 import type { IActualLRP, ITask } from '../crds/models.ts';
 
-export const PROP_KIND = 'diego.kind';
-export const PROP_NAMESPACE = 'diego.namespace';
-export const PROP_NAME = 'diego.name';
-export const PROP_PROCESS_GUID = 'diego.process-guid';
-export const PROP_INSTANCE_GUID = 'diego.instance-guid';
-export const PROP_INDEX = 'diego.index';
-export const PROP_TASK_GUID = 'diego.task-guid';
+const PROP_KIND = 'diego.kind';
+const PROP_NAMESPACE = 'diego.namespace';
+const PROP_NAME = 'diego.name';
+const PROP_PROCESS_GUID = 'diego.process-guid';
+const PROP_INSTANCE_GUID = 'diego.instance-guid';
+const PROP_INDEX = 'diego.index';
+const PROP_TASK_GUID = 'diego.task-guid';
 
 /** Processes started by the long-running action (not setup, not checks): what a restarted agent re-attaches to. */
 export const TAG_ACTION = 'action';

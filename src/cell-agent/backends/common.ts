@@ -126,7 +126,7 @@ export async function mapPort(
 }
 
 /** Number of OOM kills in the container's memory cgroup (cgroup v1 memory.oom_control, v2 memory.events). */
-export async function oomKills(id: string): Promise<number> {
+async function oomKills(id: string): Promise<number> {
   for (const [file, key] of [
     [`/sys/fs/cgroup/memory/${id}/memory.oom_control`, 'oom_kill'],
     [`/sys/fs/cgroup/${id}/memory.events`, 'oom_kill'],

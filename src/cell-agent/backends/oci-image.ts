@@ -15,10 +15,10 @@ import { DEFAULT_PATH } from './process.ts';
 const execFileAsync = promisify(execFile);
 const gzipAsync = promisify(gzip);
 
-export const MEDIA_TYPE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-export const MEDIA_TYPE_CONFIG = 'application/vnd.oci.image.config.v1+json';
-export const MEDIA_TYPE_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
-export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
+const MEDIA_TYPE_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const MEDIA_TYPE_CONFIG = 'application/vnd.oci.image.config.v1+json';
+const MEDIA_TYPE_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
+const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 
 export interface Blob {
   digest: string;
@@ -32,12 +32,12 @@ export interface OciImage {
   layers: Blob[];
 }
 
-export function blobOf(mediaType: string, bytes: Buffer): Blob {
+function blobOf(mediaType: string, bytes: Buffer): Blob {
   return { digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, mediaType, bytes };
 }
 
 /** The image-spec architecture name of this machine (Node's 'x64' is 'amd64'). */
-export function ociArchitecture(arch: string = process.arch): string {
+function ociArchitecture(arch: string = process.arch): string {
   return ({ x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' } as const)[
     arch as 'x64'
   ];

@@ -19,7 +19,7 @@ export type LimitVerdict =
   | { allowed: false; notice?: string };
 
 /** Diego: how often the "exceeded" message may be sent to the app's log. */
-export const EXCEEDED_NOTICE_INTERVAL_MS = 1000;
+const EXCEEDED_NOTICE_INTERVAL_MS = 1000;
 
 export const linesExceededMessage = (n: number): string =>
   `app instance exceeded log rate limit (${n} log-lines/sec) set by platform operator`;
