@@ -6,7 +6,7 @@
 // The remaining resources are published on the Cell (status.available), which the auction also respects.
 import type { Logger } from 'pino';
 import { placementPatch } from '../controllers/names.ts';
-import { rejectedStatus } from '../controllers/task-lifecycle.ts';
+import { DEFAULT_MAX_TASK_RETRIES, rejectedStatus } from '../controllers/task-lifecycle.ts';
 import type { IActualLRP, ITask } from '../crds/models.ts';
 import type { EventRecorder } from '../lib/events.ts';
 import { keyOf } from '../lib/informer.ts';
@@ -139,7 +139,8 @@ export async function rejectTask(
   opts: { log: Logger; events?: EventRecorder; maxRetries?: number },
 ): Promise<boolean> {
   const count = t.status?.rejectionCount ?? 0;
-  const fail = count >= (opts.maxRetries ?? 3);
+  const maxRetries = opts.maxRetries ?? DEFAULT_MAX_TASK_RETRIES;
+  const fail = count >= maxRetries;
   let unplaced: ITask;
   try {
     unplaced = await client.patch('Task', refOf(t), placementPatch(null));
@@ -148,7 +149,7 @@ export async function rejectTask(
     throw err;
   }
   try {
-    await client.patchStatus('Task', refOf(unplaced), rejectedStatus(t, reason, opts.maxRetries ?? 3));
+    await client.patchStatus('Task', refOf(unplaced), rejectedStatus(t, reason, maxRetries));
   } catch (err) {
     if (!isConflict(err) && !isNotFound(err)) throw err;
   }
