@@ -21,7 +21,7 @@ import { registerCell, releasePresence, renewPresence } from './presence.ts';
 import { type EvacuationResult, Evacuator } from './evacuation.ts';
 import type { InstanceLog } from './logs/instance-log.ts';
 import { CellTelemetry, type TelemetryOptions } from './telemetry.ts';
-import { buildStep, toStepError } from './executor/index.ts';
+import { buildStep, DEFAULT_GRACEFUL_SHUTDOWN_MS, toStepError } from './executor/index.ts';
 import { EventRecorder } from '../lib/events.ts';
 import { adoptContainers, exitError, reattachAction, tagProcesses, waitForAction } from './adopt.ts';
 import { BulkSyncLoop, taskHandle } from './bulk-sync.ts';
@@ -76,7 +76,7 @@ interface Running {
 }
 
 export class Rep {
-  private readonly o: RepOptions & { systemNamespace: string; leaseSeconds: number };
+  private readonly o: RepOptions & { systemNamespace: string; leaseSeconds: number; gracefulShutdownMs: number };
   private readonly client: DiegoClient;
   private readonly log: Logger;
   private actual?: Informer<IActualLRP>;
@@ -97,7 +97,10 @@ export class Rep {
   readonly telemetry: CellTelemetry;
 
   constructor(opts: RepOptions) {
-    this.o = withDefaults({ systemNamespace: 'diego-system', leaseSeconds: 15 }, opts);
+    this.o = withDefaults(
+      { systemNamespace: 'diego-system', leaseSeconds: 15, gracefulShutdownMs: DEFAULT_GRACEFUL_SHUTDOWN_MS },
+      opts,
+    );
     this.client = new DiegoClient(opts.kc);
     this.log = opts.log.child({ component: 'rep', cellId: opts.cellId });
     this.resources = new CellResources(opts.capacity);
@@ -443,14 +446,13 @@ export class Rep {
           },
         });
       };
-      const graceMs = ctx.gracefulShutdownMs ?? 10_000;
       let action = (sig: AbortSignal, ready: (() => void) | undefined) =>
         buildStep(d.spec.action, { ...ctx, container: tagProcesses(container!) }).perform(sig, ready);
       if (adopted) {
         const found = await reattachAction(adopted, log);
         if (found.kind === 'none') throw new Error('the container left by the previous cell agent runs no action');
         if (found.kind === 'exited') throw exitError(log, found.status);
-        action = waitForAction(found.handles, log, graceMs);
+        action = waitForAction(found.handles, log, ctx.gracefulShutdownMs);
         this.log.info({ key: keyOf(a), instanceGuid, processes: found.handles.length }, 'instance re-adopted');
       }
       const reason = await supervise({
@@ -637,10 +639,9 @@ export class Rep {
         const found = await reattachAction(adopted, logs.streamer);
         if (found.kind === 'none') throw new Error('the container left by the previous cell agent runs no action');
         if (found.kind === 'exited' && found.status !== 0) throw exitError(logs.streamer, found.status);
-        const graceMs = this.o.gracefulShutdownMs ?? 10_000;
         action =
           found.kind === 'running'
-            ? (sig) => waitForAction(found.handles, logs.streamer, graceMs)(sig, undefined)
+            ? (sig) => waitForAction(found.handles, logs.streamer, this.o.gracefulShutdownMs)(sig, undefined)
             : () => Promise.resolve();
         this.log.info({ key: keyOf(t) }, 'task re-adopted');
       }
