@@ -1,7 +1,7 @@
 // Diego's rep for one cell: registers the Cell, keeps its presence Lease, watches only the work placed on it
 // (field selector spec.cellId), claims it with a compare-and-swap, runs it through the executor in a container
-// of the backend, and reports RUNNING (once healthy), CRASHED, or a task's result. "Stop, then remove": it
-// releases the container finalizer only after destroying the container.
+// of the backend, and reports RUNNING (once healthy), CRASHED, or a task's result; a task cancelled or deleted
+// meanwhile is stopped. "Stop, then remove": it releases the container finalizer only after destroying the container.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
