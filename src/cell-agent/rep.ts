@@ -82,6 +82,8 @@ export class Rep {
   private actual?: Informer<IActualLRP>;
   private tasks?: Informer<ITask>;
   private renewTimer?: NodeJS.Timeout;
+  /** The renewal in flight (stop waits for it: a late renewal would bring a released presence back). */
+  private renewing?: Promise<void>;
   private readonly running = new Map<string, Running>();
   /** Keys of instances being claimed right now. */
   private readonly claiming = new Set<string>();
@@ -157,7 +159,7 @@ export class Rep {
     this.telemetry.start();
     await this.renew();
     this.renewTimer = setInterval(
-      () => void this.renew().catch((err: unknown) => this.log.warn({ err }, 'lease renewal failed')),
+      () => void (this.renewing = this.renew().catch((err: unknown) => this.log.warn({ err }, 'lease renewal failed'))),
       (this.o.leaseSeconds * 1000) / 3,
     );
     const fieldSelector = `spec.cellId=${cellId}`;
@@ -252,6 +254,7 @@ export class Rep {
    */
   async stop(opts: { leaveContainers?: boolean } = {}): Promise<void> {
     clearInterval(this.renewTimer);
+    await this.renewing;
     await this.bulk?.stop();
     await Promise.all([this.actual?.stop(), this.tasks?.stop()]);
     await this.cellStatus.stop();
