@@ -168,6 +168,7 @@ export class CellStatusPublisher {
   readonly #read: () => Record<string, unknown>;
   readonly #log: Logger;
   readonly #minIntervalMs: number;
+  readonly #retryMs: number;
   #timer?: NodeJS.Timeout;
   #last = 0;
   #inFlight?: Promise<void>;
@@ -179,12 +180,14 @@ export class CellStatusPublisher {
     read: () => Record<string, unknown>,
     log: Logger,
     minIntervalMs = 500,
+    retryMs = 5000,
   ) {
     this.#client = client;
     this.#name = cellObjectName(cellId);
     this.#read = read;
     this.#log = log;
     this.#minIntervalMs = minIntervalMs;
+    this.#retryMs = retryMs;
   }
 
   /** Asks for a write soon. */
@@ -204,7 +207,18 @@ export class CellStatusPublisher {
     this.#inFlight = this.#client
       .patchStatus('Cell', { name: this.#name }, this.#read())
       .then(() => undefined)
-      .catch((err: unknown) => this.#log.warn({ err }, 'could not publish the cell status'));
+      .catch((err: unknown) => {
+        // Try again: a status left too low would keep the auction away from this cell until its next change,
+        // which for an idle cell never comes.
+        this.#log.warn({ err, retryInMs: this.#retryMs }, 'could not publish the cell status');
+        if (this.#stopped) return;
+        clearTimeout(this.#timer);
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined;
+          void this.publish();
+        }, this.#retryMs);
+        this.#timer.unref();
+      });
     await this.#inFlight;
   }
 
