@@ -15,7 +15,7 @@ import { keyOf } from '../lib/informer.ts';
 import { registry } from '../lib/metrics.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
 import type { ContainerBackend } from './backends/types.ts';
-import { ownerOf } from './container-tags.ts';
+import { lrpKey, ownerOf, taskKey } from './container-tags.ts';
 
 /** Diego rep polling_interval. */
 export const DEFAULT_POLLING_INTERVAL_MS = 30_000;
@@ -86,7 +86,7 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
 
     for (const a of d.lrps()) {
       const guid = a.status?.instanceGuid;
-      if (!guid || !wanted.has(guid) || busy.keys.has(keyOf(a)) || a.metadata.deletionTimestamp) continue;
+      if (!guid || !wanted.has(guid) || busy.keys.has(lrpKey(a)) || a.metadata.deletionTimestamp) continue;
       if (a.status?.presence === 'EVACUATING') {
         // Diego's RemoveEvacuatingActualLRP: an evacuated instance whose container is gone serves nothing.
         if (!present.has(guid))
@@ -111,7 +111,7 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
     }
 
     for (const [handle, t] of taskHandles) {
-      if (busy.keys.has(keyOf(t))) continue;
+      if (busy.keys.has(taskKey(t))) continue;
       if (present.has(handle)) {
         await d.unsupervised?.(t).catch((err: unknown) => d.log.warn({ err, key: keyOf(t) }, 'bulk sync: adopt'));
         continue;

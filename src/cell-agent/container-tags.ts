@@ -1,6 +1,7 @@
 // The properties the rep stores on each container it creates (Garden properties), so that bulk sync and a
 // restarted agent can tell whose container it is without any other state: the ActualLRP or Task it runs.
 import type { IActualLRP, ITask } from '../crds/models.ts';
+import { keyOf } from '../lib/informer.ts';
 
 const PROP_KIND = 'diego.kind';
 const PROP_NAMESPACE = 'diego.namespace';
@@ -9,6 +10,13 @@ const PROP_PROCESS_GUID = 'diego.process-guid';
 const PROP_INSTANCE_GUID = 'diego.instance-guid';
 const PROP_INDEX = 'diego.index';
 const PROP_TASK_GUID = 'diego.task-guid';
+
+/**
+ * The rep's key for a piece of work (its runs, reservations and bulk sync's busy set): an instance and a task may
+ * share a namespace/name, so the kind is part of the key.
+ */
+export const lrpKey = (a: IActualLRP): string => `lrp:${keyOf(a)}`;
+export const taskKey = (t: ITask): string => `task:${keyOf(t)}`;
 
 /** Processes started by the long-running action (not setup, not checks): what a restarted agent re-attaches to. */
 export const TAG_ACTION = 'action';

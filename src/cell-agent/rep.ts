@@ -13,7 +13,7 @@ import { completeTask, startTask } from '../controllers/task-lifecycle.ts';
 import { RESULT_MAX_BYTES } from '../crds/common.ts';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
-import { createInformer, type Informer, keyOf } from '../lib/informer.ts';
+import { createInformer, type Informer } from '../lib/informer.ts';
 import { withDefaults } from '../lib/options.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
 import type { Container, ContainerBackend } from './backends/types.ts';
@@ -25,7 +25,7 @@ import { buildStep, DEFAULT_GRACEFUL_SHUTDOWN_MS, toStepError } from './executor
 import { EventRecorder } from '../lib/events.ts';
 import { adoptContainers, exitError, reattachAction, tagProcesses, waitForAction } from './adopt.ts';
 import { BulkSyncLoop, taskHandle } from './bulk-sync.ts';
-import { lrpProperties, taskProperties } from './container-tags.ts';
+import { lrpKey, lrpProperties, taskKey, taskProperties } from './container-tags.ts';
 import { CellResources, CellStatusPublisher, handBackLRP, insufficient, rejectTask } from './fit.ts';
 import { supervise } from './supervise.ts';
 
@@ -176,11 +176,11 @@ export class Rep {
       name: 'rep-tasks',
     });
     const onLRP = (a: IActualLRP) =>
-      void this.handleLRP(a).catch((err: unknown) => this.log.warn({ err, key: keyOf(a) }, 'instance'));
+      void this.handleLRP(a).catch((err: unknown) => this.log.warn({ err, key: lrpKey(a) }, 'instance'));
     this.actual.on('add', onLRP);
     this.actual.on('update', onLRP);
     const onTask = (t: ITask) =>
-      void this.handleTask(t).catch((err: unknown) => this.log.warn({ err, key: keyOf(t) }, 'task'));
+      void this.handleTask(t).catch((err: unknown) => this.log.warn({ err, key: taskKey(t) }, 'task'));
     this.tasks.on('add', onTask);
     this.tasks.on('update', onTask);
     this.tasks.on('delete', (t: ITask) => this.stopTask(t));
@@ -204,7 +204,7 @@ export class Rep {
           const isTask = 'taskGuid' in work.spec;
           const handle = isTask ? taskHandle(work as ITask) : ((work as IActualLRP).status?.instanceGuid ?? '');
           const container = await this.o.backend.lookup(handle);
-          if (!container || this.running.has(keyOf(work))) return;
+          if (!container || this.running.has(isTask ? taskKey(work as ITask) : lrpKey(work as IActualLRP))) return;
           if (isTask) this.startTask(work as ITask, container);
           else this.startInstance(work as IActualLRP, handle, container);
         },
@@ -283,7 +283,7 @@ export class Rep {
   }
 
   private async handleLRP(a: IActualLRP): Promise<void> {
-    const key = keyOf(a);
+    const key = lrpKey(a);
     if (a.status?.presence === 'EVACUATING') return this.evacuator.onCopy(a);
     if (a.metadata.deletionTimestamp) {
       const r = this.running.get(key);
@@ -330,7 +330,7 @@ export class Rep {
   }
 
   private async claim(a: IActualLRP): Promise<void> {
-    const key = keyOf(a);
+    const key = lrpKey(a);
     // Reserve before claiming (Diego's AllocateContainers): what does not fit goes back to the auction.
     const d = await this.desiredFor(a);
     if (!d || this.running.has(key)) return;
@@ -369,7 +369,7 @@ export class Rep {
 
   /** Runs a claimed instance, or supervises the container a previous agent left running (`adopted`). */
   private startInstance(a: IActualLRP, instanceGuid: string, adopted?: Container): void {
-    const key = keyOf(a);
+    const key = lrpKey(a);
     if (this.running.has(key)) return;
     const stop = new AbortController();
     const detach = new AbortController();
@@ -399,7 +399,7 @@ export class Rep {
       if (adopted) await this.o.backend.destroy(instanceGuid).catch(() => undefined);
       return;
     }
-    if (adopted) this.resources.reserve(keyOf(a), { memoryMb: d.spec.memoryMb, diskMb: d.spec.diskMb });
+    if (adopted) this.resources.reserve(lrpKey(a), { memoryMb: d.spec.memoryMb, diskMb: d.spec.diskMb });
     const logs = this.telemetry.lrpLog(d, a, instanceGuid);
     const log = logs.streamer;
     let container: Container | undefined;
@@ -456,7 +456,7 @@ export class Rep {
         if (found.kind === 'none') throw new Error('the container left by the previous cell agent runs no action');
         if (found.kind === 'exited') throw exitError(log, found.status);
         action = waitForAction(found.handles, log, ctx.gracefulShutdownMs);
-        this.log.info({ key: keyOf(a), instanceGuid, processes: found.handles.length }, 'instance re-adopted');
+        this.log.info({ key: lrpKey(a), instanceGuid, processes: found.handles.length }, 'instance re-adopted');
       }
       const reason = await supervise({
         d,
@@ -528,7 +528,7 @@ export class Rep {
       cellId: null,
       netInfo: null,
     });
-    this.log.info({ key: keyOf(a), reason }, 'instance crashed');
+    this.log.info({ key: lrpKey(a), reason }, 'instance crashed');
   }
 
   private async release(a: IActualLRP): Promise<void> {
@@ -544,7 +544,7 @@ export class Rep {
   }
 
   private async handleTask(t: ITask): Promise<void> {
-    const key = keyOf(t);
+    const key = taskKey(t);
     // Cancelled (the task controller completed it), deleted, or completed elsewhere while it runs here: the
     // container goes (Diego's CancelTask deletes it); the controller is the one writer of its status.
     if (t.status?.state !== 'Running' && t.status?.state !== 'Pending') this.stopTask(t);
@@ -560,7 +560,7 @@ export class Rep {
   }
 
   private async claimTask(t: ITask): Promise<void> {
-    const key = keyOf(t);
+    const key = taskKey(t);
     // Reserve before starting: a task that does not fit is rejected (Diego's RejectTask) and auctioned again.
     const problems = this.resources.reserve(key, { memoryMb: t.spec.memoryMb, diskMb: t.spec.diskMb });
     if (problems.length > 0) {
@@ -586,13 +586,13 @@ export class Rep {
 
   /** Stops the run of this task, if any (an ActualLRP of the same name has a run of its own under the same key). */
   private stopTask(t: ITask): void {
-    const r = this.running.get(keyOf(t));
+    const r = this.running.get(taskKey(t));
     if (r?.handle === taskHandle(t)) r.stop.abort();
   }
 
   /** Runs a started task, or follows the container a previous agent left running (`adopted`). */
   private startTask(t: ITask, adopted?: Container): void {
-    const key = keyOf(t);
+    const key = taskKey(t);
     if (this.running.has(key)) return;
     if (adopted) this.resources.reserve(key, { memoryMb: t.spec.memoryMb, diskMb: t.spec.diskMb });
     const stop = new AbortController();
@@ -646,7 +646,7 @@ export class Rep {
           found.kind === 'running'
             ? (sig) => waitForAction(found.handles, logs.streamer, this.o.gracefulShutdownMs)(sig, undefined)
             : () => Promise.resolve();
-        this.log.info({ key: keyOf(t) }, 'task re-adopted');
+        this.log.info({ key: taskKey(t) }, 'task re-adopted');
       }
       // An agent restart lets go of the task: nothing is reported, the next agent follows it.
       const gone = new Promise<'detached'>((resolve) =>
@@ -670,7 +670,7 @@ export class Rep {
     });
     if (current?.status?.state !== 'Running') return; // cancelled or completed elsewhere: its container is gone
     await completeTask(this.client, current, this.o.cellId, completion);
-    this.log.info({ key: keyOf(t), failed: completion.failed }, 'task completed');
+    this.log.info({ key: taskKey(t), failed: completion.failed }, 'task completed');
   }
 }
 

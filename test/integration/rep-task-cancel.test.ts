@@ -66,3 +66,29 @@ describe('rep: a running task that is cancelled or deleted', () => {
     await eventually(async () => expect(await backend.list()).toEqual([]), 30_000);
   });
 });
+
+describe('rep: work of both kinds', () => {
+  it('runs a task and an instance that share a name side by side', async () => {
+    // The DesiredLRP "twin" has the instance "twin-0"; a task may be called "twin-0" too.
+    const task = await sleeper('twin-0');
+    await client.create('DesiredLRP', {
+      metadata: { name: 'twin', namespace: env.ns },
+      spec: {
+        processGuid: 'twin-guid',
+        domain: 'cf-apps',
+        rootFs: 'preloaded:busybox',
+        memoryMb: 32,
+        instances: 1,
+        action: { run: { path: '/bin/sh', args: ['-c', 'sleep 300'], user: 'root' } },
+      },
+    });
+    await eventually(async () => {
+      expect((await client.get('Task', env.ns, task.metadata.name!)).status?.state).toBe('Running');
+      expect((await client.get('ActualLRP', env.ns, 'twin-0')).status?.state).toBe('RUNNING');
+      expect(await backend.list()).toHaveLength(2);
+    }, 30_000);
+    await client.delete('DesiredLRP', { namespace: env.ns, name: 'twin' });
+    await client.delete('Task', { namespace: env.ns, name: task.metadata.name! });
+    await eventually(async () => expect(await backend.list()).toEqual([]), 30_000);
+  });
+});
