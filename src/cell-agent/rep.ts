@@ -67,8 +67,8 @@ export interface RepOptions {
 interface Running {
   stop: AbortController;
   done: Promise<void>;
-  /** LRP containers: the instance guid they were claimed with. */
-  instanceGuid?: string;
+  /** LRP containers: the instance they run and the instance guid they were claimed with. */
+  instance?: { namespace: string; name: string; instanceGuid: string };
   /** The container's handle (bulk sync leaves it alone while the rep works on it). */
   handle?: string;
   /** Lets go of the container without stopping it (an agent restart). */
@@ -122,14 +122,10 @@ export class Rep {
       timeoutMs: opts.evacuationTimeoutMs,
       pollIntervalMs: opts.evacuationPollingIntervalMs,
       cell: {
-        lrpContainers: () =>
-          [...this.running].flatMap(([key, r]) => {
-            const [namespace = '', name = ''] = key.split('/');
-            return r.instanceGuid ? [{ namespace, name, instanceGuid: r.instanceGuid }] : [];
-          }),
-        taskContainers: () => [...this.running.values()].filter((r) => !r.instanceGuid).length,
+        lrpContainers: () => [...this.running.values()].flatMap((r) => (r.instance ? [r.instance] : [])),
+        taskContainers: () => [...this.running.values()].filter((r) => !r.instance).length,
         stopContainer: async (guid) => {
-          const r = [...this.running.values()].find((x) => x.instanceGuid === guid);
+          const r = [...this.running.values()].find((x) => x.instance?.instanceGuid === guid);
           r?.stop.abort();
           await r?.done;
         },
@@ -230,8 +226,8 @@ export class Rep {
     const runs = [...this.running.values()];
     return {
       available: this.resources.remaining(),
-      lrpInstances: runs.filter((r) => r.instanceGuid).length,
-      tasks: runs.filter((r) => !r.instanceGuid).length,
+      lrpInstances: runs.filter((r) => r.instance).length,
+      tasks: runs.filter((r) => !r.instance).length,
     };
   }
 
@@ -384,7 +380,13 @@ export class Rep {
         const latest = this.actual?.get(a.metadata.namespace, a.metadata.name ?? '');
         if (latest) void this.handleLRP(latest).catch((err: unknown) => this.log.warn({ err, key }, 'instance'));
       });
-    this.running.set(key, { stop, done, instanceGuid, handle: instanceGuid, detach });
+    this.running.set(key, {
+      stop,
+      done,
+      instance: { namespace: a.metadata.namespace ?? '', name: a.metadata.name ?? '', instanceGuid },
+      handle: instanceGuid,
+      detach,
+    });
   }
 
   private async runInstance(
