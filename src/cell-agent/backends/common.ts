@@ -3,7 +3,7 @@
 // a runtime's container ids, port mappings (netIn, PORT rewriting, info()), the detached processes a container
 // started, and small command helpers. Each backend keeps its own runtime specifics (runc bundles, ctr labels).
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CniNetwork, type CniResult } from './cni.ts';
 import { attachDetached, listDetached, type DetachedOptions, type DetachedProcess } from './detached.ts';
@@ -210,4 +210,12 @@ export function command(file: string, args: string[]): Promise<string> {
       else resolve(stdout);
     });
   });
+}
+
+/**
+ * Removes a container's directory tree. A process killed just before may still have its wrapper write the exit
+ * status file while the tree is being removed (ENOTEMPTY): Node retries such errors with a short linear backoff.
+ */
+export function removeTree(dir: string): Promise<void> {
+  return rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
 }

@@ -51,6 +51,7 @@ import {
   initialPorts,
   mapPort,
   networkInfo,
+  removeTree,
   rewritePort,
 } from './common.ts';
 import { DetachedProcess, startDetached } from './detached.ts';
@@ -413,7 +414,7 @@ export class ContainerdBackend implements ContainerBackend {
         if (await this.#info(id)) throw err;
       });
     }
-    await rm(path.join(this.stateDir, 'procs', id), { recursive: true, force: true });
+    await removeTree(path.join(this.stateDir, 'procs', id));
     if (this.network) {
       const ports = meta?.ports ?? partial?.ports ?? [];
       const network = meta?.network ?? partial?.network;

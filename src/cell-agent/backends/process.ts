@@ -29,7 +29,7 @@ import { mkdir, readdir, readFile, rm, stat, symlink, lstat, writeFile } from 'n
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { killGroup, rewritePort } from './common.ts';
+import { killGroup, removeTree, rewritePort } from './common.ts';
 import { attachDetached, DetachedProcess, listDetached, plainExec, startDetached } from './detached.ts';
 import { LineSplitter } from './lines.ts';
 import { dirBytes, processGroupUsage } from './usage.ts';
@@ -151,10 +151,10 @@ export class ProcessBackend implements ContainerBackend {
     if (!container) return;
     this.#containers.delete(handle);
     await container.killAll();
-    await rm(container.root, { recursive: true, force: true });
+    await removeTree(container.root);
     if (this.#persistent) {
       await rm(this.#metaFile(handle), { force: true });
-      await rm(this.#procsDir(handle)!, { recursive: true, force: true });
+      await removeTree(this.#procsDir(handle)!);
     }
   }
 

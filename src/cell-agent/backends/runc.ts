@@ -30,7 +30,7 @@
 import { createTar, extractTar } from './tar.ts';
 import { spawn, execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chown, lstat, mkdir, readFile, realpath, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, lstat, mkdir, readFile, realpath, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { CniNetwork, type CniOptions, type CniResult } from './cni.ts';
@@ -43,6 +43,7 @@ import {
   killGroup,
   mapPort,
   networkInfo,
+  removeTree,
   rewritePort,
 } from './common.ts';
 import { runcMessage, startDetached } from './detached.ts';
@@ -256,7 +257,7 @@ export class RuncBackend implements ContainerBackend {
     }
     const rootfs = path.join(bundle, 'rootfs');
     if (await isMountPoint(rootfs)) await unmount(rootfs);
-    await rm(bundle, { recursive: true, force: true });
+    await removeTree(bundle);
   }
 
   /**
