@@ -2,6 +2,7 @@
 // JSON TaskCallbackResponse; 503, 504 and connection failures are retried at once, 3 attempts in all; any other
 // answer (2xx or 4xx) means the task may be deleted. Shared by the task controller and the BBS facade.
 import type { ITask } from '../crds/models.ts';
+import { httpFetch } from '../lib/http.ts';
 
 export const CALLBACK_ATTEMPTS = 3;
 export const CALLBACK_TIMEOUT_MS = 10_000;
@@ -22,7 +23,13 @@ export function callbackBody(t: ITask): string {
 
 export type CallbackOutcome = { done: true; status: number } | { done: false; reason: string };
 
-export async function postCallback(t: ITask, fetchImpl: typeof fetch = fetch): Promise<CallbackOutcome> {
+/** The part of fetch() a callback needs (tests pass their own). */
+export type CallbackFetch = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal },
+) => Promise<{ status: number; arrayBuffer(): Promise<ArrayBuffer> }>;
+
+export async function postCallback(t: ITask, fetchImpl: CallbackFetch = httpFetch): Promise<CallbackOutcome> {
   const url = t.spec.completionCallbackUrl;
   if (!url) return { done: true, status: 0 };
   let reason = '';

@@ -11,7 +11,8 @@ import type { DiegoCache } from './cache.ts';
 import { metrics } from './metrics.ts';
 import { placementPatch } from './names.ts';
 import type { CellPresence } from './presence.ts';
-import { postCallback } from './task-callback.ts';
+import { httpFetch } from '../lib/http.ts';
+import { type CallbackFetch, postCallback } from './task-callback.ts';
 import { completedStatus, REASON_CANCELLED, REASON_CELL_DISAPPEARED, REASON_NOT_STARTED } from './task-lifecycle.ts';
 
 export interface TaskControllerOptions {
@@ -28,7 +29,7 @@ export interface TaskControllerOptions {
   /** Diego: convergence.repeat_interval 30 s. */
   convergeIntervalMs?: number;
   now?: () => number;
-  fetch?: typeof fetch;
+  fetch?: CallbackFetch;
 }
 
 export class TaskController {
@@ -45,7 +46,7 @@ export class TaskController {
         kickMs: 30_000,
         convergeIntervalMs: 30_000,
         now: Date.now,
-        fetch: (input: string | URL | Request, init?: RequestInit) => fetch(input, init),
+        fetch: httpFetch,
       },
       opts,
     );

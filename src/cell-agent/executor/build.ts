@@ -4,6 +4,8 @@
 // messages only; serial ignores its log_source. An unset log_source keeps the parent's (container default LOG).
 import type { Action } from '../../crds/actions.ts';
 import type { Container } from '../backends/types.ts';
+import type { DownloadCache } from './download-cache.ts';
+import { Downloader } from './downloader.ts';
 import { noopLogger, type ExecutorLogger, type LogStreamer } from './log.ts';
 import { Semaphore, type Step } from './step.ts';
 import { CodependentStep } from './steps/codependent.ts';
@@ -31,7 +33,11 @@ export interface ExecutorContext {
   network?: NetworkInfo;
   /** Scratch space for downloads and uploads (default: the OS temp dir). */
   tempDir?: string;
-  /** Share one per cell to bound concurrent transfers; by default each built tree gets its own. */
+  /** The cell's downloader (bounds concurrent transfers cell-wide); by default each built tree gets its own. */
+  downloader?: Downloader;
+  /** The cell's download cache: download actions with a cacheKey go through it. */
+  cache?: DownloadCache;
+  /** Share one per cell to bound concurrent transfers (when no downloader is given). */
   downloadLimiter?: Semaphore;
   uploadLimiter?: Semaphore;
   downloadAttempts?: number;
@@ -44,18 +50,26 @@ export interface ExecutorContext {
 
 interface Resolved extends ExecutorContext {
   gracefulShutdownMs: number;
-  downloadLimiter: Semaphore;
+  downloader: Downloader;
   uploadLimiter: Semaphore;
   logger: ExecutorLogger;
 }
 
 export function buildStep(action: Action, ctx: ExecutorContext): Step {
+  const logger = ctx.logger ?? noopLogger;
   const resolved: Resolved = {
     ...ctx,
     gracefulShutdownMs: ctx.gracefulShutdownMs ?? DEFAULT_GRACEFUL_SHUTDOWN_MS,
-    downloadLimiter: ctx.downloadLimiter ?? new Semaphore(DEFAULT_MAX_CONCURRENT_DOWNLOADS),
+    downloader:
+      ctx.downloader ??
+      new Downloader({
+        limiter: ctx.downloadLimiter ?? new Semaphore(DEFAULT_MAX_CONCURRENT_DOWNLOADS),
+        attempts: ctx.downloadAttempts,
+        retryWaitMs: ctx.downloadRetryWaitMs,
+        logger,
+      }),
     uploadLimiter: ctx.uploadLimiter ?? new Semaphore(DEFAULT_MAX_CONCURRENT_UPLOADS),
-    logger: ctx.logger ?? noopLogger,
+    logger,
   };
   return stepFor(action, ctx.log, resolved);
 }
@@ -68,9 +82,8 @@ function stepFor(action: Action, log: LogStreamer, ctx: Resolved): Step {
       action: action.download,
       log: log.withSource(action.download.logSource),
       tempDir: ctx.tempDir,
-      limiter: ctx.downloadLimiter,
-      attempts: ctx.downloadAttempts,
-      retryWaitMs: ctx.downloadRetryWaitMs,
+      downloader: ctx.downloader,
+      cache: ctx.cache,
       logger,
     });
   }

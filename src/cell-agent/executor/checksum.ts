@@ -1,9 +1,11 @@
-// Download checksums, after cacheddownloader hash_validator.go (same algorithms, same messages).
+// Download checksums, after cacheddownloader hash_validator.go (same messages). Diego's validator knows md5,
+// sha1 and sha256; sha512 is added because an EXCLUSIVE image layer's SHA512 digest becomes a download checksum
+// (models/image_layer.go ToDownloadActions), which Diego's own validator would then refuse.
 import { createHash, type Hash } from 'node:crypto';
 
-export type ChecksumAlgorithm = 'md5' | 'sha1' | 'sha256';
+export type ChecksumAlgorithm = 'md5' | 'sha1' | 'sha256' | 'sha512';
 
-const HEX_LENGTH: Record<ChecksumAlgorithm, number> = { md5: 32, sha1: 40, sha256: 64 };
+const HEX_LENGTH: Record<ChecksumAlgorithm, number> = { md5: 32, sha1: 40, sha256: 64, sha512: 128 };
 
 /** cacheddownloader.ChecksumFailedError: "Checksum failed: '<msg>', expected '<e>', got '<r>'". */
 export class ChecksumFailedError extends Error {
@@ -18,11 +20,12 @@ export class ChecksumValidator {
   readonly #hash: Hash;
 
   constructor(algorithm: string) {
-    if (algorithm !== 'md5' && algorithm !== 'sha1' && algorithm !== 'sha256') {
+    const name = algorithm.toLowerCase();
+    if (name !== 'md5' && name !== 'sha1' && name !== 'sha256' && name !== 'sha512') {
       throw new ChecksumFailedError('algorithm invalid', '[md5, sha1, sha256]', algorithm);
     }
-    this.algorithm = algorithm;
-    this.#hash = createHash(algorithm);
+    this.algorithm = name;
+    this.#hash = createHash(name);
   }
 
   update(chunk: Buffer): void {

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventually, failure, loopback, testCell, type Loopback, type TestCell } from '../../testing.ts';
 import { buildStep } from '../build.ts';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { DownloadCache } from '../download-cache.ts';
 import { Semaphore } from '../step.ts';
 
 let cell: TestCell;
@@ -183,5 +185,79 @@ describe('download step', () => {
     expect(first).toMatchObject({ status: 'rejected', reason: { code: 'cancelled' } });
     expect(second).toMatchObject({ status: 'rejected', reason: { code: 'cancelled' } });
     expect(requests).toEqual(['/hang']);
+  });
+
+  it('goes through the cell cache when the action has a cacheKey: the second download is a revalidation', async () => {
+    served['/cached.tgz'] = tgz;
+    const etagServer = await loopback((req, res) => {
+      requests.push(`${req.headers['if-none-match'] ? 'revalidate' : 'get'} ${req.url}`);
+      if (req.headers['if-none-match'] === '"d1"') return void res.writeHead(304).end();
+      res.writeHead(200, { ETag: '"d1"' }).end(tgz);
+    });
+    try {
+      const cache = new DownloadCache({ dir: path.join(cell.dir, 'cache') });
+      await cache.open();
+      const action = {
+        download: {
+          from: etagServer.url('/droplet.tgz'),
+          to: '/app',
+          artifact: 'droplet',
+          user: 'vcap',
+          cacheKey: 'droplet-1',
+        },
+      };
+      await buildStep(action, cell.ctx({ cache })).perform(new AbortController().signal);
+      await buildStep({ download: { ...action.download, to: '/again' } }, cell.ctx({ cache })).perform(
+        new AbortController().signal,
+      );
+      expect(requests).toEqual(['get /droplet.tgz', 'revalidate /droplet.tgz']);
+      expect(await readFile(containerFile('again/index.html'), 'utf8')).toBe('<h1>hello</h1>');
+      expect(cell.lines()).toEqual([
+        'Downloading droplet...',
+        `Downloaded droplet (${tgz.length}B)`,
+        'Downloading droplet...',
+        'Downloaded droplet', // from the cache: no size, as Diego
+      ]);
+    } finally {
+      await etagServer.close();
+    }
+  });
+
+  describe('servers that end the connection', () => {
+    let raw: TcpServer;
+    const rawUrl = () => {
+      const a = raw.address();
+      return `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/droplet.tgz`;
+    };
+    const serve = (answer: (sock: import('node:net').Socket) => void) =>
+      new Promise<void>((resolve) => {
+        raw = createTcpServer((sock) => sock.once('data', () => answer(sock)));
+        raw.listen(0, '127.0.0.1', resolve);
+      });
+    afterEach(() => new Promise<void>((resolve) => raw.close(() => resolve())));
+
+    it('downloads from an HTTP/1.0 server that delimits the body by closing the connection', async () => {
+      await serve((sock) => {
+        sock.write('HTTP/1.0 200 OK\r\nContent-Type: application/gzip\r\n\r\n');
+        sock.end(tgz);
+      });
+      await buildStep({ download: { from: rawUrl(), to: '/app', user: 'vcap' } }, cell.ctx()).perform(
+        new AbortController().signal,
+      );
+      expect(await readFile(containerFile('app/index.html'), 'utf8')).toBe('<h1>hello</h1>');
+    });
+
+    it('fails the step (the agent lives on) when the server closes mid-body', async () => {
+      await serve((sock) => {
+        sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${tgz.length * 10}\r\n\r\n`);
+        sock.end(tgz);
+      });
+      const err = await failure(() =>
+        buildStep({ download: { from: rawUrl(), to: '/app', artifact: 'droplet', user: 'vcap' } }, cell.ctx()).perform(
+          new AbortController().signal,
+        ),
+      );
+      expect(err).toMatchObject({ code: 'download', message: 'Downloading droplet failed' });
+    });
   });
 });

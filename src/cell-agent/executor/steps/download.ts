@@ -1,29 +1,24 @@
-// DownloadAction (executor depot/steps/download_step.go + cacheddownloader downloader.go): GET the archive to a
-// temp file (up to 4 attempts with backoff; a checksum failure is not retried), turn it into a tar and stream
-// it into the container at `to`. Progress lines appear only when `artifact` is set; failures always log.
-// Not done: the cell cache (cacheKey, ETag/If-Modified-Since revalidation) — every download is fresh.
-import { createReadStream, createWriteStream } from 'node:fs';
+// DownloadAction (executor depot/steps/download_step.go): fetch the archive (downloader.ts: retries, checksum,
+// the cell-wide concurrency bound) — through the cell's download cache when the action has a cache_key and the
+// executor has a cache (download-cache.ts: revalidated with ETag/Last-Modified) — as a tar, and stream it into
+// the container at `to` as `user`. Progress lines appear only when `artifact` is set; failures always log.
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Action } from '../../../crds/actions.ts';
 import type { Container } from '../../backends/types.ts';
 import { tarTransform } from '../archive.ts';
-import { ChecksumFailedError, ChecksumValidator } from '../checksum.ts';
+import type { DownloadCache } from '../download-cache.ts';
+import { Downloader, redact } from '../downloader.ts';
 import { cancelledError, emittableError, toStepError } from '../errors.ts';
 import { byteSize } from '../format.ts';
 import { noopLogger, type ExecutorLogger, type LogStreamer } from '../log.ts';
-import { sleep, type Ready, type Semaphore, type Step, withLimiter } from '../step.ts';
+import type { Ready, Semaphore, Step } from '../step.ts';
 
 export type DownloadActionModel = NonNullable<Action['download']>;
 
-/** cacheddownloader MAX_DOWNLOAD_ATTEMPTS, RETRY_WAIT_MIN, RETRY_WAIT_MAX */
-export const DOWNLOAD_ATTEMPTS = 4;
-export const DOWNLOAD_RETRY_WAIT_MIN_MS = 500;
-export const DOWNLOAD_RETRY_WAIT_MAX_MS = 5_000;
+export { DOWNLOAD_ATTEMPTS, DOWNLOAD_RETRY_WAIT_MAX_MS, DOWNLOAD_RETRY_WAIT_MIN_MS } from '../downloader.ts';
 /** Diego truncates a download error written to the log to 1024 bytes. */
 const MAX_EMITTED_ERROR = 1024;
 
@@ -34,6 +29,10 @@ export interface DownloadStepOptions {
   log: LogStreamer;
   /** Where the archive is downloaded to before it goes into the container (default: the OS temp dir). */
   tempDir?: string;
+  /** The cell's downloader (its limiter bounds concurrent transfers); one is made from the options below if not. */
+  downloader?: Downloader;
+  /** The cell's download cache, used when the action has a cacheKey. */
+  cache?: DownloadCache;
   /** Shared across a cell's downloads (Diego: max_concurrent_downloads = 5). */
   limiter?: Semaphore;
   attempts?: number;
@@ -53,7 +52,7 @@ export class DownloadStep implements Step {
 
   async perform(signal: AbortSignal, ready?: Ready): Promise<void> {
     ready?.();
-    await withLimiter(this.#opts.limiter, signal, () => this.#download(signal));
+    await this.#download(signal);
   }
 
   async #download(signal: AbortSignal): Promise<void> {
@@ -63,13 +62,15 @@ export class DownloadStep implements Step {
     if (artifact) log.stdout(`Downloading ${artifact}...`);
 
     const workDir = await mkdtemp(path.join(this.#opts.tempDir ?? tmpdir(), 'download-'));
+    let release = () => Promise.resolve();
     try {
       let tarFile: string;
       let size: number;
       try {
         const fetched = await this.#fetch(workDir, signal);
         size = fetched.size;
-        tarFile = await tarTransform(fetched.file, workDir);
+        tarFile = fetched.tar;
+        release = fetched.release;
       } catch (err) {
         if (signal.aborted) throw cancelledError();
         this.#logger.error({ err: toStepError(err).message, from: redact(action.from) }, 'download-step: fetch-failed');
@@ -99,53 +100,34 @@ export class DownloadStep implements Step {
 
       if (artifact) log.stdout(size !== 0 ? `Downloaded ${artifact} (${byteSize(size)})` : `Downloaded ${artifact}`);
     } finally {
+      await release();
       await rm(workDir, { recursive: true, force: true });
     }
   }
 
-  async #fetch(workDir: string, signal: AbortSignal): Promise<{ file: string; size: number }> {
-    const attempts = this.#opts.attempts ?? DOWNLOAD_ATTEMPTS;
-    const minWait = this.#opts.retryWaitMs ?? DOWNLOAD_RETRY_WAIT_MIN_MS;
+  /** The archive as a tar file, from the cache (size 0 when it was warm) or downloaded into workDir. */
+  async #fetch(
+    workDir: string,
+    signal: AbortSignal,
+  ): Promise<{ tar: string; size: number; release: () => Promise<void> }> {
+    const { from, cacheKey, checksumAlgorithm, checksumValue } = this.#opts.action;
+    const checksum = { algorithm: checksumAlgorithm, value: checksumValue };
+    if (cacheKey && this.#opts.cache) {
+      const lease = await this.#opts.cache.fetchFile(from, cacheKey, checksum, signal);
+      return { tar: lease.path, size: lease.downloaded, release: () => lease.release() };
+    }
+    const downloader =
+      this.#opts.downloader ??
+      new Downloader({
+        limiter: this.#opts.limiter,
+        attempts: this.#opts.attempts,
+        retryWaitMs: this.#opts.retryWaitMs,
+        logger: this.#logger,
+      });
     const file = path.join(workDir, 'download');
-    let lastError: unknown;
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      try {
-        return { file, size: await this.#fetchOnce(file, signal) };
-      } catch (err) {
-        if (signal.aborted || err instanceof ChecksumFailedError) throw err;
-        lastError = err;
-        this.#logger.info({ attempt, err: toStepError(err).message }, 'download-step: retrying');
-        if (attempt < attempts - 1) {
-          await sleep(Math.min(minWait * 2 ** attempt, DOWNLOAD_RETRY_WAIT_MAX_MS), signal);
-        }
-      }
-    }
-    throw lastError;
-  }
-
-  async #fetchOnce(file: string, signal: AbortSignal): Promise<number> {
-    const { checksumAlgorithm, checksumValue } = this.#opts.action;
-    const validator = checksumAlgorithm || checksumValue ? new ChecksumValidator(checksumAlgorithm ?? '') : undefined;
-    const res = await fetch(this.#opts.action.from, { signal });
-    if (res.status !== 200 || !res.body) {
-      await res.body?.cancel();
-      throw new Error(`Download failed: Status code ${res.status}`);
-    }
-    let size = 0;
-    await pipeline(
-      Readable.fromWeb(res.body as WebReadableStream<Uint8Array>),
-      async function* (source: AsyncIterable<Buffer>) {
-        for await (const chunk of source) {
-          validator?.update(chunk);
-          size += chunk.length;
-          yield chunk;
-        }
-      },
-      createWriteStream(file),
-      { signal },
-    );
-    validator?.validate(checksumValue ?? '');
-    return size;
+    const result = await downloader.download(from, file, { checksum, signal });
+    if (result.notModified) throw new Error('the server answered 304 Not Modified to an unconditional request');
+    return { tar: await tarTransform(file, workDir), size: result.size, release: () => Promise.resolve() };
   }
 
   #emitError(message: string): void {
@@ -158,15 +140,5 @@ export class DownloadStep implements Step {
           .toString('utf8') + suffix;
     }
     this.#opts.log.stderr(text);
-  }
-}
-
-/** Download URLs often carry credentials; keep them out of the operator log. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return '<unparseable url>';
   }
 }
