@@ -24,7 +24,12 @@ describe('parseRootFs', () => {
 });
 
 describe('matchRootFs', () => {
-  const providers = [{ name: 'preloaded', properties: ['cflinuxfs4', 'busybox'] }, { name: 'docker' }];
+  // What Diego's rep (and our cell agent) advertises: both fixed-set schemes with the same stacks.
+  const providers = [
+    { name: 'preloaded', properties: ['cflinuxfs4', 'busybox'] },
+    { name: 'preloaded+layer', properties: ['cflinuxfs4', 'busybox'] },
+    { name: 'docker' },
+  ];
 
   it('matches preloaded and preloaded+layer by stack name', () => {
     expect(matchRootFs(providers, 'preloaded:cflinuxfs4')).toBe(true);
@@ -33,12 +38,25 @@ describe('matchRootFs', () => {
     expect(matchRootFs(providers, 'preloaded+layer:cflinuxfs4?layer=http://x')).toBe(true);
     expect(matchRootFs(providers, 'preloaded+layer:windows?layer=http://x')).toBe(false);
     expect(matchRootFs(providers, 'preloaded:///cflinuxfs4')).toBe(false);
+    expect(matchRootFs(providers, 'PRELOADED:busybox')).toBe(true); // Go's url.Parse lower-cases the scheme
   });
 
-  it('accepts stacks listed under a preloaded+layer provider for both schemes', () => {
+  it('matches a fixed-set scheme only with the provider of that exact scheme', () => {
+    const preloadedOnly = [{ name: 'preloaded', properties: ['cflinuxfs4'] }];
+    expect(matchRootFs(preloadedOnly, 'preloaded:cflinuxfs4')).toBe(true);
+    expect(matchRootFs(preloadedOnly, 'preloaded+layer:cflinuxfs4?layer=http://x')).toBe(false);
     const layerOnly = [{ name: 'preloaded+layer', properties: ['cflinuxfs4'] }];
-    expect(matchRootFs(layerOnly, 'preloaded:cflinuxfs4')).toBe(true);
+    expect(matchRootFs(layerOnly, 'preloaded:cflinuxfs4')).toBe(false);
     expect(matchRootFs(layerOnly, 'preloaded+layer:cflinuxfs4')).toBe(true);
+    // Each scheme's own stacks count, not the other's.
+    const split = [
+      { name: 'preloaded', properties: ['a'] },
+      { name: 'preloaded+layer', properties: ['b'] },
+    ];
+    expect(matchRootFs(split, 'preloaded:a')).toBe(true);
+    expect(matchRootFs(split, 'preloaded:b')).toBe(false);
+    expect(matchRootFs(split, 'preloaded+layer:b')).toBe(true);
+    expect(matchRootFs(split, 'preloaded+layer:a')).toBe(false);
   });
 
   it('matches any other scheme when the cell lists that provider', () => {

@@ -1,8 +1,10 @@
 // Rootfs URL parsing and matching against a cell's rootfs providers (Diego rep: rootfs_providers.go semantics).
 //
-// A rootfs is a URL whose scheme picks the provider:
+// A rootfs is a URL whose scheme picks the provider, by exact scheme (RootFSProviders.Match looks the scheme up):
 //  - `preloaded:<stack>` and `preloaded+layer:<stack>?layer=...` are *fixed-set* schemes: the URL's opaque part
-//    (text after the colon, before any `?` or `#`, when it does not start with `/`) must name a stack on the cell;
+//    (text after the colon, before any `?` or `#`, when it does not start with `/`) must name a stack that the
+//    cell's provider *of that scheme* lists. Diego's rep advertises both schemes with the same stacks
+//    (auctioncellrep/auction_cell_rep.go rootFSProviders), and so does our cell agent;
 //  - any other scheme (e.g. `docker:///image`) is *arbitrary*: it matches whenever the cell lists that provider.
 import type { RootfsProvider } from './types.ts';
 
@@ -47,16 +49,14 @@ export function isFixedSetScheme(scheme: string): boolean {
   return scheme === PRELOADED_SCHEME || scheme === PRELOADED_LAYER_SCHEME;
 }
 
-/** Whether a cell with these providers can run this rootfs. */
+/** Whether a cell with these providers can run this rootfs: its provider for the rootfs's scheme matches it. */
 export function matchRootFs(providers: readonly RootfsProvider[], rootFs: string | ParsedRootFs): boolean {
   const parsed = typeof rootFs === 'string' ? parseRootFs(rootFs) : rootFs;
   if (parsed === undefined) return false;
-  if (isFixedSetScheme(parsed.scheme)) {
-    if (parsed.opaque === '') return false;
-    for (const p of providers) {
-      if (isFixedSetScheme(p.name.toLowerCase()) && (p.properties ?? []).includes(parsed.opaque)) return true;
-    }
-    return false;
-  }
-  return providers.some((p) => p.name.toLowerCase() === parsed.scheme);
+  const fixedSet = isFixedSetScheme(parsed.scheme);
+  return providers.some(
+    (p) =>
+      p.name.toLowerCase() === parsed.scheme &&
+      (!fixedSet || (parsed.opaque !== '' && (p.properties ?? []).includes(parsed.opaque))),
+  );
 }

@@ -144,7 +144,9 @@ export class Rep {
       zone: this.o.zone ?? '',
       capacity: this.o.capacity,
       rootfsProviders: [
+        // As Diego's rep: both fixed-set schemes with the same stacks (the auction matches the exact scheme).
         { name: 'preloaded', properties: this.o.stacks },
+        { name: 'preloaded+layer', properties: this.o.stacks },
         ...(this.o.rootfsProviders ?? []).map((name) => ({ name })),
       ],
       placementTags: this.o.placementTags ?? [],
