@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { ContainerdBackend } from '../cell-agent/backends/containerd.ts';
 import { ProcessBackend } from '../cell-agent/backends/process.ts';
+import { parseStacks, type StackMap } from '../cell-agent/backends/rootfs.ts';
 import { RuncBackend } from '../cell-agent/backends/runc.ts';
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
@@ -23,6 +24,7 @@ export interface CellAgentOptions {
   memoryMb: number;
   diskMb: number;
   containers: number;
+  /** --stacks entries: `<stack>=<rootfs>` or a bare stack name (parseStacks in backends/rootfs.ts). */
   stacks: string[];
   placementTags?: string[];
   optionalPlacementTags?: string[];
@@ -54,13 +56,14 @@ export function pickBackend(
   kind: CellAgentOptions['backend'],
   stateDir: string,
   log: Logger,
-  containerd: Pick<CellAgentOptions, 'containerdAddress' | 'insecureDockerRegistries'> = {},
+  containerd: Pick<CellAgentOptions, 'containerdAddress' | 'insecureDockerRegistries'> & { stacks?: StackMap } = {},
 ): ContainerBackend {
   if (kind === 'containerd') {
     return new ContainerdBackend({
       address: containerd.containerdAddress ?? DEFAULT_CONTAINERD_ADDRESS,
       stateDir: join(stateDir, 'containerd'),
       insecureRegistries: containerd.insecureDockerRegistries,
+      stacks: containerd.stacks,
       network: { ipamDataDir: join(stateDir, 'ipam') },
     });
   }
@@ -79,18 +82,20 @@ export function pickBackend(
   if (!useRunc) return new ProcessBackend({ baseDir: join(stateDir, 'containers'), persistent: true });
   return new RuncBackend({
     stateDir,
+    stacks: containerd.stacks,
     network: { ipamDataDir: join(stateDir, 'ipam') },
   });
 }
 
 export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<Rep> {
+  const stacks = parseStacks(opts.stacks); // stack → rootfs; the rep advertises the stack names
   const rep = new Rep({
     kc,
     cellId: opts.cellId,
     zone: opts.zone,
     capacity: { memoryMb: opts.memoryMb, diskMb: opts.diskMb, containers: opts.containers },
-    stacks: opts.stacks,
-    backend: pickBackend(opts.backend, opts.stateDir, opts.log, opts),
+    stacks: Object.keys(stacks),
+    backend: pickBackend(opts.backend, opts.stateDir, opts.log, { ...opts, stacks }),
     rootfsProviders: opts.backend === 'containerd' ? ['docker'] : [],
     placementTags: opts.placementTags,
     optionalPlacementTags: opts.optionalPlacementTags,

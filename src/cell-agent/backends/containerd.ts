@@ -5,10 +5,12 @@
 //
 // * Rootfs: 'docker://…' (docker-ref.ts: Diego's docker:///repo#tag and Docker's registry/repo:tag forms) is
 //   pulled with `ctr images pull` when containerd does not have it yet (plain HTTP for loopback registries and
-//   the ones listed as insecure, like Diego's insecure_docker_registry_list). 'preloaded:busybox' (the default)
-//   is the runc backend's busybox rootfs (rootfs.ts) packed as an OCI image (oci-image.ts) and imported once
-//   with `ctr images import`. containerd unpacks images into its snapshotter (overlayfs by default), and each
-//   container gets its own writable snapshot, removed with the container.
+//   the ones listed as insecure, like Diego's insecure_docker_registry_list). 'preloaded:<stack>', for the
+//   stacks in the `stacks` option (default: busybox only; no rootfs at all is busybox), is the root filesystem
+//   rootfs.ts builds for that stack (busybox, debian) packed as an OCI image (oci-image.ts) and imported once
+//   with `ctr images import` as diego.local/preloaded/<rootfs id>:latest. containerd unpacks images into its
+//   snapshotter (overlayfs by default), and each container gets its own writable snapshot, removed with the
+//   container.
 // * Container: `ctr run --detach` of a long-lived init shell with the id <idPrefix><handle>, under the cgroup
 //   /<id>. Memory and cpu shares are ctr flags; ctr has no pids flag, so pids.max is written to the container's
 //   cgroup right after the task starts (before any process of ours runs); diskMb is not enforced. Garden
@@ -58,7 +60,7 @@ import { DetachedProcess, startDetached } from './detached.ts';
 import { isPlainHttpRegistry, parseDockerRootfs } from './docker-ref.ts';
 import { buildOciImage, writeOciLayoutTar } from './oci-image.ts';
 import { collect, exitCode, freePort } from './process.ts';
-import { resolveRootfs } from './rootfs.ts';
+import { ensureRootfs, preloadedRootfsOf, rootfsId, type PreloadedRootfs, type StackMap } from './rootfs.ts';
 import { cgroupFile, lookupUser } from './runc.ts';
 import { createTar, extractTar } from './tar.ts';
 import { cgroupUsage } from './usage.ts';
@@ -92,6 +94,8 @@ export interface ContainerdBackendOptions {
   insecureRegistries?: string[];
   /** Where rootfs.ts caches built root filesystems (for preloaded:<stack>). */
   rootfsCacheDir?: string;
+  /** The stacks offered as 'preloaded:<stack>' and the root filesystem of each (rootfs.ts). Default: busybox. */
+  stacks?: StackMap;
   /** A static busybox bind-mounted into every container. Default /bin/busybox (Debian's busybox-static). */
   helper?: string;
   /** After a process exits, how long wait() lets its output drain. */
@@ -222,21 +226,19 @@ export class ContainerdBackend implements ContainerBackend {
 
   /** The image reference for a rootfs URL, pulled or imported into containerd when missing. */
   async ensureImage(rootfs: string | undefined): Promise<string> {
-    const url = rootfs ?? 'preloaded:busybox';
     let ref: string;
     let fetch: () => Promise<void>;
-    if (/^docker:\/\//i.test(url)) {
+    if (rootfs !== undefined && /^docker:\/\//i.test(rootfs)) {
+      const url = rootfs;
       const image = parseDockerRootfs(url);
       ref = image.ref;
       const plainHttp = isPlainHttpRegistry(image.registry, this.#opts.insecureRegistries);
       fetch = () => this.#pull(url, ref, plainHttp);
-    } else if (/^preloaded:/.test(url)) {
-      ref = `diego.local/preloaded/${url.slice('preloaded:'.length)}:latest`;
-      fetch = () => this.#importPreloaded(url, ref);
     } else {
-      throw new Error(
-        `unsupported rootfs '${url}' (the containerd backend runs docker://<image> and preloaded:busybox)`,
-      );
+      // preloaded:<stack> (or none: busybox); anything else is rejected, naming what this cell offers.
+      const kind = preloadedRootfsOf(rootfs, this.#opts.stacks, ['docker://<image>']);
+      ref = `diego.local/preloaded/${rootfsId(kind)}:latest`;
+      fetch = () => this.#importPreloaded(kind, ref);
     }
     let pending = this.#images.get(ref);
     if (!pending) {
@@ -265,8 +267,8 @@ export class ContainerdBackend implements ContainerBackend {
     }
   }
 
-  async #importPreloaded(url: string, ref: string): Promise<void> {
-    const dir = await resolveRootfs(url, this.#opts.rootfsCacheDir);
+  async #importPreloaded(kind: PreloadedRootfs, ref: string): Promise<void> {
+    const dir = await ensureRootfs(kind, this.#opts.rootfsCacheDir);
     const image = await buildOciImage(dir);
     const imagesDir = path.join(this.stateDir, 'images');
     await mkdir(imagesDir, { recursive: true });

@@ -1,7 +1,8 @@
 // The runc backend: each container is an OCI bundle run by runc (Garden's runc backend, trimmed). What it does
 // with each part of the Garden-like interface:
 //
-// * Rootfs: only 'preloaded:busybox' (rootfs.ts), the default when no rootfs is given. Each bundle mounts an
+// * Rootfs: 'preloaded:<stack>' for the stacks in the `stacks` option (default: busybox only), each one a root
+//   filesystem built by rootfs.ts (busybox, debian); busybox when no rootfs is given. Each bundle mounts an
 //   overlay (lower = the shared rootfs, upper/work in the bundle) at <bundle>/rootfs; where overlayfs cannot be
 //   mounted (e.g. the state dir is itself on overlayfs) the rootfs is copied with `cp -a` instead.
 // * Container: `runc run -d` of a long-lived init shell (oci.ts) with the id <idPrefix><handle>, in new pid,
@@ -49,7 +50,7 @@ import {
 import { runcMessage, startDetached } from './detached.ts';
 import { buildOciConfig, capabilities, type OciProcess } from './oci.ts';
 import { DEFAULT_PATH, delay, exitCode, freePort, resolveInRoot } from './process.ts';
-import { resolveRootfs } from './rootfs.ts';
+import { resolveRootfs, type StackMap } from './rootfs.ts';
 import { cgroupUsage, dirBytes } from './usage.ts';
 import {
   type Container,
@@ -74,6 +75,8 @@ export interface RuncBackendOptions {
   idPrefix?: string;
   /** Where rootfs.ts caches built root filesystems. */
   rootfsCacheDir?: string;
+  /** The stacks offered as 'preloaded:<stack>' and the root filesystem of each (rootfs.ts). Default: busybox. */
+  stacks?: StackMap;
   /** The runc binary. Default 'runc' from $PATH. */
   runc?: string;
   /** Use `cp -a` instead of overlayfs for container root filesystems. */
@@ -157,7 +160,7 @@ export class RuncBackend implements ContainerBackend {
   async #create(spec: ContainerSpec): Promise<RuncContainer> {
     const id = this.containerId(spec.handle);
     if (await this.#state(id)) throw new Error(`handle already exists: ${spec.handle}`);
-    const lower = await resolveRootfs(spec.rootfs, this.#opts.rootfsCacheDir);
+    const lower = await resolveRootfs(spec.rootfs, this.#opts.rootfsCacheDir, this.#opts.stacks);
     const bundle = this.bundleDir(spec.handle);
     await mkdir(path.dirname(bundle), { recursive: true });
     await mkdir(this.runcRoot, { recursive: true });
