@@ -58,6 +58,7 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
     client: opts.client,
     namespace: opts.namespace,
     systemNamespace: opts.systemNamespace ?? opts.namespace,
+    log: opts.logger,
   };
   const routes: Record<string, Route> = {
     ...bbsRoutes,

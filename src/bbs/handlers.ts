@@ -5,6 +5,7 @@ import type { IDesiredLRP, ITask } from '../crds/models.ts';
 import { isAlreadyExists, isNotFound, refOf, retryOnConflict, type KindMap } from '../lib/resources.ts';
 import { EmptySchema } from '@bufbuild/protobuf/wkt';
 import { route, type Ctx, type Route } from './route.ts';
+import { createInstances } from './desire.ts';
 import { desiredLRPToV2, taskDefinitionToV2 } from './downgrade.ts';
 import { listFreshDomains, listPresentCells, upsertDomain } from './leases.ts';
 import { BbsFailure, exists, invalidField, notFound } from './errors.ts';
@@ -113,14 +114,17 @@ export const bbsRoutes: Record<string, Route> = {
     async (req, ctx) => {
       if (!req.desiredLrp) throw invalidField('desired_lrp');
       const spec = desiredLRPToSpec(req.desiredLrp);
+      let created: IDesiredLRP;
       try {
-        await ctx.client.create('DesiredLRP', {
+        created = await ctx.client.create('DesiredLRP', {
           metadata: { name: objectName(spec.processGuid), namespace: ctx.namespace },
           spec,
         });
       } catch (err) {
         throw isAlreadyExists(err) ? exists() : err;
       }
+      // Diego answers once the UNCLAIMED instances exist.
+      await createInstances(ctx, created, 0, spec.instances ?? 1);
       return ok(m.DesiredLRPLifecycleResponseSchema);
     },
   ),
@@ -165,8 +169,8 @@ export const bbsRoutes: Record<string, Route> = {
     m.DesiredLRPLifecycleResponseSchema,
     // Re-read and retry a lost compare-and-swap: the converger's status writes move resourceVersion too, and
     // Diego's update does not fail because an instance changed meanwhile.
-    (req, ctx) =>
-      retryOnConflict(async () => {
+    async (req, ctx) => {
+      const [before, after] = await retryOnConflict(async () => {
         const cur = await findDesired(ctx, req.processGuid);
         const u = req.update;
         if (!u) throw invalidField('update');
@@ -189,9 +193,12 @@ export const bbsRoutes: Record<string, Route> = {
           patch.routes = desiredLRPToSpec(withRoutes).routes ?? null;
         }
         // Compare-and-swap on resourceVersion, so the patch is computed from the version it applies to.
-        await ctx.client.patch('DesiredLRP', refOf(cur), { spec: patch });
-        return ok(m.DesiredLRPLifecycleResponseSchema);
-      }),
+        return [cur, await ctx.client.patch('DesiredLRP', refOf(cur), { spec: patch })] as const;
+      });
+      // Diego's scale-up creates the new indices before answering (a scale-down is the converger's).
+      await createInstances(ctx, after, before.spec.instances ?? 1, after.spec.instances ?? 1);
+      return ok(m.DesiredLRPLifecycleResponseSchema);
+    },
   ),
   '/v1/desired_lrp/remove': route(
     m.RemoveDesiredLRPRequestSchema,
@@ -232,8 +239,8 @@ export const bbsRoutes: Record<string, Route> = {
     },
   ),
 
-  // CC's "restart instance": deleting the ORDINARY ActualLRP makes its cell stop the container (finalizer) and the
-  // converger create a fresh instance at the same index, as Diego's retire + convergence do.
+  // CC's "restart instance": deleting the ORDINARY ActualLRP makes its cell stop the container (finalizer); the
+  // converger's next pass creates a fresh instance at the same index, as Diego's retire + convergence do.
   '/v1/actual_lrps/retire': route(
     m.RetireActualLRPRequestSchema,
     m.ActualLRPLifecycleResponseSchema,

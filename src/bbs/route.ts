@@ -1,11 +1,14 @@
 // One BBS route: its request and response messages and the handler between them.
 import type { DescMessage, MessageShape } from '@bufbuild/protobuf';
+import type { Logger } from 'pino';
 import type { DiegoClient } from '../lib/resources.ts';
 
 export interface Ctx {
   client: DiegoClient;
   namespace: string;
   systemNamespace: string;
+  /** For what a handler does not report to its caller (work left to the controllers). */
+  log?: Logger;
 }
 
 export type Handler<Req extends DescMessage, Res extends DescMessage> = (

@@ -4,16 +4,8 @@
 import type { Logger } from 'pino';
 import { withDefaults } from '../lib/options.ts';
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
-import { API_VERSION } from '../crds/kinds.ts';
 import { keyOf } from '../lib/informer.ts';
-import {
-  DiegoClient,
-  isAlreadyExists,
-  isConflict,
-  isNamespaceTerminating,
-  isNotFound,
-  refOf,
-} from '../lib/resources.ts';
+import { DiegoClient, isConflict, isNamespaceTerminating, isNotFound, refOf } from '../lib/resources.ts';
 import { pool } from '../lib/pool.ts';
 import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
@@ -21,8 +13,9 @@ import type { DiegoCache } from './cache.ts';
 import { conditionUnchanged, setCondition, type Condition } from './conditions.ts';
 import { crashPolicyFor, shouldRestart } from './crash-policy.ts';
 import { ensureCopyRecord } from './evacuation.ts';
+import { CREATE_CONCURRENCY, createUnclaimedActualLRP, unclaimedStatus } from './instances.ts';
 import { metrics } from './metrics.ts';
-import { actualLRPName, FINALIZER_CONTAINER, instanceLabels, placementPatch, selectorFor } from './names.ts';
+import { actualLRPName, FINALIZER_CONTAINER, placementPatch, selectorFor } from './names.ts';
 import type { CellPresence } from './presence.ts';
 
 export interface ConvergerOptions {
@@ -41,8 +34,6 @@ export interface ConvergerOptions {
 const CONFLICT_RETRY_MS = 50;
 /** DesiredLRP status is rewritten at most this often, however many instances change meanwhile. */
 const STATUS_COALESCE_MS = 500;
-/** Missing instances of one LRP are created this many at a time. */
-const CREATE_CONCURRENCY = 16;
 const UNCLAIMED_RESET = { instanceGuid: null, cellId: null, netInfo: null, placementError: null, routable: null };
 
 export class Converger {
@@ -201,38 +192,13 @@ export class Converger {
   }
 
   private async createInstance(d: IDesiredLRP, index: number): Promise<void> {
-    const name = actualLRPName(d.metadata.name ?? '', index);
-    try {
-      const created = await this.o.client.create('ActualLRP', {
-        metadata: {
-          name,
-          namespace: d.metadata.namespace,
-          labels: instanceLabels(d.metadata.uid ?? '', index, d.spec.processGuid),
-          finalizers: [FINALIZER_CONTAINER],
-          ownerReferences: [
-            {
-              apiVersion: API_VERSION,
-              kind: 'DesiredLRP',
-              name: d.metadata.name ?? '',
-              uid: d.metadata.uid ?? '',
-              controller: true,
-              blockOwnerDeletion: true,
-            },
-          ],
-        },
-        spec: { processGuid: d.spec.processGuid, index, domain: d.spec.domain },
-      });
-      await this.o.client.patchStatus('ActualLRP', refOf(created), {
-        state: 'UNCLAIMED',
-        presence: 'ORDINARY',
-        since: this.nowIso(),
-        crashCount: 0,
-      });
-      this.log.info({ key: `${d.metadata.namespace}/${name}` }, 'instance desired');
-      this.o.onUnplacedWork?.();
-    } catch (err) {
-      if (!isAlreadyExists(err)) throw err; // an older cache: it exists, the event is on its way
-    }
+    // An older cache may miss an index that exists: the create fails with AlreadyExists and the event follows.
+    if (!(await createUnclaimedActualLRP(this.o.client, d, index, this.o.now()))) return;
+    this.log.info(
+      { key: `${d.metadata.namespace}/${actualLRPName(d.metadata.name ?? '', index)}` },
+      'instance desired',
+    );
+    this.o.onUnplacedWork?.();
   }
 
   /** Moves one ORDINARY instance along; returns ms until it needs another look, if timed. */
@@ -242,11 +208,8 @@ export class Converger {
     const state = a.status?.state;
     const placedOn = a.spec.cellId;
     if (!state) {
-      await client.patchStatus('ActualLRP', refOf(a), {
-        state: 'UNCLAIMED',
-        presence: 'ORDINARY',
-        since: this.nowIso(),
-      });
+      // Created without its status (the creator's second write failed or is still on its way): finish it.
+      await client.patchStatus('ActualLRP', refOf(a), unclaimedStatus(this.o.now()));
       return;
     }
     if (state === 'UNCLAIMED') {

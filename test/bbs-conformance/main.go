@@ -127,7 +127,21 @@ func main() {
 		Routes: &models.Routes{"cf-router": &cfRouter},
 	}
 	check("desire-lrp", client.DesireLRP(logger, tid(), lrp))
+	// Diego creates the instances within the call: they are listed at once (the cell may have claimed them).
+	checkInstances("desire-lrp", guid, 2, models.ActualLRPStateUnclaimed, models.ActualLRPStateClaimed,
+		models.ActualLRPStateRunning)
 	ok("desire-lrp")
+
+	// An LRP no cell can run stays UNCLAIMED: right after DesireLRP all of its instances are listed UNCLAIMED.
+	unplaceable := *lrp
+	unplaceable.ProcessGuid = guid + "-unplaceable"
+	unplaceable.RootFs = "preloaded:no-such-stack"
+	unplaceable.Instances = 3
+	unplaceable.Routes = nil
+	check("desire-lrp-unclaimed", client.DesireLRP(logger, tid(), &unplaceable))
+	checkInstances("desire-lrp-unclaimed", unplaceable.ProcessGuid, 3, models.ActualLRPStateUnclaimed)
+	check("desire-lrp-unclaimed", client.RemoveDesiredLRP(logger, tid(), unplaceable.ProcessGuid))
+	ok("desire-lrp-unclaimed")
 
 	desired, err := client.DesiredLRPs(logger, tid(), models.DesiredLRPFilter{Domain: "cf-apps"})
 	check("desired-lrps", err)
@@ -239,6 +253,9 @@ func main() {
 	update := &models.DesiredLRPUpdate{}
 	update.SetInstances(3)
 	check("update-desired-lrp", client.UpdateDesiredLRP(logger, tid(), guid, update))
+	// A scale-up creates the new index within the call too.
+	checkInstances("update-desired-lrp", guid, 3, models.ActualLRPStateUnclaimed, models.ActualLRPStateClaimed,
+		models.ActualLRPStateRunning)
 	got, err = client.DesiredLRPByProcessGuid(logger, tid(), guid)
 	check("update-desired-lrp", err)
 	if got.Instances != 3 {
@@ -333,6 +350,28 @@ func main() {
 	}
 	ok("task-not-found")
 	checkTaskEvents(taskEvents, taskGuid)
+}
+
+// checkInstances fails the step unless ActualLRPs lists exactly indices 0..n-1 of guid now (no waiting), each in
+// one of the given states.
+func checkInstances(step, guid string, n int, states ...string) {
+	actuals, err := client.ActualLRPs(logger, tid(), models.ActualLRPFilter{ProcessGuid: guid})
+	check(step, err)
+	indexes := map[int32]bool{}
+	for _, a := range actuals {
+		if !contains(states, a.State) || a.Presence != models.ActualLRP_Ordinary {
+			fail(step, "want %d instances in %v, got %s", n, states, describe(actuals))
+		}
+		indexes[a.Index] = true
+	}
+	for i := range n {
+		if !indexes[int32(i)] {
+			fail(step, "want %d instances right after the call, got %s", n, describe(actuals))
+		}
+	}
+	if len(actuals) != n {
+		fail(step, "want %d instances, got %s", n, describe(actuals))
+	}
 }
 
 func contains(xs []string, x string) bool {

@@ -13,6 +13,7 @@ const STEPS = [
   'ping',
   'domains',
   'desire-lrp',
+  'desire-lrp-unclaimed',
   'desired-lrps',
   'desired-lrp-by-process-guid',
   'desired-lrp-scheduling-infos',
