@@ -35,10 +35,10 @@ export type Reattached =
   /** Nothing to attach to (the backend cannot, or the action had not started yet). */
   | { kind: 'none' };
 
-/** Finds the container's action processes and attaches to those still running. */
-export async function reattachAction(container: Container, log: LogStreamer): Promise<Reattached> {
+/** Finds the container's processes tagged `tag` (the action's by default) and attaches to those still running. */
+export async function reattachAction(container: Container, log: LogStreamer, tag = TAG_ACTION): Promise<Reattached> {
   if (!container.processes || !container.attach) return { kind: 'none' };
-  const records = (await container.processes()).filter((r) => r.tag === TAG_ACTION);
+  const records = (await container.processes()).filter((r) => r.tag === tag);
   if (records.length === 0) return { kind: 'none' };
   const live = records.filter((r) => r.exitStatus === undefined);
   if (live.length === 0) return { kind: 'exited', status: records.find((r) => r.exitStatus !== 0)?.exitStatus ?? 0 };
@@ -78,7 +78,8 @@ export function waitForAction(handles: ProcessHandle[], log: LogStreamer, gracef
 
 export interface AdoptDeps {
   cellId: string;
-  backend: ContainerBackend;
+  /** The containers (the executor's store: destroying one releases what it holds). */
+  backend: Pick<ContainerBackend, 'list' | 'lookup' | 'destroy'>;
   log: Logger;
   lrp(namespace: string, name: string): IActualLRP | undefined;
   task(namespace: string, name: string): ITask | undefined;

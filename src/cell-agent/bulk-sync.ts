@@ -31,7 +31,8 @@ export const repBulkSyncDuration = new Histogram({
 
 export interface BulkSyncDeps {
   cellId: string;
-  backend: ContainerBackend;
+  /** The containers (the executor's store: destroying one releases what it holds). */
+  backend: Pick<ContainerBackend, 'list' | 'lookup' | 'destroy'>;
   client: DiegoClient;
   log: Logger;
   /** ActualLRPs placed on this cell (the rep's watch). */

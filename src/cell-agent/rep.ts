@@ -4,6 +4,8 @@
 // meanwhile is stopped. "Stop, then remove": it releases the container finalizer only after destroying the container.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -21,11 +23,28 @@ import { registerCell, releasePresence, renewPresence } from './presence.ts';
 import { type EvacuationResult, Evacuator } from './evacuation.ts';
 import type { InstanceLog } from './logs/instance-log.ts';
 import { CellTelemetry, type TelemetryOptions } from './telemetry.ts';
-import { buildStep, DEFAULT_GRACEFUL_SHUTDOWN_MS, toStepError } from './executor/index.ts';
+import {
+  buildStep,
+  DEFAULT_GRACEFUL_SHUTDOWN_MS,
+  DEFAULT_MAX_CONCURRENT_DOWNLOADS,
+  Semaphore,
+  toStepError,
+} from './executor/index.ts';
+import {
+  ContainerCreateError,
+  ContainerStore,
+  type ContainerStoreOptions,
+  type StoredContainer,
+} from './executor/container-store.ts';
+import type { DownloadCache } from './executor/download-cache.ts';
+import { Downloader } from './executor/downloader.ts';
+import type { NetworkInfo } from './executor/steps/run.ts';
+import { lrpRunRequest, taskRunRequest, type RunRequest } from './run-request.ts';
+import type { LongRunning } from './supervise.ts';
 import { EventRecorder } from '../lib/events.ts';
 import { adoptContainers, exitError, reattachAction, tagProcesses, waitForAction } from './adopt.ts';
 import { BulkSyncLoop, taskHandle } from './bulk-sync.ts';
-import { lrpKey, lrpProperties, taskKey, taskProperties } from './container-tags.ts';
+import { lrpKey, TAG_ACTION, taskKey } from './container-tags.ts';
 import { CellResources, CellStatusPublisher, handBackLRP, insufficient, rejectTask } from './fit.ts';
 import { supervise } from './supervise.ts';
 
@@ -62,6 +81,16 @@ export interface RepOptions {
   pollingIntervalMs?: number;
   /** Diego tasks.max_retries: a task rejected this many times already fails on the next rejection. */
   maxTaskRetries?: number;
+  /**
+   * The executor's side of the cell: where it keeps per-container files, the download cache (cached
+   * dependencies, cached download actions), the instance identity CA, trusted certificates, the container proxy
+   * and the cell's address. Without it: no cache (cached dependencies fail), no identity, 127.0.0.1.
+   */
+  executor?: Partial<Omit<ContainerStoreOptions, 'backend' | 'logger' | 'cache'>> & {
+    cache?: DownloadCache;
+    /** The cell's downloader (share the cache's, so one limit bounds every transfer of the cell). */
+    downloader?: Downloader;
+  };
 }
 
 interface Running {
@@ -95,6 +124,10 @@ export class Rep {
   private bulk?: BulkSyncLoop;
   /** Set by stop({ leaveContainers }): runs end without touching their containers or records. */
   private detached = false;
+  /** The executor's container store: every container is created and destroyed through it. */
+  readonly store: ContainerStore;
+  /** Bounds the cell's concurrent downloads (Diego's max_concurrent_downloads). */
+  private readonly downloader: Downloader;
   /** Instance logs (the hub the ops server streams from) and container metrics. */
   readonly telemetry: CellTelemetry;
 
@@ -109,6 +142,17 @@ export class Rep {
     this.cellStatus = new CellStatusPublisher(this.client, opts.cellId, () => this.liveStatus(), this.log);
     this.resources.onChange(() => this.cellStatus.changed());
     this.events = new EventRecorder(opts.kc, 'cell-agent', this.log);
+    this.downloader =
+      opts.executor?.downloader ??
+      opts.executor?.cache?.downloader ??
+      new Downloader({ limiter: new Semaphore(DEFAULT_MAX_CONCURRENT_DOWNLOADS) });
+    this.store = new ContainerStore({
+      stateDir: join(tmpdir(), `diego-executor-${opts.cellId}`),
+      ...opts.executor,
+      backend: opts.backend,
+      cache: opts.executor?.cache,
+      logger: this.log,
+    });
     this.telemetry = new CellTelemetry({
       ...opts.telemetry,
       cellId: opts.cellId,
@@ -188,7 +232,7 @@ export class Rep {
     this.bulk = new BulkSyncLoop(
       {
         cellId,
-        backend: this.o.backend,
+        backend: this.store,
         client: this.client,
         log: this.log,
         lrps: () => this.actual?.list() ?? [],
@@ -201,7 +245,7 @@ export class Rep {
         unsupervised: async (work) => {
           const isTask = 'taskGuid' in work.spec;
           const handle = isTask ? taskHandle(work as ITask) : ((work as IActualLRP).status?.instanceGuid ?? '');
-          const container = await this.o.backend.lookup(handle);
+          const container = await this.store.lookup(handle);
           if (!container || this.running.has(isTask ? taskKey(work as ITask) : lrpKey(work as IActualLRP))) return;
           if (isTask) this.startTask(work as ITask, container);
           else this.startInstance(work as IActualLRP, handle, container);
@@ -237,13 +281,15 @@ export class Rep {
   private async adopt(): Promise<void> {
     await adoptContainers({
       cellId: this.o.cellId,
-      backend: this.o.backend,
+      backend: this.store,
       log: this.log,
       lrp: (ns, name) => this.actual?.get(ns, name),
       task: (ns, name) => this.tasks?.get(ns, name),
       adoptLRP: (a, container) => this.startInstance(a, a.status?.instanceGuid ?? container.handle, container),
       adoptTask: (t, container) => this.startTask(t, container),
     });
+    // Cache entries only replaced versions still mounted by adopted containers kept: the rest can go now.
+    await this.o.executor?.cache?.pruneUnused();
   }
 
   /**
@@ -260,6 +306,7 @@ export class Rep {
       // An agent restart: the containers go on running and the presence stays (the next agent adopts them).
       this.detached = true;
       for (const r of this.running.values()) r.detach?.abort();
+      this.store.detachAll();
       this.telemetry.stop();
       return;
     }
@@ -400,39 +447,29 @@ export class Rep {
   ): Promise<void> {
     const d = await this.desiredFor(a);
     if (!d) {
-      if (adopted) await this.o.backend.destroy(instanceGuid).catch(() => undefined);
+      if (adopted) await this.store.destroy(instanceGuid).catch(() => undefined);
       return;
     }
     if (adopted) this.resources.reserve(lrpKey(a), { memoryMb: d.spec.memoryMb, diskMb: d.spec.diskMb });
     const logs = this.telemetry.lrpLog(d, a, instanceGuid);
     const log = logs.streamer;
-    let container: Container | undefined;
+    const req = lrpRunRequest(d, a, instanceGuid, { containerProxy: this.o.executor?.proxy !== undefined });
+    let stored: StoredContainer | undefined;
     let runningSince: number | undefined =
       adopted && a.status?.state === 'RUNNING' ? Date.parse(a.status.since ?? '') || Date.now() : undefined;
     try {
       if (!adopted) logs.lifecycle('creating');
-      container =
-        adopted ??
-        (await this.o.backend.create({
-          handle: instanceGuid,
-          properties: lrpProperties(a, instanceGuid),
-          rootfs: d.spec.rootFs,
-          env: (d.spec.environmentVariables ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
-          limits: {
-            memoryMb: d.spec.memoryMb,
-            diskMb: d.spec.diskMb,
-            pids: d.spec.maxPids,
-            cpuWeight: d.spec.cpuWeight,
-          },
-          netIn: (d.spec.ports ?? []).map((containerPort) => ({ containerPort })),
-        }));
+      stored = adopted
+        ? await this.store.adopt(adopted, req.container)
+        : await this.store.create(req.container, log, signal);
+      const { container, network } = stored;
       if (!adopted) logs.lifecycle('created');
       this.telemetry.trackLRP(container, d, a, instanceGuid, logs);
       if (adopted && a.status?.state === 'RUNNING') this.telemetry.running(instanceGuid);
       signal.addEventListener('abort', () => logs.lifecycle('stopping'), { once: true });
       const info = await container.info();
-      const ctx = { container, log, gracefulShutdownMs: d.spec.terminationGracePeriodMs ?? this.o.gracefulShutdownMs };
-      if (d.spec.setup && !adopted) await buildStep(d.spec.setup, ctx).perform(signal);
+      const ctx = this.executorContext(container, log, network, d.spec.terminationGracePeriodMs);
+      if (req.setup && !adopted) await buildStep(req.setup, ctx).perform(signal);
       // With readiness checks an instance is routable only once they pass (Diego).
       let routableNow = (d.spec.checkDefinition?.readinessChecks ?? []).length === 0;
       const healthy = async () => {
@@ -445,22 +482,21 @@ export class Rep {
           since: new Date(runningSince).toISOString(),
           availabilityZone: this.o.zone ?? '',
           routable: routableNow,
-          netInfo: {
-            address: '127.0.0.1',
-            instanceAddress: info.ip ?? '127.0.0.1',
-            ports: info.ports,
-            preferredAddress: 'HOST',
-          },
+          netInfo: netInfoOf(network),
         });
       };
-      let action = (sig: AbortSignal, ready: (() => void) | undefined) =>
-        buildStep(d.spec.action, { ...ctx, container: tagProcesses(container!) }).perform(sig, ready);
+      const long =
+        (action: RunRequest['action'], tag: string): LongRunning =>
+        (sig, ready) =>
+          buildStep(action, { ...ctx, container: tagProcesses(container, tag) }).perform(sig, ready);
+      let action = long(req.action, TAG_ACTION);
+      let sidecars = req.sidecars.map((sc, i) => long(sc.action, sidecarTag(i)));
       if (adopted) {
-        const found = await reattachAction(adopted, log);
-        if (found.kind === 'none') throw new Error('the container left by the previous cell agent runs no action');
-        if (found.kind === 'exited') throw exitError(log, found.status);
-        action = waitForAction(found.handles, log, ctx.gracefulShutdownMs);
-        this.log.info({ key: lrpKey(a), instanceGuid, processes: found.handles.length }, 'instance re-adopted');
+        action = await this.reattach(adopted, TAG_ACTION, log, ctx.gracefulShutdownMs);
+        sidecars = await Promise.all(
+          req.sidecars.map((_, i) => this.reattach(adopted, sidecarTag(i), log, ctx.gracefulShutdownMs)),
+        );
+        this.log.info({ key: lrpKey(a), instanceGuid }, 'instance re-adopted');
       }
       const reason = await supervise({
         d,
@@ -471,6 +507,7 @@ export class Rep {
         signal,
         detach,
         action,
+        sidecars,
         onHealthy: () => void healthy().catch((err: unknown) => this.log.warn({ err }, 'reporting RUNNING')),
         onRoutable: (routable) => {
           routableNow = routable;
@@ -483,11 +520,47 @@ export class Rep {
       if (reason === undefined || signal.aborted || this.detached) return; // stopped on purpose, or let go of
       await this.reportCrash(a, reason, runningSince);
     } catch (err) {
-      if (!container) logs.lifecycle('create-failed', toStepError(err).message);
-      if (!signal.aborted && !this.detached) await this.reportCrash(a, toStepError(err).message, runningSince);
+      const reason = err instanceof ContainerCreateError ? err.reason : toStepError(err).message;
+      if (!stored) logs.lifecycle('create-failed', reason);
+      if (!signal.aborted && !this.detached) await this.reportCrash(a, reason, runningSince);
     } finally {
-      await this.destroyContainer(instanceGuid, container !== undefined, logs, 'destroying container');
+      await this.destroyContainer(instanceGuid, stored !== undefined, logs, 'destroying container');
     }
+  }
+
+  /** What the executor's steps get for a container: its log, network (CF_INSTANCE_*), the cell's downloads. */
+  private executorContext(container: Container, log: InstanceLog['streamer'], network: NetworkInfo, graceMs?: number) {
+    return {
+      container,
+      log,
+      gracefulShutdownMs: graceMs ?? this.o.gracefulShutdownMs,
+      network,
+      downloader: this.downloader,
+      cache: this.o.executor?.cache,
+    };
+  }
+
+  /**
+   * A long-running process of an adopted container (the action, a sidecar), found by its tag: re-attached if it
+   * still runs; if it exited with 0 while no agent watched, it counts as exited (a daemonizing process: the checks
+   * decide); a non-zero exit is its failure.
+   */
+  private async reattach(
+    container: Container,
+    tag: string,
+    log: InstanceLog['streamer'],
+    graceMs: number,
+  ): Promise<LongRunning> {
+    const found = await reattachAction(container, log, tag);
+    if (found.kind === 'none') throw new Error('the container left by the previous cell agent runs no action');
+    if (found.kind === 'exited') {
+      if (found.status !== 0) throw exitError(log, found.status);
+      return (_sig, ready) => {
+        ready?.();
+        return Promise.resolve();
+      };
+    }
+    return waitForAction(found.handles, log, graceMs);
   }
 
   /**
@@ -498,7 +571,7 @@ export class Rep {
   private async destroyContainer(handle: string, created: boolean, logs: InstanceLog, what: string): Promise<void> {
     if (this.detached) return;
     if (created) logs.lifecycle('destroying');
-    await this.o.backend.destroy(handle).then(
+    await this.store.destroy(handle).then(
       () => created && logs.lifecycle('destroyed'),
       (err: unknown) => {
         logs.lifecycle('destroy-failed');
@@ -613,35 +686,27 @@ export class Rep {
   private async runTask(t: ITask, signal: AbortSignal, detach: AbortSignal, adopted?: Container): Promise<void> {
     const handle = taskHandle(t);
     let completion: { failed: boolean; failureReason?: string; result?: string };
+    /** A retryable failure before the task ran (Diego: RejectTask, so another cell may take it). */
+    let rejection: string | undefined;
     const logs = this.telemetry.taskLog(t);
+    const req = taskRunRequest(t);
     let created = false;
     try {
       if (!adopted) logs.lifecycle('creating');
-      const container =
-        adopted ??
-        (await this.o.backend.create({
-          handle,
-          properties: taskProperties(t),
-          rootfs: t.spec.rootFs,
-          env: (t.spec.environmentVariables ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
-          limits: {
-            memoryMb: t.spec.memoryMb,
-            diskMb: t.spec.diskMb,
-            pids: t.spec.maxPids,
-            cpuWeight: t.spec.cpuWeight,
-          },
-        }));
+      const stored = adopted
+        ? await this.store.adopt(adopted, req.container)
+        : await this.store.create(req.container, logs.streamer, signal);
+      const { container, network } = stored;
       created = true;
       if (!adopted) logs.lifecycle('created');
       this.telemetry.trackTask(container, t, logs);
       this.telemetry.running(handle);
       signal.addEventListener('abort', () => logs.lifecycle('stopping'), { once: true });
-      const ctx = {
-        container: tagProcesses(container),
-        log: logs.streamer,
-        gracefulShutdownMs: this.o.gracefulShutdownMs,
+      const ctx = this.executorContext(container, logs.streamer, network);
+      let action = async (sig: AbortSignal) => {
+        if (req.setup) await buildStep(req.setup, ctx).perform(sig);
+        await buildStep(req.action, { ...ctx, container: tagProcesses(container) }).perform(sig);
       };
-      let action = (sig: AbortSignal) => buildStep(t.spec.action, ctx).perform(sig);
       if (adopted) {
         const found = await reattachAction(adopted, logs.streamer);
         if (found.kind === 'none') throw new Error('the container left by the previous cell agent runs no action');
@@ -662,8 +727,10 @@ export class Rep {
       const result = t.spec.resultFile ? await readResult(await container.streamOut(t.spec.resultFile)) : '';
       completion = { failed: false, result };
     } catch (err) {
-      if (!created) logs.lifecycle('create-failed', toStepError(err).message);
-      completion = { failed: true, failureReason: toStepError(err).message };
+      const reason = err instanceof ContainerCreateError ? err.reason : toStepError(err).message;
+      if (!created) logs.lifecycle('create-failed', reason);
+      if (err instanceof ContainerCreateError && err.retryable) rejection = reason;
+      completion = { failed: true, failureReason: reason };
     } finally {
       await this.destroyContainer(handle, created, logs, 'destroying task container');
     }
@@ -673,9 +740,35 @@ export class Rep {
       throw err;
     });
     if (current?.status?.state !== 'Running') return; // cancelled or completed elsewhere: its container is gone
+    if (rejection !== undefined) {
+      await rejectTask(this.client, current, this.o.cellId, rejection, {
+        log: this.log,
+        events: this.events,
+        maxRetries: this.o.maxTaskRetries,
+      });
+      return;
+    }
     await completeTask(this.client, current, this.o.cellId, completion);
     this.log.info({ key: taskKey(t), failed: completion.failed }, 'task completed');
   }
+}
+
+/** The tag of sidecar i's processes (a restarted agent re-attaches to them). */
+const sidecarTag = (i: number) => `sidecar-${i}`;
+
+/** An instance's net info for its ActualLRP status (Diego's ActualLRPNetInfo), from the executor's network. */
+function netInfoOf(network: NetworkInfo): Record<string, unknown> {
+  return {
+    address: network.externalIp,
+    instanceAddress: network.internalIp,
+    ports: network.ports.map((p) => ({
+      containerPort: p.containerPort,
+      hostPort: p.hostPort,
+      ...(p.containerTlsProxyPort ? { containerTlsProxyPort: p.containerTlsProxyPort } : {}),
+      ...(p.hostTlsProxyPort ? { hostTlsProxyPort: p.hostTlsProxyPort } : {}),
+    })),
+    preferredAddress: 'HOST',
+  };
 }
 
 /** The first 10 KB of the one file in a tar stream (Diego's result file), via the system tar. */

@@ -1,0 +1,156 @@
+import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createCA } from '../../lib/certs.ts';
+import { ProcessBackend } from '../backends/process.ts';
+import { failure, loopback, type Loopback } from '../testing.ts';
+import {
+  C2C_TLS_PORT,
+  ContainerCreateError,
+  ContainerStore,
+  proxyPorts,
+  safeRelativePath,
+  type ContainerRequest,
+} from './container-store.ts';
+import { DownloadCache } from './download-cache.ts';
+import { Downloader } from './downloader.ts';
+import { InstanceIdentity } from './identity.ts';
+import { LogStreamer, type LogMessage } from './log.ts';
+
+let dir: string;
+let server: Loopback;
+let backend: ProcessBackend;
+let logs: LogMessage[];
+const log = () => new LogStreamer((m) => logs.push(m));
+const signal = () => new AbortController().signal;
+let counter = 0;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'store-'));
+  logs = [];
+  const src = path.join(dir, 'lifecycle');
+  await mkdir(src);
+  await writeFile(path.join(src, 'launcher'), '#!/bin/sh\necho launched\n', { mode: 0o755 });
+  const tgz = execFileSync('tar', ['-c', '-z', '-f', '-', '-C', src, '.']);
+  server = await loopback((req, res) => {
+    if (req.url !== '/lifecycle.tgz') return void res.writeHead(404).end();
+    if (req.headers['if-none-match'] === '"l1"') return void res.writeHead(304).end();
+    res.writeHead(200, { ETag: '"l1"' }).end(tgz);
+  });
+  backend = new ProcessBackend({ baseDir: path.join(dir, 'containers') });
+});
+
+afterEach(async () => {
+  for (const h of await backend.list()) await backend.destroy(h);
+  await server.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const request = (extra: Partial<ContainerRequest> = {}): ContainerRequest => ({
+  handle: `c-${process.pid}-${++counter}`,
+  properties: {},
+  env: [{ name: 'A', value: '1' }],
+  limits: {},
+  ports: [],
+  ...extra,
+});
+
+describe('container store', () => {
+  it('mounts cached dependencies read-only from the cell cache and logs their download as Diego does', async () => {
+    const cache = new DownloadCache({ dir: path.join(dir, 'cache') });
+    await cache.open();
+    const store = new ContainerStore({ backend, stateDir: path.join(dir, 'exec'), cache });
+    const dep = { name: 'lifecycle', from: server.url('/lifecycle.tgz'), to: '/tmp/lifecycle', cacheKey: 'lc' };
+    const a = await store.create(request({ cachedDependencies: [dep] }), log(), signal());
+    const b = await store.create(request({ cachedDependencies: [dep] }), log(), signal());
+    const root = (h: string) => path.join(dir, 'containers', h);
+    expect(execFileSync(path.join(root(a.container.handle), 'tmp/lifecycle/launcher')).toString()).toBe('launched\n');
+    expect(execFileSync(path.join(root(b.container.handle), 'tmp/lifecycle/launcher')).toString()).toBe('launched\n');
+    expect(logs.map((m) => m.line)).toEqual([
+      'Downloading lifecycle...',
+      expect.stringMatching(/^Downloaded lifecycle \(\d+(\.\d+)?[KB]+\)$/),
+      'Downloading lifecycle...',
+      'Downloaded lifecycle', // warm: revalidated, not transferred
+    ]);
+    await store.destroy(a.container.handle);
+    await store.destroy(b.container.handle);
+    expect(cache.usedBytes()).toBeGreaterThan(0); // stays cached for the next container
+  });
+
+  it('fails with "failed to download cached artifacts" (retryable) and leaves nothing behind', async () => {
+    const cache = new DownloadCache({ dir: path.join(dir, 'cache'), downloader: new Downloader({ retryWaitMs: 5 }) });
+    await cache.open();
+    const store = new ContainerStore({ backend, stateDir: path.join(dir, 'exec'), cache });
+    const req = request({
+      cachedDependencies: [{ name: 'gone', from: server.url('/missing.tgz'), to: '/x', cacheKey: 'gone' }],
+    });
+    const err = await failure(() => store.create(req, log(), signal()));
+    expect(err).toBeInstanceOf(ContainerCreateError);
+    expect(err).toMatchObject({ reason: 'failed to download cached artifacts', retryable: true });
+    expect(logs.map((m) => m.line)).toEqual(['Downloading gone...', 'Downloading gone failed']);
+    expect(await backend.list()).toEqual([]);
+  });
+
+  it('writes volume-mounted files under /etc/cf-service-bindings and the identity under /etc/cf-instance-credentials', async () => {
+    const ca = await createCA();
+    const identity = new InstanceIdentity({ ca, dir: path.join(dir, 'creds') });
+    const trusted = path.join(dir, 'trusted');
+    await mkdir(trusted);
+    await writeFile(path.join(trusted, 'ca.crt'), ca.certPem);
+    const store = new ContainerStore({ backend, stateDir: path.join(dir, 'exec'), identity, trustedCertsDir: trusted });
+    const { container } = await store.create(
+      request({
+        guid: 'instance-guid-1',
+        organizationalUnits: ['app:a'],
+        volumeMountedFiles: [
+          { path: '/mysql/uri', content: 'mysql://db' },
+          { path: 'redis/password', content: 's3cret' },
+        ],
+        trustedSystemCertificatesPath: '/etc/cf-system-certificates',
+      }),
+      log(),
+      signal(),
+    );
+    const root = path.join(dir, 'containers', container.handle);
+    expect(await readFile(path.join(root, 'etc/cf-service-bindings/mysql/uri'), 'utf8')).toBe('mysql://db');
+    expect(await readFile(path.join(root, 'etc/cf-service-bindings/redis/password'), 'utf8')).toBe('s3cret');
+    expect(await readFile(path.join(root, 'etc/cf-system-certificates/ca.crt'), 'utf8')).toBe(ca.certPem);
+    const cert = new X509Certificate(await readFile(path.join(root, 'etc/cf-instance-credentials/instance.crt')));
+    expect(cert.subject).toBe('OU=app:a\nCN=instance-guid-1');
+    expect(cert.subjectAltName).toBe('DNS:instance-guid-1, IP Address:127.0.0.1');
+    await store.destroy(container.handle);
+    expect(await readdir(path.join(dir, 'creds'))).toEqual([]);
+    expect(existsSync(path.join(dir, 'exec', 'service-bindings', container.handle))).toBe(false);
+  });
+
+  it('refuses a volume-mounted file path that would leave its directory', () => {
+    expect(() => safeRelativePath('../../etc/passwd')).toThrow(/must name a file/);
+    expect(() => safeRelativePath('a/../../b')).toThrow(/must name a file/);
+    expect(() => safeRelativePath('/')).toThrow(/must name a file/);
+    expect(safeRelativePath('/svc/./file')).toBe('svc/file');
+  });
+
+  it("gives app port i the proxy port 61001+i and port 8080 also 61443, as Diego's ProxyPorts", () => {
+    expect(proxyPorts([8080, 9090])).toEqual([
+      { appPort: 8080, proxyPort: 61001 },
+      { appPort: 8080, proxyPort: C2C_TLS_PORT },
+      { appPort: 9090, proxyPort: 61002 },
+    ]);
+    expect(proxyPorts([61001, 5000])).toEqual([
+      { appPort: 61001, proxyPort: 61002 },
+      { appPort: 5000, proxyPort: 61003 },
+    ]);
+    expect(() => proxyPorts([61443])).toThrow(/reserved/);
+  });
+
+  it('reports the network run steps export: the cell address, the container address, mapped ports', async () => {
+    const store = new ContainerStore({ backend, stateDir: path.join(dir, 'exec'), externalIp: '192.0.2.10' });
+    const { network } = await store.create(request({ ports: [8080] }), log(), signal());
+    expect(network).toMatchObject({ externalIp: '192.0.2.10', internalIp: '192.0.2.10' });
+    expect(network.ports).toEqual([{ containerPort: 8080, hostPort: expect.any(Number) as number }]);
+  });
+});
