@@ -41,6 +41,7 @@ export class Converger {
   private readonly log: Logger;
   private readonly queue: WorkQueue;
   private readonly statusQueue: WorkQueue;
+  private readonly removed = new RemovedIndices();
   private timer?: NodeJS.Timeout;
 
   constructor(opts: ConvergerOptions) {
@@ -62,7 +63,10 @@ export class Converger {
     };
     cache.actual.on('add', enqueueOwner);
     cache.actual.on('update', enqueueOwner);
-    cache.actual.on('delete', enqueueOwner);
+    cache.actual.on('delete', (a: IActualLRP) => {
+      this.noteRemoved(a);
+      enqueueOwner(a);
+    });
     // Diego converges at once when a cell disappears; a returning cell may let us promote its suspects.
     const onCell = (cellId: string) => cache.actualByCell.get(cellId).forEach(enqueueOwner);
     presence.on('disappeared', onCell);
@@ -83,6 +87,7 @@ export class Converger {
   fullPass(): void {
     const end = metrics.convergenceLRPDuration.startTimer();
     const { cache } = this.o;
+    this.removed.clear(); // Diego's pass creates every missing index, removed ones included
     for (const d of cache.desired.list()) this.queue.add(keyOf(d));
     const total = { desired: 0, RUNNING: 0, CLAIMED: 0, UNCLAIMED: 0, CRASHED: 0, missing: 0, extra: 0, suspects: 0 };
     let crashing = 0;
@@ -165,8 +170,9 @@ export class Converger {
       }
     };
     const missing: (() => Promise<void>)[] = [];
+    const waiting = this.removed.waiting(d.metadata.uid ?? '', instances);
     for (let i = 0; i < instances; i++)
-      if (!ordinary.has(i)) missing.push(() => guarded(() => this.createInstance(d, i)));
+      if (!ordinary.has(i) && !waiting.has(i)) missing.push(() => guarded(() => this.createInstance(d, i)));
     await pool(missing, CREATE_CONCURRENCY);
     for (const [index, a] of ordinary) {
       if (index >= instances)
@@ -199,6 +205,18 @@ export class Converger {
       'instance desired',
     );
     this.o.onUnplacedWork?.();
+  }
+
+  /**
+   * An ORDINARY record of an index that is still desired was removed (retired, removed by its cell after a stop,
+   * stopped while evacuating): Diego re-creates it in its next convergence pass, not at once.
+   */
+  private noteRemoved(a: IActualLRP): void {
+    const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP');
+    if (!owner || a.metadata.name !== actualLRPName(owner.name, a.spec.index)) return; // a copy, or not ours
+    const d = this.o.cache.desired.get(a.metadata.namespace ?? '', owner.name);
+    if (!d || d.metadata.uid !== owner.uid || d.metadata.deletionTimestamp) return;
+    if (a.spec.index < (d.spec.instances ?? 1)) this.removed.add(owner.uid, a.spec.index);
   }
 
   /** Moves one ORDINARY instance along; returns ms until it needs another look, if timed. */
@@ -366,6 +384,40 @@ export class Converger {
     return new Date(this.o.now()).toISOString();
   }
 }
+
+/**
+ * Indices whose ORDINARY record was removed while still desired, per DesiredLRP uid. Diego creates a missing index
+ * only in a convergence pass (bbs db/sqldb/lrp_convergence.go, missing indices) or when UpdateDesiredLRP scales up
+ * past it; nothing re-creates it when its record is removed (RetireActualLRP, RemoveActualLRP,
+ * EvacuateStoppedActualLRP). Each full pass forgets them all.
+ */
+export class RemovedIndices {
+  private readonly byUid = new Map<string, Set<number>>();
+
+  add(uid: string, index: number): void {
+    let set = this.byUid.get(uid);
+    if (!set) this.byUid.set(uid, (set = new Set()));
+    set.add(index);
+  }
+
+  /**
+   * The removed indices still waiting for a pass. Those at or past `instances` are forgotten: the LRP was scaled
+   * down past them, and scaling up again creates them at once, as Diego's UpdateDesiredLRP does.
+   */
+  waiting(uid: string, instances: number): ReadonlySet<number> {
+    const set = this.byUid.get(uid);
+    if (!set) return EMPTY;
+    for (const i of set) if (i >= instances) set.delete(i);
+    if (set.size === 0) this.byUid.delete(uid);
+    return set;
+  }
+
+  clear(): void {
+    this.byUid.clear();
+  }
+}
+
+const EMPTY: ReadonlySet<number> = new Set();
 
 /**
  * Counts one LRP's instances by state, and what is missing or extra (for status and metrics). Each index counts
