@@ -112,9 +112,17 @@ async function main(argv: string[]): Promise<number> {
           'max-log-lines-per-second': { type: 'string', default: '0' },
           'container-metrics-interval': { type: 'string', default: '15' },
           'polling-interval': { type: 'string', default: '30' },
+          'cache-dir': { type: 'string' },
+          'max-cache-size-mb': { type: 'string', default: '10000' },
+          'instance-identity-ca-cert': { type: 'string' },
+          'instance-identity-ca-key': { type: 'string' },
+          'instance-identity-validity': { type: 'string', default: '86400' },
+          'trusted-certs-dir': { type: 'string' },
+          'external-ip': { type: 'string' },
         },
       });
       const { runCellAgent, defaultCellId, defaultStateDir, capacityMb } = await import('./cmd/cell-agent.ts');
+      const maxCacheMb = nonNegative('--max-cache-size-mb', values['max-cache-size-mb']);
       const stateDir = values['state-dir'] ?? defaultStateDir();
       const list = (v: string) => v.split(',').filter(Boolean);
       const backend = values.backend;
@@ -127,7 +135,11 @@ async function main(argv: string[]): Promise<number> {
         cellId: values['cell-id'] ?? defaultCellId(),
         zone: values.zone,
         memoryMb: await capacityMb('--memory-mb', values['memory-mb'], stateDir),
-        diskMb: await capacityMb('--disk-mb', values['disk-mb'], stateDir),
+        // Diego's auto disk capacity leaves the download cache's room out.
+        diskMb:
+          values['disk-mb'] === 'auto'
+            ? Math.max(1, (await capacityMb('--disk-mb', 'auto', stateDir)) - maxCacheMb)
+            : await capacityMb('--disk-mb', values['disk-mb'], stateDir),
         containers: Number(values.containers),
         stacks: list(values.stacks),
         placementTags: list(values['placement-tags']),
@@ -144,6 +156,14 @@ async function main(argv: string[]): Promise<number> {
         containerMetricsIntervalMs:
           nonNegative('--container-metrics-interval', values['container-metrics-interval']) * 1000,
         pollingIntervalMs: nonNegative('--polling-interval', values['polling-interval']) * 1000 || 30_000,
+        cacheDir: values['cache-dir'],
+        maxCacheBytes: maxCacheMb * 1_000_000,
+        instanceIdentityCaCert: values['instance-identity-ca-cert'],
+        instanceIdentityCaKey: values['instance-identity-ca-key'],
+        instanceIdentityValidityMs:
+          nonNegative('--instance-identity-validity', values['instance-identity-validity']) * 1000 || undefined,
+        trustedCertsDir: values['trusted-certs-dir'],
+        externalIp: values['external-ip'],
       });
     }
     case 'help':

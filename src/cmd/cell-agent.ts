@@ -1,6 +1,6 @@
 // The `cell-agent` role: Diego's rep + executor for one cell, on this host (or as a DaemonSet pod).
 import { execFileSync } from 'node:child_process';
-import { statfs } from 'node:fs/promises';
+import { readFile, statfs } from 'node:fs/promises';
 import { hostname, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -12,7 +12,11 @@ import { RuncBackend } from '../cell-agent/backends/runc.ts';
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { serveUntilStopped } from '../cell-agent/drain.ts';
-import { Rep } from '../cell-agent/rep.ts';
+import { Rep, type RepOptions } from '../cell-agent/rep.ts';
+import { DownloadCache } from '../cell-agent/executor/download-cache.ts';
+import { Downloader } from '../cell-agent/executor/downloader.ts';
+import { InstanceIdentity } from '../cell-agent/executor/identity.ts';
+import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, Semaphore } from '../cell-agent/executor/index.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 
@@ -46,6 +50,18 @@ export interface CellAgentOptions {
   containerMetricsIntervalMs?: number;
   /** Diego's polling_interval: how often the rep bulk-syncs containers with its work (default 30 s). */
   pollingIntervalMs?: number;
+  /** The download cache (default <state-dir>/cache) and its size bound (Diego's max_cache_size_in_bytes). */
+  cacheDir?: string;
+  maxCacheBytes?: number;
+  /** PEM files of the instance identity CA (Diego's instance_identity_ca_cert/key); without them no identity. */
+  instanceIdentityCaCert?: string;
+  instanceIdentityCaKey?: string;
+  /** Diego's instance_identity_validity_period (default 24 h). */
+  instanceIdentityValidityMs?: number;
+  /** Directory of CA certificates containers may ask for (trustedSystemCertificatesPath; Diego's trusted_certs). */
+  trustedCertsDir?: string;
+  /** The cell's address instances advertise (CF_INSTANCE_IP, netInfo.address). Default $HOST_IP, else 127.0.0.1. */
+  externalIp?: string;
 }
 
 /**
@@ -87,9 +103,53 @@ export function pickBackend(
   });
 }
 
-export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<Rep> {
+/**
+ * The executor's side of the cell: the download cache (opened: a restarted agent finds its entries), the
+ * instance identity CA, trusted certificates and the cell's address.
+ */
+export async function executorOptions(opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<RepOptions['executor']> {
+  const downloader = new Downloader({
+    limiter: new Semaphore(DEFAULT_MAX_CONCURRENT_DOWNLOADS),
+    logger: opts.log.child({ component: 'downloader' }),
+  });
+  const cache = new DownloadCache({
+    dir: opts.cacheDir ?? join(opts.stateDir, 'cache'),
+    maxBytes: opts.maxCacheBytes,
+    downloader,
+    logger: opts.log.child({ component: 'download-cache' }),
+  });
+  await cache.open();
+  let identity: InstanceIdentity | undefined;
+  if (opts.instanceIdentityCaCert || opts.instanceIdentityCaKey) {
+    if (!opts.instanceIdentityCaCert || !opts.instanceIdentityCaKey) {
+      throw new Error('--instance-identity-ca-cert and --instance-identity-ca-key go together: give both or neither');
+    }
+    const ca = {
+      certPem: await readFile(opts.instanceIdentityCaCert, 'utf8'),
+      keyPem: await readFile(opts.instanceIdentityCaKey, 'utf8'),
+    };
+    identity = new InstanceIdentity({
+      ca,
+      dir: join(opts.stateDir, 'credentials'),
+      validityMs: opts.instanceIdentityValidityMs,
+      logger: opts.log.child({ component: 'instance-identity' }),
+    });
+  }
+  return {
+    stateDir: join(opts.stateDir, 'executor'),
+    cache,
+    downloader,
+    identity,
+    trustedCertsDir: opts.trustedCertsDir,
+    externalIp: opts.externalIp || process.env.HOST_IP || '127.0.0.1',
+  };
+}
+
+export async function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<Rep> {
   const stacks = parseStacks(opts.stacks); // stack → rootfs; the rep advertises the stack names
+  const executor = await executorOptions(opts);
   const rep = new Rep({
+    executor,
     kc,
     cellId: opts.cellId,
     zone: opts.zone,
@@ -109,7 +169,8 @@ export function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kub
       containerMetricsIntervalMs: opts.containerMetricsIntervalMs,
     },
   });
-  return rep.start().then(() => rep);
+  await rep.start();
+  return rep;
 }
 
 const MIB = 1024 * 1024;

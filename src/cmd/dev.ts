@@ -1,6 +1,6 @@
 // The `dev` role (make run): a local control plane, the CRDs, the webhook, whatever of the operator exists,
 // and a sample app, all on 127.0.0.1. Ctrl-C stops everything and leaves nothing behind.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
@@ -16,6 +16,7 @@ import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 import { startLocalWebhook } from '../webhooks/local.ts';
 import { untilSignal } from './signals.ts';
+import { createCA, issueCert, writeCertFiles } from '../lib/certs.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 export const SAMPLES = ['config/samples/desiredlrp.yaml', 'config/samples/task.yaml'];
@@ -36,6 +37,7 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
     log.info('CRDs installed');
     const webhook = await startLocalWebhook(kc, log);
     const cellDir = await mkdtemp(join(tmpdir(), 'diego-dev-cell-'));
+    const pki = await devPki(join(cellDir, 'pki'));
     const manager = new Manager({ kc, log });
     await manager.start();
     const cell = await startCellAgent(kc, {
@@ -45,20 +47,37 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
       memoryMb: 4096,
       diskMb: 16384,
       containers: 50,
-      stacks: ['busybox'],
+      // cflinuxfs4 is a Debian root filesystem, built (once per machine) when the first work asks for it.
+      stacks: ['busybox', 'cflinuxfs4'],
       backend: 'auto',
       stateDir: cellDir,
+      instanceIdentityCaCert: pki.ca.certPath,
+      instanceIdentityCaKey: pki.ca.keyPath,
+      trustedCertsDir: pki.trustedDir,
     });
-    // Diego's BBS API for Cloud Controller and other BBS clients, on loopback and in plain HTTP (it says so loudly):
-    // `diego-operator bbs --tls-cert ... --tls-key ... --tls-client-ca ...` serves it with mutual TLS.
+    // Diego's BBS API for Cloud Controller and other BBS clients, on loopback: with mutual TLS as Diego serves it
+    // (a client certificate from the local CA is printed below), and in plain HTTP (it says so loudly).
+    const client = new DiegoClient(kc);
     const bbs = await startBbs({
       log,
-      client: new DiegoClient(kc),
+      client,
       namespace: 'default',
       systemNamespace: 'diego-system',
       listen: '127.0.0.1:0',
       healthAddress: '',
       insecureHttp: true,
+    });
+    const bbsTls = await startBbs({
+      log,
+      client,
+      namespace: 'default',
+      systemNamespace: 'diego-system',
+      listen: '127.0.0.1:0',
+      healthAddress: '',
+      insecureHttp: false,
+      tlsCert: pki.bbsServer.certPath,
+      tlsKey: pki.bbsServer.keyPath,
+      tlsClientCa: pki.ca.certPath,
     });
     const ops = await startOpsServer({
       port: 0,
@@ -87,9 +106,11 @@ diego-operator is running locally.
   curl -N '${ops.url}/v1/logs/web?follow=true&recent=true'   # the sample app's log lines, live
 ${urls.map((u) => `  curl ${u}   # the sample app "web"`).join('\n')}
   curl -sX POST http://${bbs.address}/v1/ping | od -c   # Diego's BBS API (protobuf): BBS clients connect here
+  curl -sX POST --cacert ${pki.ca.certPath} --cert ${pki.bbsClient.certPath} --key ${pki.bbsClient.keyPath} https://${bbsTls.address}/v1/ping | od -c   # the same with mutual TLS
 
 Running: the converger, auctioneer and task controller; one cell (dev-cell-0) that runs work in runc containers
-(plain processes when not root), with its /metrics and log stream; the BBS API over plain HTTP on loopback.
+(plain processes when not root), with its /metrics and log stream; the BBS API on loopback, over mutual TLS and
+over plain HTTP. Instance identity certificates are signed by the local CA in ${pki.dir}.
 Press Ctrl-C to stop; the control plane and its files are removed.
 `);
       await untilSignal();
@@ -99,6 +120,7 @@ Press Ctrl-C to stop; the control plane and its files are removed.
       await rm(cellDir, { recursive: true, force: true });
       await manager.stop();
       await bbs.close();
+      await bbsTls.close();
       await ops.close();
       await webhook.stop();
     }
@@ -121,4 +143,29 @@ async function sampleUrls(kc: ReturnType<typeof kubeConfigFromString>): Promise<
     await new Promise((r) => setTimeout(r, 500));
   }
   return [];
+}
+
+/**
+ * A local CA for `make run`: it signs the cells' instance identity certificates and the BBS's server and client
+ * certificates; its certificate is also the cell's trusted certificate (trustedSystemCertificatesPath).
+ */
+async function devPki(dir: string) {
+  const ca = await createCA({ commonName: 'diego-operator dev CA' });
+  const server = await issueCert(ca, {
+    commonName: 'bbs.service.cf.internal',
+    dnsNames: ['bbs.service.cf.internal', 'localhost'],
+    ipAddresses: ['127.0.0.1'],
+    usage: 'server',
+  });
+  const client = await issueCert(ca, { commonName: 'bbs-client', usage: 'client' });
+  const trustedDir = join(dir, 'trusted-certs');
+  await mkdir(trustedDir, { recursive: true });
+  return {
+    dir,
+    ca: await writeCertFiles(dir, 'ca', ca),
+    bbsServer: await writeCertFiles(dir, 'bbs-server', server),
+    bbsClient: await writeCertFiles(dir, 'bbs-client', client),
+    trustedDir,
+    trusted: await writeCertFiles(trustedDir, 'ca', ca),
+  };
 }

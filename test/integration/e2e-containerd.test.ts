@@ -242,7 +242,11 @@ describe('containerd end to end', () => {
         expect(found).toBeDefined();
         return found!;
       }, 60_000);
-      expect(cell.spec.rootfsProviders).toEqual([{ name: 'preloaded', properties: ['busybox'] }, { name: 'docker' }]);
+      expect(cell.spec.rootfsProviders).toEqual([
+        { name: 'preloaded', properties: ['busybox'] },
+        { name: 'preloaded+layer', properties: ['busybox'] },
+        { name: 'docker' },
+      ]);
       expect(cell.spec).toMatchObject({
         placementTags: ['gpu', 'ssd'],
         optionalPlacementTags: ['fast'],

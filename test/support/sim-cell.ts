@@ -104,7 +104,12 @@ export class SimCell {
       cellId: this.o.cellId,
       zone: this.o.zone,
       capacity: { memoryMb: this.o.memoryMb, diskMb: this.o.diskMb, containers: this.o.containers },
-      rootfsProviders: [{ name: 'preloaded', properties: this.o.stacks }, { name: 'docker' }],
+      // As a rep advertises them: preloaded and preloaded+layer with the same stacks.
+      rootfsProviders: [
+        { name: 'preloaded', properties: this.o.stacks },
+        { name: 'preloaded+layer', properties: this.o.stacks },
+        { name: 'docker' },
+      ],
       placementTags: this.o.placementTags,
     });
     await this.renew();

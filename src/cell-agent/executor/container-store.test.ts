@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,7 @@ let logs: LogMessage[];
 const log = () => new LogStreamer((m) => logs.push(m));
 const signal = () => new AbortController().signal;
 let counter = 0;
+let tgz: Buffer;
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'store-'));
@@ -35,7 +36,7 @@ beforeEach(async () => {
   const src = path.join(dir, 'lifecycle');
   await mkdir(src);
   await writeFile(path.join(src, 'launcher'), '#!/bin/sh\necho launched\n', { mode: 0o755 });
-  const tgz = execFileSync('tar', ['-c', '-z', '-f', '-', '-C', src, '.']);
+  tgz = execFileSync('tar', ['-c', '-z', '-f', '-', '-C', src, '.']);
   server = await loopback((req, res) => {
     if (req.url !== '/lifecycle.tgz') return void res.writeHead(404).end();
     if (req.headers['if-none-match'] === '"l1"') return void res.writeHead(304).end();
@@ -152,5 +153,23 @@ describe('container store', () => {
     const { network } = await store.create(request({ ports: [8080] }), log(), signal());
     expect(network).toMatchObject({ externalIp: '192.0.2.10', internalIp: '192.0.2.10' });
     expect(network.ports).toEqual([{ containerPort: 8080, hostPort: expect.any(Number) as number }]);
+  });
+
+  it('adds the layer of a preloaded+layer rootfs (checked against its digest) before anything runs', async () => {
+    const cache = new DownloadCache({ dir: path.join(dir, 'cache') });
+    await cache.open();
+    const store = new ContainerStore({ backend, stateDir: path.join(dir, 'exec'), cache });
+    const digest = createHash('sha256').update(tgz).digest('hex');
+    const rootfs = (d: string) =>
+      `preloaded+layer:busybox?layer=${encodeURIComponent(server.url('/lifecycle.tgz'))}&layer_path=%2Fhome%2Fvcap&layer_digest=${d}`;
+    const { container } = await store.create(request({ rootfs: rootfs(digest) }), log(), signal());
+    const launcher = path.join(dir, 'containers', container.handle, 'home/vcap/launcher');
+    expect(execFileSync(launcher).toString()).toBe('launched\n');
+    const err = await failure(() => store.create(request({ rootfs: rootfs('0'.repeat(64)) }), log(), signal()));
+    expect(err).toMatchObject({
+      reason: expect.stringMatching(
+        /^failed to create container: adding the rootfs layer failed: Checksum failed/,
+      ) as string,
+    });
   });
 });

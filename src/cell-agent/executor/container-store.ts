@@ -12,8 +12,12 @@
 //  4. the instance identity directory (empty yet) mounted at /etc/cf-instance-credentials (+ CF_INSTANCE_CERT/KEY);
 //  5. the backend container, with the container proxy's ports (61001.., and 61443 for app port 8080) besides the
 //     app ports when the proxy is on;
-//  6. the identity certificate issued for the container's address, and the container proxy started.
+//  6. a `preloaded+layer:<stack>?layer=<url>&layer_path=<dir>&layer_digest=<sha256>` rootfs is the stack with the
+//     layer (fetched through the cache, checked against its digest) extracted at layer_path before anything runs
+//     (Garden stacks it as an image layer; the result inside the container is the same);
+//  7. the identity certificate issued for the container's address, and the container proxy started.
 // destroy undoes all of it; adopt re-takes it for a container a previous agent left running.
+import { createReadStream } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BindMount, Container, ContainerBackend, ContainerLimits, EnvVar } from '../backends/types.ts';
@@ -178,6 +182,7 @@ export class ContainerStore {
       const netIn = [...new Set([...req.ports, ...proxyMappings.map((m) => m.proxyPort)])]
         .filter((p) => p !== C2C_TLS_PORT) // reached container to container only
         .map((containerPort) => ({ containerPort }));
+      const layered = parseLayeredRootfs(req.rootfs);
       let container: Container;
       try {
         container = await this.backend.create({
@@ -187,7 +192,7 @@ export class ContainerStore {
             ...(leases.length > 0 ? { [PROP_CACHE_DIRS]: JSON.stringify(leases.map((l) => l.lease.path)) } : {}),
             ...(this.#o.identity ? { [PROP_IDENTITY]: JSON.stringify(identityOf(req)) } : {}),
           },
-          rootfs: req.rootfs,
+          rootfs: layered ? `preloaded:${layered.stack}` : req.rootfs,
           env,
           limits: req.limits,
           netIn,
@@ -198,6 +203,7 @@ export class ContainerStore {
       } catch (err) {
         throw new ContainerCreateError(`${CONTAINER_CREATION_FAILED}: ${(err as Error).message}`, true, err);
       }
+      if (layered) await this.#addLayer(container, layered, signal);
       const network = await this.#network(container, req.ports, proxyMappings);
       if (this.#o.identity) {
         await this.#o.identity.start(req.handle, { ...identityOf(req), ip: network.internalIp || network.externalIp });
@@ -268,6 +274,31 @@ export class ContainerStore {
   detachAll(): void {
     this.#held.clear();
     this.#o.identity?.stopAll();
+  }
+
+  /** Extracts a preloaded+layer rootfs's layer into the container (as root, at layer_path). */
+  async #addLayer(container: Container, layer: LayeredRootfs, signal: AbortSignal): Promise<void> {
+    const cache = this.#o.cache;
+    try {
+      if (!cache) throw new Error('this cell has no download cache for rootfs layers');
+      const lease = await cache.fetchFile(
+        layer.url,
+        `sha256:${layer.digest}`,
+        { algorithm: 'sha256', value: layer.digest },
+        signal,
+      );
+      try {
+        await container.streamIn(layer.path, createReadStream(lease.path), { user: 'root' });
+      } finally {
+        await lease.release();
+      }
+    } catch (err) {
+      throw new ContainerCreateError(
+        `${CONTAINER_CREATION_FAILED}: adding the rootfs layer failed: ${(err as Error).message}`,
+        true,
+        err,
+      );
+    }
   }
 
   async #cachedDependencies(
@@ -382,6 +413,29 @@ export function safeRelativePath(p: string): string {
     throw new Error(`volume-mounted file path '${p}' must name a file under ${SERVICE_BINDINGS_PATH}`);
   }
   return rel;
+}
+
+interface LayeredRootfs {
+  stack: string;
+  url: string;
+  path: string;
+  digest: string;
+}
+
+/** rep ConvertPreloadedRootFS's URL: preloaded+layer:<stack>?layer=<url>&layer_path=<path>&layer_digest=<sha256>. */
+export function parseLayeredRootfs(rootfs: string | undefined): LayeredRootfs | undefined {
+  const m = /^preloaded\+layer:([^?#]+)\?(.*)$/i.exec(rootfs ?? '');
+  if (!m) return undefined;
+  const q = new URLSearchParams(m[2]);
+  const url = q.get('layer');
+  const digest = q.get('layer_digest');
+  if (!url || !digest)
+    throw new ContainerCreateError(
+      `${CONTAINER_CREATION_FAILED}: the rootfs ${rootfs ?? ''} names no layer or digest`,
+      false,
+      undefined,
+    );
+  return { stack: m[1]!, url, path: q.get('layer_path') || '/', digest };
 }
 
 function identityOf(req: ContainerRequest): { guid: string; organizationalUnits: string[] } {
