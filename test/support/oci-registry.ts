@@ -1,10 +1,19 @@
 // A tiny OCI distribution registry on loopback, read-only, serving images the test built (oci-image.ts), so
 // that `docker://127.0.0.1:<port>/<repo>:<tag>` rootfs URLs pull for real without the network. It answers what
 // a pull needs (distribution spec "pull"): GET/HEAD /v2/, /v2/<name>/manifests/<tag or digest> and
-// /v2/<name>/blobs/<digest>, with Content-Type, Content-Length and Docker-Content-Digest.
+// /v2/<name>/blobs/<digest>, with Content-Type, Content-Length and Docker-Content-Digest. With `auth` it wants
+// HTTP basic auth on every route, as a registry with htpasswd does: a request without the right credentials gets
+// 401 UNAUTHORIZED with `WWW-Authenticate: Basic realm="..."` (no Docker token flow).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Blob, OciImage } from '../../src/cell-agent/backends/oci-image.ts';
+
+export interface TestRegistryOptions {
+  /** Requires these credentials (HTTP basic auth) on every request. */
+  auth?: { username: string; password: string };
+  /** Called for each request before it is answered (with whether its credentials were accepted). */
+  onRequest?: (req: IncomingMessage, authorized: boolean) => void;
+}
 
 export interface TestRegistry {
   /** host:port, e.g. 127.0.0.1:34567. */
@@ -13,14 +22,20 @@ export interface TestRegistry {
   add(name: string, tag: string, image: OciImage): void;
   /** Requests seen, as 'METHOD path'. */
   requests: string[];
+  /** Requests refused with 401 (auth only), as 'METHOD path'. */
+  unauthorized: string[];
   close(): Promise<void>;
 }
 
-export async function startRegistry(): Promise<TestRegistry> {
+export async function startRegistry(opts: TestRegistryOptions = {}): Promise<TestRegistry> {
   const tags = new Map<string, Blob>(); // '<name>:<tag>' → manifest
   const manifests = new Map<string, Blob>(); // '<name>@<digest>' → manifest
   const blobs = new Map<string, Blob>(); // '<name>@<digest>' → config or layer
   const requests: string[] = [];
+  const unauthorized: string[] = [];
+  const expected = opts.auth
+    ? `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`
+    : undefined;
 
   const send = (req: IncomingMessage, res: ServerResponse, blob: Blob) => {
     res.writeHead(200, {
@@ -40,6 +55,20 @@ export async function startRegistry(): Promise<TestRegistry> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://registry');
     requests.push(`${req.method} ${url.pathname}`);
+    const authorized = expected === undefined || req.headers.authorization === expected;
+    opts.onRequest?.(req, authorized);
+    if (!authorized) {
+      unauthorized.push(`${req.method} ${url.pathname}`);
+      const body = JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] });
+      res.writeHead(401, {
+        'Content-Type': 'application/json',
+        'Content-Length': Buffer.byteLength(body),
+        'WWW-Authenticate': 'Basic realm="diego-operator test registry"',
+        'Docker-Distribution-API-Version': 'registry/2.0',
+      });
+      res.end(req.method === 'HEAD' ? undefined : body);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD' }).end();
       return;
@@ -65,6 +94,7 @@ export async function startRegistry(): Promise<TestRegistry> {
   return {
     host: `127.0.0.1:${port}`,
     requests,
+    unauthorized,
     add(name, tag, image) {
       tags.set(`${name}:${tag}`, image.manifest);
       manifests.set(`${name}@${image.manifest.digest}`, image.manifest);

@@ -1,7 +1,7 @@
 // Runs real containers under a private containerd (test/support/containerd.ts): needs root, containerd, runc and
 // busybox-static (hack/install-deps.sh installs them); skipped, saying why, where containerd cannot run.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -251,6 +251,86 @@ describe('ContainerdBackend', () => {
       /pulling docker:\/\/.*nope:1.*failed/,
     );
     expect(await backend.list()).toEqual(['pulled', 'pulled2']);
+  });
+
+  describe('with a registry that wants credentials', () => {
+    const auth = { username: 'diego', password: `s3cret-${process.pid}-${Date.now()}` };
+    let secured: TestRegistry;
+    /** Processes whose arguments or environment held the password while the registry was asked (should be none). */
+    const leaks: string[] = [];
+    let scans = 0;
+    let image: Awaited<ReturnType<typeof buildOciImage>>;
+    /** A repository nobody pulled yet, so that containerd cannot use a cached image. */
+    const fresh = (name: string) => {
+      const repo = `${name}-${process.pid}-${Date.now().toString(36)}`;
+      secured.add(repo, 'v1', image);
+      return `docker://${secured.host}/${repo}:v1`;
+    };
+    /** Every process's argv and environment, searched for the password while ctr talks to the registry. */
+    const scanProcesses = () => {
+      scans++;
+      for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+        for (const file of ['cmdline', 'environ']) {
+          try {
+            if (readFileSync(`/proc/${pid}/${file}`).includes(auth.password)) leaks.push(`${pid} ${file}`);
+          } catch {
+            // gone, or not readable
+          }
+        }
+      }
+    };
+
+    beforeAll(async () => {
+      secured = await startRegistry({ auth, onRequest: (_req, authorized) => authorized && scanProcesses() });
+      const env = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'FROM_REGISTRY=private'];
+      image = await buildOciImage(await ensureBusyboxRootfs(), { env });
+    }, 60_000);
+
+    afterAll(async () => {
+      await secured?.close();
+    });
+
+    it('pulls with imageCredentials, the password in no process arguments', { timeout: 120_000 }, async () => {
+      const rootfs = fresh('private');
+      const c = await backend.create({ handle: 'private', rootfs, imageCredentials: auth });
+      expect((await sh(c, 'echo "pulled $FROM_REGISTRY"')).out).toEqual(['pulled private']);
+      // Asked for credentials first (401 + WWW-Authenticate: Basic), then pulled with them.
+      expect(secured.unauthorized.length).toBeGreaterThan(0);
+      expect(secured.requests.filter((r) => r.startsWith('GET /v2/private-') && r.includes('/blobs/'))).not.toEqual([]);
+      expect(scans).toBeGreaterThan(0);
+      expect(leaks).toEqual([]);
+      // Other failures of an authenticated pull keep ctr's reason.
+      const missing = `docker://${secured.host}/private-nope-${process.pid}:v1`;
+      const err = await backend
+        .create({ handle: 'missing', rootfs: missing, imageCredentials: auth })
+        .catch((e: unknown) => e as Error);
+      expect((err as Error).message).toMatch(/^pulling docker:\/\/.*private-nope-\d+:v1.* failed: .*not found/);
+    });
+
+    it('fails the create, naming the image, without or with wrong credentials', { timeout: 120_000 }, async () => {
+      const none = fresh('nocreds');
+      const err1 = await backend.create({ handle: 'nocreds', rootfs: none }).catch((e: unknown) => e as Error);
+      expect(err1).toBeInstanceOf(Error);
+      expect((err1 as Error).message).toBe(
+        `pulling ${none} (${none.slice('docker://'.length)}) failed: ` +
+          'the registry wants credentials (401 Unauthorized) and the container has none',
+      );
+      const wrong = fresh('wrongcreds');
+      const bad = { username: 'diego', password: `wrong-${auth.password}` };
+      const err2 = await backend
+        .create({ handle: 'wrongcreds', rootfs: wrong, imageCredentials: bad })
+        .catch((e: unknown) => e as Error);
+      expect(err2).toBeInstanceOf(Error);
+      expect((err2 as Error).message).toBe(
+        `pulling ${wrong} (${wrong.slice('docker://'.length)}) failed: ` +
+          "the registry refused the credentials of user 'diego' (401 Unauthorized)",
+      );
+      expect((err2 as Error).message).not.toContain(bad.password);
+      expect(String((err2 as Error).cause)).not.toContain(bad.password);
+      expect(await backend.list()).toEqual([]);
+      expect(containerd.ctr('diego', 'images', 'ls', '-q')).not.toMatch(/nocreds|wrongcreds/);
+      expect(leaks).toEqual([]);
+    });
   });
 
   it(

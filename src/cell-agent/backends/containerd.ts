@@ -8,7 +8,12 @@
 //   the ones listed as insecure, like Diego's insecure_docker_registry_list). 'preloaded:<stack>', for the
 //   stacks in the `stacks` option (default: busybox only; no rootfs at all is busybox), is the root filesystem
 //   rootfs.ts builds for that stack (busybox, debian) packed as an OCI image (oci-image.ts) and imported once
-//   with `ctr images import` as diego.local/preloaded/<rootfs id>:latest. containerd unpacks images into its
+//   with `ctr images import` as diego.local/preloaded/<rootfs id>:latest. Registry credentials
+//   (ContainerSpec.imageCredentials) go to `ctr images pull --user <name>` without the password: ctr 1.6 takes a
+//   password only in that argument (visible to every user of the host in ps and /proc/<pid>/cmdline) or typed
+//   on a terminal, so the pull runs under `script` (util-linux), which gives it a pseudo-terminal with echo off,
+//   and the password is typed through script's stdin (ctrWithPassword). An image already in containerd is used
+//   without asking the registry again, whatever the credentials of the container that wants it. containerd unpacks images into its
 //   snapshotter (overlayfs by default), and each container gets its own writable snapshot, removed with the
 //   container.
 // * Container: `ctr run --detach` of a long-lived init shell with the id <idPrefix><handle>, under the cgroup
@@ -39,7 +44,7 @@
 // * destroy: `ctr task delete --force` (kills every process), `ctr containers delete` (with its snapshot),
 //   CNI DEL + netns delete; runc removes the cgroups.
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -224,30 +229,43 @@ export class ContainerdBackend implements ContainerBackend {
     return this.#opts.ctr ?? 'ctr';
   }
 
-  /** The image reference for a rootfs URL, pulled or imported into containerd when missing. */
-  async ensureImage(rootfs: string | undefined): Promise<string> {
+  /**
+   * The image reference for a rootfs URL, pulled (with `credentials`, for docker://) or imported into containerd
+   * when missing.
+   */
+  async ensureImage(rootfs: string | undefined, credentials?: ContainerSpec['imageCredentials']): Promise<string> {
     let ref: string;
+    let key: string;
     let fetch: () => Promise<void>;
     if (rootfs !== undefined && /^docker:\/\//i.test(rootfs)) {
       const url = rootfs;
       const image = parseDockerRootfs(url);
       ref = image.ref;
+      // Creates with other credentials do not share a pull: one refused must not fail the others.
+      key = credentials ? `${ref} ${credentials.username} ${sha256(credentials.password)}` : ref;
+      if (credentials?.username.includes(':') || credentials?.username === '') {
+        throw new Error(`pulling ${url}: the registry user name must be non-empty and without ':'`);
+      }
+      if (credentials && /[\r\n]/.test(credentials.password)) {
+        throw new Error(`pulling ${url}: a registry password with a line break cannot be passed to ctr`);
+      }
       const plainHttp = isPlainHttpRegistry(image.registry, this.#opts.insecureRegistries);
-      fetch = () => this.#pull(url, ref, plainHttp);
+      fetch = () => this.#pull(url, ref, plainHttp, credentials);
     } else {
       // preloaded:<stack> (or none: busybox); anything else is rejected, naming what this cell offers.
       const kind = preloadedRootfsOf(rootfs, this.#opts.stacks, ['docker://<image>']);
       ref = `diego.local/preloaded/${rootfsId(kind)}:latest`;
+      key = ref;
       fetch = () => this.#importPreloaded(kind, ref);
     }
-    let pending = this.#images.get(ref);
+    let pending = this.#images.get(key);
     if (!pending) {
       pending = (async () => {
         if (!(await this.#hasImage(ref))) await fetch();
       })();
-      this.#images.set(ref, pending);
+      this.#images.set(key, pending);
       // Forget failures so that a later create retries; forget successes too, in case the image is removed.
-      void pending.catch(() => {}).finally(() => this.#images.delete(ref));
+      void pending.catch(() => {}).finally(() => this.#images.delete(key));
     }
     await pending;
     return ref;
@@ -258,12 +276,33 @@ export class ContainerdBackend implements ContainerBackend {
     return out.split('\n').includes(ref);
   }
 
-  async #pull(url: string, ref: string, plainHttp: boolean): Promise<void> {
-    const args = ['images', 'pull', ...(plainHttp ? ['--plain-http'] : []), ...this.snapshotterArgs(), ref];
+  async #pull(
+    url: string,
+    ref: string,
+    plainHttp: boolean,
+    credentials: ContainerSpec['imageCredentials'],
+  ): Promise<void> {
+    const args = [
+      'images',
+      'pull',
+      ...(plainHttp ? ['--plain-http'] : []),
+      ...this.snapshotterArgs(),
+      ...(credentials ? ['--user', credentials.username] : []),
+      ref,
+    ];
     try {
-      await this.ctr(args);
+      if (credentials) await ctrWithPassword(this.ctrBinary, [...this.globalArgs(), ...args], credentials.password);
+      else await this.ctr(args);
     } catch (err) {
-      throw new Error(`pulling ${url} (${ref}) failed: ${(err as Error).message}`, { cause: err });
+      let message = (err as Error).message;
+      if (/\b401\b|unauthorized/i.test(message)) {
+        message = credentials
+          ? `the registry refused the credentials of user '${credentials.username}' (401 Unauthorized)`
+          : 'the registry wants credentials (401 Unauthorized) and the container has none';
+      }
+      // ctrWithPassword's errors carry no password (its output is redacted); redact again all the same.
+      if (credentials) message = redact(message, credentials.password);
+      throw new Error(`pulling ${url} (${ref}) failed: ${message}`, { cause: err });
     }
   }
 
@@ -305,7 +344,7 @@ export class ContainerdBackend implements ContainerBackend {
       }
     }
     const helperSource = await this.#helperSource();
-    const ref = await this.ensureImage(spec.rootfs);
+    const ref = await this.ensureImage(spec.rootfs, spec.imageCredentials);
     await mkdir(this.fifoDir, { recursive: true });
     const ports = await initialPorts(spec.netIn, this.#allocatePort);
     let network: CniResult | undefined;
@@ -724,6 +763,54 @@ function ctrMessage(text: string): string {
       return l.replace(/^ctr: /, '');
     })
     .join('; ');
+}
+
+/**
+ * Runs ctr with `--user <name>` among `args` and types `password` when it asks for it: ctr reads a password from
+ * a terminal only, so it runs under `script` (util-linux, essential in Debian) on a pseudo-terminal whose echo is
+ * off, and the password goes through script's stdin (the pseudo-terminal keeps it until ctr reads it). It never
+ * appears in a process's arguments or environment. Rejects with ctr's error message.
+ */
+export function ctrWithPassword(file: string, args: string[], password: string): Promise<string> {
+  const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      'script',
+      ['--quiet', '--return', '--echo', 'never', '--command', [file, ...args].map(quote).join(' '), '/dev/null'],
+      { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, SHELL: '/bin/sh' } },
+    );
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => chunks.push(b));
+    child.stderr.on('data', (b: Buffer) => chunks.push(b));
+    child.stdin.on('error', () => {}); // script gone before reading it: its exit status tells
+    child.stdin.write(`${password}\n`); // stdin stays open until ctr is done: at EOF script would end the session
+    child.on('error', (err) => reject(new Error(`running ctr under script (util-linux): ${err.message}`)));
+    child.on('close', (code, signal) => {
+      child.stdin.destroy();
+      const output = redact(Buffer.concat(chunks).toString('utf8'), password)
+        // eslint-disable-next-line no-control-regex
+        .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+        .replace(/\r/g, '\n');
+      if (code === 0) return resolve(output);
+      const lines = output.split('\n').filter((l) => /^ctr: |level=(error|fatal)/.test(l.trim()));
+      const what = args.slice(4, 6).join(' ');
+      const last =
+        output
+          .split('\n')
+          .filter((l) => l.trim() !== '' && !/^Password:/.test(l.trim()))
+          .at(-1) ?? '';
+      reject(new Error(`ctr ${what}: ${ctrMessage(lines.join('\n') || last) || `exit ${code ?? signal}`}`));
+    });
+  });
+}
+
+/** `text` with every occurrence of `secret` replaced by '***'. */
+function redact(text: string, secret: string): string {
+  return secret === '' ? text : text.split(secret).join('***');
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 function ctrCommand(file: string, args: string[]): Promise<string> {

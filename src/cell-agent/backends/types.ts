@@ -37,6 +37,11 @@ export interface ContainerSpec {
   handle: string;
   /** Root filesystem URL ('preloaded:cflinuxfs4', 'docker:///busybox'); backends without images ignore it. */
   rootfs?: string;
+  /**
+   * Registry credentials for pulling a docker:// rootfs (Diego's imageUsername/imagePassword), used only when the
+   * image is not on the cell yet. Never logged, never in an error message or a process's arguments.
+   */
+  imageCredentials?: { username: string; password: string };
   /** Environment of every process in the container; a process's own env overrides it. */
   env?: EnvVar[];
   limits?: ContainerLimits;
