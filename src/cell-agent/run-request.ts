@@ -50,7 +50,7 @@ export function lrpRunRequest(
     container: {
       handle: instanceGuid,
       guid: instanceGuid,
-      properties: lrpProperties(a, instanceGuid),
+      properties: { ...networkProperties(s.network), ...lrpProperties(a, instanceGuid) },
       rootfs: s.rootFs,
       ...credentials(s.imageUsername, s.imagePassword),
       env: [
@@ -91,7 +91,7 @@ export function taskRunRequest(t: ITask): RunRequest {
       // The handle is unique per Task object (a guid may be reused in another namespace); the identity is the guid.
       handle: taskHandle(t),
       guid: s.taskGuid,
-      properties: taskProperties(t),
+      properties: { ...networkProperties(s.network), ...taskProperties(t) },
       rootfs: s.rootFs,
       ...credentials(s.imageUsername, s.imagePassword),
       env: (s.environmentVariables ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
@@ -156,6 +156,11 @@ function cachedDependency(c: NonNullable<IDesiredLRP['spec']['cachedDependencies
     ...(c.checksumAlgorithm ? { checksumAlgorithm: c.checksumAlgorithm } : {}),
     ...(c.checksumValue ? { checksumValue: c.checksumValue } : {}),
   };
+}
+
+/** Diego's gardenProperties: network.<key> for each network property. */
+function networkProperties(network: { properties?: Record<string, string> } | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(network?.properties ?? {}).map(([k, v]) => [`network.${k}`, v]));
 }
 
 function credentials(username: string | undefined, password: string | undefined) {

@@ -30,7 +30,10 @@ export const DownloadAction = doc(
   z.strictObject({
     artifact: doc(z.string().max(1024).optional(), 'Name shown in progress logs.'),
     from: doc(z.string().min(1).max(4096).url(), 'URL of a .tgz, .tar or .zip archive to fetch.'),
-    to: doc(z.string().min(1).max(4096).startsWith('/'), 'Absolute directory in the container to extract into.'),
+    to: doc(
+      z.string().min(1).max(4096),
+      'Directory in the container to extract into; a relative path is relative to the home directory of `user` (as Garden resolves it).',
+    ),
     cacheKey: doc(
       z.string().max(1024).optional(),
       'Cache the download on the cell under this key (revalidated with ETag/Last-Modified).',
@@ -52,7 +55,10 @@ export const DownloadAction = doc(
 export const UploadAction = doc(
   z.strictObject({
     artifact: doc(z.string().max(1024).optional(), 'Name shown in progress logs.'),
-    from: doc(z.string().min(1).max(4096), 'Path of the file in the container.'),
+    from: doc(
+      z.string().min(1).max(4096),
+      'Path of the file in the container; a relative path is relative to the home directory of `user`.',
+    ),
     to: doc(z.string().min(1).max(4096).url(), 'URL the file is POSTed to.'),
     logSource,
     user,
@@ -81,7 +87,10 @@ export const RunAction = doc(
     user,
     logSource,
     suppressLogOutput: doc(z.boolean().optional(), "Don't forward the process's stdout/stderr to the log stream."),
-    volumeMountedFiles,
+    volumeMountedFiles: volumeMountedFiles.meta({
+      description:
+        "Files for /etc/cf-service-bindings, mounted with the LRP's or Task's own volumeMountedFiles (Diego's executor ignores them here).",
+    }),
   }),
   'Runs a process in the container and waits for it to exit; a non-zero exit status fails the action.',
 );

@@ -29,10 +29,14 @@ import {
 export const Sidecar = doc(
   z.object({
     action: Action,
-    diskMb: nonNegativeInt('Disk for the sidecar in MB, added to the instance.').optional(),
-    memoryMb: nonNegativeInt('Memory for the sidecar in MB, added to the instance.').optional(),
+    diskMb: nonNegativeInt(
+      "Disk the sidecar uses in MB, counted within the instance's diskMb (admission checks the sidecars fit in it).",
+    ).optional(),
+    memoryMb: nonNegativeInt(
+      "Memory the sidecar uses in MB, counted within the instance's memoryMb as Cloud Controller sizes it (admission checks the sidecars' total is below it).",
+    ).optional(),
   }),
-  'A process that runs beside the main action for the life of the instance.',
+  'A process run in the same container beside the main action for the life of the instance; when it exits, even with status 0, the instance crashes (Diego).',
 );
 
 export const CrashRestartPolicy = doc(
@@ -106,14 +110,14 @@ export const DesiredLRPSpec = doc(
     ),
     monitor: Action.optional().meta({
       description:
-        'Legacy health check: an action run every 0.5 s until it succeeds, then every 30 s; prefer checkDefinition.',
+        'Legacy health check: an action run every 2 s until it succeeds (within startTimeoutMs), then every 30 s; its first failure crashes the instance. Ignored when checkDefinition has checks. Prefer checkDefinition.',
     }),
     diskMb: nonNegativeInt('Disk limit in MB (0: no limit).').optional(),
     memoryMb: nonNegativeInt('Memory limit in MB (0: no limit).').optional(),
     cpuWeight: doc(z.int().min(0).max(100).optional(), 'Relative CPU weight, 1 to 100.'),
     privileged: doc(
       z.boolean().optional(),
-      'Run without a user namespace (root in the container is root on the host).',
+      "Give the container's processes every capability (Garden's privileged containers); unprivileged ones keep a small set. Containers here use no user namespace either way.",
     ),
     ports: doc(
       z.array(z.int().min(1).max(65535)).max(64).optional(),
@@ -129,10 +133,13 @@ export const DesiredLRPSpec = doc(
     annotation,
     egressRules,
     cachedDependencies,
-    legacyDownloadUser: doc(z.string().max(256).optional(), 'Deprecated: user for download actions.'),
+    legacyDownloadUser: doc(
+      z.string().max(256).optional(),
+      'User the EXCLUSIVE imageLayers are downloaded as (required with exclusive layers, as in Diego).',
+    ),
     trustedSystemCertificatesPath: doc(
       z.string().max(4096).optional(),
-      'Where the cell mounts its trusted CA certificates in the container.',
+      'Where the cell mounts its trusted CA certificates (read-only) in the container, exported as CF_SYSTEM_CERT_PATH; nothing is mounted on a cell started without --trusted-certs-dir.',
     ),
     volumeMounts,
     network: Network.optional(),
@@ -143,7 +150,10 @@ export const DesiredLRPSpec = doc(
     checkDefinition: CheckDefinition.optional(),
     imageLayers,
     metricTags,
-    sidecars: doc(z.array(Sidecar).max(16).optional(), 'Processes run beside the main action.'),
+    sidecars: doc(
+      z.array(Sidecar).max(16).optional(),
+      "Processes run in the instance's container beside the main action; any of them exiting crashes the instance.",
+    ),
     logRateLimit: LogRateLimit.optional(),
     volumeMountedFiles,
     updateStrategy: doc(

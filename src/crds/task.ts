@@ -87,7 +87,10 @@ export const TaskSpec = doc(
     diskMb: nonNegativeInt('Disk limit in MB (0: no limit).').optional(),
     memoryMb: nonNegativeInt('Memory limit in MB (0: no limit).').optional(),
     cpuWeight: doc(z.int().min(0).max(100).optional(), 'Relative CPU weight, 1 to 100.'),
-    privileged: doc(z.boolean().optional(), 'Run without a user namespace.'),
+    privileged: doc(
+      z.boolean().optional(),
+      "Give the container's processes every capability (Garden's privileged containers); unprivileged ones keep a small set.",
+    ),
     logSource: doc(z.string().max(256).optional(), 'Default log source type.'),
     logGuid: doc(z.string().max(256).optional(), 'The log stream the task writes to.'),
     metricsGuid: doc(z.string().max(256).optional(), 'Deprecated: use metricTags.source_id.'),
@@ -102,8 +105,14 @@ export const TaskSpec = doc(
     annotation,
     egressRules,
     cachedDependencies,
-    legacyDownloadUser: doc(z.string().max(256).optional(), 'Deprecated: user for download actions.'),
-    trustedSystemCertificatesPath: doc(z.string().max(4096).optional(), 'Where trusted CA certificates are mounted.'),
+    legacyDownloadUser: doc(
+      z.string().max(256).optional(),
+      'User the EXCLUSIVE imageLayers are downloaded as (required with exclusive layers, as in Diego).',
+    ),
+    trustedSystemCertificatesPath: doc(
+      z.string().max(4096).optional(),
+      'Where the cell mounts its trusted CA certificates (read-only) in the container, exported as CF_SYSTEM_CERT_PATH; nothing is mounted on a cell started without --trusted-certs-dir.',
+    ),
     volumeMounts,
     network: Network.optional(),
     placementTags,

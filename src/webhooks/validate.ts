@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { actionDepth, MAX_ACTION_DEPTH } from '../crds/actions.ts';
 import { ANNOTATION_MAX_BYTES, ROUTES_MAX_BYTES, VOLUME_MOUNTED_FILES_MAX_BYTES } from '../crds/common.ts';
 import { KINDS, type KindInfo } from '../crds/kinds.ts';
+import { diegoRules } from './diego-rules.ts';
 
 export interface FieldError {
   /** Path in kubectl style, e.g. spec.action.serial.actions[1].timeout.timeoutMs */
@@ -85,7 +86,7 @@ export function validateSpec(kind: string, spec: unknown): FieldError[] {
   const limits = diegoLimits(spec as Record<string, unknown>);
   // A tree past the depth limit is not handed to zod at all.
   if (limits.some((e) => e.message.startsWith('action tree'))) return limits;
-  return [...zodErrors(info.spec, spec, ['spec']), ...limits];
+  return [...zodErrors(info.spec, spec, ['spec']), ...limits, ...diegoRules(spec as Record<string, unknown>)];
 }
 
 export function describeErrors(errors: FieldError[]): string {
