@@ -1,6 +1,7 @@
 // Shared building blocks for the Diego CRD schemas. Every schema here is the single source of truth:
 // TypeScript types come from z.infer, and hack/generate-crds.ts turns them into config/crd/*.yaml.
 import { z } from 'zod';
+import { securityGroupRuleIssues } from './security-group.ts';
 
 /** A CEL rule attached to a schema node (becomes x-kubernetes-validations in the CRD). */
 export interface CelRule {
@@ -74,15 +75,18 @@ export const environmentVariables = doc(
 
 export const File = doc(
   z.object({
-    path: doc(z.string().min(1).max(4096), 'Absolute path of the file inside the container.'),
+    path: doc(
+      z.string().min(1).max(4096),
+      "Where the file appears under /etc/cf-service-bindings, as '<service>/<file>' (a leading '/' is allowed; '..' is not).",
+    ),
     content: doc(z.string().max(VOLUME_MOUNTED_FILES_MAX_BYTES), 'File content.'),
   }),
-  'A file written into the container before it starts (service bindings).',
+  'A file the cell writes and mounts read-only under /etc/cf-service-bindings before the container starts (service bindings).',
 );
 
 export const volumeMountedFiles = doc(
   z.array(File).max(256).optional(),
-  'Files written into the container before start; together at most 1 MiB (Diego).',
+  'Files mounted read-only under /etc/cf-service-bindings before the container starts; together at most 1 MiB (Diego).',
 );
 
 export const LogRateLimit = doc(
@@ -106,7 +110,7 @@ export const Network = doc(
   z.object({
     properties: doc(
       z.record(z.string(), z.string().max(4096)).optional(),
-      'Opaque properties handed to the container networking plugin (e.g. policy group ids).',
+      "Opaque properties for the container networking plugin (e.g. policy group ids), kept on the container as Garden properties 'network.<key>' as Diego does; the cells' CNI bridge applies no policy from them.",
     ),
   }),
   'Container networking properties.',
@@ -140,30 +144,83 @@ export const PortRange = z.object({
 });
 
 export const SecurityGroupRule = doc(
-  z.object({
-    protocol: doc(z.enum(['tcp', 'udp', 'icmp', 'all']), "Protocol: 'tcp', 'udp', 'icmp' or 'all'."),
-    destinations: doc(z.array(z.string().max(256)).min(1).max(256), "Destinations: an IP, a range 'a-b' or a CIDR."),
-    ports: doc(z.array(z.int().min(1).max(65535)).max(256).optional(), 'Single ports (tcp/udp).'),
-    portRange: doc(PortRange.optional(), 'A port range (tcp/udp); use either ports or portRange.'),
-    icmpInfo: doc(
-      z.object({ type: doc(z.int(), 'ICMP type.'), code: doc(z.int(), 'ICMP code.') }).optional(),
-      'ICMP type and code (protocol icmp).',
-    ),
-    log: doc(z.boolean().optional(), 'Log packets matching this rule.'),
-    annotations: doc(z.array(z.string().max(1024)).max(64).optional(), 'Free-form notes on the rule.'),
-  }),
-  'An egress firewall rule for the container.',
+  z
+    .object({
+      protocol: doc(
+        z.enum(['tcp', 'udp', 'icmp', 'icmpv6', 'all']),
+        "Protocol: 'tcp', 'udp', 'icmp', 'icmpv6' or 'all'. tcp and udp need ports or portRange, icmp and icmpv6 need icmpInfo, all takes neither.",
+      ),
+      destinations: doc(
+        z.array(z.string().max(256)).min(1).max(256),
+        "Destinations, each an IP ('10.0.0.1'), a range 'a-b' with a <= b ('10.0.0.1-10.0.0.9') or a CIDR ('10.0.0.0/8'); commas separate several in one entry, as in Diego.",
+      ),
+      ports: doc(
+        z.array(z.int().min(1).max(65535)).max(256).optional(),
+        'Single destination ports (tcp/udp only); at least one when set. Use either ports or portRange.',
+      ),
+      portRange: doc(
+        PortRange.optional(),
+        'A destination port range, start <= end (tcp/udp only); use either ports or portRange.',
+      ),
+      icmpInfo: doc(
+        z
+          .object({
+            type: doc(z.int().optional(), "ICMP type; -1 means every type. Default 0, as in Diego's protobuf."),
+            code: doc(z.int().optional(), "ICMP code; -1 means every code. Default 0, as in Diego's protobuf."),
+          })
+          .optional(),
+        'ICMP type and code; required for protocol icmp and icmpv6, not allowed for the others.',
+      ),
+      log: doc(
+        z.boolean().optional(),
+        "Log the first packet of every connection this rule lets through (iptables LOG, prefixed with the container's handle).",
+      ),
+      annotations: doc(z.array(z.string().max(1024)).max(64).optional(), 'Free-form notes on the rule.'),
+    })
+    // Diego's SecurityGroupRule.Validate, including what CEL cannot check here (address syntax, ranges).
+    .superRefine((rule, ctx) => {
+      for (const issue of securityGroupRuleIssues(rule)) {
+        ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+      }
+    }),
+  "An egress rule (Diego's SecurityGroupRule, an application security group rule): traffic the container may send. Everything else it sends is refused.",
   [
     {
       rule: '!(has(self.ports) && has(self.portRange))',
       message: 'set either ports or portRange, not both',
+    },
+    {
+      rule: "(self.protocol != 'tcp' && self.protocol != 'udp') || has(self.ports) || has(self.portRange)",
+      message: 'tcp and udp rules need ports or portRange',
+      fieldPath: '.ports',
+      reason: 'FieldValueRequired',
+    },
+    {
+      rule: "self.protocol == 'tcp' || self.protocol == 'udp' || (!has(self.ports) && !has(self.portRange))",
+      message: 'only tcp and udp rules may have ports or portRange',
+      fieldPath: '.ports',
+    },
+    {
+      rule: '!has(self.ports) || size(self.ports) > 0',
+      message: 'ports, when set, needs at least one port',
+      fieldPath: '.ports',
+    },
+    {
+      rule: '!has(self.portRange) || self.portRange.start <= self.portRange.end',
+      message: 'portRange start must not be after its end',
+      fieldPath: '.portRange',
+    },
+    {
+      rule: "has(self.icmpInfo) == (self.protocol == 'icmp' || self.protocol == 'icmpv6')",
+      message: 'icmp and icmpv6 rules need icmpInfo, and only they may have it',
+      fieldPath: '.icmpInfo',
     },
   ],
 );
 
 export const egressRules = doc(
   z.array(SecurityGroupRule).max(1024).optional(),
-  'Egress firewall rules applied to the container.',
+  "Egress rules (Diego's application security groups): the container may send only what one of them allows, plus replies to connections made to it. Enforced by cells running the runc or containerd backend with container networking; a cell running plain processes cannot enforce them (docs/security.md).",
 );
 
 export const checksumAlgorithm = doc(
@@ -175,13 +232,13 @@ export const CachedDependency = doc(
   z.object({
     name: doc(z.string().max(1024).optional(), 'Name shown in progress logs.'),
     from: doc(z.string().min(1).max(4096), 'URL of the archive.'),
-    to: doc(z.string().min(1).max(4096), 'Absolute path in the container where it is bind-mounted.'),
+    to: doc(z.string().min(1).max(4096), 'Absolute path in the container where it is bind-mounted (read-only).'),
     cacheKey: doc(z.string().min(1).max(1024), 'Key under which the cell caches the download.'),
     logSource: doc(z.string().max(256).optional(), 'Log source for progress messages.'),
     checksumAlgorithm,
     checksumValue: doc(z.string().max(256).optional(), 'Expected checksum (hex).'),
   }),
-  'A dependency downloaded once per cell, cached, and bind-mounted into containers.',
+  "A dependency downloaded once per cell into the cell's cache (revalidated with ETag/Last-Modified on each use), and bind-mounted read-only into containers before setup.",
 );
 
 export const cachedDependencies = doc(
@@ -196,13 +253,13 @@ export const ImageLayer = doc(
     destinationPath: doc(z.string().min(1).max(4096), 'Where the layer is extracted in the container.'),
     layerType: doc(
       z.enum(['SHARED', 'EXCLUSIVE']),
-      'SHARED layers are cached per cell; EXCLUSIVE ones are downloaded for each container.',
+      'SHARED layers are cached on the cell and mounted read-only at destinationPath; EXCLUSIVE ones are extracted into each container at destinationPath before setup (Diego: as download actions).',
     ),
     mediaType: doc(z.enum(['TGZ', 'TAR', 'ZIP']), "Archive format: 'TGZ', 'TAR' or 'ZIP'."),
     digestAlgorithm: doc(z.enum(['SHA256', 'SHA512']).optional(), 'Digest algorithm.'),
     digestValue: doc(z.string().max(256).optional(), 'Expected digest (hex).'),
   }),
-  'A filesystem layer added to the container before it starts.',
+  'A filesystem layer added to the container before it starts (Diego models/image_layer.go).',
 );
 
 export const imageLayers = doc(z.array(ImageLayer).max(64).optional(), 'Extra filesystem layers.');

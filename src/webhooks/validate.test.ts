@@ -69,6 +69,102 @@ describe('validateSpec', () => {
   });
 });
 
+describe("egress rules (Diego's SecurityGroupRule.Validate)", () => {
+  const tcp80 = { protocol: 'tcp', destinations: ['10.0.0.1'], ports: [80] };
+  const errorsOf = (rule: Record<string, unknown>, kind = 'DesiredLRP') => {
+    const spec =
+      kind === 'DesiredLRP'
+        ? lrp({ egressRules: [tcp80, rule] })
+        : { taskGuid: 't', domain: 'd', rootFs: 'preloaded:busybox', action: run, egressRules: [tcp80, rule] };
+    return validateSpec(kind, spec);
+  };
+
+  it('accepts valid rules of every protocol, on LRPs and tasks', () => {
+    for (const kind of ['DesiredLRP', 'Task']) {
+      for (const rule of [
+        {
+          protocol: 'tcp',
+          destinations: ['0.0.0.0-9.255.255.255', '10.0.0.0/8,192.168.0.1'],
+          portRange: { start: 1, end: 65535 },
+        },
+        { protocol: 'udp', destinations: ['10.0.0.53'], ports: [53], log: true },
+        { protocol: 'icmp', destinations: ['0.0.0.0/0'], icmpInfo: { type: -1, code: -1 } },
+        { protocol: 'icmp', destinations: ['0.0.0.0/0'], icmpInfo: {} }, // type 0, code 0 as protobuf omits them
+        { protocol: 'icmpv6', destinations: ['::/0'], icmpInfo: { type: 128, code: 0 } },
+        { protocol: 'all', destinations: ['2001:db8::1-2001:db8::9'] },
+      ]) {
+        expect(errorsOf(rule, kind), JSON.stringify(rule)).toEqual([]);
+      }
+    }
+  });
+
+  it('names the field of a bad destination', () => {
+    expect(errorsOf({ protocol: 'all', destinations: ['10.0.0.1', 'not-an-ip'] })).toEqual([
+      { field: 'spec.egressRules[1].destinations[1]', message: expect.stringContaining("'not-an-ip': Invalid IP") },
+    ]);
+    expect(errorsOf({ protocol: 'all', destinations: ['10.0.0.9-10.0.0.1'] })).toEqual([
+      { field: 'spec.egressRules[1].destinations[0]', message: expect.stringContaining('starts after its end') },
+    ]);
+    expect(errorsOf({ protocol: 'all', destinations: ['10.0.0.0/33'] })[0]?.message).toContain(
+      'invalid CIDR address: 10.0.0.0/33',
+    );
+  });
+
+  it('refuses icmp without icmpInfo, and icmpInfo on other protocols', () => {
+    expect(errorsOf({ protocol: 'icmp', destinations: ['10.0.0.1'] })).toEqual([
+      { field: 'spec.egressRules[1].icmpInfo', message: 'Missing required field: icmpInfo (icmp rules need it)' },
+    ]);
+    expect(errorsOf({ ...tcp80, icmpInfo: { type: 0, code: 0 } }).map((e) => e.field)).toEqual([
+      'spec.egressRules[1].icmpInfo',
+    ]);
+    expect(
+      errorsOf({ protocol: 'icmp', destinations: ['10.0.0.1'], icmpInfo: {}, ports: [1] }).map((e) => e.field),
+    ).toEqual(['spec.egressRules[1].ports']);
+  });
+
+  it('refuses tcp and udp without ports or portRange, as Diego does', () => {
+    for (const protocol of ['tcp', 'udp']) {
+      expect(errorsOf({ protocol, destinations: ['10.0.0.1'] })).toEqual([
+        { field: 'spec.egressRules[1].ports', message: 'Missing required field: ports or portRange' },
+      ]);
+    }
+    expect(errorsOf({ ...tcp80, portRange: { start: 1, end: 2 } })).toEqual([
+      { field: 'spec.egressRules[1].portRange', message: 'Invalid: ports and portRange provided' },
+    ]);
+    expect(errorsOf({ ...tcp80, ports: [] })).toEqual([
+      { field: 'spec.egressRules[1].ports', message: 'Invalid field: ports' },
+    ]);
+  });
+
+  it('refuses a reversed port range, and ports on all', () => {
+    expect(errorsOf({ protocol: 'tcp', destinations: ['10.0.0.1'], portRange: { start: 1024, end: 80 } })).toEqual([
+      { field: 'spec.egressRules[1].portRange', message: expect.stringContaining('Invalid field: portRange') },
+    ]);
+    expect(errorsOf({ protocol: 'all', destinations: ['10.0.0.1'], portRange: { start: 1, end: 2 } })).toEqual([
+      { field: 'spec.egressRules[1].portRange', message: 'Invalid field: portRange' },
+    ]);
+  });
+
+  it('denies such an object at admission, naming the field', () => {
+    const spec = lrp({
+      egressRules: [{ protocol: 'tcp', destinations: ['10.0.0.1'], portRange: { start: 9, end: 8 } }],
+    });
+    const res = review({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: 'u2',
+        kind: { group: 'diego.dev', version: 'v1alpha1', kind: 'DesiredLRP' },
+        operation: 'CREATE',
+        object: { spec },
+      },
+    }).response!;
+    expect(res.allowed).toBe(false);
+    expect(res.status?.message).toContain('spec.egressRules[0].portRange');
+    expect(res.status?.details?.causes[0]?.field).toBe('spec.egressRules[0].portRange');
+  });
+});
+
 describe('formatPath', () => {
   it('writes kubectl-style paths', () => {
     expect(formatPath(['spec', 'action', 'serial', 'actions', 2, 'run'])).toBe('spec.action.serial.actions[2].run');
