@@ -2,13 +2,21 @@
 // containernetworking-plugins, in /usr/lib/cni), invoked by hand as a CNI runtime would:
 //
 // * a named network namespace per container (`ip netns add <id>`, /var/run/netns/<id>) that runc joins;
-// * `loopback` (lo up), then `bridge` (isGateway, ipMasq, host-local IPAM with its own dataDir) for eth0;
+// * `loopback` (lo up), then `bridge` (isGateway and the container's default route, ipMasq, host-local IPAM
+//   with its own dataDir) for eth0;
 // * `portmap` for the port mappings (DNAT from host ports, also from 127.0.0.1). A mapping added after
 //   creation re-runs portmap: DEL with the old mappings, ADD with all of them.
-// Teardown runs DEL in reverse order and deletes the namespace; the bridge stays for the next container.
+// * egress: before the namespace gets an interface, IPv6 is turned off in it (containers are IPv4 only); once
+//   the bridge plugin has given it an address, and before any process of the container can run, the
+//   container's egress rules (its own plus the defaults) are installed on the host (firewall.ts).
+// Teardown removes the egress rules (while the address is still allocated), runs DEL in reverse order and deletes
+// the namespace; the bridge (and its egress chains) stays for the next container.
 // Note: the bridge plugin enables net.ipv4.ip_forward on the host (needed for ipMasq).
 import { spawn } from 'node:child_process';
-import type { PortMapping } from './types.ts';
+import { existsSync } from 'node:fs';
+import { checkEgressRules } from './egress.ts';
+import { EgressFirewall } from './firewall.ts';
+import type { EgressRule, PortMapping } from './types.ts';
 
 export interface CniOptions {
   /** Where the plugin binaries are. Default /usr/lib/cni. */
@@ -21,6 +29,25 @@ export interface CniOptions {
   subnet?: string;
   /** host-local IPAM state. */
   ipamDataDir: string;
+  /**
+   * Egress rules every container gets besides its own (the cell operator's platform-wide defaults, as Diego's
+   * running/staging security groups are for Cloud Controller). Default: none, so a container without rules
+   * sends nothing but replies.
+   */
+  defaultEgress?: EgressRule[];
+  /**
+   * Resolvers (IPv4) every container may query on udp and tcp port 53, on the cell (e.g. the bridge gateway)
+   * or elsewhere. Default: none (DNS then needs an egress rule like any other traffic).
+   */
+  dnsServers?: string[];
+}
+
+/** What setUp needs to enforce a container's egress rules. */
+export interface ContainerEgress {
+  /** The container's handle: comments on its rules and the prefix of their LOG lines. */
+  handle: string;
+  /** Its own rules (the defaults are added). */
+  rules?: readonly EgressRule[];
 }
 
 /** What the bridge plugin returned (a CNI result), kept in the bundle to tear down after an agent restart. */
@@ -37,6 +64,8 @@ export class CniNetwork {
   readonly bridge: string;
   readonly subnet: string;
   readonly ipamDataDir: string;
+  /** The host iptables rules that enforce egress (firewall.ts). */
+  readonly firewall: EgressFirewall;
 
   constructor(opts: CniOptions) {
     this.pluginDir = opts.pluginDir ?? '/usr/lib/cni';
@@ -44,18 +73,31 @@ export class CniNetwork {
     this.bridge = opts.bridge ?? 'diego0';
     this.subnet = opts.subnet ?? '10.254.0.0/22';
     this.ipamDataDir = opts.ipamDataDir;
+    this.firewall = new EgressFirewall({
+      bridge: this.bridge,
+      defaultEgress: opts.defaultEgress,
+      dnsServers: opts.dnsServers,
+    });
   }
 
   netnsPath(id: string): string {
     return `/var/run/netns/${id}`;
   }
 
-  /** Creates the namespace and wires it up; returns the bridge result (with the container's address). */
-  async setUp(id: string, ports: PortMapping[]): Promise<CniResult> {
+  /**
+   * Creates the namespace, wires it up and installs the container's egress rules (default: only the
+   * defaults); returns the bridge result (with the container's address). Rejects invalid rules first.
+   */
+  async setUp(id: string, ports: PortMapping[], egress: ContainerEgress = { handle: id }): Promise<CniResult> {
+    checkEgressRules(egress.rules ?? []);
     await run('ip', ['netns', 'add', id]);
     try {
+      await this.#disableIPv6(id);
       await this.#plugin('ADD', id, 'lo', this.#loopbackConf());
       const result = JSON.parse(await this.#plugin('ADD', id, 'eth0', this.#bridgeConf())) as CniResult;
+      const ip = CniNetwork.address(result);
+      if (!ip) throw new Error(`the bridge plugin gave container ${id} no IPv4 address`);
+      await this.firewall.install(id, egress.handle, ip, this.#hostVeth(result), egress.rules ?? []);
       if (ports.length > 0) await this.#plugin('ADD', id, 'eth0', this.#portmapConf(ports, result));
       return result;
     } catch (err) {
@@ -70,10 +112,14 @@ export class CniNetwork {
     await this.#plugin('ADD', id, 'eth0', this.#portmapConf(ports, result));
   }
 
-  /** DEL in reverse order, then deletes the namespace. Tolerates parts that are gone already. */
+  /**
+   * Removes the egress rules, runs DEL in reverse order, then deletes the namespace. Tolerates parts that are
+   * gone already.
+   */
   async tearDown(id: string, ports: PortMapping[], result: CniResult | undefined): Promise<void> {
     const errors: string[] = [];
     const attempt = (p: Promise<unknown>) => p.catch((err: unknown) => errors.push((err as Error).message));
+    await attempt(this.firewall.remove(id));
     if (ports.length > 0) await attempt(this.#plugin('DEL', id, 'eth0', this.#portmapConf(ports, result)));
     await attempt(this.#plugin('DEL', id, 'eth0', this.#bridgeConf()));
     await attempt(this.#plugin('DEL', id, 'lo', this.#loopbackConf()));
@@ -81,6 +127,24 @@ export class CniNetwork {
       if (!/No such file/.test((err as Error).message)) errors.push((err as Error).message);
     });
     if (errors.length > 0) throw new Error(`CNI teardown of ${id}: ${errors.join('; ')}`);
+  }
+
+  /** Removes the egress rules of container `id` (for a container whose namespace is gone already). */
+  removeEgress(id: string): Promise<void> {
+    return this.firewall.remove(id);
+  }
+
+  /** Containers get no IPv6: a link-local address would reach the bridge's (the cell's) without iptables. */
+  async #disableIPv6(id: string): Promise<void> {
+    if (!existsSync('/proc/sys/net/ipv6')) return;
+    const script = 'for f in all default; do echo 1 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done';
+    await run('ip', ['netns', 'exec', id, 'sh', '-c', script]);
+  }
+
+  /** The host side of the container's veth (the bridge result's interface outside any sandbox). */
+  #hostVeth(result: CniResult): string | undefined {
+    const interfaces = (result.interfaces ?? []) as { name?: string; sandbox?: string }[];
+    return interfaces.find((i) => i.name && !i.sandbox && i.name !== this.bridge)?.name;
   }
 
   /** The container's IPv4 address from a bridge result. */
@@ -99,6 +163,8 @@ export class CniNetwork {
       type: 'bridge',
       bridge: this.bridge,
       isGateway: true,
+      // The gateway is the container's default route, so egress rules can allow destinations off the bridge.
+      isDefaultGateway: true,
       ipMasq: true,
       ipam: { type: 'host-local', ranges: [[{ subnet: this.subnet }]], dataDir: this.ipamDataDir },
     };

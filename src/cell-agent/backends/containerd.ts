@@ -39,6 +39,9 @@
 //   `--with-ns network:/var/run/netns/<id>`; info().ip is its address and netIn maps host ports with portmap.
 //   Without them containers share the host network (--net-host), and PORT is rewritten to the host port as in
 //   the process and runc backends.
+// * Egress: with `network`, spec.egress plus the network's defaultEgress is enforced by host iptables rules
+//   installed before `ctr run` starts the task and removed by destroy (firewall.ts); on the host network
+//   nothing is enforced (enforcesEgress false).
 // * streamIn/streamOut: the helper's tar run inside the container by `ctr task exec` (as the given user), so
 //   paths and symlinks resolve inside the container and files belong to the user.
 // * destroy: `ctr task delete --force` (kills every process), `ctr containers delete` (with its snapshot),
@@ -189,6 +192,8 @@ export class ContainerdBackend implements ContainerBackend {
   readonly stateDir: string;
   readonly idPrefix: string;
   readonly network: CniNetwork | undefined;
+  /** Egress rules are enforced (host iptables, firewall.ts) when containers have their own network namespace. */
+  readonly enforcesEgress: boolean;
   readonly helper: string;
   readonly #opts: ContainerdBackendOptions;
   readonly #containers = new ContainerTable<ContainerdContainer>();
@@ -203,6 +208,7 @@ export class ContainerdBackend implements ContainerBackend {
     this.stateDir = path.resolve(opts.stateDir);
     this.idPrefix = opts.idPrefix ?? 'diego-';
     this.network = opts.network ? new CniNetwork(opts.network) : undefined;
+    this.enforcesEgress = this.network !== undefined;
     this.helper = opts.helper ?? '/bin/busybox';
     this.#allocatePort = opts.allocatePort ?? freePort;
   }
@@ -349,7 +355,8 @@ export class ContainerdBackend implements ContainerBackend {
     const ports = await initialPorts(spec.netIn, this.#allocatePort);
     let network: CniResult | undefined;
     try {
-      if (this.network) network = await this.network.setUp(id, ports);
+      // The container's egress rules are on the host before its task (and so any process of it) starts.
+      if (this.network) network = await this.network.setUp(id, ports, { handle: spec.handle, rules: spec.egress });
       const labels: Record<string, string> = { [LABEL_HANDLE]: spec.handle, [LABEL_PORTS]: JSON.stringify(ports) };
       if (network) labels[LABEL_NETWORK] = JSON.stringify(network);
       for (const [key, value] of Object.entries(spec.properties ?? {})) labels[LABEL_PROPERTY + key] = value;
@@ -460,6 +467,7 @@ export class ContainerdBackend implements ContainerBackend {
       const ports = meta?.ports ?? partial?.ports ?? [];
       const network = meta?.network ?? partial?.network;
       if (network || existsSync(this.network.netnsPath(id))) await this.network.tearDown(id, ports, network);
+      else await this.network.removeEgress(id);
     }
   }
 

@@ -20,6 +20,9 @@
 //   to the container port with portmap, and PORT is left alone (apps listen on the container port). Without
 //   them containers share the host network like the process backend (netIn picks a free host port, PORT is
 //   rewritten to it, info() has no ip).
+// * Egress: with `network`, spec.egress plus the network's defaultEgress is enforced by host iptables rules
+//   installed before `runc run` and removed by destroy (firewall.ts); on the host network nothing is enforced
+//   (enforcesEgress false).
 // * streamIn/streamOut: GNU tar on the host, directly on <bundle>/rootfs. Paths are resolved inside the
 //   rootfs and checked (after resolving symlinks) not to escape it; streamIn with a non-root user runs tar as
 //   that uid/gid (setpriv), so the files belong to the user and container symlinks cannot reach host files.
@@ -115,6 +118,8 @@ export class RuncBackend implements ContainerBackend {
   readonly runcRoot: string;
   readonly idPrefix: string;
   readonly network: CniNetwork | undefined;
+  /** Egress rules are enforced (host iptables, firewall.ts) when containers have their own network namespace. */
+  readonly enforcesEgress: boolean;
   readonly #opts: RuncBackendOptions;
   readonly #containers = new ContainerTable<RuncContainer>();
   readonly #allocatePort: () => Promise<number>;
@@ -125,6 +130,7 @@ export class RuncBackend implements ContainerBackend {
     this.runcRoot = path.resolve(opts.runcRoot ?? path.join(this.stateDir, 'runc'));
     this.idPrefix = opts.idPrefix ?? 'diego-';
     this.network = opts.network ? new CniNetwork(opts.network) : undefined;
+    this.enforcesEgress = this.network !== undefined;
     this.#allocatePort = opts.allocatePort ?? freePort;
     const every = opts.diskCheckIntervalMs ?? 10_000;
     if (every > 0) {
@@ -181,7 +187,8 @@ export class RuncBackend implements ContainerBackend {
         storage,
         ...(spec.limits?.diskMb ? { diskMb: spec.limits.diskMb } : {}),
       };
-      if (this.network) meta.network = await this.network.setUp(id, ports);
+      // With its own network namespace the container's egress rules are on the host before runc starts it.
+      if (this.network) meta.network = await this.network.setUp(id, ports, { handle: spec.handle, rules: spec.egress });
       const config = buildOciConfig({
         rootfs,
         hostname: spec.handle,
@@ -256,7 +263,7 @@ export class RuncBackend implements ContainerBackend {
       const meta = container?.meta ?? (await readMeta(bundle));
       if (meta?.network || existsSync(this.network.netnsPath(id))) {
         await this.network.tearDown(id, meta?.ports ?? [], meta?.network);
-      }
+      } else await this.network.removeEgress(id);
     }
     const rootfs = path.join(bundle, 'rootfs');
     if (await isMountPoint(rootfs)) await unmount(rootfs);

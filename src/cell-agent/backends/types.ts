@@ -32,6 +32,23 @@ export interface PortMapping {
   hostPort: number;
 }
 
+/**
+ * Traffic a container may send (Garden's NetOutRule; the executor makes them from Diego's egress rules with
+ * egressFromSecurityGroups in egress.ts). A container sends nothing else, except replies to connections made to
+ * it (see ContainerBackend.enforcesEgress for which backends enforce this).
+ */
+export interface EgressRule {
+  protocol: 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'all';
+  /** Destination address ranges, inclusive (IPv4 or IPv6 text; start = end for one address). Absent or empty: any. */
+  networks?: { start: string; end: string }[];
+  /** Destination port ranges, inclusive (tcp and udp only). Absent or empty: any port. */
+  ports?: { start: number; end: number }[];
+  /** ICMP type and code (icmp and icmpv6 only). Absent: any; type 255 or code 255 (Diego's -1): any type or code. */
+  icmp?: { type: number; code?: number };
+  /** Log the first packet of each connection this rule allows (iptables LOG, prefixed with the handle). */
+  log?: boolean;
+}
+
 export interface ContainerSpec {
   /** Unique name of the container on this cell; Diego uses the instance guid. Letters, digits, '_' and '-'. */
   handle: string;
@@ -51,6 +68,12 @@ export interface ContainerSpec {
   /** Free-form labels kept with the container (Garden properties); the executor stores its own keys here. */
   properties?: Record<string, string>;
   privileged?: boolean;
+  /**
+   * What the container may send (Diego's egress rules, as EgressRule) besides the backend's default rules;
+   * nothing else leaves it, and absent or empty means only the defaults. Backends that cannot enforce it
+   * (enforcesEgress false) accept it and let everything through.
+   */
+  egress?: EgressRule[];
 }
 
 export interface ProcessSpec {
@@ -146,6 +169,12 @@ export interface Container {
 }
 
 export interface ContainerBackend {
+  /**
+   * True when the backend enforces ContainerSpec.egress (runc and containerd with container networking: host
+   * iptables rules per container). Absent or false: containers can send anything, whatever their egress rules
+   * say (the process backend, and runc or containerd on the host network); the caller should say so.
+   */
+  readonly enforcesEgress?: boolean;
   /** Rejects when the handle is taken or the spec cannot be honoured. */
   create(spec: ContainerSpec): Promise<Container>;
   lookup(handle: string): Promise<Container | undefined>;
