@@ -155,6 +155,13 @@ describe('ContainerdBackend', () => {
     expect(existsSync('/landed')).toBe(false);
   });
 
+  it("resolves relative paths in the user's home, as Garden does", { timeout: 60_000 }, async () => {
+    const c = await backend.create({ handle: 'relative' });
+    await c.streamIn('.', tarOf({ 'in-home.txt': 'vcap' }), { user: 'vcap' });
+    expect((await sh(c, 'cat /home/vcap/in-home.txt')).out).toEqual(['vcap']);
+    expect(await untar(await c.streamOut('in-home.txt', { user: 'vcap' }))).toEqual({ 'in-home.txt': 'vcap' });
+  });
+
   it('applies memory, pids and cpu limits through cgroups', { timeout: 60_000 }, async () => {
     const c = await backend.create({ handle: 'limits', limits: { memoryMb: 64, pids: 50, cpuWeight: 256 } });
     const id = backend.containerId('limits');

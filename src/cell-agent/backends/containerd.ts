@@ -693,7 +693,7 @@ class ContainerdContainer implements Container {
 
   async streamIn(dst: string, tar: Readable | Buffer, opts?: { user?: string }): Promise<void> {
     const user = opts?.user ? await lookupUser(await this.#root(), opts.user) : { uid: 0, gid: 0, home: '/root' };
-    const dir = path.posix.resolve('/', dst);
+    const dir = path.posix.resolve(user.home || '/', dst); // relative: in the user's home, as Garden does
     // mkdir -p as root, handing each directory it creates to the user (Garden's StreamIn does the same).
     const mkdirs = await this.#helper([
       'sh',
@@ -716,7 +716,7 @@ class ContainerdContainer implements Container {
 
   async streamOut(src: string, opts?: { user?: string }): Promise<Readable> {
     const user = opts?.user ? await lookupUser(await this.#root(), opts.user) : { uid: 0, gid: 0, home: '/root' };
-    const p = path.posix.resolve('/', src);
+    const p = path.posix.resolve(user.home || '/', src); // relative: in the user's home, as Garden does
     const exists = await this.#helper(['sh', '-c', '[ -e "$1" ] || [ -L "$1" ]', 'sh', p], { user });
     if (exists.code !== 0) {
       throw Object.assign(new Error(`ENOENT: no such file or directory in the container, '${src}'`), {

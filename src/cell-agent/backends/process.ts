@@ -269,14 +269,14 @@ class ProcessContainer implements Container {
     return handle;
   }
 
-  async streamIn(dst: string, tar: Readable | Buffer): Promise<void> {
-    const dir = resolveInRoot(this.root, dst);
+  async streamIn(dst: string, tar: Readable | Buffer, opts?: { user?: string }): Promise<void> {
+    const dir = resolveInRoot(this.root, path.posix.resolve(homeOf(opts?.user), dst));
     await mkdir(dir, { recursive: true });
     await extractTar('tar', ['-x', '-f', '-', '-C', dir, '--no-same-owner'], undefined, tar, dst);
   }
 
-  async streamOut(src: string): Promise<Readable> {
-    const target = resolveInRoot(this.root, src);
+  async streamOut(src: string, opts?: { user?: string }): Promise<Readable> {
+    const target = resolveInRoot(this.root, path.posix.resolve(homeOf(opts?.user), src));
     await lstat(target); // rejects with ENOENT like Garden does for a missing path
     return createTar('tar', ['-c', '-f', '-', '-C', path.dirname(target), path.basename(target)], src);
   }
@@ -423,4 +423,12 @@ export async function collect(stream: Readable): Promise<string> {
 
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/**
+ * Where a relative path of a user's starts (Garden: the user's home). There is no /etc/passwd here: root's home is
+ * /root and any other user's /home/<user>, as in the stacks' passwd files (vcap: /home/vcap).
+ */
+function homeOf(user: string | undefined): string {
+  return !user || user === 'root' || user === '0' ? '/root' : `/home/${user}`;
 }

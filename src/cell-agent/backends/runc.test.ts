@@ -89,6 +89,17 @@ describe('RuncBackend', () => {
     await expect(c.streamIn('/escape/x', Readable.from([tarOf({ a: 'a' })]))).rejects.toThrow('outside the container');
   });
 
+  it("resolves relative paths in the user's home, as Garden does", async () => {
+    const c = await backend.create({ handle: 'relative' });
+    await c.streamIn('.', tarOf({ 'in-home.txt': 'vcap' }), { user: 'vcap' });
+    await c.streamIn('app', tarOf({ 'in-root-home.txt': 'root' }));
+    expect((await sh(c, 'cat /home/vcap/in-home.txt; echo; cat /root/app/in-root-home.txt')).out).toEqual([
+      'vcap',
+      'root',
+    ]);
+    expect(await untar(await c.streamOut('in-home.txt', { user: 'vcap' }))).toEqual({ 'in-home.txt': 'vcap' });
+  });
+
   it('applies memory, pids and cpu limits through cgroups', async () => {
     const c = await backend.create({ handle: 'limits', limits: { memoryMb: 64, pids: 50, cpuWeight: 256 } });
     const id = backend.containerId('limits');

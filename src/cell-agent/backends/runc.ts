@@ -423,7 +423,8 @@ class RuncContainer implements Container {
 
   async streamIn(dst: string, tar: Readable | Buffer, opts?: { user?: string }): Promise<void> {
     const user = opts?.user ? await lookupUser(this.rootfs, opts.user) : undefined;
-    const dir = await this.#makeDirs(path.posix.resolve('/', dst), user);
+    // A relative path is in the user's home (root's without a user), as Garden resolves it.
+    const dir = await this.#makeDirs(path.posix.resolve(user?.home ?? '/root', dst), user);
     const runAs =
       user && user.uid !== 0
         ? ['setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', 'tar']]
@@ -433,8 +434,9 @@ class RuncContainer implements Container {
     await extractTar(file, [...prefix, '-x', '-f', '-', '--no-same-owner'], dir, tar, dst);
   }
 
-  async streamOut(src: string): Promise<Readable> {
-    const p = path.posix.resolve('/', src);
+  async streamOut(src: string, opts?: { user?: string }): Promise<Readable> {
+    const home = opts?.user ? (await lookupUser(this.rootfs, opts.user)).home : '/root';
+    const p = path.posix.resolve(home, src); // relative: in the user's home, as Garden does
     const parent = await this.#hostPath(path.posix.dirname(p));
     const target = path.join(parent, path.posix.basename(p));
     await lstat(target); // rejects with ENOENT like Garden does for a missing path

@@ -133,6 +133,17 @@ describe('download step', () => {
     );
   });
 
+  it("extracts a relative destination into the user's home, as Garden does", async () => {
+    await buildStep({ download: { from: server.url('/droplet.tgz'), to: '.', user: 'vcap' } }, cell.ctx()).perform(
+      new AbortController().signal,
+    );
+    await buildStep({ download: { from: server.url('/droplet.tgz'), to: 'app', user: 'root' } }, cell.ctx()).perform(
+      new AbortController().signal,
+    );
+    expect(await readFile(containerFile('home/vcap/index.html'), 'utf8')).toBe('<h1>hello</h1>');
+    expect(await readFile(containerFile('root/app/index.html'), 'utf8')).toBe('<h1>hello</h1>');
+  });
+
   it('extracts plain tar and zip archives', async () => {
     for (const [file, to] of [
       ['/droplet.tar', '/from-tar'],
