@@ -57,10 +57,6 @@ export interface FirewallOptions {
   defaultEgress?: EgressRule[];
   /** The resolvers containers may query (udp and tcp port 53), IPv4 addresses; on the cell or elsewhere. */
   dnsServers?: string[];
-  /** The iptables binaries. Defaults 'iptables', 'iptables-restore', 'ip6tables'. */
-  iptables?: string;
-  iptablesRestore?: string;
-  ip6tables?: string;
 }
 
 /** The chain holding container `id`'s rules. */
@@ -76,6 +72,9 @@ export function bridgeChains(bridge: string): { input: string; forward: string; 
 const REJECT = ['-j', 'REJECT', '--reject-with', 'icmp-port-unreachable'];
 const REPLIES = ['-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED', '--ctdir', 'REPLY'];
 const IPV6_COMMENT = 'diego egress: no IPv6 from containers';
+const IPTABLES = 'iptables';
+const RESTORE = 'iptables-restore';
+const IP6TABLES = 'ip6tables';
 
 /** iptables-restore quoting: words with anything but safe characters in double quotes. */
 function quote(word: string): string {
@@ -185,9 +184,6 @@ export class EgressFirewall {
   readonly bridge: string;
   readonly defaultEgress: readonly EgressRule[];
   readonly dnsServers: readonly string[];
-  readonly #iptables: string;
-  readonly #restore: string;
-  readonly #ip6tables: string;
   #ready?: Promise<void>;
 
   constructor(opts: FirewallOptions) {
@@ -199,9 +195,6 @@ export class EgressFirewall {
       const ip = parseIp(s);
       if (!ip || !isIPv4(ip)) throw new Error(`DNS server '${s}' is not an IPv4 address`);
     }
-    this.#iptables = opts.iptables ?? 'iptables';
-    this.#restore = opts.iptablesRestore ?? 'iptables-restore';
-    this.#ip6tables = opts.ip6tables ?? 'ip6tables';
   }
 
   /**
@@ -222,7 +215,7 @@ export class EgressFirewall {
       await this.#ensureBridge();
       const stale = (await this.#jumps()).filter((r) => r.includes(` -g ${chain}`) || r.includes(` -s ${ip}/32 `));
       const physdev = enforcesContainerToContainer() ? veth : undefined;
-      await this.#restoreLines([
+      await restore([
         ...stale.map((r) => r.replace(/^-A /, '-D ')),
         ...containerChainLines(chain, handle, all),
         jumpLine(this.bridge, chain, handle, ip, physdev),
@@ -242,55 +235,36 @@ export class EgressFirewall {
   async remove(id: string): Promise<void> {
     const chain = containerChain(id);
     const jumps = (await this.#jumps()).filter((r) => r.includes(` -g ${chain}`) || r.includes(` -j ${chain}`));
-    const exists = await this.#chainExists(chain);
+    const exists = await chainExists(chain);
     if (jumps.length === 0 && !exists) return;
-    await this.#restoreLines([
-      ...jumps.map((r) => r.replace(/^-A /, '-D ')),
-      ...(exists ? [`-F ${chain}`, `-X ${chain}`] : []),
-    ]);
-  }
-
-  /** The rules of container `id`'s chain as `iptables -S` lists them (empty when it has none). */
-  async rulesOf(id: string): Promise<string[]> {
-    return this.#list(containerChain(id));
+    await restore([...jumps.map((r) => r.replace(/^-A /, '-D ')), ...(exists ? [`-F ${chain}`, `-X ${chain}`] : [])]);
   }
 
   /** Creates the bridge chains and hooks when missing, refills the fixed chains, sweeps leftovers (once). */
   #ensureBridge(): Promise<void> {
     this.#ready ??= (async () => {
-      await sweepStale(this.#iptables, this.#ip6tables).catch(() => {});
+      await sweepStale().catch(() => {});
       const { input, forward, containers } = bridgeChains(this.bridge);
-      if (!(await this.#chainExists(containers))) {
-        await this.#ipt(['-N', containers]).catch(async (err: unknown) => {
-          if (!(await this.#chainExists(containers))) throw err;
+      if (!(await chainExists(containers))) {
+        await iptables(['-N', containers]).catch(async (err: unknown) => {
+          if (!(await chainExists(containers))) throw err; // another agent made it meanwhile: fine
         });
       }
-      await this.#restoreLines(bridgeChainLines(this.bridge, this.dnsServers));
-      for (const [hook, target] of [
-        ['INPUT', input],
-        ['FORWARD', forward],
-      ] as const) {
-        const rule = ['-i', this.bridge, '-j', target];
-        if (
-          !(await this.#ipt(['-C', hook, ...rule]).then(
-            () => true,
-            () => false,
-          ))
-        ) {
-          await this.#ipt(['-I', hook, '1', ...rule]);
-        }
-      }
+      await restore(bridgeChainLines(this.bridge, this.dnsServers));
+      await insertOnce(IPTABLES, 'INPUT', ['-i', this.bridge, '-j', input]);
+      await insertOnce(IPTABLES, 'FORWARD', ['-i', this.bridge, '-j', forward]);
       if (existsSync('/proc/sys/net/ipv6')) {
         for (const hook of ['INPUT', 'FORWARD']) {
-          const rule = ['-i', this.bridge, '-m', 'comment', '--comment', IPV6_COMMENT, '-j', 'DROP'];
-          if (
-            !(await command(this.#ip6tables, ['-w', '-C', hook, ...rule]).then(
-              () => true,
-              () => false,
-            ))
-          ) {
-            await command(this.#ip6tables, ['-w', '-I', hook, '1', ...rule]);
-          }
+          await insertOnce(IP6TABLES, hook, [
+            '-i',
+            this.bridge,
+            '-m',
+            'comment',
+            '--comment',
+            IPV6_COMMENT,
+            '-j',
+            'DROP',
+          ]);
         }
       }
     })();
@@ -303,73 +277,65 @@ export class EgressFirewall {
 
   /** The jumps in the bridge's container chain (`-A DGC-<br> …` lines). */
   async #jumps(): Promise<string[]> {
-    return (await this.#list(bridgeChains(this.bridge).containers)).filter((l) => l.startsWith('-A '));
-  }
-
-  async #list(chain: string): Promise<string[]> {
     try {
-      return (await this.#ipt(['-S', chain])).split('\n').filter((l) => l.startsWith('-A '));
+      const listing = await iptables(['-S', bridgeChains(this.bridge).containers]);
+      return listing.split('\n').filter((l) => l.startsWith('-A '));
     } catch {
       return [];
     }
   }
+}
 
-  #chainExists(chain: string): Promise<boolean> {
-    return this.#ipt(['-S', chain]).then(
-      () => true,
-      () => false,
-    );
-  }
+/** Inserts `rule` first in `hook` unless it is there already. */
+async function insertOnce(bin: string, hook: string, rule: string[]): Promise<void> {
+  const present = await command(bin, ['-w', '-C', hook, ...rule]).then(
+    () => true,
+    () => false,
+  );
+  if (!present) await command(bin, ['-w', '-I', hook, '1', ...rule]);
+}
 
-  #ipt(args: string[]): Promise<string> {
-    return command(this.#iptables, ['-w', ...args]);
-  }
-
-  #restoreLines(lines: string[]): Promise<void> {
-    return restore(this.#restore, lines);
-  }
+function chainExists(chain: string): Promise<boolean> {
+  return iptables(['-S', chain]).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
  * Removes everything the firewall set up for `bridge` (hooks, bridge chains, the chains of its containers):
  * for tests and for a bridge taken out of service. Leftovers of deleted bridges are also swept on their own.
  */
-export async function removeBridgeFirewall(
-  bridge: string,
-  bins: Pick<FirewallOptions, 'iptables' | 'ip6tables'> = {},
-): Promise<void> {
-  const iptables = bins.iptables ?? 'iptables';
-  const ip6tables = bins.ip6tables ?? 'ip6tables';
-  await removeBridge(iptables, ip6tables, bridge);
-  await sweepStale(iptables, ip6tables);
+export async function removeBridgeFirewall(bridge: string): Promise<void> {
+  await removeBridge(bridge);
+  await sweepStale();
 }
 
-async function removeBridge(iptables: string, ip6tables: string, bridge: string): Promise<void> {
+async function removeBridge(bridge: string): Promise<void> {
   const { input, forward, containers } = bridgeChains(bridge);
-  const ipt = (args: string[]) => command(iptables, ['-w', ...args]);
   for (const [hook, target] of [
     ['INPUT', input],
     ['FORWARD', forward],
   ] as const) {
-    while (
-      await ipt(['-D', hook, '-i', bridge, '-j', target]).then(
-        () => true,
-        () => false,
-      )
-    );
+    await deleteEvery(IPTABLES, [hook, '-i', bridge, '-j', target]);
   }
   for (const hook of ['INPUT', 'FORWARD']) {
-    const rule = ['-i', bridge, '-m', 'comment', '--comment', IPV6_COMMENT, '-j', 'DROP'];
-    while (
-      await command(ip6tables, ['-w', '-D', hook, ...rule]).then(
-        () => true,
-        () => false,
-      )
-    );
+    await deleteEvery(IP6TABLES, [hook, '-i', bridge, '-m', 'comment', '--comment', IPV6_COMMENT, '-j', 'DROP']);
   }
   for (const chain of [forward, input, containers]) {
-    await ipt(['-F', chain]).catch(() => {});
-    await ipt(['-X', chain]).catch(() => {});
+    await iptables(['-F', chain]).catch(() => {});
+    await iptables(['-X', chain]).catch(() => {});
+  }
+}
+
+/** Deletes a rule as often as it is there (a hook inserted twice by two agents racing). */
+async function deleteEvery(bin: string, rule: string[]): Promise<void> {
+  for (;;) {
+    const deleted = await command(bin, ['-w', '-D', ...rule]).then(
+      () => true,
+      () => false,
+    );
+    if (!deleted) return;
   }
 }
 
@@ -377,28 +343,31 @@ async function removeBridge(iptables: string, ip6tables: string, bridge: string)
  * Removes the chains of bridges that no longer exist and container chains nothing jumps to (left by a
  * process killed halfway, or by a bridge deleted with containers on it).
  */
-async function sweepStale(iptables: string, ip6tables: string): Promise<void> {
-  const saved = await command(iptables, ['-w', '-S']);
+async function sweepStale(): Promise<void> {
+  const saved = await iptables(['-S']);
   const bridges = new Set<string>();
   for (const m of saved.matchAll(/^-N DG[IFC]-(\S+)$/gm)) bridges.add(m[1]!);
   for (const bridge of bridges) {
-    if (!existsSync(`/sys/class/net/${bridge}`)) await removeBridge(iptables, ip6tables, bridge);
+    if (!existsSync(`/sys/class/net/${bridge}`)) await removeBridge(bridge);
   }
-  const after = await command(iptables, ['-w', '-S']);
+  const after = await iptables(['-S']);
   const referenced = new Set([...after.matchAll(/ -[jg] (DGE-[0-9a-f]+)\b/g)].map((m) => m[1]!));
   for (const m of after.matchAll(/^-N (DGE-[0-9a-f]+)$/gm)) {
     const chain = m[1]!;
-    if (referenced.has(chain)) continue;
-    await restore('iptables-restore', [`-F ${chain}`, `-X ${chain}`]).catch(() => {});
+    if (!referenced.has(chain)) await restore([`-F ${chain}`, `-X ${chain}`]).catch(() => {});
   }
 }
 
+function iptables(args: string[]): Promise<string> {
+  return command(IPTABLES, ['-w', ...args]);
+}
+
 /** `iptables-restore --noflush` of filter-table lines, retried when another writer got in between. */
-async function restore(file: string, lines: string[]): Promise<void> {
+async function restore(lines: string[]): Promise<void> {
   const input = ['*filter', ...lines, 'COMMIT', ''].join('\n');
   for (let attempt = 0; ; attempt++) {
     try {
-      await command(file, ['-w', '--noflush'], input);
+      await command(RESTORE, ['-w', '--noflush'], input);
       return;
     } catch (err) {
       if (attempt >= 4 || !/temporarily|try again|resource busy|another app/i.test((err as Error).message)) throw err;
