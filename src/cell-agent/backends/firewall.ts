@@ -12,7 +12,7 @@
 //             through portmap's route_localnet, the agent's ops port):
 //             replies (conntrack RELATED,ESTABLISHED in the reply direction) → ACCEPT; the DNS servers
 //             (udp and tcp 53) → ACCEPT; everything else → REJECT. Egress rules never open the cell itself,
-//             as with silk (only DNS and operator-chosen host services reach the host there).
+//             as with silk, whose host rules let only DNS and host services the operator names through.
 //   DGF-<br>  traffic routed (or, with br_netfilter, bridged) on from containers: replies → ACCEPT; DNS
 //             servers → ACCEPT; -j DGC-<br>; everything else (no container of ours has that source) → REJECT.
 //   DGC-<br>  one rule per container: -s <ip>/32 [-m physdev --physdev-in <host veth>] -g DGE-<hash>
@@ -40,8 +40,9 @@
 // neither the cell nor, with br_netfilter, other containers.
 //
 // Changes go through `iptables-restore --noflush`, one transaction per container, so a container's chain and
-// its jump appear and disappear together. Stale state is swept once per CniNetwork: chains of bridges that no
-// longer exist (a deleted test bridge) and container chains nothing jumps to.
+// its jump appear and disappear together. Stale state is swept when a firewall sets its bridge up (an agent's
+// first container): chains of bridges that no longer exist (a deleted test bridge) and container chains nothing
+// jumps to any more (those of containers on such a bridge).
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -340,8 +341,8 @@ async function deleteEvery(bin: string, rule: string[]): Promise<void> {
 }
 
 /**
- * Removes the chains of bridges that no longer exist and container chains nothing jumps to (left by a
- * process killed halfway, or by a bridge deleted with containers on it).
+ * Removes the chains of bridges that no longer exist, and container chains nothing jumps to any more (those of
+ * containers on such a bridge).
  */
 async function sweepStale(): Promise<void> {
   const saved = await iptables(['-S']);
