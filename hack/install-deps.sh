@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # Debian packages: openssl (certificates), util-linux (setpriv: children die with their parent), git;
 # runc, busybox-static, containernetworking-plugins, iproute2: the cell agent's runc backend and its tests;
 # containerd (containerd, ctr, the runc shim): the containerd backend and its tests; mmdebstrap (with
-# debian-archive-keyring): the Debian rootfs of preloaded stacks such as cflinuxfs4 (src/cell-agent/backends/rootfs.ts).
+# debian-archive-keyring): the Debian rootfs of preloaded stacks such as cflinuxfs4 (src/cell-agent/backends/rootfs.ts);
+# socat: the container proxy (src/cell-agent/executor/proxy.ts).
 pkgs=(openssl util-linux ca-certificates git runc busybox-static containernetworking-plugins iproute2 containerd
-  mmdebstrap debian-archive-keyring)
+  mmdebstrap debian-archive-keyring socat)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

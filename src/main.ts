@@ -119,6 +119,9 @@ async function main(argv: string[]): Promise<number> {
           'instance-identity-validity': { type: 'string', default: '86400' },
           'trusted-certs-dir': { type: 'string' },
           'external-ip': { type: 'string' },
+          'container-proxy': { type: 'boolean', default: false },
+          'container-proxy-require-client-certs': { type: 'boolean', default: false },
+          'container-proxy-trusted-ca': { type: 'string' },
         },
       });
       const { runCellAgent, defaultCellId, defaultStateDir, capacityMb } = await import('./cmd/cell-agent.ts');
@@ -164,6 +167,9 @@ async function main(argv: string[]): Promise<number> {
           nonNegative('--instance-identity-validity', values['instance-identity-validity']) * 1000 || undefined,
         trustedCertsDir: values['trusted-certs-dir'],
         externalIp: values['external-ip'],
+        containerProxy: values['container-proxy'],
+        containerProxyRequireClientCerts: values['container-proxy-require-client-certs'],
+        containerProxyTrustedCa: values['container-proxy-trusted-ca'],
       });
     }
     case 'help':

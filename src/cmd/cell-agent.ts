@@ -16,6 +16,7 @@ import { Rep, type RepOptions } from '../cell-agent/rep.ts';
 import { DownloadCache } from '../cell-agent/executor/download-cache.ts';
 import { Downloader } from '../cell-agent/executor/downloader.ts';
 import { InstanceIdentity } from '../cell-agent/executor/identity.ts';
+import { SocatProxyRunner } from '../cell-agent/executor/proxy.ts';
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, Semaphore } from '../cell-agent/executor/index.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { startOpsServer } from '../lib/metrics.ts';
@@ -62,6 +63,11 @@ export interface CellAgentOptions {
   trustedCertsDir?: string;
   /** The cell's address instances advertise (CF_INSTANCE_IP, netInfo.address). Default $HOST_IP, else 127.0.0.1. */
   externalIp?: string;
+  /** Diego's enable_container_proxy: a TLS proxy beside each instance (executor/proxy.ts); needs the identity CA. */
+  containerProxy?: boolean;
+  /** Diego's container_proxy_require_and_verify_client_certs, with the CAs of container_proxy_trusted_ca_certs. */
+  containerProxyRequireClientCerts?: boolean;
+  containerProxyTrustedCa?: string;
 }
 
 /**
@@ -135,11 +141,26 @@ export async function executorOptions(opts: Omit<CellAgentOptions, 'kubeconfig'>
       logger: opts.log.child({ component: 'instance-identity' }),
     });
   }
+  let proxy: SocatProxyRunner | undefined;
+  if (opts.containerProxy) {
+    if (!identity)
+      throw new Error('--container-proxy needs the instance identity CA (--instance-identity-ca-cert/-key)');
+    if (opts.containerProxyTrustedCa) await readFile(opts.containerProxyTrustedCa, 'utf8'); // fail now if unreadable
+    proxy = new SocatProxyRunner({
+      stateDir: join(opts.stateDir, 'container-proxy'),
+      requireClientCerts: opts.containerProxyRequireClientCerts,
+      trustedCaFile: opts.containerProxyTrustedCa,
+      logger: opts.log.child({ component: 'container-proxy' }),
+    });
+  } else if (opts.containerProxyRequireClientCerts || opts.containerProxyTrustedCa) {
+    throw new Error('--container-proxy-require-client-certs and --container-proxy-trusted-ca need --container-proxy');
+  }
   return {
     stateDir: join(opts.stateDir, 'executor'),
     cache,
     downloader,
     identity,
+    proxy,
     trustedCertsDir: opts.trustedCertsDir,
     externalIp: opts.externalIp || process.env.HOST_IP || '127.0.0.1',
   };

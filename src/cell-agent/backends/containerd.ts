@@ -554,6 +554,10 @@ class ContainerdContainer implements Container {
     return this.#meta;
   }
 
+  get netnsPath(): string | undefined {
+    return this.#meta.network ? this.#backend.network?.netnsPath(this.id) : undefined;
+  }
+
   /** The container's root as the host sees it, through its init process (for reading /etc/passwd). */
   async #root(): Promise<string> {
     return `/proc/${await this.#backend.initPid(this.id)}/root`;

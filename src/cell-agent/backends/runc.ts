@@ -339,6 +339,10 @@ class RuncContainer implements Container {
     return this.#meta;
   }
 
+  get netnsPath(): string | undefined {
+    return this.#meta.network ? this.#backend.network?.netnsPath(this.id) : undefined;
+  }
+
   async run(proc: ProcessSpec, io: ProcessIO): Promise<ProcessHandle> {
     const env = new Map<string, string>([['PATH', DEFAULT_PATH]]);
     for (const v of [...this.#meta.env, ...(proc.env ?? [])]) env.set(v.name, v.value);

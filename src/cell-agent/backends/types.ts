@@ -166,6 +166,12 @@ export interface Container {
   attach?(id: string, io: ProcessIO): Promise<ProcessHandle>;
   /** Current resource usage; absent where the backend cannot measure it. */
   usage?(): Promise<ContainerUsage>;
+  /**
+   * The container's network namespace as a path setns(2) takes (`nsenter --net=<path>`), when it has one of its
+   * own (runc and containerd with CNI); absent on the host network. For host helpers that serve inside the
+   * container's network: the container proxy (executor/proxy.ts).
+   */
+  readonly netnsPath?: string;
 }
 
 export interface ContainerBackend {
