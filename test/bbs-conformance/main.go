@@ -62,6 +62,9 @@ func tid() string { return trace.GenerateTraceID() }
 func main() {
 	url := flag.String("url", os.Getenv("BBS_URL"), "BBS URL, e.g. http://127.0.0.1:8889 (default $BBS_URL)")
 	cellID := flag.String("cell", os.Getenv("BBS_CELL_ID"), "id of the simulated cell (default $BBS_CELL_ID)")
+	scenario := flag.String("scenario", "api", "api: the BBS API with a simulated cell; cell: apps on a real cell (cell.go)")
+	files := flag.String("files", "", "cell scenario: base URL of the HTTP/1.0 server with lifecycle.tgz, droplet.tgz")
+	caFile := flag.String("ca", "", "cell scenario: PEM file of the cell's instance identity CA")
 	flag.Parse()
 	if *url == "" || *cellID == "" {
 		fmt.Fprintln(os.Stderr, "usage: bbs-conformance -url http://HOST:PORT -cell CELL_ID")
@@ -76,6 +79,10 @@ func main() {
 	check("client", err)
 
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
+	if *scenario == "cell" {
+		runCellScenario(*cellID, *files, *caFile, suffix)
+		return
+	}
 
 	// --- Event streams, open for the whole scenario (checked in events.go after each part)
 	lrpEvents := subscribe("subscribe-instance-events", func() (events.EventSource, error) {

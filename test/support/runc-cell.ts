@@ -2,6 +2,7 @@
 // a RuncBackend on its own bridge and subnet, and a Rep (for it or a containerd backend) with a test cell's
 // capacity, the busybox stack and short intervals; plus removing a cell's bridge and an instance's host port.
 import { execFileSync } from 'node:child_process';
+import type { StackMap } from '../../src/cell-agent/backends/rootfs.ts';
 import { RuncBackend } from '../../src/cell-agent/backends/runc.ts';
 import type { ContainerBackend } from '../../src/cell-agent/backends/types.ts';
 import { Rep, type RepOptions } from '../../src/cell-agent/rep.ts';
@@ -17,6 +18,8 @@ export interface RuncCellNetwork {
   subnet: number;
   ipamDataDir: string;
   diskCheckIntervalMs?: number;
+  /** Stacks the backend runs (default busybox only). */
+  stacks?: StackMap;
 }
 
 /** A runc backend keeping its state in `stateDir`, its containers on their own bridge and subnet. */
@@ -24,6 +27,7 @@ export function runcBackend(o: RuncCellNetwork): RuncBackend {
   return new RuncBackend({
     stateDir: o.stateDir,
     idPrefix: o.idPrefix,
+    ...(o.stacks ? { stacks: o.stacks } : {}),
     ...(o.diskCheckIntervalMs !== undefined ? { diskCheckIntervalMs: o.diskCheckIntervalMs } : {}),
     network: {
       networkName: o.networkName,

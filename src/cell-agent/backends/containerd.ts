@@ -129,9 +129,12 @@ const FAILED = 'diego-exec-failed: ';
 // execvp (absolute path afterwards, so the helper's applets never stand in for the image's programs), reports,
 // stops itself until the host side (HOST_EXEC_SCRIPT) has found its pid, applies the nofile limit it can, and
 // becomes the process.
+/** Set for the wrapper only (unset before exec): the user's home, its working directory when the process has no dir. */
+const HOME_CWD_VAR = '__DIEGO_HOME_CWD';
 const WRAPPER_SCRIPT = [
   'n=$1; shift',
   'while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done',
+  `if [ -n "$${HOME_CWD_VAR}" ]; then cd "$${HOME_CWD_VAR}" 2>/dev/null || cd /; unset ${HOME_CWD_VAR}; fi`,
   'nofile=$1; shift; p=$1; shift',
   'case $p in',
   '*/*) f=$p ;;',
@@ -581,7 +584,10 @@ class ContainerdContainer implements Container {
     for (const name of env.keys()) {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new Error(`invalid environment variable name '${name}'`);
     }
-    const cwd = path.posix.resolve('/', proc.dir ?? '/');
+    // Garden's default working directory is the user's home, and a relative dir is relative to it. Without a dir
+    // the wrapper changes into the home itself (falling back to / when the image lacks it).
+    const cwd = proc.dir ? path.posix.resolve(user.home || '/', proc.dir) : '/';
+    if (!proc.dir && user.home && user.home !== '/') env.set(HOME_CWD_VAR, user.home);
     const n = ++this.#execCounter;
     const id = `${Date.now().toString(36)}-${process.pid}-${n}`;
     const execId = `diego-${id}`;

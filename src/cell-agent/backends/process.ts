@@ -227,7 +227,14 @@ class ProcessContainer implements Container {
     for (const v of [...this.#env, ...(proc.env ?? [])]) env.set(v.name, v.value);
     rewritePort(env, this.#ports);
 
-    const cwd = proc.dir ? resolveInRoot(this.root, proc.dir) : this.root;
+    // Garden's default working directory is the user's home (here: the container's root when it has none), and a
+    // relative dir is relative to it.
+    const home = resolveInRoot(this.root, homeOf(proc.user));
+    const cwd = proc.dir
+      ? resolveInRoot(this.root, path.posix.resolve(homeOf(proc.user), proc.dir))
+      : (await isDirectory(home))
+        ? home
+        : this.root;
     if (!(await isDirectory(cwd))) throw new Error(`working directory ${proc.dir ?? '/'} does not exist`);
 
     let file = await this.#resolveExecutable(proc.path);

@@ -98,6 +98,11 @@ describe('RuncBackend', () => {
       'root',
     ]);
     expect(await untar(await c.streamOut('in-home.txt', { user: 'vcap' }))).toEqual({ 'in-home.txt': 'vcap' });
+    // Processes start in the user's home, and a relative dir is relative to it.
+    expect((await sh(c, 'pwd', { user: 'vcap' })).out).toEqual(['/home/vcap']);
+    await sh(c, 'mkdir -p sub', { user: 'vcap' });
+    expect((await sh(c, 'pwd', { user: 'vcap', dir: 'sub' })).out).toEqual(['/home/vcap/sub']);
+    expect((await sh(c, 'pwd')).out).toEqual(['/root']);
   });
 
   it('applies memory, pids and cpu limits through cgroups', async () => {

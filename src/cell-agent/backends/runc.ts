@@ -350,7 +350,10 @@ class RuncContainer implements Container {
     if (!this.#meta.network) rewritePort(env, this.#meta.ports);
     const user = await lookupUser(this.rootfs, proc.user);
     if (!env.has('HOME')) env.set('HOME', user.home);
-    const cwd = path.posix.resolve('/', proc.dir ?? '/');
+    // Garden's default working directory is the user's home, and a relative dir is relative to it (a home the
+    // rootfs lacks falls back to /).
+    let cwd = path.posix.resolve(user.home, proc.dir ?? '.');
+    if (!proc.dir && !(await isDirectory(await this.#hostPath(cwd).catch(() => '')))) cwd = '/';
     // An absolute symlink on the way means nothing on the host: then runc's own chdir decides.
     const hostCwd = await this.#hostPath(cwd).catch(() => undefined);
     if (hostCwd !== undefined && !(await isDirectory(hostCwd))) {
