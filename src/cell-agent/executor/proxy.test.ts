@@ -65,10 +65,14 @@ const request = (): ContainerRequest => ({
 const signal = () => new AbortController().signal;
 const log = () => new LogStreamer(() => undefined);
 
-/** busybox httpd on 8080 (in its namespace) or on $PORT (host network), answering `text`. */
+/**
+ * busybox httpd answering `text` on 8080 at the container's address only (not on its loopback): the proxy dials
+ * the app there, as Diego's Envoy does.
+ */
 async function serve(c: Container, text: string): Promise<void> {
+  const { ip } = await c.info();
   await c.streamIn('/www', tarOf({ 'index.html': text }));
-  await c.run({ path: '/bin/sh', args: ['-c', 'exec httpd -f -p "${PORT:-8080}" -h /www'] }, collect());
+  await c.run({ path: 'httpd', args: ['-f', '-p', `${ip}:8080`, '-h', '/www'] }, collect());
 }
 
 interface TlsAnswer {

@@ -1,17 +1,20 @@
 // The container proxy: what Diego's per-instance Envoy does (executor proxy_config_handler.go, envoyconfig,
 // transformer's container proxy step), built from socat. For every proxy port mapping of an instance one
-// `socat OPENSSL-LISTEN:<port>,fork,... TCP:127.0.0.1:<app port>` terminates TLS with the instance identity
+// `socat OPENSSL-LISTEN:<port>,fork,... TCP:<container address>:<app port>` terminates TLS with the instance identity
 // certificate (<credentials dir>/instance.crt: leaf then CA; instance.key) and forwards plain TCP to the app.
 //
 // Where it runs: on the host, started by the agent, so nothing in the container can see, read or kill it.
 // * A container with its own network namespace (runc, containerd with CNI: Container.netnsPath): socat runs in
-//   that namespace (`nsenter --net=<path>`), listens on the proxy port (61001.., 61443) and dials
-//   127.0.0.1:<app port> there, as Envoy does inside Diego's container. The backend's port mappings reach the
-//   proxy ports like app ports; 61443 is reached at the container's address only (container to container).
+//   that namespace (`nsenter --net=<path>`), listens on the proxy port (61001.., 61443) and dials the app port
+//   at the container's address, as Envoy does inside Diego's container (its clusters point at the container's
+//   internal IP). The backend's port mappings reach the proxy ports like app ports; 61443 is reached at the
+//   container's address only (container to container).
 // * On the host network (process backend, runc without CNI) a container's ports are host ports: socat listens on
 //   the host port mapped to the proxy port and dials 127.0.0.1:<host port of the app port>. 61443 gets no
 //   listener there: it would be the same host port for every container, and host-network containers have no
 //   address of their own to be reached at.
+//
+// Connections idle for an hour are closed (Envoy's tcp_proxy default idle timeout, which Diego keeps).
 //
 // TLS: at least TLS 1.2; TLS 1.2 ciphers are Diego's (ECDHE-RSA with AES-GCM) plus their ECDSA twins, because
 // our identity keys are ECDSA (docs/differences.md); TLS 1.3 uses OpenSSL's suites. With requireClientCerts
@@ -59,6 +62,8 @@ export const PROXY_CIPHERS = [
 
 export const DEFAULT_PROXY_CHECK_INTERVAL_MS = 10_000;
 const DEFAULT_START_TIMEOUT_MS = 10_000;
+/** Envoy's tcp_proxy idle timeout (its default; Diego's proxy config does not set one), in seconds. */
+const IDLE_TIMEOUT_S = 3600;
 /** A proxy's log (socat's errors, e.g. failed handshakes) is emptied past this size. */
 const MAX_LOG_BYTES = 1024 * 1024;
 /** Paths that socat's address syntax takes literally (no ',', ':', quotes, brackets, spaces...). */
@@ -87,7 +92,8 @@ interface Listener {
   appPort: number;
   /** Where socat listens: the proxy port in the container's namespace, its host port on the host network. */
   listenPort: number;
-  /** Where it dials, on 127.0.0.1 of the same namespace. */
+  /** Where it dials, in the same namespace: the container's address, or 127.0.0.1 on the host network. */
+  targetHost: string;
   targetPort: number;
   verifyClient: boolean;
   pid: number;
@@ -282,16 +288,17 @@ export class SocatProxyRunner implements ContainerProxyRunner {
   async #plan(container: Container, mappings: ProxyPortMapping[]): Promise<ListenerSpec[]> {
     const requireClient = (m: ProxyPortMapping) =>
       (this.#o.requireClientCerts ?? false) && m.proxyPort !== C2C_TLS_PORT;
+    const { ip, ports } = await container.info();
     if (container.netnsPath) {
       return mappings.map((m) => ({
         proxyPort: m.proxyPort,
         appPort: m.appPort,
         listenPort: m.proxyPort,
+        targetHost: ip ?? '127.0.0.1',
         targetPort: m.appPort,
         verifyClient: requireClient(m),
       }));
     }
-    const { ports } = await container.info();
     const hostPort = (p: number) => {
       const found = ports.find((m) => m.containerPort === p)?.hostPort;
       if (!found) throw new Error(`container port ${p} has no host port`);
@@ -303,6 +310,7 @@ export class SocatProxyRunner implements ContainerProxyRunner {
         proxyPort: m.proxyPort,
         appPort: m.appPort,
         listenPort: hostPort(m.proxyPort),
+        targetHost: '127.0.0.1',
         targetPort: hostPort(m.appPort),
         verifyClient: requireClient(m),
       }));
@@ -355,7 +363,9 @@ export class SocatProxyRunner implements ContainerProxyRunner {
       `cipher=${PROXY_CIPHERS.join(':')}`,
       ...(spec.verifyClient ? ['verify=1', `cafile=${path.resolve(this.#o.trustedCaFile ?? '')}`] : ['verify=0']),
     ];
-    return ['-lp', `diego-proxy[${rec.handle}]`, listen.join(','), `TCP:127.0.0.1:${spec.targetPort},nodelay`];
+    const host = spec.targetHost.includes(':') ? `[${spec.targetHost}]` : spec.targetHost; // IPv6 in brackets
+    const target = `TCP:${host}:${spec.targetPort},nodelay`;
+    return ['-lp', `diego-proxy[${rec.handle}]`, '-T', String(IDLE_TIMEOUT_S), listen.join(','), target];
   }
 
   /** Kills every socat of the container (listeners and connections): SIGTERM, then SIGKILL after 2 s. */
@@ -419,6 +429,7 @@ const sameSpec = (a: ListenerSpec, b: ListenerSpec) =>
   a.proxyPort === b.proxyPort &&
   a.appPort === b.appPort &&
   a.listenPort === b.listenPort &&
+  a.targetHost === b.targetHost &&
   a.targetPort === b.targetPort &&
   a.verifyClient === b.verifyClient;
 
