@@ -119,6 +119,8 @@ async function main(argv: string[]): Promise<number> {
           'instance-identity-validity': { type: 'string', default: '86400' },
           'trusted-certs-dir': { type: 'string' },
           'external-ip': { type: 'string' },
+          'default-egress': { type: 'string' },
+          'dns-server': { type: 'string', multiple: true, default: [] },
           'container-proxy': { type: 'boolean', default: false },
           'container-proxy-require-client-certs': { type: 'boolean', default: false },
           'container-proxy-trusted-ca': { type: 'string' },
@@ -167,6 +169,8 @@ async function main(argv: string[]): Promise<number> {
           nonNegative('--instance-identity-validity', values['instance-identity-validity']) * 1000 || undefined,
         trustedCertsDir: values['trusted-certs-dir'],
         externalIp: values['external-ip'],
+        defaultEgress: defaultEgress(values['default-egress']),
+        dnsServers: values['dns-server'],
         containerProxy: values['container-proxy'],
         containerProxyRequireClientCerts: values['container-proxy-require-client-certs'],
         containerProxyTrustedCa: values['container-proxy-trusted-ca'],
@@ -188,6 +192,24 @@ function nonNegative(flag: string, value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} must be a number ≥ 0 (got "${value}")`);
   return n;
+}
+
+/**
+ * --default-egress: a JSON array of egress rules in the CRDs' form (protocol, destinations, ports, portRange,
+ * icmpInfo, log), e.g. '[{"protocol":"all","destinations":["0.0.0.0-9.255.255.255"]}]'.
+ */
+function defaultEgress(value: string | undefined): unknown[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err) {
+    throw new Error(`--default-egress must be a JSON array of egress rules: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (!Array.isArray(parsed)) throw new Error('--default-egress must be a JSON array of egress rules');
+  return parsed as unknown[];
 }
 
 /** --evacuation-timeout in seconds (Diego: 600), as milliseconds. */

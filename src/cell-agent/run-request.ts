@@ -76,6 +76,7 @@ export function lrpRunRequest(
       organizationalUnits: s.certificateProperties?.organizationalUnit ?? [],
       // rep: the proxy runs only for LRPs with ports, on cells that enable it.
       enableContainerProxy: Boolean(cell.containerProxy) && (s.ports ?? []).length > 0,
+      egressRules: s.egressRules ?? [],
     },
     setup: layers.setup,
     action: s.action,
@@ -103,6 +104,7 @@ export function taskRunRequest(t: ITask): RunRequest {
       trustedSystemCertificatesPath: s.trustedSystemCertificatesPath,
       organizationalUnits: s.certificateProperties?.organizationalUnit ?? [],
       enableContainerProxy: false,
+      egressRules: s.egressRules ?? [],
     },
     setup: layers.setup,
     action: s.action,

@@ -9,6 +9,7 @@ import { ContainerdBackend } from '../cell-agent/backends/containerd.ts';
 import { ProcessBackend } from '../cell-agent/backends/process.ts';
 import { parseStacks, type StackMap } from '../cell-agent/backends/rootfs.ts';
 import { RuncBackend } from '../cell-agent/backends/runc.ts';
+import { egressFromSecurityGroups, type SecurityGroupRuleSpec } from '../cell-agent/backends/egress.ts';
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { serveUntilStopped } from '../cell-agent/drain.ts';
@@ -68,6 +69,13 @@ export interface CellAgentOptions {
   /** Diego's container_proxy_require_and_verify_client_certs, with the CAs of container_proxy_trusted_ca_certs. */
   containerProxyRequireClientCerts?: boolean;
   containerProxyTrustedCa?: string;
+  /**
+   * Egress rules every container gets, in the CRDs' egressRules form (Diego's running/staging security groups
+   * as the cell's default); checked with Diego's rules at start.
+   */
+  defaultEgress?: unknown[];
+  /** Resolvers containers may always query on port 53 (their /etc/resolv.conf is the rootfs's). */
+  dnsServers?: string[];
 }
 
 /**
@@ -78,15 +86,27 @@ export function pickBackend(
   kind: CellAgentOptions['backend'],
   stateDir: string,
   log: Logger,
-  containerd: Pick<CellAgentOptions, 'containerdAddress' | 'insecureDockerRegistries'> & { stacks?: StackMap } = {},
+  containerd: Pick<
+    CellAgentOptions,
+    'containerdAddress' | 'insecureDockerRegistries' | 'defaultEgress' | 'dnsServers'
+  > & {
+    stacks?: StackMap;
+  } = {},
 ): ContainerBackend {
+  const network = {
+    ipamDataDir: join(stateDir, 'ipam'),
+    defaultEgress: containerd.defaultEgress
+      ? egressFromSecurityGroups(containerd.defaultEgress as SecurityGroupRuleSpec[])
+      : undefined,
+    dnsServers: containerd.dnsServers,
+  };
   if (kind === 'containerd') {
     return new ContainerdBackend({
       address: containerd.containerdAddress ?? DEFAULT_CONTAINERD_ADDRESS,
       stateDir: join(stateDir, 'containerd'),
       insecureRegistries: containerd.insecureDockerRegistries,
       stacks: containerd.stacks,
-      network: { ipamDataDir: join(stateDir, 'ipam') },
+      network,
     });
   }
   let useRunc = kind === 'runc';
@@ -105,7 +125,7 @@ export function pickBackend(
   return new RuncBackend({
     stateDir,
     stacks: containerd.stacks,
-    network: { ipamDataDir: join(stateDir, 'ipam') },
+    network,
   });
 }
 

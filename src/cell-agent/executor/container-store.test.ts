@@ -172,4 +172,39 @@ describe('container store', () => {
       ) as string,
     });
   });
+
+  it("hands the work's egress rules to the backend, and refuses a container whose rules are invalid", async () => {
+    const specs: unknown[] = [];
+    const spying = Object.assign(Object.create(backend) as ProcessBackend, {
+      create: (spec: Parameters<ProcessBackend['create']>[0]) => {
+        specs.push(spec.egress);
+        return backend.create(spec);
+      },
+    });
+    const store = new ContainerStore({ backend: spying, stateDir: path.join(dir, 'exec') });
+    await store.create(
+      request({ egressRules: [{ protocol: 'tcp', destinations: ['10.0.0.0/8'], ports: [443] }] }),
+      log(),
+      signal(),
+    );
+    expect(specs).toEqual([
+      [
+        {
+          protocol: 'tcp',
+          networks: [{ start: '10.0.0.0', end: '10.255.255.255' }],
+          ports: [{ start: 443, end: 443 }],
+        },
+      ],
+    ]);
+    const err = await failure(() =>
+      store.create(
+        request({ egressRules: [{ protocol: 'tcp', destinations: ['not-an-ip'], ports: [1] }] }),
+        log(),
+        signal(),
+      ),
+    );
+    expect(err).toMatchObject({
+      reason: expect.stringMatching(/^failed to create container: invalid egress rule: egressRules\[0\]/) as string,
+    });
+  });
 });

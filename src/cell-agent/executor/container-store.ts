@@ -20,7 +20,8 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { BindMount, Container, ContainerBackend, ContainerLimits, EnvVar } from '../backends/types.ts';
+import { egressFromSecurityGroups, type SecurityGroupRuleSpec } from '../backends/egress.ts';
+import type { BindMount, Container, ContainerBackend, ContainerLimits, EgressRule, EnvVar } from '../backends/types.ts';
 import type { DownloadCache, Lease } from './download-cache.ts';
 import { redact } from './downloader.ts';
 import { byteSize } from './format.ts';
@@ -82,6 +83,8 @@ export interface ContainerRequest {
   organizationalUnits?: string[];
   /** Diego: EnableContainerProxy (LRPs with ports; the cell must have the proxy on). */
   enableContainerProxy?: boolean;
+  /** Diego's egress rules (security groups) of the work; the backend adds the cell's defaults. */
+  egressRules?: SecurityGroupRuleSpec[];
 }
 
 /** Runs the TLS proxy beside an instance (proxy.ts). */
@@ -183,6 +186,18 @@ export class ContainerStore {
         .filter((p) => p !== C2C_TLS_PORT) // reached container to container only
         .map((containerPort) => ({ containerPort }));
       const layered = parseLayeredRootfs(req.rootfs);
+      let egress: EgressRule[];
+      try {
+        egress = egressFromSecurityGroups(req.egressRules);
+      } catch (err) {
+        throw new ContainerCreateError(`${CONTAINER_CREATION_FAILED}: ${(err as Error).message}`, false, err);
+      }
+      if (egress.length > 0 && !this.backend.enforcesEgress) {
+        this.#logger.warn(
+          { handle: req.handle },
+          'this cell does not enforce egress rules: the container may send anything',
+        );
+      }
       let container: Container;
       try {
         container = await this.backend.create({
@@ -197,6 +212,7 @@ export class ContainerStore {
           limits: req.limits,
           netIn,
           bindMounts,
+          egress,
           privileged: req.privileged,
           ...(req.imageCredentials ? { imageCredentials: req.imageCredentials } : {}),
         });
