@@ -14,7 +14,7 @@ import { ensureBusyboxRootfs } from '../backends/rootfs.ts';
 import { RuncBackend } from '../backends/runc.ts';
 import { collect, tarOf } from '../backends/testing.ts';
 import type { Container, ContainerBackend } from '../backends/types.ts';
-import { C2C_TLS_PORT, ContainerStore, type ContainerRequest } from './container-store.ts';
+import { C2C_TLS_PORT, ContainerStore, proxyPorts, type ContainerRequest } from './container-store.ts';
 import { InstanceIdentity } from './identity.ts';
 import { LogStreamer } from './log.ts';
 import { PROXY_CIPHERS, PROXY_FAILED_TO_START, SocatProxyRunner, type SocatProxyOptions } from './proxy.ts';
@@ -365,6 +365,27 @@ describe('container proxy with runc and CNI', () => {
       expect(socats()).toEqual([]);
     },
   );
+
+  it('keeps the listeners of the previous agent that serve the current certificate', { timeout: 60_000 }, async () => {
+    const before = agent(runcBackend());
+    const req = request();
+    const { container } = await before.store.create(req, log(), signal());
+    const pids = async () =>
+      (
+        JSON.parse(await readFile(path.join(dir, 'proxy', `${req.handle}.json`), 'utf8')) as {
+          listeners: { pid: number }[];
+        }
+      ).listeners.map((l) => l.pid);
+    const listeners = await pids();
+    before.proxy.close();
+    const next = new SocatProxyRunner({ stateDir: path.join(dir, 'proxy'), checkIntervalMs: 200 });
+    runners.push(next);
+    await next.adopt(req.handle, container, proxyPorts(req.ports), before.identity.dirOf(req.handle));
+    expect(await pids()).toEqual(listeners);
+    expect(socats().sort()).toEqual([...listeners].sort());
+    await next.stop(req.handle);
+    expect(socats()).toEqual([]);
+  });
 
   it(
     'leaves nothing behind when the next agent destroys the container as an orphan (no stop)',

@@ -129,10 +129,8 @@ export class SocatProxyRunner implements ContainerProxyRunner {
     if (o.requireClientCerts && !o.trustedCaFile) {
       throw new Error('requiring client certificates needs a trusted CA file (--container-proxy-trusted-ca)');
     }
-    for (const p of [o.trustedCaFile, o.stateDir]) {
-      if (p !== undefined && !SOCAT_SAFE_PATH.test(path.resolve(p))) {
-        throw new Error(`container proxy: the path ${p} has characters socat cannot take in an address`);
-      }
+    if (o.trustedCaFile !== undefined && !SOCAT_SAFE_PATH.test(path.resolve(o.trustedCaFile))) {
+      throw new Error(`container proxy: the path ${o.trustedCaFile} has characters socat cannot take in an address`);
     }
     this.#o = { ...o, stateDir: path.resolve(o.stateDir) };
     this.#logger = o.logger ?? noopLogger;
@@ -144,17 +142,18 @@ export class SocatProxyRunner implements ContainerProxyRunner {
   }
 
   async start(handle: string, container: Container, mappings: ProxyPortMapping[], credentialsDir: string) {
+    const dir = path.resolve(credentialsDir);
     await this.#serial(handle, async () => {
-      const rec = await this.#newRecord(handle, container, credentialsDir);
-      await this.#kill(credentialsDir); // leftovers of an earlier container with this handle, if any
       try {
+        const rec = await this.#newRecord(handle, container, dir);
+        await this.#kill(dir); // leftovers of an earlier container with this handle, if any
         for (const spec of await this.#plan(container, mappings)) {
           rec.listeners.push(await this.#launch(rec, spec));
           await this.#write(rec);
         }
       } catch (err) {
         this.#logger.error({ err: String(err), handle }, 'container proxy: failed to start');
-        await this.#kill(credentialsDir);
+        await this.#kill(dir);
         await this.#forget(handle);
         throw new Error(PROXY_FAILED_TO_START, { cause: err });
       }
@@ -163,16 +162,18 @@ export class SocatProxyRunner implements ContainerProxyRunner {
   }
 
   async adopt(handle: string, container: Container, mappings: ProxyPortMapping[], credentialsDir: string) {
+    const dir = path.resolve(credentialsDir);
     await this.#serial(handle, async () => {
       const old = await this.#read(handle);
-      const rec = await this.#newRecord(handle, container, credentialsDir);
-      const reusable =
-        old?.credentialsDir === credentialsDir && old.netns === rec.netns && old.cert === rec.cert ? old.listeners : [];
       const retire: Listener[] = [];
+      let rec: ProxyRecord;
       try {
+        rec = await this.#newRecord(handle, container, dir);
+        // The previous agent's listeners are kept only while they serve the current certificate.
+        const current = old?.credentialsDir === dir && old.netns === rec.netns && old.cert === rec.cert;
         for (const spec of await this.#plan(container, mappings)) {
           const prev = (old?.listeners ?? []).find((l) => sameSpec(l, spec));
-          if (prev && reusable.includes(prev) && (await isRunning(prev))) {
+          if (prev && current && (await isRunning(prev))) {
             rec.listeners.push(prev);
             continue;
           }
@@ -180,9 +181,10 @@ export class SocatProxyRunner implements ContainerProxyRunner {
           rec.listeners.push(await this.#launch(rec, spec));
           await this.#write(rec);
         }
+        await this.#write(rec);
       } catch (err) {
         this.#logger.error({ err: String(err), handle }, 'container proxy: failed to re-take');
-        await this.#kill(credentialsDir);
+        await this.#kill(dir);
         await this.#forget(handle);
         throw new Error(PROXY_FAILED_TO_START, { cause: err });
       }
@@ -190,7 +192,7 @@ export class SocatProxyRunner implements ContainerProxyRunner {
       // their children finish the connections they have.
       for (const l of retire) if (await isRunning(l)) signal(l.pid, 'SIGTERM');
       const ours = new Set(rec.listeners.map((l) => l.pid));
-      for (const pid of await socatPids(this.#socat, credentialsDir)) {
+      for (const pid of await socatPids(this.#socat, dir)) {
         if (!ours.has(pid) && (await listens(pid))) signal(pid, 'SIGTERM');
       }
       this.#managed.add(handle);
