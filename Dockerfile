@@ -3,7 +3,9 @@
 # The runtime carries what the cell agent's runc backend runs on the host: runc, busybox-static (the preloaded
 # busybox rootfs), the reference CNI plugins (/usr/lib/cni), iproute2 (ip netns), iptables (bridge masquerade and
 # portmap), tar/unzip (streaming files in and out), util-linux (setpriv, nsenter, prlimit), mount (overlay), and
-# containerd's `ctr` for the containerd backend (which drives the node's containerd through its socket).
+# containerd's `ctr` for the containerd backend (which drives the node's containerd through its socket),
+# mmdebstrap (the Debian rootfs of cflinuxfs stacks, built on the node at first use) and socat (the container
+# proxy).
 #   docker build -t diego-operator:0.1.0 .
 
 # Node 24 on Debian 12 (bookworm), the platform hack/install-deps.sh targets.
@@ -29,7 +31,7 @@ FROM node:${NODE_VERSION}-bookworm-slim
 RUN apt-get update \
   && apt-get install -y --no-install-recommends \
     ca-certificates openssl runc busybox-static containernetworking-plugins iproute2 iptables \
-    tar unzip util-linux mount containerd \
+    tar unzip util-linux mount containerd mmdebstrap debian-archive-keyring socat \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=prod-deps /app/node_modules ./node_modules

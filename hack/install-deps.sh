@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # runc, busybox-static, containernetworking-plugins, iproute2: the cell agent's runc backend and its tests;
 # containerd (containerd, ctr, the runc shim): the containerd backend and its tests; mmdebstrap (with
 # debian-archive-keyring): the Debian rootfs of preloaded stacks such as cflinuxfs4 (src/cell-agent/backends/rootfs.ts);
-# socat: the container proxy (src/cell-agent/executor/proxy.ts).
+# socat: the container proxy (src/cell-agent/executor/proxy.ts); iptables: egress rules and CNI's portmap;
+# unzip: zip downloads; tar: streaming files in and out.
 pkgs=(openssl util-linux ca-certificates git runc busybox-static containernetworking-plugins iproute2 containerd
-  mmdebstrap debian-archive-keyring socat)
+  mmdebstrap debian-archive-keyring socat iptables unzip tar)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

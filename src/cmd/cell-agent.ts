@@ -1,6 +1,7 @@
 // The `cell-agent` role: Diego's rep + executor for one cell, on this host (or as a DaemonSet pod).
 import { execFileSync } from 'node:child_process';
 import { readFile, statfs } from 'node:fs/promises';
+import { Counter } from 'prom-client';
 import { hostname, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
@@ -20,7 +21,7 @@ import { InstanceIdentity } from '../cell-agent/executor/identity.ts';
 import { SocatProxyRunner } from '../cell-agent/executor/proxy.ts';
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, Semaphore } from '../cell-agent/executor/index.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
-import { startOpsServer } from '../lib/metrics.ts';
+import { registry, startOpsServer } from '../lib/metrics.ts';
 
 export interface CellAgentOptions {
   log: Logger;
@@ -248,6 +249,12 @@ export async function nodeZone(kc: KubeConfig, nodeName: string | undefined): Pr
 }
 
 export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
+  // A promise rejected with nobody listening is a bug, but it must not end an agent that supervises a cell's
+  // containers (Node's default is to exit): it is logged loudly and counted, and the agent goes on.
+  process.on('unhandledRejection', (err: unknown) => {
+    unhandledRejections.inc();
+    opts.log.error({ err }, 'unhandled promise rejection (a bug: please report it); the cell agent goes on');
+  });
   const kc = loadKubeConfig(opts.kubeconfig);
   const [host, port] = parseAddress(opts.opsAddress ?? DEFAULT_OPS_ADDRESS); // a typo fails before any work
   const zone = opts.zone || (await nodeZone(kc, process.env.NODE_NAME)) || '';
@@ -265,6 +272,12 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
   await ops.close();
   return 0;
 }
+
+const unhandledRejections = new Counter({
+  name: 'CellAgentUnhandledRejections',
+  help: 'Promise rejections nobody handled in the cell agent (each is a bug; the agent logs it and goes on).',
+  registers: [registry],
+});
 
 /** Diego's rep debug port; not 8080, which the controller's metrics take on the same host. */
 export const DEFAULT_OPS_ADDRESS = '127.0.0.1:17008';

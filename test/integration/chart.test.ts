@@ -268,6 +268,51 @@ describe('helm chart', () => {
       ]),
     );
 
+    // The executor's side: instance identity from a generated CA Secret (or the user's), the node's address,
+    // the cell's default egress rules, trusted certificates and the container proxy.
+    const identity = await render([
+      'cellAgent.trustedCertsConfigMap=platform-cas',
+      'cellAgent.containerProxy.enabled=true',
+      'cellAgent.dnsServers={10.96.0.10}',
+    ]);
+    const agentSpec = podSpec(find(identity.objects, 'DaemonSet', '-cell-agent'));
+    const agentArgs = agentSpec.containers[0]!.args ?? [];
+    expect(agentArgs).toEqual(
+      expect.arrayContaining([
+        '--external-ip=$(HOST_IP)',
+        '--instance-identity-ca-cert=/etc/diego/instance-identity/tls.crt',
+        '--instance-identity-ca-key=/etc/diego/instance-identity/tls.key',
+        '--trusted-certs-dir=/etc/diego/trusted-certs',
+        '--dns-server=10.96.0.10',
+        '--container-proxy',
+        '--max-cache-size-mb=10000',
+      ]),
+    );
+    const egress = agentArgs.find((a) => a.startsWith('--default-egress='))!;
+    expect(JSON.parse(egress.slice('--default-egress='.length))).toContainEqual({
+      protocol: 'udp',
+      destinations: ['0.0.0.0/0'],
+      ports: [53],
+    });
+    const caSecret = find(identity.objects, 'Secret', '-instance-identity-ca') as unknown as {
+      data: Record<string, string>;
+    };
+    expect(Buffer.from(caSecret.data['tls.crt']!, 'base64').toString()).toContain('BEGIN CERTIFICATE');
+    const own = await render(['cellAgent.instanceIdentity.existingSecret=my-ca']);
+    expect(own.objects.some((o) => o.kind === 'Secret' && o.metadata.name.endsWith('-instance-identity-ca'))).toBe(
+      false,
+    );
+    const proxyAlone = await helmRun([
+      'template',
+      release,
+      chart,
+      '--set',
+      'cellAgent.containerProxy.enabled=true',
+      '--set',
+      'cellAgent.instanceIdentity.enabled=false',
+    ]);
+    expect(proxyAlone.stderr).toContain('cellAgent.containerProxy needs cellAgent.instanceIdentity.enabled');
+
     const bad = await helmRun(['template', release, chart, '--set', 'cellAgent.backend=docker']);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('cellAgent.backend must be runc, containerd or process (got "docker")');
