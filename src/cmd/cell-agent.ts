@@ -18,6 +18,7 @@ import { Rep, type RepOptions } from '../cell-agent/rep.ts';
 import { DownloadCache } from '../cell-agent/executor/download-cache.ts';
 import { Downloader } from '../cell-agent/executor/downloader.ts';
 import { InstanceIdentity } from '../cell-agent/executor/identity.ts';
+import { cacheMetrics, identityMetrics } from '../cell-agent/executor-metrics.ts';
 import { SocatProxyRunner } from '../cell-agent/executor/proxy.ts';
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, Semaphore } from '../cell-agent/executor/index.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
@@ -143,6 +144,7 @@ export async function executorOptions(opts: Omit<CellAgentOptions, 'kubeconfig'>
     dir: opts.cacheDir ?? join(opts.stateDir, 'cache'),
     maxBytes: opts.maxCacheBytes,
     downloader,
+    metrics: cacheMetrics,
     logger: opts.log.child({ component: 'download-cache' }),
   });
   await cache.open();
@@ -159,6 +161,7 @@ export async function executorOptions(opts: Omit<CellAgentOptions, 'kubeconfig'>
       ca,
       dir: join(opts.stateDir, 'credentials'),
       validityMs: opts.instanceIdentityValidityMs,
+      metrics: identityMetrics,
       logger: opts.log.child({ component: 'instance-identity' }),
     });
   }

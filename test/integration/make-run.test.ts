@@ -1,7 +1,8 @@
 // `make run` (diego-operator dev) as a user meets it: it prints the sample app's URLs, the app answers on them,
 // the BBS API answers ping, and Ctrl-C stops everything and removes the control plane it started.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.ts';
@@ -26,6 +27,31 @@ describe('make run', () => {
       const ping = /curl -sX POST (http:\/\/127\.0\.0\.1:\d+\/v1\/ping)/.exec(out)?.[1];
       const res = await fetch(ping!, { method: 'POST' });
       expect(Buffer.from(await res.arrayBuffer())).toEqual(Buffer.from([0x08, 0x01])); // PingResponse{available: true}
+
+      // The same BBS over mutual TLS, with the client certificate make run printed; without one it is refused.
+      const tls = /--cacert (\S+) --cert (\S+) --key (\S+) (https:\/\/127\.0\.0\.1:\d+\/v1\/ping)/.exec(out);
+      expect(tls, out).not.toBeNull();
+      const [, cacert, cert, key, tlsPing] = tls as unknown as [string, string, string, string, string];
+      const post = (withCert: boolean) =>
+        new Promise<Buffer>((resolve, reject) => {
+          const req = httpsRequest(
+            tlsPing,
+            {
+              method: 'POST',
+              ca: readFileSync(cacert),
+              ...(withCert ? { cert: readFileSync(cert), key: readFileSync(key) } : {}),
+            },
+            (r) => {
+              const chunks: Buffer[] = [];
+              r.on('data', (c: Buffer) => chunks.push(c));
+              r.on('end', () => resolve(Buffer.concat(chunks)));
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+      expect(await post(true)).toEqual(Buffer.from([0x08, 0x01]));
+      await expect(post(false)).rejects.toThrow();
 
       const metrics = /curl (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(out)?.[1];
       // Diego's metrics, refreshed by the converger's periodic pass (30 s).

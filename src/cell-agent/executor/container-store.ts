@@ -134,7 +134,6 @@ export class ContainerCreateError extends Error {
 
 interface Held {
   leases: Lease[];
-  proxy: boolean;
 }
 
 export class ContainerStore {
@@ -153,7 +152,7 @@ export class ContainerStore {
 
   /** Creates the container with everything around it; on failure nothing is left behind. */
   async create(req: ContainerRequest, log: LogStreamer, signal: AbortSignal): Promise<StoredContainer> {
-    const held: Held = { leases: [], proxy: false };
+    const held: Held = { leases: [] };
     this.#held.set(req.handle, held);
     try {
       const bindMounts: BindMount[] = [];
@@ -225,7 +224,6 @@ export class ContainerStore {
         await this.#o.identity.start(req.handle, { ...identityOf(req), ip: network.internalIp || network.externalIp });
       }
       if (proxyMappings.length > 0 && this.#o.proxy && this.#o.identity) {
-        held.proxy = true;
         await this.#o.proxy.start(req.handle, container, proxyMappings, this.#o.identity.dirOf(req.handle));
       }
       return { container, network };
@@ -245,7 +243,7 @@ export class ContainerStore {
     container: Container,
     req: Pick<ContainerRequest, 'ports' | 'enableContainerProxy'>,
   ): Promise<StoredContainer> {
-    const held: Held = { leases: [], proxy: false };
+    const held: Held = { leases: [] };
     this.#held.set(container.handle, held);
     for (const dir of parseList(container.properties[PROP_CACHE_DIRS])) {
       const lease = this.#o.cache?.retainDirectory(dir);
@@ -257,7 +255,6 @@ export class ContainerStore {
     if (this.#o.identity && identity) {
       await this.#o.identity.start(container.handle, { ...identity, ip: network.internalIp || network.externalIp });
       if (proxyMappings.length > 0 && this.#o.proxy) {
-        held.proxy = true;
         await this.#o.proxy.adopt(container.handle, container, proxyMappings, this.#o.identity.dirOf(container.handle));
       }
     }
@@ -276,7 +273,8 @@ export class ContainerStore {
   async destroy(handle: string): Promise<void> {
     const held = this.#held.get(handle);
     this.#held.delete(handle);
-    if (held?.proxy) await this.#o.proxy?.stop(handle).catch(() => undefined);
+    // Always: an orphan destroyed by bulk sync after an agent was killed is not held, yet may have a proxy running.
+    await this.#o.proxy?.stop(handle).catch(() => undefined);
     try {
       await this.backend.destroy(handle);
     } finally {
