@@ -139,12 +139,13 @@ const invalid: [string, Obj, string][] = [
     `${deepPath}.serial.actions`,
   ],
   [
-    'download to a relative path in setup',
+    // Relative destinations are Diego's (the user's home); an empty one is not.
+    'download to an empty path in setup',
     desiredLRP(
       'setup-dl',
       (s) =>
         (s.setup = {
-          serial: { actions: [{ download: { from: 'http://127.0.0.1/a.tgz', to: 'app', user: 'root' } }] },
+          serial: { actions: [{ download: { from: 'http://127.0.0.1/a.tgz', to: '', user: 'root' } }] },
         }),
     ),
     'spec.setup.serial.actions[0].download.to',
