@@ -40,6 +40,8 @@ export interface FakeVolumeDriver {
   answerNext(route: string, body: unknown): void;
   /** Every call of the route waits this long before it is handled. */
   delay: Map<string, number>;
+  /** Mounts of these volume names fail with the Err text given. */
+  mountErrors: Map<string, string>;
   /** The host directory of a volume name. */
   dirOf(name: string): string;
   close(): Promise<void>;
@@ -50,6 +52,7 @@ export async function startFakeVolumeDriver(o: FakeVolumeDriverOptions): Promise
   const mounts = new Map<string, number>();
   const scripted = new Map<string, unknown[]>();
   const delay = new Map<string, number>();
+  const mountErrors = new Map<string, string>();
   const inFlight = new Map<string, number>();
   const dirOf = (name: string) => path.join(o.root, encodeURIComponent(name));
   const driver: FakeVolumeDriver = {
@@ -62,6 +65,7 @@ export async function startFakeVolumeDriver(o: FakeVolumeDriverOptions): Promise
     failNext: (route, err) => scripted.set(route, [...(scripted.get(route) ?? []), { Err: err }]),
     answerNext: (route, body) => scripted.set(route, [...(scripted.get(route) ?? []), body]),
     delay,
+    mountErrors,
     dirOf,
     close: () =>
       new Promise<void>((resolve) => {
@@ -85,6 +89,7 @@ export async function startFakeVolumeDriver(o: FakeVolumeDriverOptions): Promise
         return { Err: '' };
       case '/VolumeDriver.Mount':
         if (!name) return { Err: 'Missing mandatory Name' };
+        if (mountErrors.has(name)) return { Err: mountErrors.get(name) };
         mounts.set(name, (mounts.get(name) ?? 0) + 1);
         return { Err: '', Mountpoint: dirOf(name) };
       case '/VolumeDriver.Unmount': {
@@ -134,10 +139,19 @@ export async function startFakeVolumeDriver(o: FakeVolumeDriverOptions): Promise
     : createServer(listener);
   driver.server = server;
   await mkdir(o.root, { recursive: true });
+  const listen = (...args: unknown[]) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      (server.listen as (...a: unknown[]) => void)(...args, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
   if (o.socketPath) {
-    await new Promise<void>((resolve) => server.listen(o.socketPath, resolve));
+    await mkdir(path.dirname(o.socketPath), { recursive: true });
+    await listen(o.socketPath);
   } else {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await listen(0, '127.0.0.1');
     driver.url = `${o.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
   }
   return driver;

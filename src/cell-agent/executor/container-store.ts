@@ -8,6 +8,9 @@
 //     artifacts";
 //  2. the cell's trusted CA certificates bind-mounted at trustedSystemCertificatesPath (+ CF_SYSTEM_CERT_PATH),
 //     when the cell has some;
+//     then volume services (volumes.ts, Diego's volman): each volume mount is mounted by its driver for this
+//     container, one after the other, and the host path it answers bind-mounted at containerDir (read-only for
+//     mode r); a failure ends with "failed to mount volume" (+ ", errors: <the driver's SafeError>");
 //  3. volume-mounted files written under a per-container host directory, mounted at /etc/cf-service-bindings;
 //  4. the instance identity directory (empty yet) mounted at /etc/cf-instance-credentials (+ CF_INSTANCE_CERT/KEY);
 //  5. the backend container, with the container proxy's ports (61001.., and 61443 for app port 8080) besides the
@@ -28,12 +31,14 @@ import { byteSize } from './format.ts';
 import type { InstanceIdentity } from './identity.ts';
 import { noopLogger, type ExecutorLogger, type LogStreamer } from './log.ts';
 import type { NetworkInfo, NetworkPortMapping } from './steps/run.ts';
+import { VolumeDriverError, type VolumeManager } from './volumes.ts';
 
 /** Diego's storenode.go completion reasons. */
 export const DOWNLOAD_CACHED_DEPENDENCIES_FAILED = 'failed to download cached artifacts';
 export const CONTAINER_CREATION_FAILED = 'failed to create container';
 export const CRED_DIR_FAILED = 'failed to create credentials directory';
 export const VOLUME_MOUNTED_FILE_FAILED = 'failed to create volume mounted files';
+export const VOLUME_MOUNT_FAILED = 'failed to mount volume';
 
 /** Where volume-mounted files appear (executor initializer: /etc/cf-service-bindings). */
 export const SERVICE_BINDINGS_PATH = '/etc/cf-service-bindings';
@@ -46,6 +51,8 @@ export const DEFAULT_HTTP_PORT = 8080;
 /** Container property listing the cache directories it has mounted (re-taken by a restarted agent). */
 const PROP_CACHE_DIRS = 'executor.cache-dirs';
 const PROP_IDENTITY = 'executor.identity';
+/** Container property listing the volumes mounted for it ({driver, volumeId}[]): unmounted by whoever destroys it. */
+const PROP_VOLUMES = 'executor.volume-mounts';
 
 export interface CachedDependency {
   name?: string;
@@ -55,6 +62,18 @@ export interface CachedDependency {
   logSource?: string;
   checksumAlgorithm?: string;
   checksumValue?: string;
+}
+
+/** A volume service mount (Diego's executor VolumeMount, from a DesiredLRP's or Task's volumeMounts). */
+export interface VolumeMountRequest {
+  driver: string;
+  volumeId: string;
+  containerDir: string;
+  mode: 'r' | 'rw';
+  /** The driver's options (the parsed mountConfig), sent as Create's Opts. */
+  config?: Record<string, unknown>;
+  /** Why the mount cannot be made as asked (a mountConfig that is not a JSON object): create fails with it. */
+  invalid?: string;
 }
 
 export interface VolumeMountedFile {
@@ -78,6 +97,8 @@ export interface ContainerRequest {
   privileged?: boolean;
   cachedDependencies?: CachedDependency[];
   volumeMountedFiles?: VolumeMountedFile[];
+  /** Volume services to mount (needs the store's `volumes`). */
+  volumeMounts?: VolumeMountRequest[];
   trustedSystemCertificatesPath?: string;
   /** Organizational units of the identity certificate. */
   organizationalUnits?: string[];
@@ -109,6 +130,8 @@ export interface ContainerStoreOptions {
   /** Host directory of CA certificates the cell trusts (Diego's trusted_certs), mounted on request. */
   trustedCertsDir?: string;
   proxy?: ContainerProxyRunner;
+  /** The cell's volume drivers (Diego's volman); without it, a container with volume mounts fails. */
+  volumes?: VolumeManager;
   /** The cell's address as instances advertise it (CF_INSTANCE_IP, netInfo.address). */
   externalIp?: string;
   logger?: ExecutorLogger;
@@ -134,6 +157,12 @@ export class ContainerCreateError extends Error {
 
 interface Held {
   leases: Lease[];
+  volumes: MountedVolume[];
+}
+
+interface MountedVolume {
+  driver: string;
+  volumeId: string;
 }
 
 export class ContainerStore {
@@ -141,6 +170,8 @@ export class ContainerStore {
   readonly externalIp: string;
   readonly #o: ContainerStoreOptions;
   readonly #held = new Map<string, Held>();
+  /** Handles whose orphan volumes a destroy is unmounting (a second destroy of the same orphan must not). */
+  readonly #orphanUnmounts = new Set<string>();
   readonly #logger: ExecutorLogger;
 
   constructor(o: ContainerStoreOptions) {
@@ -152,7 +183,7 @@ export class ContainerStore {
 
   /** Creates the container with everything around it; on failure nothing is left behind. */
   async create(req: ContainerRequest, log: LogStreamer, signal: AbortSignal): Promise<StoredContainer> {
-    const held: Held = { leases: [] };
+    const held: Held = { leases: [], volumes: [] };
     this.#held.set(req.handle, held);
     try {
       const bindMounts: BindMount[] = [];
@@ -164,6 +195,7 @@ export class ContainerStore {
         bindMounts.push({ srcPath: this.#o.trustedCertsDir, dstPath: req.trustedSystemCertificatesPath, mode: 'ro' });
         env.push({ name: 'CF_SYSTEM_CERT_PATH', value: req.trustedSystemCertificatesPath });
       }
+      bindMounts.push(...(await this.#mountVolumes(req, held)));
       if ((req.volumeMountedFiles ?? []).length > 0) {
         try {
           bindMounts.push(await this.#volumeMountedFiles(req.handle, req.volumeMountedFiles ?? []));
@@ -205,6 +237,7 @@ export class ContainerStore {
             ...req.properties,
             ...(leases.length > 0 ? { [PROP_CACHE_DIRS]: JSON.stringify(leases.map((l) => l.lease.path)) } : {}),
             ...(this.#o.identity ? { [PROP_IDENTITY]: JSON.stringify(identityOf(req)) } : {}),
+            ...(held.volumes.length > 0 ? { [PROP_VOLUMES]: JSON.stringify(held.volumes) } : {}),
           },
           rootfs: layered ? `preloaded:${layered.stack}` : req.rootfs,
           env,
@@ -243,8 +276,14 @@ export class ContainerStore {
     container: Container,
     req: Pick<ContainerRequest, 'ports' | 'enableContainerProxy'>,
   ): Promise<StoredContainer> {
-    const held: Held = { leases: [] };
+    const held: Held = { leases: [], volumes: parseVolumes(container.properties[PROP_VOLUMES]) };
     this.#held.set(container.handle, held);
+    if (held.volumes.length > 0 && !this.#o.volumes) {
+      this.#logger.warn(
+        { handle: container.handle },
+        'adopted container has volumes mounted, but this cell has no volume drivers',
+      );
+    }
     for (const dir of parseList(container.properties[PROP_CACHE_DIRS])) {
       const lease = this.#o.cache?.retainDirectory(dir);
       if (lease) held.leases.push(lease);
@@ -273,11 +312,14 @@ export class ContainerStore {
   async destroy(handle: string): Promise<void> {
     const held = this.#held.get(handle);
     this.#held.delete(handle);
+    // A container this store does not hold (an orphan of a killed agent) may have volumes mounted: its property says.
+    const volumes = held ? held.volumes : await this.#orphanVolumes(handle);
     // Always: an orphan destroyed by bulk sync after an agent was killed is not held, yet may have a proxy running.
     await this.#o.proxy?.stop(handle).catch(() => undefined);
     try {
       await this.backend.destroy(handle);
     } finally {
+      await this.#unmountVolumes(handle, volumes);
       for (const lease of held?.leases ?? []) await lease.release();
       await this.#o.identity?.remove(handle);
       await rm(this.#bindingsDir(handle), { recursive: true, force: true });
@@ -288,6 +330,71 @@ export class ContainerStore {
   detachAll(): void {
     this.#held.clear();
     this.#o.identity?.stopAll();
+  }
+
+  /**
+   * Mounts the request's volumes one after the other (storenode.go mountVolumes), each recorded in `held` once
+   * mounted (so a failure unmounts those before it); returns their bind mounts.
+   */
+  async #mountVolumes(req: ContainerRequest, held: Held): Promise<BindMount[]> {
+    const mounts = req.volumeMounts ?? [];
+    if (mounts.length === 0) return [];
+    const invalid = mounts.find((m) => m.invalid !== undefined);
+    if (invalid) {
+      // Diego's rep cannot build the run request (convertVolumeMount); the spec is wrong wherever it runs.
+      throw new ContainerCreateError(`${VOLUME_MOUNT_FAILED}, errors: ${invalid.invalid}`, false, undefined);
+    }
+    const volumes = this.#o.volumes;
+    const out: BindMount[] = [];
+    for (const m of mounts) {
+      try {
+        if (!volumes) throw new Error('this cell has no volume drivers (--volume-driver-paths)');
+        const hostPath = await volumes.mount(m.driver, m.volumeId, req.handle, m.config ?? {});
+        held.volumes.push({ driver: m.driver, volumeId: m.volumeId });
+        out.push({ srcPath: hostPath, dstPath: m.containerDir, mode: m.mode === 'r' ? 'ro' : 'rw' });
+      } catch (err) {
+        this.#logger.error(
+          { err: String(err), handle: req.handle, driver: m.driver, volumeId: m.volumeId },
+          'failed-to-mount-volume',
+        );
+        const safe = err instanceof VolumeDriverError ? err.safeDescription : undefined;
+        throw new ContainerCreateError(
+          safe !== undefined ? `${VOLUME_MOUNT_FAILED}, errors: ${safe}` : VOLUME_MOUNT_FAILED,
+          true,
+          err,
+        );
+      }
+    }
+    return out;
+  }
+
+  /** The volumes an orphan container's property lists (read before it is destroyed). */
+  async #orphanVolumes(handle: string): Promise<MountedVolume[]> {
+    if (!this.#o.volumes || this.#orphanUnmounts.has(handle)) return [];
+    this.#orphanUnmounts.add(handle);
+    const container = await this.backend.lookup(handle).catch(() => undefined);
+    const volumes = parseVolumes(container?.properties[PROP_VOLUMES]);
+    if (volumes.length === 0) this.#orphanUnmounts.delete(handle);
+    return volumes;
+  }
+
+  /** Unmounts each volume once (Diego's umountVolumeMounts: failures are logged). */
+  async #unmountVolumes(handle: string, volumes: MountedVolume[]): Promise<void> {
+    try {
+      for (const v of volumes) {
+        try {
+          if (!this.#o.volumes) throw new Error('this cell has no volume drivers');
+          await this.#o.volumes.unmount(v.driver, v.volumeId, handle);
+        } catch (err) {
+          this.#logger.error(
+            { err: String(err), handle, driver: v.driver, volumeId: v.volumeId },
+            'failed-to-unmount-volume',
+          );
+        }
+      }
+    } finally {
+      this.#orphanUnmounts.delete(handle);
+    }
   }
 
   /** Extracts a preloaded+layer rootfs's layer into the container (as root, at layer_path). */
@@ -463,6 +570,20 @@ function parseIdentity(json: string | undefined): { guid: string; organizational
     return { guid: v.guid, organizationalUnits: parseList(JSON.stringify(v.organizationalUnits ?? [])) };
   } catch {
     return undefined;
+  }
+}
+
+function parseVolumes(json: string | undefined): MountedVolume[] {
+  try {
+    const v = JSON.parse(json ?? '[]') as unknown;
+    if (!Array.isArray(v)) return [];
+    return v.flatMap((x: { driver?: unknown; volumeId?: unknown } | null) =>
+      x && typeof x.driver === 'string' && typeof x.volumeId === 'string'
+        ? [{ driver: x.driver, volumeId: x.volumeId }]
+        : [],
+    );
+  } catch {
+    return [];
   }
 }
 
