@@ -9,13 +9,22 @@
 // * An instance's environment starts with INSTANCE_GUID, INSTANCE_INDEX, CF_INSTANCE_GUID, CF_INSTANCE_INDEX,
 //   then the LRP's variables (which may override them); run steps add CF_INSTANCE_IP/_PORT/... .
 // * Metric tags with dynamic values are filled in per instance (INDEX, INSTANCE_GUID).
+// * Volume mounts (convertVolumeMount): the shared volume's mountConfig, a JSON string, becomes the driver's options;
+//   one that is not a JSON object (or a mount without a shared volume) is carried as `invalid`, and the container
+//   store fails the container with it (Diego's rep cannot build the run request at all).
 import type { Action } from '../crds/actions.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
-import type { CachedDependency, ContainerRequest, VolumeMountedFile } from './executor/container-store.ts';
+import type {
+  CachedDependency,
+  ContainerRequest,
+  VolumeMountedFile,
+  VolumeMountRequest,
+} from './executor/container-store.ts';
 import { taskHandle } from './bulk-sync.ts';
 import { lrpProperties, taskProperties } from './container-tags.ts';
 
 type ImageLayer = NonNullable<IDesiredLRP['spec']['imageLayers']>[number];
+type VolumeMount = NonNullable<IDesiredLRP['spec']['volumeMounts']>[number];
 
 export interface SidecarRun {
   action: Action;
@@ -72,6 +81,7 @@ export function lrpRunRequest(
         s.monitor,
         ...sidecars.map((x) => x.action),
       ]),
+      volumeMounts: convertVolumeMounts(s.volumeMounts),
       trustedSystemCertificatesPath: s.trustedSystemCertificatesPath,
       organizationalUnits: s.certificateProperties?.organizationalUnit ?? [],
       // rep: the proxy runs only for LRPs with ports, on cells that enable it.
@@ -101,6 +111,7 @@ export function taskRunRequest(t: ITask): RunRequest {
       privileged: s.privileged,
       cachedDependencies: [...layers.cachedDependencies, ...(s.cachedDependencies ?? []).map(cachedDependency)],
       volumeMountedFiles: filesOf(s.volumeMountedFiles, [s.action]),
+      volumeMounts: convertVolumeMounts(s.volumeMounts),
       trustedSystemCertificatesPath: s.trustedSystemCertificatesPath,
       organizationalUnits: s.certificateProperties?.organizationalUnit ?? [],
       enableContainerProxy: false,
@@ -158,6 +169,32 @@ function cachedDependency(c: NonNullable<IDesiredLRP['spec']['cachedDependencies
     ...(c.checksumAlgorithm ? { checksumAlgorithm: c.checksumAlgorithm } : {}),
     ...(c.checksumValue ? { checksumValue: c.checksumValue } : {}),
   };
+}
+
+/** rep conversion_helpers.go convertVolumeMount: the mountConfig JSON becomes the driver's options. */
+export function convertVolumeMounts(mounts: VolumeMount[] | undefined): VolumeMountRequest[] {
+  return (mounts ?? []).map((m) => {
+    const out: VolumeMountRequest = {
+      driver: m.driver,
+      volumeId: m.shared?.volumeId ?? '',
+      containerDir: m.containerDir,
+      mode: m.mode,
+    };
+    if (!m.shared) return { ...out, invalid: `the volume mount of driver '${m.driver}' names no shared volume` };
+    const raw = m.shared.mountConfig ?? '';
+    if (raw === '') return out;
+    let config: unknown;
+    try {
+      config = JSON.parse(raw);
+    } catch (err) {
+      return { ...out, invalid: `mountConfig of volume '${out.volumeId}' is not JSON: ${(err as Error).message}` };
+    }
+    if (config === null) return out; // Go: null leaves the map empty
+    if (typeof config !== 'object' || Array.isArray(config)) {
+      return { ...out, invalid: `mountConfig of volume '${out.volumeId}' is not a JSON object` };
+    }
+    return { ...out, config: config as Record<string, unknown> };
+  });
 }
 
 /** Diego's gardenProperties: network.<key> for each network property. */
