@@ -102,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
           'placement-tags': { type: 'string', default: '' },
           'optional-placement-tags': { type: 'string', default: '' },
           'volume-drivers': { type: 'string', default: '' },
+          'volume-driver-paths': { type: 'string', default: '' },
           backend: { type: 'string', default: 'auto' },
           'containerd-address': { type: 'string', default: '/run/containerd/containerd.sock' },
           'insecure-docker-registry': { type: 'string', multiple: true, default: [] },
@@ -150,6 +151,8 @@ async function main(argv: string[]): Promise<number> {
         placementTags: list(values['placement-tags']),
         optionalPlacementTags: list(values['optional-placement-tags']),
         volumeDrivers: list(values['volume-drivers']),
+        // Diego's volman.driver_paths is ':'-separated (filepath.SplitList); commas work too.
+        volumeDriverPaths: values['volume-driver-paths'].split(/[,:]/).filter(Boolean),
         backend,
         containerdAddress: values['containerd-address'],
         insecureDockerRegistries: values['insecure-docker-registry'],

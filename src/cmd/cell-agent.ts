@@ -20,6 +20,7 @@ import { Downloader } from '../cell-agent/executor/downloader.ts';
 import { InstanceIdentity } from '../cell-agent/executor/identity.ts';
 import { cacheMetrics, identityMetrics } from '../cell-agent/executor-metrics.ts';
 import { SocatProxyRunner } from '../cell-agent/executor/proxy.ts';
+import { VolumeManager } from '../cell-agent/executor/volumes.ts';
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, Semaphore } from '../cell-agent/executor/index.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { registry, startOpsServer } from '../lib/metrics.ts';
@@ -36,7 +37,13 @@ export interface CellAgentOptions {
   stacks: string[];
   placementTags?: string[];
   optionalPlacementTags?: string[];
+  /**
+   * Volume drivers to advertise besides those found in volumeDriverPaths (e.g. one whose driver starts after the
+   * agent: re-discovery finds it later). One that is not found is advertised anyway, with a warning.
+   */
   volumeDrivers?: string[];
+  /** Directories of volume driver spec files (Diego's volman driver_paths): <name>.json, .spec or .sock. */
+  volumeDriverPaths?: string[];
   backend: 'runc' | 'containerd' | 'process' | 'auto';
   stateDir: string;
   /** containerd's socket for the containerd backend (default /run/containerd/containerd.sock). */
@@ -133,7 +140,8 @@ export function pickBackend(
 
 /**
  * The executor's side of the cell: the download cache (opened: a restarted agent finds its entries), the
- * instance identity CA, trusted certificates and the cell's address.
+ * instance identity CA, trusted certificates, the cell's address and its volume drivers (discovered now, then
+ * every 30 s).
  */
 export async function executorOptions(opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<RepOptions['executor']> {
   const downloader = new Downloader({
@@ -179,6 +187,15 @@ export async function executorOptions(opts: Omit<CellAgentOptions, 'kubeconfig'>
   } else if (opts.containerProxyRequireClientCerts || opts.containerProxyTrustedCa) {
     throw new Error('--container-proxy-require-client-certs and --container-proxy-trusted-ca need --container-proxy');
   }
+  let volumes: VolumeManager | undefined;
+  if ((opts.volumeDriverPaths ?? []).length > 0) {
+    volumes = new VolumeManager({
+      driverPaths: opts.volumeDriverPaths ?? [],
+      logger: opts.log.child({ component: 'volman' }),
+    });
+    await volumes.discover();
+    volumes.start(); // re-discovery every 30 s, as volman
+  }
   return {
     stateDir: join(opts.stateDir, 'executor'),
     cache,
@@ -187,7 +204,29 @@ export async function executorOptions(opts: Omit<CellAgentOptions, 'kubeconfig'>
     proxy,
     trustedCertsDir: opts.trustedCertsDir,
     externalIp: opts.externalIp || process.env.HOST_IP || '127.0.0.1',
+    volumes,
   };
+}
+
+/**
+ * The volume drivers the cell advertises: those discovered at start plus --volume-drivers. A --volume-drivers entry
+ * without a driver (yet) is advertised with a warning, not refused: a driver started after the agent is found by
+ * re-discovery, and until then its mounts fail with "failed to mount volume".
+ */
+export function advertisedVolumeDrivers(
+  flag: string[] | undefined,
+  volumes: VolumeManager | undefined,
+  log: Pick<Logger, 'warn'>,
+): string[] {
+  const found = volumes?.drivers() ?? [];
+  const missing = (flag ?? []).filter((d) => !found.includes(d));
+  if (missing.length > 0) {
+    log.warn(
+      { missing, found, volumeDriverPaths: volumes ? 'set' : 'not set' },
+      'advertising volume drivers not found in --volume-driver-paths: their mounts fail until a driver answers',
+    );
+  }
+  return [...new Set([...found, ...(flag ?? [])])].sort();
 }
 
 export async function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<Rep> {
@@ -204,7 +243,7 @@ export async function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions
     rootfsProviders: opts.backend === 'containerd' ? ['docker'] : [],
     placementTags: opts.placementTags,
     optionalPlacementTags: opts.optionalPlacementTags,
-    volumeDrivers: opts.volumeDrivers,
+    volumeDrivers: advertisedVolumeDrivers(opts.volumeDrivers, executor?.volumes, opts.log),
     log: opts.log,
     systemNamespace: opts.systemNamespace,
     evacuationTimeoutMs: opts.evacuationTimeoutMs,
