@@ -266,23 +266,41 @@ export const imageLayers = doc(z.array(ImageLayer).max(64).optional(), 'Extra fi
 
 export const VolumeMount = doc(
   z.object({
-    driver: doc(z.string().min(1).max(256), 'Volume driver; only cells that have it are chosen.'),
-    containerDir: doc(z.string().min(1).max(4096), 'Mount point in the container.'),
-    mode: doc(z.enum(['r', 'rw']), "'r' for read-only, 'rw' for read-write."),
+    driver: doc(
+      z.string().min(1).max(256),
+      "Volume driver (a Docker volume plugin the cell found in its --volume-driver-paths, Diego's volman); only cells that advertise it are chosen.",
+    ),
+    containerDir: doc(
+      z.string().min(1).max(4096),
+      'Mount point in the container: the host path the driver answers is bind-mounted here before the container starts.',
+    ),
+    mode: doc(
+      z.enum(['r', 'rw']),
+      "'r' for read-only (enforced by runc and containerd cells, not by the process backend), 'rw' for read-write.",
+    ),
     shared: doc(
       z
         .object({
-          volumeId: doc(z.string().min(1).max(1024), 'Id of the shared volume.'),
-          mountConfig: doc(z.string().max(65536).optional(), 'Driver-specific JSON configuration.'),
+          volumeId: doc(
+            z.string().min(1).max(1024),
+            "Id of the shared volume: the Name the driver's Create, Mount and Unmount get.",
+          ),
+          mountConfig: doc(
+            z.string().max(65536).optional(),
+            "Driver-specific configuration: a JSON object, sent as the Opts of the driver's Create. Anything else fails the container (failed to mount volume, errors: ...).",
+          ),
         })
         .optional(),
-      'A volume that several containers may mount.',
+      'A volume that several containers may mount (each mounts it and unmounts it when destroyed; the driver keeps it mounted while any container has it). A mount without it fails the container.',
     ),
   }),
-  'A volume-service mount.',
+  "A volume-service mount: before the container is created the cell's driver mounts the volume for it, and unmounts it when the container is destroyed. A failure ends the container with 'failed to mount volume' (plus ', errors: <text>' when the driver gives one meant for users).",
 );
 
-export const volumeMounts = doc(z.array(VolumeMount).max(64).optional(), 'Volume-service mounts.');
+export const volumeMounts = doc(
+  z.array(VolumeMount).max(64).optional(),
+  'Volume-service mounts, made in order before the container starts.',
+);
 
 export const placementTags = doc(
   z.array(z.string().min(1).max(256)).max(64).optional(),
