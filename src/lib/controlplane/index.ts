@@ -40,6 +40,20 @@ export interface ControlPlane {
   processes: ControlPlaneProcess[];
   /** Stops everything and removes `dir`. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Fault injection (test/chaos): kills the named component (`etcd`, `kube-apiserver`, `kube-controller-manager`)
+   * with `signal` (default SIGKILL), waits `downMs`, then starts it again with the same flags, ports and data
+   * directory and resolves once it is ready. Its entry in `processes` gets the new pid. Absent for an external
+   * cluster.
+   */
+  restart?(name: string, opts?: RestartOptions): Promise<ControlPlaneProcess>;
+}
+
+export interface RestartOptions {
+  /** How the running process is stopped (default SIGKILL: a crash). SIGTERM waits for it to exit (10 s grace). */
+  signal?: NodeJS.Signals;
+  /** How long the component stays down before it is started again (default 0). */
+  downMs?: number;
 }
 
 export interface StartOptions {
@@ -101,6 +115,8 @@ async function startOnce(binDir: string, opts: StartOptions, log: Logger): Promi
   const dir = await mkdtemp(join(parent, 'diego-cp-'));
   trackDir(dir); // removed by the exit hook if we never get to stop()
   const procs: { proc: ManagedProcess; ports: number[] }[] = [];
+  /** How each component is started, so restart() can start it again the same way. */
+  const starters = new Map<string, () => Promise<ManagedProcess>>();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -124,31 +140,51 @@ async function startOnce(binDir: string, opts: StartOptions, log: Logger): Promi
 
     const step = (name: string, t: number) => log.debug({ ms: Math.round(performance.now() - t) }, `${name} ready`);
     let t = performance.now();
-    procs.push({
-      proc: await startEtcd(binDir, dir, { client: etcdClient, peer: etcdPeer }),
-      ports: [etcdClient, etcdPeer],
-    });
+    starters.set('etcd', () => startEtcd(binDir, dir, { client: etcdClient, peer: etcdPeer }));
+    procs.push({ proc: await starters.get('etcd')!(), ports: [etcdClient, etcdPeer] });
     step('etcd', t);
     t = performance.now();
-    procs.push({ proc: await startApiserver(binDir, dir, etcdClient, apiPort, files, admin), ports: [apiPort] });
+    starters.set('kube-apiserver', () => startApiserver(binDir, dir, etcdClient, apiPort, files, admin));
+    procs.push({ proc: await starters.get('kube-apiserver')!(), ports: [apiPort] });
     step('kube-apiserver', t);
     if (opts.controllerManager) {
       t = performance.now();
       const kcmPort = await freePort();
-      procs.push({ proc: await startControllerManager(binDir, dir, kcmPort, kubeconfigPath), ports: [kcmPort] });
+      starters.set('kube-controller-manager', () => startControllerManager(binDir, dir, kcmPort, kubeconfigPath));
+      procs.push({ proc: await starters.get('kube-controller-manager')!(), ports: [kcmPort] });
       step('kube-controller-manager', t);
     }
 
     log.info({ server, dir, ms: Math.round(performance.now() - started) }, 'control plane ready');
-    return {
-      kubeconfigPath,
-      kubeconfig,
-      server,
-      dir,
-      external: false,
-      processes: procs.map(({ proc, ports }) => ({ name: proc.name, pid: proc.pid, ports, logPath: proc.logPath })),
-      stop,
+    const processes = procs.map(({ proc, ports }) => ({
+      name: proc.name,
+      pid: proc.pid,
+      ports,
+      logPath: proc.logPath,
+    }));
+    const restart = async (name: string, ro: RestartOptions = {}): Promise<ControlPlaneProcess> => {
+      const i = procs.findIndex(({ proc }) => proc.name === name);
+      const start = starters.get(name);
+      if (i < 0 || !start) throw new Error(`no control-plane component named "${name}"`);
+      if (stopping) throw new Error('the control plane is stopping');
+      const old = procs[i]!.proc;
+      if (ro.signal && ro.signal !== 'SIGKILL') await stopProcess(old, 10_000);
+      else {
+        try {
+          process.kill(old.pid, 'SIGKILL');
+        } catch {
+          // exited already
+        }
+        await old.exited;
+      }
+      if (ro.downMs) await new Promise((r) => setTimeout(r, ro.downMs));
+      const proc = await start();
+      procs[i]!.proc = proc;
+      processes[i]!.pid = proc.pid;
+      log.info({ name, pid: proc.pid }, 'control-plane component restarted');
+      return processes[i]!;
     };
+    return { kubeconfigPath, kubeconfig, server, dir, external: false, processes, stop, restart };
   } catch (err) {
     await stop().catch((stopErr: unknown) => log.error({ err: stopErr }, 'cleanup after a failed start failed'));
     throw err;
