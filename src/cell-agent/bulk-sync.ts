@@ -3,7 +3,10 @@
 // * a container that no ActualLRP or Task of this cell accounts for is an orphan: destroy it;
 // * an ActualLRP CLAIMED or RUNNING here without its container goes back to the auction (Diego removes the
 //   ActualLRP and convergence creates it UNCLAIMED again; here it is reset to UNCLAIMED in place);
-// * a Task Running here without its container fails with Diego's "task container does not exist".
+// * a Task Running here without its container fails with Diego's "task container does not exist";
+// * a container the rep runs whose index another cell now owns (or whose records are gone) is stopped;
+// * work placed here and still UNCLAIMED / Pending (a claim lost to an API error, an event missed) is handled
+//   again: claimed, or handed back.
 // Work the rep is running (or creating, or destroying) right now is left alone.
 import type { Logger } from 'pino';
 import { Histogram } from 'prom-client';
@@ -43,6 +46,10 @@ export interface BulkSyncDeps {
   busy(): { handles: ReadonlySet<string>; keys: ReadonlySet<string> };
   /** Work assigned here whose container is present but which nobody supervises (e.g. a failed re-adoption). */
   unsupervised?(work: IActualLRP | ITask): Promise<void>;
+  /** Checks every container the rep runs against its records; stops those this cell no longer owns. */
+  checkRuns?(): Promise<void>;
+  /** Work placed here but not claimed (UNCLAIMED instance, Pending task): handle it again. */
+  unclaimed?(work: IActualLRP | ITask): Promise<void>;
 }
 
 export interface BulkSyncResult {
@@ -56,6 +63,7 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
   const done = repBulkSyncDuration.startTimer();
   const result: BulkSyncResult = { orphansDestroyed: [], lrpsMissing: [], tasksMissing: [] };
   try {
+    await d.checkRuns?.().catch((err: unknown) => d.log.warn({ err }, 'bulk sync: checking running instances'));
     const handles = await d.backend.list();
     const present = new Set(handles);
     // What the cluster says this cell should be running, by container handle.
@@ -109,6 +117,18 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
       } catch (err) {
         if (!isConflict(err) && !isNotFound(err)) d.log.warn({ err, key: keyOf(a) }, 'bulk sync: instance');
       }
+    }
+
+    // Placed here, never claimed: the event that should have led to a claim failed or went missing.
+    const busyKeys = d.busy().keys;
+    for (const work of [...d.lrps(), ...d.tasks()]) {
+      const isTask = 'taskGuid' in work.spec;
+      const waiting = isTask
+        ? (work as ITask).status?.state === 'Pending'
+        : work.status?.state === 'UNCLAIMED' && (work as IActualLRP).status?.presence === 'ORDINARY';
+      const key = isTask ? taskKey(work as ITask) : lrpKey(work as IActualLRP);
+      if (!waiting || work.spec.cellId !== d.cellId || work.metadata.deletionTimestamp || busyKeys.has(key)) continue;
+      await d.unclaimed?.(work).catch((err: unknown) => d.log.warn({ err, key: keyOf(work) }, 'bulk sync: claim'));
     }
 
     for (const [handle, t] of taskHandles) {

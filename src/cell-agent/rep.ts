@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { nextCrashCount } from '../controllers/crash-policy.ts';
 import { FINALIZER_CONTAINER } from '../controllers/names.ts';
-import { completeTask, startTask } from '../controllers/task-lifecycle.ts';
+import { completeTask, startTask, TaskTransitionError } from '../controllers/task-lifecycle.ts';
 import { RESULT_MAX_BYTES } from '../crds/common.ts';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
@@ -46,6 +46,7 @@ import { adoptContainers, exitError, reattachAction, tagProcesses, waitForAction
 import { BulkSyncLoop, taskHandle } from './bulk-sync.ts';
 import { lrpKey, TAG_ACTION, taskKey } from './container-tags.ts';
 import { CellResources, CellStatusPublisher, handBackLRP, insufficient, rejectTask } from './fit.ts';
+import { type RunningInstance, runVerdict } from './run-verdict.ts';
 import { supervise } from './supervise.ts';
 
 export interface RepOptions {
@@ -97,7 +98,7 @@ interface Running {
   stop: AbortController;
   done: Promise<void>;
   /** LRP containers: the instance they run and the instance guid they were claimed with. */
-  instance?: { namespace: string; name: string; instanceGuid: string };
+  instance?: RunningInstance & { processGuid: string };
   /** The container's handle (bulk sync leaves it alone while the rep works on it). */
   handle?: string;
   /** Lets go of the container without stopping it (an agent restart). */
@@ -122,6 +123,8 @@ export class Rep {
   private readonly cellStatus: CellStatusPublisher;
   private readonly events: EventRecorder;
   private bulk?: BulkSyncLoop;
+  /** Work whose handling failed on an API error, tried again with backoff (1 s doubling to 30 s). */
+  private readonly retries = new Backoff(1_000, 30_000);
   /** Set by stop({ leaveContainers }): runs end without touching their containers or records. */
   private detached = false;
   /** The executor's container store: every container is created and destroyed through it. */
@@ -218,11 +221,31 @@ export class Rep {
       name: 'rep-tasks',
     });
     const onLRP = (a: IActualLRP) =>
-      void this.handleLRP(a).catch((err: unknown) => this.log.warn({ err, key: lrpKey(a) }, 'instance'));
+      void this.handleLRP(a).then(
+        () => this.retries.succeeded(lrpKey(a)),
+        (err: unknown) => {
+          this.log.warn({ err, key: lrpKey(a) }, 'instance: will try again');
+          this.retries.later(lrpKey(a), () => {
+            const latest = this.actual?.get(a.metadata.namespace, a.metadata.name ?? '');
+            if (latest) onLRP(latest);
+          });
+        },
+      );
     this.actual.on('add', onLRP);
     this.actual.on('update', onLRP);
+    // A record gone from this cell's watch: deleted, or placed on another cell (a replacement claimed elsewhere).
+    this.actual.on('delete', (a: IActualLRP) => void this.checkRunsOf(a));
     const onTask = (t: ITask) =>
-      void this.handleTask(t).catch((err: unknown) => this.log.warn({ err, key: taskKey(t) }, 'task'));
+      void this.handleTask(t).then(
+        () => this.retries.succeeded(taskKey(t)),
+        (err: unknown) => {
+          this.log.warn({ err, key: taskKey(t) }, 'task: will try again');
+          this.retries.later(taskKey(t), () => {
+            const latest = this.tasks?.get(t.metadata.namespace, t.metadata.name ?? '');
+            if (latest) onTask(latest);
+          });
+        },
+      );
     this.tasks.on('add', onTask);
     this.tasks.on('update', onTask);
     this.tasks.on('delete', (t: ITask) => this.stopTask(t));
@@ -239,8 +262,11 @@ export class Rep {
         tasks: () => this.tasks?.list() ?? [],
         busy: () => ({
           handles: new Set([...this.running.values()].flatMap((r) => (r.handle ? [r.handle] : []))),
-          keys: new Set(this.running.keys()),
+          keys: new Set([...this.running.keys(), ...this.claiming]),
         }),
+        checkRuns: () => this.checkRuns(),
+        unclaimed: (work) =>
+          'taskGuid' in work.spec ? this.handleTask(work as ITask) : this.handleLRP(work as IActualLRP),
         // A container of work assigned here that nobody supervises (its adoption failed): take it over now.
         unsupervised: async (work) => {
           const isTask = 'taskGuid' in work.spec;
@@ -298,6 +324,7 @@ export class Rep {
    */
   async stop(opts: { leaveContainers?: boolean } = {}): Promise<void> {
     clearInterval(this.renewTimer);
+    this.retries.clear();
     await this.renewing;
     await this.bulk?.stop();
     await Promise.all([this.actual?.stop(), this.tasks?.stop()]);
@@ -336,8 +363,13 @@ export class Rep {
         r.stop.abort();
         await r.done;
       }
+      // A SUSPECT copy retired by the converger: the container it stood for stops unless its record names it.
+      if (a.status?.presence === 'SUSPECT') await this.checkRunsOf(a);
       return this.release(a);
     }
+    // The record names another instance now (claimed by another cell after this one was declared lost).
+    const run = this.running.get(key);
+    if (run?.instance && a.status?.instanceGuid !== run.instance.instanceGuid) await this.checkRun(key);
     if (this.running.has(key) || a.status?.state !== 'UNCLAIMED' || a.status.presence !== 'ORDINARY') return;
     if (this.evacuator.evacuating) return this.evacuator.reject('ActualLRP', a);
     await this.claimOnce(
@@ -347,6 +379,54 @@ export class Rep {
       () => this.actual?.get(a.metadata.namespace, a.metadata.name ?? ''),
       (latest) => this.handleLRP(latest),
     );
+  }
+
+  /** Checks the runs of the index `a` (any of its records) stands for: see checkRun. */
+  private async checkRunsOf(a: IActualLRP): Promise<void> {
+    for (const [key, r] of this.running) {
+      const i = r.instance;
+      if (i && i.namespace === a.metadata.namespace && i.processGuid === a.spec.processGuid && i.index === a.spec.index)
+        await this.checkRun(key).catch((err: unknown) => this.log.warn({ err, key }, 'checking an instance'));
+    }
+  }
+
+  /**
+   * Stops a container no record of this cell names any more (run-verdict.ts): its index was claimed by another
+   * cell while this one was thought lost, or its records are gone. The watch only sees this cell's records and may
+   * lag, so a doubt is settled by reading the record. Not while evacuating: the evacuator owns the containers.
+   */
+  private async checkRun(key: string): Promise<void> {
+    const r = this.running.get(key);
+    const run = r?.instance;
+    if (!r || !run || this.detached || this.evacuator.evacuating || r.stop.signal.aborted) return;
+    const copies = (this.actual?.list() ?? []).filter(
+      (c) =>
+        c.metadata.namespace === run.namespace &&
+        c.spec.processGuid === run.processGuid &&
+        c.spec.index === run.index &&
+        c.metadata.name !== run.name,
+    );
+    let verdict = runVerdict(run, this.o.cellId, this.actual?.get(run.namespace, run.name), copies, false);
+    if (verdict.verdict === 'confirm') {
+      const fresh = await this.client.get('ActualLRP', run.namespace, run.name).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      verdict = runVerdict(run, this.o.cellId, fresh, copies, true);
+    }
+    if (verdict.verdict !== 'stop' || this.running.get(key) !== r) return;
+    this.log.warn(
+      { key, instanceGuid: run.instanceGuid, why: verdict.why },
+      'stopping an instance this cell no longer owns',
+    );
+    r.stop.abort();
+  }
+
+  /** Every container run here, checked against its records (bulk sync). */
+  private async checkRuns(): Promise<void> {
+    for (const key of [...this.running.keys()]) {
+      await this.checkRun(key).catch((err: unknown) => this.log.warn({ err, key }, 'checking an instance'));
+    }
   }
 
   /**
@@ -395,9 +475,19 @@ export class Rep {
         placementError: null,
       });
     } catch (err) {
-      this.resources.release(key);
-      if (isConflict(err) || isNotFound(err)) return; // moved on meanwhile; a newer event follows
-      throw err;
+      if (isConflict(err) || isNotFound(err)) {
+        this.resources.release(key);
+        return; // moved on meanwhile; a newer event follows
+      }
+      // A network error (an API server restarting): the claim may have landed. Read it back before calling it lost.
+      const current = await this.client
+        .get('ActualLRP', a.metadata.namespace, a.metadata.name ?? '')
+        .catch(() => undefined);
+      if (current?.status?.instanceGuid !== instanceGuid || current.status.cellId !== this.o.cellId) {
+        this.resources.release(key);
+        throw err; // not claimed (or unknown): tried again with backoff
+      }
+      claimed = current;
     }
     this.startInstance(claimed, instanceGuid);
   }
@@ -432,7 +522,13 @@ export class Rep {
     this.running.set(key, {
       stop,
       done,
-      instance: { namespace: a.metadata.namespace ?? '', name: a.metadata.name ?? '', instanceGuid },
+      instance: {
+        namespace: a.metadata.namespace ?? '',
+        name: a.metadata.name ?? '',
+        index: a.spec.index,
+        processGuid: a.spec.processGuid,
+        instanceGuid,
+      },
       handle: instanceGuid,
       detach,
     });
@@ -651,8 +747,20 @@ export class Rep {
     let won: boolean;
     try {
       won = await startTask(this.client, t, this.o.cellId);
-    } catch {
-      won = false; // another cell or a newer version has it
+    } catch (err) {
+      if (err instanceof TaskTransitionError) {
+        won = false; // another cell or a newer version has it
+      } else {
+        // A network error: the start may have landed. Read it back before calling the task lost.
+        const current = await this.client
+          .get('Task', t.metadata.namespace, t.metadata.name ?? '')
+          .catch(() => undefined);
+        won = current?.status?.state === 'Running' && current.status.cellId === this.o.cellId;
+        if (!won) {
+          this.resources.release(key);
+          throw err; // not started (or unknown): tried again with backoff
+        }
+      }
     }
     if (!won) {
       this.resources.release(key);
@@ -782,4 +890,43 @@ async function readResult(tarStream: Readable): Promise<string> {
     size += chunk.length;
   }
   return Buffer.concat(chunks).subarray(0, RESULT_MAX_BYTES).toString('utf8');
+}
+
+/** Per-key retry timers with exponential backoff; a success resets the key. */
+class Backoff {
+  readonly #timers = new Map<string, { timer: NodeJS.Timeout; attempt: number }>();
+  readonly #attempts = new Map<string, number>();
+  readonly #minMs: number;
+  readonly #maxMs: number;
+
+  constructor(minMs: number, maxMs: number) {
+    this.#minMs = minMs;
+    this.#maxMs = maxMs;
+  }
+
+  /** Calls fn once after the key's next delay (a pending retry of the key is kept, not doubled). */
+  later(key: string, fn: () => void): void {
+    if (this.#timers.has(key)) return;
+    const attempt = this.#attempts.get(key) ?? 0;
+    this.#attempts.set(key, attempt + 1);
+    const timer = setTimeout(
+      () => {
+        this.#timers.delete(key);
+        fn();
+      },
+      Math.min(this.#minMs * 2 ** attempt, this.#maxMs),
+    );
+    timer.unref();
+    this.#timers.set(key, { timer, attempt });
+  }
+
+  succeeded(key: string): void {
+    this.#attempts.delete(key);
+  }
+
+  clear(): void {
+    for (const { timer } of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+    this.#attempts.clear();
+  }
 }

@@ -298,8 +298,24 @@ export class Converger {
     const replacementRunning = replaced && ordinary?.status?.instanceGuid !== copy.status?.instanceGuid;
     if (!ordinary || copy.spec.index >= instances || replacementRunning) return this.ensureGone(copy, true);
     if (copy.status?.presence === 'SUSPECT' && cellId && presence.isPresent(cellId)) {
-      // The cell is back before the replacement runs: promote the suspect, drop the replacement.
-      // Status first: placed-but-UNCLAIMED for even a moment, the cell would claim it as new work.
+      const replacement = ordinary.status;
+      const claimedElsewhere =
+        replacement?.state !== 'UNCLAIMED' &&
+        replacement?.instanceGuid &&
+        replacement.instanceGuid !== copy.status.instanceGuid;
+      if (claimedElsewhere) {
+        // The replacement is claimed already (it starts on another cell): the suspect goes, and its cell stops the
+        // container once it sees the copy go (never two containers of one index, nor the record overwritten).
+        this.log.info(
+          { key: keyOf(copy), cellId },
+          'cell returned after its instance was claimed elsewhere: suspect retired',
+        );
+        return this.ensureGone(copy, true);
+      }
+      if (replacement?.state !== 'UNCLAIMED') return; // a stale view (the suspect's own status): look again
+      // The cell is back before the replacement was claimed: promote the suspect, drop the replacement. The write
+      // is a compare-and-swap on the UNCLAIMED replacement: a cell claiming it first wins, and the suspect is
+      // retired on the next look. Status first: placed-but-UNCLAIMED for even a moment, the cell would claim it.
       const restored = await client.patchStatus('ActualLRP', refOf(ordinary), { ...copy.status, presence: 'ORDINARY' });
       await client.patch('ActualLRP', refOf(restored), placementPatch(cellId));
       this.log.info({ key: keyOf(ordinary), cellId }, 'cell returned: suspect instance promoted');
