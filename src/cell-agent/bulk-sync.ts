@@ -50,6 +50,8 @@ export interface BulkSyncDeps {
   checkRuns?(): Promise<void>;
   /** Work placed here but not claimed (UNCLAIMED instance, Pending task): handle it again. */
   unclaimed?(work: IActualLRP | ITask): Promise<void>;
+  /** Reports the outcome kept on disk for a task whose container is gone; false when there is none. */
+  reportKept?(t: ITask): Promise<boolean>;
 }
 
 export interface BulkSyncResult {
@@ -138,6 +140,8 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
         continue;
       }
       try {
+        // The container finished and went, but its outcome was not reported (an agent killed in between).
+        if (await d.reportKept?.(t)) continue;
         await completeTask(d.client, t, d.cellId, { failed: true, failureReason: TASK_CONTAINER_MISSING });
         result.tasksMissing.push(keyOf(t));
         d.log.warn({ key: keyOf(t) }, 'bulk sync: running task has no container: failed');

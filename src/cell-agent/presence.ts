@@ -44,3 +44,57 @@ export async function releasePresence(kc: KubeConfig, namespace: string, cellId:
     },
   );
 }
+
+/**
+ * Runs `register` (the Cell and its presence Lease) until it succeeds, waiting for what is missing instead of
+ * failing: the Diego CRDs, the system namespace (created when this identity may), or the API server itself. Says
+ * once what it waits for, then retries every `retryMs`. An agent started before `helm install` finished, or before
+ * the operator installed the CRDs, waits instead of exiting on its first 404.
+ */
+export async function untilRegistrable(
+  kc: KubeConfig,
+  namespace: string,
+  register: () => Promise<void>,
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void },
+  opts: { retryMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
+  let said = '';
+  const say = (what: string, err?: unknown) => {
+    if (what !== said) log.warn({ err }, `waiting for ${what}`);
+    said = what;
+  };
+  for (;;) {
+    if (opts.signal?.aborted) throw new Error('stopped while waiting to register the cell');
+    try {
+      await register();
+      if (said) log.info({}, 'the cluster is ready: the cell is registered');
+      return;
+    } catch (err) {
+      if (!isNotFound(err)) say('the API server to answer', err);
+      else {
+        const ns = await rawRequest(kc, { method: 'GET', path: `/api/v1/namespaces/${namespace}` }).then(
+          () => 'exists',
+          (e: unknown) => (isNotFound(e) ? 'missing' : 'unknown'),
+        );
+        if (ns === 'missing') {
+          const created = await rawRequest(kc, {
+            method: 'POST',
+            path: '/api/v1/namespaces',
+            body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+          }).then(
+            () => true,
+            (e: unknown) => {
+              say(`the system namespace ${namespace} (this cell agent may not create it)`, e);
+              return false;
+            },
+          );
+          if (created) {
+            log.info({ namespace }, 'created the system namespace');
+            continue;
+          }
+        } else say('the Diego CRDs (diego-operator install-crds, or the Helm chart)', err);
+      }
+      await new Promise((r) => setTimeout(r, opts.retryMs ?? 2000));
+    }
+  }
+}

@@ -19,7 +19,7 @@ import { createInformer, type Informer } from '../lib/informer.ts';
 import { withDefaults } from '../lib/options.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
 import type { Container, ContainerBackend } from './backends/types.ts';
-import { registerCell, releasePresence, renewPresence } from './presence.ts';
+import { registerCell, releasePresence, renewPresence, untilRegistrable } from './presence.ts';
 import { type EvacuationResult, Evacuator } from './evacuation.ts';
 import type { InstanceLog } from './logs/instance-log.ts';
 import { CellTelemetry, type TelemetryOptions } from './telemetry.ts';
@@ -46,6 +46,7 @@ import { adoptContainers, exitError, reattachAction, tagProcesses, waitForAction
 import { BulkSyncLoop, taskHandle } from './bulk-sync.ts';
 import { lrpKey, TAG_ACTION, taskKey } from './container-tags.ts';
 import { CellResources, CellStatusPublisher, handBackLRP, insufficient, rejectTask } from './fit.ts';
+import { ResultStore, type SavedOutcome } from './results.ts';
 import { type RunningInstance, runVerdict } from './run-verdict.ts';
 import { supervise } from './supervise.ts';
 
@@ -123,6 +124,8 @@ export class Rep {
   private readonly cellStatus: CellStatusPublisher;
   private readonly events: EventRecorder;
   private bulk?: BulkSyncLoop;
+  /** Outcomes of tasks whose containers finished, kept on disk until reported. */
+  private readonly results: ResultStore;
   /** Work whose handling failed on an API error, tried again with backoff (1 s doubling to 30 s). */
   private readonly retries = new Backoff(1_000, 30_000);
   /** Set by stop({ leaveContainers }): runs end without touching their containers or records. */
@@ -149,6 +152,9 @@ export class Rep {
       opts.executor?.downloader ??
       opts.executor?.cache?.downloader ??
       new Downloader({ limiter: new Semaphore(DEFAULT_MAX_CONCURRENT_DOWNLOADS) });
+    this.results = new ResultStore(
+      join(opts.executor?.stateDir ?? join(tmpdir(), `diego-executor-${opts.cellId}`), 'task-outcomes'),
+    );
     this.store = new ContainerStore({
       stateDir: join(tmpdir(), `diego-executor-${opts.cellId}`),
       ...opts.executor,
@@ -186,23 +192,33 @@ export class Rep {
 
   async start(): Promise<void> {
     const { kc, cellId } = this.o;
-    await registerCell(kc, {
-      cellId,
-      zone: this.o.zone ?? '',
-      capacity: this.o.capacity,
-      rootfsProviders: [
-        // As Diego's rep: both fixed-set schemes with the same stacks (the auction matches the exact scheme).
-        { name: 'preloaded', properties: this.o.stacks },
-        { name: 'preloaded+layer', properties: this.o.stacks },
-        ...(this.o.rootfsProviders ?? []).map((name) => ({ name })),
-      ],
-      placementTags: this.o.placementTags ?? [],
-      optionalPlacementTags: this.o.optionalPlacementTags ?? [],
-      volumeDrivers: this.o.volumeDrivers ?? [],
-    });
+    const register = () =>
+      registerCell(kc, {
+        cellId,
+        zone: this.o.zone ?? '',
+        capacity: this.o.capacity,
+        rootfsProviders: [
+          // As Diego's rep: both fixed-set schemes with the same stacks (the auction matches the exact scheme).
+          { name: 'preloaded', properties: this.o.stacks },
+          { name: 'preloaded+layer', properties: this.o.stacks },
+          ...(this.o.rootfsProviders ?? []).map((name) => ({ name })),
+        ],
+        placementTags: this.o.placementTags ?? [],
+        optionalPlacementTags: this.o.optionalPlacementTags ?? [],
+        volumeDrivers: this.o.volumeDrivers ?? [],
+      });
+    // Before the namespace or the CRDs exist (an agent started before the operator), wait rather than exit.
+    await untilRegistrable(
+      kc,
+      this.o.systemNamespace,
+      async () => {
+        await register();
+        await this.renew();
+      },
+      this.log,
+    );
     await this.evacuator.resume(); // a restarted agent takes work again
     this.telemetry.start();
-    await this.renew();
     this.renewTimer = setInterval(
       () => void (this.renewing = this.renew().catch((err: unknown) => this.log.warn({ err }, 'lease renewal failed'))),
       (this.o.leaseSeconds * 1000) / 3,
@@ -265,6 +281,12 @@ export class Rep {
           keys: new Set([...this.running.keys(), ...this.claiming]),
         }),
         checkRuns: () => this.checkRuns(),
+        reportKept: async (t) => {
+          const saved = await this.results.get(taskHandle(t));
+          if (!saved || saved.uid !== t.metadata.uid) return false;
+          await this.reportOutcome(t, taskHandle(t), saved);
+          return true;
+        },
         unclaimed: (work) =>
           'taskGuid' in work.spec ? this.handleTask(work as ITask) : this.handleLRP(work as IActualLRP),
         // A container of work assigned here that nobody supervises (its adoption failed): take it over now.
@@ -305,6 +327,8 @@ export class Rep {
 
   /** Takes over the containers a previous agent left running (adopt.ts); destroys the rest. */
   private async adopt(): Promise<void> {
+    // First what a previous agent finished but could not report: those tasks are not Running here any more after.
+    await this.reportSavedOutcomes();
     await adoptContainers({
       cellId: this.o.cellId,
       backend: this.store,
@@ -793,7 +817,7 @@ export class Rep {
 
   private async runTask(t: ITask, signal: AbortSignal, detach: AbortSignal, adopted?: Container): Promise<void> {
     const handle = taskHandle(t);
-    let completion: { failed: boolean; failureReason?: string; result?: string };
+    let completion: { failed: boolean; failureReason?: string; result?: string } | undefined;
     /** A retryable failure before the task ran (Diego: RejectTask, so another cell may take it). */
     let rejection: string | undefined;
     const logs = this.telemetry.taskLog(t);
@@ -840,25 +864,80 @@ export class Rep {
       if (err instanceof ContainerCreateError && err.retryable) rejection = reason;
       completion = { failed: true, failureReason: reason };
     } finally {
+      // The outcome reaches the cell's disk before the container goes: an agent killed from here on leaves it
+      // for the next agent to report (results.ts), instead of a task "failed" because its container is gone.
+      if (completion !== undefined && !this.detached) {
+        await this.results
+          .save(handle, { ...outcomeOf(t), ...completion, ...(rejection !== undefined ? { rejection } : {}) })
+          .catch((err: unknown) => this.log.error({ err, key: taskKey(t) }, 'could not keep the task outcome on disk'));
+      }
       await this.destroyContainer(handle, created, logs, 'destroying task container');
     }
     if (this.detached) return;
+    await this.reportOutcome(t, handle, {
+      ...outcomeOf(t),
+      ...completion,
+      ...(rejection !== undefined ? { rejection } : {}),
+    });
+  }
+
+  /**
+   * Reports a task's outcome (kept on disk since its container finished) and forgets it: completes the Task, or
+   * rejects it for a retryable failure. Nothing is written to a task that is no longer Running on this cell.
+   */
+  private async reportOutcome(t: ITask, handle: string, outcome: SavedOutcome): Promise<void> {
     const current = await this.client.get('Task', t.metadata.namespace, t.metadata.name ?? '').catch((err: unknown) => {
       if (isNotFound(err)) return undefined; // deleted meanwhile: nothing to report
       throw err;
     });
-    if (current?.status?.state !== 'Running') return; // cancelled or completed elsewhere: its container is gone
-    if (rejection !== undefined) {
-      await rejectTask(this.client, current, this.o.cellId, rejection, {
-        log: this.log,
-        events: this.events,
-        maxRetries: this.o.maxTaskRetries,
-      });
-      return;
+    if (
+      current?.metadata.uid === outcome.uid &&
+      current.status?.state === 'Running' &&
+      current.status.cellId === this.o.cellId
+    ) {
+      if (outcome.rejection !== undefined) {
+        await rejectTask(this.client, current, this.o.cellId, outcome.rejection, {
+          log: this.log,
+          events: this.events,
+          maxRetries: this.o.maxTaskRetries,
+        });
+      } else {
+        const { failed, failureReason, result } = outcome;
+        await completeTask(this.client, current, this.o.cellId, {
+          failed,
+          ...(failureReason !== undefined ? { failureReason } : {}),
+          ...(result !== undefined ? { result } : {}),
+        });
+        this.log.info({ key: taskKey(t), failed }, 'task completed');
+      }
     }
-    await completeTask(this.client, current, this.o.cellId, completion);
-    this.log.info({ key: taskKey(t), failed: completion.failed }, 'task completed');
+    await this.results.remove(handle);
   }
+
+  /** Outcomes a previous agent kept on disk and could not report (killed after the task ended): report them now. */
+  private async reportSavedOutcomes(): Promise<void> {
+    for (const [handle, saved] of await this.results.list()) {
+      const t = this.tasks?.get(saved.namespace, saved.name);
+      if (!t || t.metadata.uid !== saved.uid) {
+        await this.results.remove(handle);
+        continue;
+      }
+      this.log.info({ key: taskKey(t), failed: saved.failed }, 'reporting the outcome a previous agent kept');
+      await this.reportOutcome(t, handle, saved).catch((err: unknown) =>
+        this.log.warn({ err, key: taskKey(t) }, 'reporting a kept task outcome'),
+      );
+    }
+  }
+}
+
+/** Who a kept outcome belongs to. */
+function outcomeOf(t: ITask): Pick<SavedOutcome, 'namespace' | 'name' | 'uid' | 'taskGuid'> {
+  return {
+    namespace: t.metadata.namespace ?? '',
+    name: t.metadata.name ?? '',
+    uid: t.metadata.uid ?? '',
+    taskGuid: t.spec.taskGuid,
+  };
 }
 
 /** The tag of sidecar i's processes (a restarted agent re-attaches to them). */

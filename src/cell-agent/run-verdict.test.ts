@@ -48,9 +48,12 @@ describe('runVerdict', () => {
     });
     expect(runVerdict(run, 'c1', undefined, [], true)).toMatchObject({ verdict: 'stop', why: 'its record is gone' });
     expect(runVerdict(run, 'c1', record({ state: 'UNCLAIMED' }), [], true)).toMatchObject({ verdict: 'stop' });
-    const retired = record({ presence: 'SUSPECT', state: 'RUNNING', instanceGuid: 'mine' }, {
-      metadata: { namespace: 'ns', name: 'web-0-suspect', deletionTimestamp: new Date() },
-    } as Partial<IActualLRP>);
+    const retired = record(
+      { presence: 'SUSPECT', state: 'RUNNING', instanceGuid: 'mine' },
+      {
+        metadata: { namespace: 'ns', name: 'web-0-suspect', deletionTimestamp: new Date().toISOString() },
+      },
+    );
     expect(runVerdict(run, 'c1', undefined, [retired], true)).toMatchObject({ verdict: 'stop' });
   });
 });

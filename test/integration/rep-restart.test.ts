@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProcessBackend } from '../../src/cell-agent/backends/process.ts';
 import { Rep } from '../../src/cell-agent/rep.ts';
+import { ResultStore } from '../../src/cell-agent/results.ts';
 import type { IActualLRP } from '../../src/crds/models.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
@@ -26,6 +27,7 @@ const rep = (b: ProcessBackend) =>
     systemNamespace: env.systemNamespace,
     startupIntervalMs: 100,
     gracefulShutdownMs: 1000,
+    executor: { stateDir: path.join(dir, 'executor') },
   });
 let current: Rep | undefined;
 afterAll(async () => {
@@ -84,5 +86,47 @@ describe('rep restart (process backend)', () => {
     await client.delete('DesiredLRP', { namespace: env.ns, name: 'loop' });
     await eventually(async () => expect(await instance()).toBeUndefined(), 30_000);
     await eventually(async () => expect(await second.list()).toEqual([]), 30_000);
+  }, 120_000);
+
+  it("reports a task's outcome kept on disk by an agent killed after the task ended, instead of failing it", async () => {
+    const first = backend();
+    current = rep(first);
+    await current.start();
+    await client.create('Task', {
+      metadata: { name: 'job', namespace: env.ns },
+      spec: {
+        taskGuid: `job-${process.pid}`,
+        domain: 'cf-tasks',
+        rootFs: 'preloaded:busybox',
+        memoryMb: 64,
+        action: { run: { path: '/bin/sh', args: ['-c', 'while true; do sleep 0.2; done'], user: 'root' } },
+      },
+    });
+    const running = await eventually(async () => {
+      const [t] = await client.list('Task', { namespace: env.ns });
+      expect(t?.status?.state).toBe('Running');
+      return t!;
+    }, 30_000);
+    // The agent dies after the task's container finished and its outcome was kept, before reporting it.
+    await current.stop({ leaveContainers: true });
+    const handle = `task-${running.metadata.uid}`;
+    await first.destroy(handle);
+    await new ResultStore(path.join(dir, 'executor', 'task-outcomes')).save(handle, {
+      namespace: env.ns,
+      name: 'job',
+      uid: running.metadata.uid ?? '',
+      taskGuid: running.spec.taskGuid,
+      failed: false,
+      result: 'kept result',
+    });
+    current = rep(backend());
+    await current.start();
+    const done = await eventually(async () => {
+      const [t] = await client.list('Task', { namespace: env.ns });
+      expect(t?.status?.state).toBe('Completed');
+      return t!;
+    }, 30_000);
+    expect(done.status).toMatchObject({ failed: false, result: 'kept result' });
+    await client.delete('Task', { namespace: env.ns, name: 'job' });
   }, 120_000);
 });

@@ -27,7 +27,10 @@ const WRAPPER = 'status=$1; shift; "$@"; echo $? > "$status.tmp"; mv "$status.tm
 
 interface Meta {
   id: string;
+  /** 0 until the process runs (the record is written before it starts, so a process is never invisible). */
   pid: number;
+  /** The host shell that waits for it (known right after the spawn). */
+  wrapperPid?: number;
   tag?: string;
   startedAt: string;
 }
@@ -70,6 +73,10 @@ export async function startDetached(
 ): Promise<DetachedProcess> {
   const f = files(opts.dir, id);
   await writeFile(f.spec, JSON.stringify(processSpec));
+  // The record exists before the process can run: an agent killed from here on leaves a process the next agent
+  // finds (and follows through its pid and status files), never one it cannot see.
+  const starting: Meta = { id, pid: 0, startedAt: new Date().toISOString(), ...(tag ? { tag } : {}) };
+  await writeFile(f.meta, JSON.stringify(starting));
   const out = openSync(f.out, 'a');
   const err = openSync(f.err, 'a');
   let child: ChildProcess;
@@ -85,6 +92,7 @@ export async function startDetached(
     closeSync(err);
   }
   child.unref();
+  if (child.pid) await writeFile(f.meta, JSON.stringify({ ...starting, wrapperPid: child.pid }));
   let wrapperExited = false;
   child.once('exit', () => (wrapperExited = true));
   child.once('error', () => (wrapperExited = true));
@@ -106,9 +114,9 @@ export async function startDetached(
       text.trim().split('\n').filter(Boolean).map(runcMessage).join('; ') || `runc exec failed ${status}`,
     );
   }
-  await rm(f.pid, { force: true });
-  const meta: Meta = { id, pid, startedAt: new Date().toISOString(), ...(tag ? { tag } : {}) };
+  const meta: Meta = { ...starting, pid, ...(child.pid ? { wrapperPid: child.pid } : {}) };
   await writeFile(f.meta, JSON.stringify(meta));
+  await rm(f.pid, { force: true });
   // runc writes nothing to stderr once it has started the process, so all of it is the process's.
   return new DetachedProcess(opts, meta, io, 0, 0, child);
 }
@@ -144,6 +152,7 @@ export function plainExec(file: string, args: string[], nofile?: number) {
 export async function attachDetached(opts: DetachedOptions, id: string, io: ProcessIO): Promise<DetachedProcess> {
   const f = files(opts.dir, id);
   const meta = JSON.parse(await readFile(f.meta, 'utf8')) as Meta;
+  if (meta.pid === 0) meta.pid = (await readPid(f.pid)) ?? 0; // started by an agent killed before it recorded the pid
   const size = async (p: string) => (await stat(p).catch(() => undefined))?.size ?? 0;
   return new DetachedProcess(opts, meta, io, await size(f.out), await size(f.err));
 }
@@ -164,7 +173,7 @@ export async function listDetached(dir: string): Promise<ProcessRecord[]> {
       const status = await readStatus(files(dir, id).status);
       records.push({
         id,
-        pid: meta.pid,
+        pid: meta.pid || ((await readPid(files(dir, id).pid)) ?? 0),
         ...(meta.tag ? { tag: meta.tag } : {}),
         ...(status !== undefined ? { exitStatus: status } : {}),
       });
@@ -231,7 +240,10 @@ class Tail {
 
 export class DetachedProcess implements ProcessHandle {
   readonly id: string;
-  readonly pid: number;
+  /** 0 while unknown (a process whose starter died before recording it: read from its pid file when it appears). */
+  #pid: number;
+  readonly #pidFile: string;
+  readonly #wrapperPid: number | undefined;
   readonly tag: string | undefined;
   /** Resolves once the process has exited and its output was read, or once the watch was dropped. */
   readonly closed: Promise<void>;
@@ -250,9 +262,11 @@ export class DetachedProcess implements ProcessHandle {
     child?: ChildProcess,
   ) {
     this.id = meta.id;
-    this.pid = meta.pid;
+    this.#pid = meta.pid;
+    this.#wrapperPid = meta.wrapperPid;
     this.tag = meta.tag;
     const f = files(opts.dir, meta.id);
+    this.#pidFile = f.pid;
     this.#status = f.status;
     const out = new Tail(f.out, outOffset, (l) => io.stdout(l));
     const err = new Tail(f.err, errOffset, (l) => io.stderr(l));
@@ -281,11 +295,13 @@ export class DetachedProcess implements ProcessHandle {
         lastPoll = Date.now();
         this.#woken = false;
         let status = await readStatus(this.#status);
+        if (this.#pid === 0) this.#pid = (await readPid(this.#pidFile)) ?? 0;
         // Neither the process nor its wrapper can say any more (both killed): report it as killed.
-        if (status === undefined && !alive(this.pid)) {
+        const gone = this.#pid > 0 ? !alive(this.#pid) : !this.#wrapperPid || !alive(this.#wrapperPid);
+        if (status === undefined && gone) {
           goneSince ??= Date.now();
           if (Date.now() - goneSince > 5_000 && (await readStatus(this.#status)) === undefined) status = 137;
-        }
+        } else goneSince = undefined;
         if (status !== undefined) {
           this.#exited = true;
           await new Promise((r) => setTimeout(r, Math.min(drainMs, 1000)));
@@ -307,13 +323,18 @@ export class DetachedProcess implements ProcessHandle {
     }
   }
 
+  get pid(): number {
+    return this.#pid;
+  }
+
   wait(): Promise<number> {
     return this.#waited;
   }
 
   signal(sig: ProcessSignal): void {
-    if (this.#exited) return;
-    for (const target of [-this.pid, this.pid]) {
+    // Never signal pid 0 (our own process group): a process not yet known has nothing to signal yet.
+    if (this.#exited || this.#pid <= 0) return;
+    for (const target of [-this.#pid, this.#pid]) {
       try {
         process.kill(target, sig);
         return;

@@ -185,12 +185,14 @@ describe('download step', () => {
       { download: { from: server.url('/hang'), to: '/app', user: 'vcap' } },
       cell.ctx({ downloadLimiter: limiter }),
     ).perform(controller.signal);
+    hanging.catch(() => undefined);
+    await eventually(() => requests.includes('/hang')); // it holds the one slot
     const queued = buildStep(
       { download: { from: server.url('/droplet.tgz'), to: '/app', user: 'vcap' } },
       cell.ctx({ downloadLimiter: limiter }),
     ).perform(controller.signal);
     const outcomes = Promise.allSettled([hanging, queued]);
-    await eventually(() => requests.includes('/hang'));
+    await new Promise((r) => setTimeout(r, 50)); // the second waits for the slot
     controller.abort();
     const [first, second] = await outcomes;
     expect(first).toMatchObject({ status: 'rejected', reason: { code: 'cancelled' } });
