@@ -150,4 +150,15 @@ describe('run requests', () => {
       imageCredentials: { username: 'u', password: 'p' },
     });
   });
+
+  it("gives cpu shares as Diego's executor computes them (1024 × weight / 100; an LRP's weight is at least 1)", () => {
+    expect(lrpRunRequest(dlrp({ cpuWeight: 50 }), alrp, 'ig').container.limits.cpuWeight).toBe(512);
+    expect(lrpRunRequest(dlrp({}), alrp, 'ig').container.limits.cpuWeight).toBe(10);
+    const t = {
+      metadata: { name: 't', namespace: 'apps', uid: 'u' },
+      spec: { taskGuid: 'tg', domain: 'd', rootFs: 'preloaded:x', action: run('/t') },
+    } as ITask;
+    expect(taskRunRequest(t).container.limits.cpuWeight).toBeUndefined();
+    expect(taskRunRequest({ ...t, spec: { ...t.spec, cpuWeight: 100 } }).container.limits.cpuWeight).toBe(1024);
+  });
 });

@@ -71,7 +71,13 @@ export function lrpRunRequest(
       ],
       // Sidecars' memory and disk are counted within the instance's (as Cloud Controller sizes them), so the
       // container's limits are the LRP's; admission checks that the sidecars fit in them.
-      limits: { memoryMb: s.memoryMb, diskMb: s.diskMb, pids: s.maxPids, cpuWeight: s.cpuWeight },
+      // Diego: an LRP's weight is at least 1 (rep conversion_helpers.go), as cpu shares of container_max_cpu_shares.
+      limits: {
+        memoryMb: s.memoryMb,
+        diskMb: s.diskMb,
+        pids: s.maxPids,
+        cpuWeight: cpuShares(Math.max(s.cpuWeight ?? 0, 1)),
+      },
       ports: [...new Set(s.ports ?? [])],
       privileged: s.privileged,
       cachedDependencies: [...layers.cachedDependencies, ...(s.cachedDependencies ?? []).map(cachedDependency)],
@@ -106,7 +112,7 @@ export function taskRunRequest(t: ITask): RunRequest {
       rootfs: s.rootFs,
       ...credentials(s.imageUsername, s.imagePassword),
       env: (s.environmentVariables ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
-      limits: { memoryMb: s.memoryMb, diskMb: s.diskMb, pids: s.maxPids, cpuWeight: s.cpuWeight },
+      limits: { memoryMb: s.memoryMb, diskMb: s.diskMb, pids: s.maxPids, cpuWeight: cpuShares(s.cpuWeight ?? 0) },
       ports: [],
       privileged: s.privileged,
       cachedDependencies: [...layers.cachedDependencies, ...(s.cachedDependencies ?? []).map(cachedDependency)],
@@ -195,6 +201,14 @@ export function convertVolumeMounts(mounts: VolumeMount[] | undefined): VolumeMo
     }
     return { ...out, config: config as Record<string, unknown> };
   });
+}
+
+/** Diego's executor container_max_cpu_shares. */
+export const MAX_CPU_SHARES = 1024;
+
+/** storenode.go: Garden's LimitInShares = container_max_cpu_shares × weight / 100 (0: no limit set). */
+export function cpuShares(weight: number): number | undefined {
+  return weight > 0 ? Math.round((MAX_CPU_SHARES * weight) / 100) : undefined;
 }
 
 /** Diego's gardenProperties: network.<key> for each network property. */

@@ -7,9 +7,10 @@ import { withDefaults } from '../lib/options.ts';
 import type { AuctionConfig } from '../auction/index.ts';
 import { EventRecorder } from '../lib/events.ts';
 import { LeaderElector } from '../lib/leader.ts';
-import { DiegoClient } from '../lib/resources.ts';
+import { rawRequest } from '../lib/kube.ts';
+import { DiegoClient, isNotFound } from '../lib/resources.ts';
 import { Auctioneer } from './auctioneer.ts';
-import { DiegoCache } from './cache.ts';
+import { DiegoCache, type Lease } from './cache.ts';
 import { Converger } from './converger.ts';
 import { CellPresence } from './presence.ts';
 import { TaskController } from './tasks.ts';
@@ -104,8 +105,20 @@ export class Manager {
   private async lead(signal: AbortSignal): Promise<void> {
     const { kc, log } = this.o;
     const client = new DiegoClient(kc);
+    // Every write of the controllers is fenced by the lease: none goes out once the renew deadline has passed.
+    const elector = this.elector;
+    if (elector) client.fence = () => elector.fenceReason() ?? (signal.aborted ? 'leadership lost' : undefined);
     const cache = new DiegoCache(kc, { cellLeaseNamespace: this.o.systemNamespace, logger: log });
-    const presence = new CellPresence(cache, log);
+    // A leader confirms a cell's loss with a fresh read of its lease (and gives cells a grace after an outage).
+    const presence = new CellPresence(cache, log, Date.now, (name) =>
+      rawRequest<Lease>(kc, {
+        method: 'GET',
+        path: `/apis/coordination.k8s.io/v1/namespaces/${this.o.systemNamespace}/leases/${name}`,
+      }).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }),
+    );
     const auctioneer = new Auctioneer({
       client,
       cache,

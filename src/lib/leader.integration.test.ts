@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createNamespace, deleteNamespace, testKubeConfig } from '../../test/support/kube.ts';
 import { rawRequest } from './kube.ts';
 import { LeaderElector, microTime } from './leader.ts';
+import { DiegoClient, FencedError } from './resources.ts';
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'silent' });
 const timings = { leaseDurationMs: 2000, renewDeadlineMs: 1500, retryPeriodMs: 250 };
@@ -180,5 +181,23 @@ describe('LeaderElector', () => {
     expect(a.seen.leaders).toEqual(['a', 'intruder']);
     await a.e.stop();
     expect((await readLease('stolen')).spec.holderIdentity).toBe('intruder'); // not ours to release
+  });
+
+  it('fences writes from the clock: a leader starved past its renew deadline writes nothing, before its timers fire', async () => {
+    const { e } = elector('fenced', 'starved');
+    await vi.waitFor(() => expect(e.isLeader).toBe(true), { timeout: 10_000 });
+    await vi.waitFor(() => expect(e.fenceReason()).toBeUndefined(), { timeout: 10_000 });
+    const client = new DiegoClient(kc);
+    client.fence = () => e.fenceReason();
+    // Starve the event loop past the renew deadline: no timer (nor renewal) can run meanwhile.
+    const until = Date.now() + timings.renewDeadlineMs + 200;
+    while (Date.now() < until) {
+      // busy
+    }
+    expect(e.isLeader).toBe(true); // its deadline timer has not fired yet...
+    expect(e.fenceReason()).toMatch(/last renewed \d+ ms ago/); // ...but the fence already holds
+    await expect(client.create('Task', { metadata: { name: 'x', namespace: ns }, spec: {} as never })).rejects.toThrow(
+      FencedError,
+    );
   });
 });

@@ -71,6 +71,8 @@ export class LeaderElector {
   private leading = false;
   private leadership: AbortController | undefined;
   private deadline: NodeJS.Timeout | undefined;
+  /** When the last successful acquire/renew began: leadership is valid until this + renewDeadline. */
+  private renewedAt = 0;
   private observedHolder = '';
 
   constructor(kc: KubeConfig, opts: LeaderElectionOptions) {
@@ -101,6 +103,19 @@ export class LeaderElector {
 
   get isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * Why this process may not write as the leader now, or undefined when it may: not leading, or its last
+   * successful renewal began more than renewDeadline ago. Read from the clock at each call (not from a timer,
+   * which a starved process fires late), so a client can fence every write with it.
+   */
+  fenceReason(now = Date.now()): string | undefined {
+    if (!this.leading) return 'this replica is not the leader';
+    const left = this.renewedAt + this.opts.renewDeadlineMs - now;
+    return left > 0
+      ? undefined
+      : `the leader lease was last renewed ${now - this.renewedAt} ms ago (renew deadline ${this.opts.renewDeadlineMs} ms)`;
   }
 
   /**
@@ -257,6 +272,7 @@ export class LeaderElector {
 
   /** Gives up leadership renewDeadline after the last successful renewal began, even if a request hangs. */
   private armDeadline(renewedAt: number): void {
+    this.renewedAt = renewedAt;
     clearTimeout(this.deadline);
     this.deadline = setTimeout(
       () => this.stopLeading('renew deadline exceeded'),

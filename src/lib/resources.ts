@@ -46,10 +46,29 @@ export interface ObjectRef {
   resourceVersion?: string;
 }
 
+/** A write refused before it was sent: this process may no longer write (a leader past its renew deadline). */
+export class FencedError extends Error {
+  constructor(reason: string) {
+    super(`write refused: ${reason}`);
+    this.name = 'FencedError';
+  }
+}
+
 export class DiegoClient {
   readonly kc: KubeConfig;
+  /**
+   * Asked before every write: a reason means the write must not go out (it throws FencedError). A leader's
+   * controllers set it to their lease's validity, so a leader that lost its lease (or could not renew it in time,
+   * e.g. starved of CPU) stops writing at once, whatever its timers say.
+   */
+  fence?: () => string | undefined;
   constructor(kc: KubeConfig) {
     this.kc = kc;
+  }
+
+  #fenced(): void {
+    const why = this.fence?.();
+    if (why) throw new FencedError(why);
   }
 
   get<K extends DiegoKind>(kind: K, namespace: string | undefined, name: string): Promise<KindMap[K]> {
@@ -77,10 +96,11 @@ export class DiegoClient {
     return items;
   }
 
-  create<K extends DiegoKind>(
+  async create<K extends DiegoKind>(
     kind: K,
     obj: Omit<KindMap[K], 'apiVersion' | 'kind'> & Partial<Pick<KindMap[K], 'apiVersion' | 'kind'>>,
   ): Promise<KindMap[K]> {
+    this.#fenced();
     return rawRequest(this.kc, {
       method: 'POST',
       path: `${resourcePath(kind, obj.metadata.namespace)}?fieldManager=${FIELD_MANAGER}`,
@@ -103,6 +123,7 @@ export class DiegoClient {
   }
 
   async delete(kind: DiegoKind, ref: ObjectRef): Promise<void> {
+    this.#fenced();
     const body = ref.resourceVersion ? { preconditions: { resourceVersion: ref.resourceVersion } } : undefined;
     try {
       await rawRequest(this.kc, { method: 'DELETE', path: resourcePath(kind, ref.namespace, ref.name), body });
@@ -111,12 +132,13 @@ export class DiegoClient {
     }
   }
 
-  private mergePatch<K extends DiegoKind>(
+  private async mergePatch<K extends DiegoKind>(
     kind: K,
     ref: ObjectRef,
     body: Record<string, unknown>,
     sub?: 'status',
   ): Promise<KindMap[K]> {
+    this.#fenced();
     const withRv = ref.resourceVersion
       ? {
           ...body,

@@ -16,7 +16,7 @@ export interface ContainerLimits {
   diskMb?: number;
   /** Maximum processes/threads in the container (pids cgroup). */
   pids?: number;
-  /** Relative CPU weight (Diego: cpu shares, container_max_cpu_shares 1024). */
+  /** CPU shares (the executor turns Diego's weight 1–100 into shares of container_max_cpu_shares 1024). */
   cpuWeight?: number;
 }
 
