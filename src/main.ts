@@ -113,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
           'max-log-lines-per-second': { type: 'string', default: '0' },
           'container-metrics-interval': { type: 'string', default: '15' },
           'polling-interval': { type: 'string', default: '30' },
+          'log-app-lines': { type: 'boolean', default: false },
           'cache-dir': { type: 'string' },
           'max-cache-size-mb': { type: 'string', default: '10000' },
           'instance-identity-ca-cert': { type: 'string' },
@@ -164,6 +165,7 @@ async function main(argv: string[]): Promise<number> {
         containerMetricsIntervalMs:
           nonNegative('--container-metrics-interval', values['container-metrics-interval']) * 1000,
         pollingIntervalMs: nonNegative('--polling-interval', values['polling-interval']) * 1000 || 30_000,
+        logAppLines: values['log-app-lines'],
         cacheDir: values['cache-dir'],
         maxCacheBytes: maxCacheMb * 1_000_000,
         instanceIdentityCaCert: values['instance-identity-ca-cert'],

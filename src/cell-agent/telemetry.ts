@@ -16,12 +16,15 @@ export interface TelemetryOptions {
   maxLogLinesPerSecond?: number;
   /** Diego's container_metrics_report_interval (default 15 s). */
   containerMetricsIntervalMs?: number;
+  /** Also write every app line to the agent's own log (default off: they go to the log stream only). */
+  logAppLines?: boolean;
 }
 
 export class CellTelemetry {
   readonly hub: LogHub;
   readonly metrics: ContainerMetrics;
   readonly #cellId: string;
+  readonly #logAppLines: boolean;
   readonly #log: Logger;
   readonly #maxLines: number;
 
@@ -30,6 +33,7 @@ export class CellTelemetry {
     this.#cellId = opts.cellId;
     this.#log = opts.log;
     this.#maxLines = opts.maxLogLinesPerSecond ?? 0;
+    this.#logAppLines = opts.logAppLines ?? false;
     this.metrics = new ContainerMetrics({
       cellId: opts.cellId,
       capacity: opts.capacity,
@@ -137,6 +141,7 @@ export class CellTelemetry {
       hub: this.hub,
       log: this.#log.child({ logGuid, index }),
       onExceeded: () => exceededLogRateLimit.inc(),
+      logAppLines: this.#logAppLines,
     });
   }
 }

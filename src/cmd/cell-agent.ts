@@ -61,6 +61,8 @@ export interface CellAgentOptions {
   containerMetricsIntervalMs?: number;
   /** Diego's polling_interval: how often the rep bulk-syncs containers with its work (default 30 s). */
   pollingIntervalMs?: number;
+  /** Also write every app line to the agent's own log (default: app lines go to the log stream only). */
+  logAppLines?: boolean;
   /** The download cache (default <state-dir>/cache) and its size bound (Diego's max_cache_size_in_bytes). */
   cacheDir?: string;
   maxCacheBytes?: number;
@@ -251,6 +253,7 @@ export async function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions
     telemetry: {
       maxLogLinesPerSecond: opts.maxLogLinesPerSecond,
       containerMetricsIntervalMs: opts.containerMetricsIntervalMs,
+      logAppLines: opts.logAppLines,
     },
   });
   await rep.start();

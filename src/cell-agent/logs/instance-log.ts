@@ -1,7 +1,10 @@
 // The log of one instance (or task): what its processes print, what its health checks report and what the cell
-// says about its container, each line turned into a Loggregator-style envelope, published to the cell's log hub
-// and written as one structured line to the agent's own log. App lines go through the instance's rate limit;
-// the cell's own lifecycle lines do not (Diego sends those straight to Loggregator, storenode.go).
+// says about its container, each line turned into a Loggregator-style envelope and published to the cell's log
+// hub (the ops server streams from it). The cell's own lifecycle lines are also written to the agent's log; app
+// lines are not, unless asked (logAppLines): a tenant printing gigabytes must not make the agent write (and,
+// behind a slow stdout, buffer) gigabytes of its own — Diego's rep does not log app output either. App lines go
+// through the instance's rate limit; the cell's lifecycle lines do not (Diego sends those straight to
+// Loggregator, storenode.go).
 import type { Logger } from 'pino';
 import { LogStreamer, type LogMessage } from '../executor/log.ts';
 import { logEnvelope, type LogEnvelope, type LogType } from './envelope.ts';
@@ -24,6 +27,8 @@ export interface InstanceLogOptions {
   log: Logger;
   /** Called each time the app is told it exceeded its limit (the AppInstanceExceededLogRateLimitCount metric). */
   onExceeded?: () => void;
+  /** Also write app lines to the agent's own log (debugging; off by default). */
+  logAppLines?: boolean;
   now?: () => number;
 }
 
@@ -56,7 +61,7 @@ export class InstanceLog {
       destroyed: ['OUT', `Cell ${cellId} successfully destroyed container for instance ${guid}`],
       'destroy-failed': ['OUT', `Cell ${cellId} failed to destroy container for instance ${guid}`],
     }[event] as [LogType, string];
-    this.#emit(this.streamer.sourceName, type, text);
+    this.#emit(this.streamer.sourceName, type, text, true);
   }
 
   #app(m: LogMessage): void {
@@ -72,9 +77,10 @@ export class InstanceLog {
     }
   }
 
-  #emit(sourceType: string, type: LogType, payload: string): void {
+  #emit(sourceType: string, type: LogType, payload: string, cell = false): void {
     const envelope: LogEnvelope = logEnvelope(this.#o.tags, sourceType, type, payload);
     this.#o.hub?.publish(this.#o.logGuid, envelope);
-    this.#o.log.info({ source: sourceType, stream: type === 'ERR' ? 'stderr' : 'stdout' }, payload);
+    if (cell || this.#o.logAppLines)
+      this.#o.log.info({ source: sourceType, stream: type === 'ERR' ? 'stderr' : 'stdout' }, payload);
   }
 }
