@@ -3,6 +3,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProcessBackend } from '../../src/cell-agent/backends/process.ts';
 import { Rep } from '../../src/cell-agent/rep.ts';
@@ -10,6 +12,17 @@ import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 
 const env = useDiego('flood', { convergeIntervalMs: 2000 });
+let logged = 0;
+/** The agent's log at info, counting what it writes. */
+const agentLog = pino(
+  { level: 'info' },
+  new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logged += chunk.length;
+      done();
+    },
+  }),
+);
 const dir = mkdtempSync(path.join(tmpdir(), 'log-flood-'));
 let rep: Rep | undefined;
 afterAll(async () => {
@@ -25,7 +38,7 @@ describe('a task flooding its output', () => {
       capacity: { memoryMb: 2048, diskMb: 8192, containers: 4 },
       stacks: ['busybox'],
       backend: new ProcessBackend({ baseDir: path.join(dir, 'containers'), persistent: true }),
-      log: env.log,
+      log: agentLog,
       systemNamespace: env.systemNamespace,
       executor: { stateDir: path.join(dir, 'executor') },
     });
@@ -67,5 +80,7 @@ describe('a task flooding its output', () => {
       `agent rss before ${(before / 1048576).toFixed(0)} MB, peak ${(peak / 1048576).toFixed(0)} MB (+${grewMb.toFixed(0)} MB)`,
     );
     expect(grewMb).toBeLessThan(150);
+    // The agent's own log (at info) carries the cell's lines about the task, not the 200 MB of app output.
+    expect(logged).toBeLessThan(1_000_000);
   });
 });
