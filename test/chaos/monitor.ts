@@ -8,7 +8,9 @@
 //                                exist", "runs no action"), one that completed is not failed at all (unless its
 //                                cell really was lost), a failed "cell disappeared" had a lapsed lease, and a
 //                                successful one did run
-//   I4 claimed within a bound    work placed on a cell whose agent is up is claimed within claimBoundMs
+//   I4 claimed and started       work placed on a cell whose agent is up is claimed within claimBoundMs, and a
+//                                claimed instance runs within startBoundMs; a task the cell claimed while up is
+//                                not lost (failed "task container does not exist" without ever running)
 //   I5 host and records agree    no container without a record naming it, no RUNNING record without its
 //                                container, no task process for a task that is over (beyond a grace period; at
 //                                the end, strictly)
@@ -28,7 +30,7 @@ export const INVARIANTS: Record<Invariant, string> = {
   I1: 'one container per index',
   I2: 'tasks run once',
   I3: 'true terminal reason',
-  I4: 'claimed within bound',
+  I4: 'claimed and started',
   I5: 'host and records agree',
   I6: 'controller memory flat',
   R: 'recovered',
@@ -46,12 +48,20 @@ export interface Violation {
 export interface MonitorOptions {
   sampleMs?: number;
   claimBoundMs?: number;
+  startBoundMs?: number;
   dupGraceMs?: number;
   orphanGraceMs?: number;
   missingGraceMs?: number;
   /** Tasks that append to a marker file (process backend). */
   marker?: MarkerFile;
   log: Logger;
+}
+
+export interface HealthOptions {
+  /** Every task terminal too. */
+  tasksDone: boolean;
+  /** Apps that must be desired with these instance counts (a view that has not seen them yet is not healthy). */
+  apps?: Record<string, number>;
 }
 
 interface Terminal {
@@ -89,6 +99,8 @@ export class Monitor {
   readonly #reported = new Set<string>();
   readonly #terminal = new Map<string, Terminal>();
   readonly #lastCell = new Map<string, string>();
+  /** task guid → when the harness saw it Running on #lastCell. */
+  readonly #claimedAt = new Map<string, number>();
   readonly #procRuns = new Map<string, Set<string>>();
   /** pid → the run it belongs to (kept across samples: a process whose parent exited stays in its run). */
   readonly #runRoot = new Map<number, string>();
@@ -104,6 +116,7 @@ export class Monitor {
     this.#o = {
       sampleMs: 1000,
       claimBoundMs: 60_000,
+      startBoundMs: 120_000,
       dupGraceMs: 30_000,
       orphanGraceMs: 45_000,
       missingGraceMs: 45_000,
@@ -164,7 +177,10 @@ export class Monitor {
   #observeTask(t: ITask): void {
     const guid = t.spec.taskGuid;
     const s = t.status;
-    if (s?.state === 'Running' && s.cellId) this.#lastCell.set(guid, s.cellId);
+    if (s?.state === 'Running' && s.cellId && this.#lastCell.get(guid) !== s.cellId) {
+      this.#lastCell.set(guid, s.cellId);
+      this.#claimedAt.set(guid, Date.now());
+    }
     if ((s?.state === 'Completed' || s?.state === 'Resolving') && !this.#terminal.has(guid)) {
       this.#terminal.set(guid, {
         failed: s.failed === true,
@@ -314,9 +330,9 @@ export class Monitor {
     }
     for (const id of this.#missingSince.keys()) if (!missingNow.has(id)) this.#missingSince.delete(id);
 
-    // I4: placed, not claimed.
+    // I4: placed, not claimed; claimed, not started.
     const pendingNow = new Set<string>();
-    const pending = (id: string, cell: string, evidence: unknown) => {
+    const pending = (id: string, cell: string, evidence: unknown, what = 'placed on', bound = this.#o.claimBoundMs) => {
       pendingNow.add(id);
       const prev = this.#pendingSince.get(id);
       const entry = prev?.cell === cell ? prev : { cell, since: now };
@@ -324,16 +340,27 @@ export class Monitor {
       const since = settled(cell);
       if (since === undefined) return;
       const waited = now - Math.max(entry.since, since);
-      if (waited > this.#o.claimBoundMs) {
+      if (waited > bound) {
         this.violate(
           'I4',
           id,
-          `placed on ${cell} (agent up) and not claimed after ${Math.round(waited / 1000)}s`,
+          `${what} ${cell} (agent up) and not ${what === 'placed on' ? 'claimed' : 'RUNNING'} after ${Math.round(waited / 1000)}s`,
           evidence,
           `I4:${id}:${cell}:${entry.since}`,
         );
       }
     };
+    for (const a of lrps) {
+      const s = a.status;
+      if (s?.state === 'CLAIMED' && s.presence === 'ORDINARY' && s.cellId && !a.metadata.deletionTimestamp)
+        pending(
+          `ActualLRP ${a.metadata.name} ${s.instanceGuid}`,
+          s.cellId,
+          describe(a),
+          'claimed by',
+          this.#o.startBoundMs,
+        );
+    }
     for (const a of lrps) {
       if (
         a.spec.cellId &&
@@ -393,6 +420,29 @@ export class Monitor {
           { pids: procs.map((p) => p.pid), terminal: this.#terminal.get(guid), status: t?.status },
         );
     }
+    // I5: Running tasks without their process (nothing runs, or the action ended and no result was reported).
+    for (const t of tasks) {
+      const guid = t.spec.taskGuid;
+      const cell = t.status?.cellId;
+      if (t.status?.state !== 'Running' || !cell || host.taskProcesses.has(guid)) continue;
+      const since = settled(cell);
+      if (since === undefined) continue;
+      const id = `task-missing:${guid}`;
+      overNow.add(id);
+      const first = this.#taskOverSince.get(id) ?? now;
+      this.#taskOverSince.set(id, first);
+      if (now - Math.max(first, since) > this.#o.missingGraceMs) {
+        const ended = this.#o.marker?.runs(guid).some((r) => r.endedAt !== undefined);
+        this.violate(
+          'I5',
+          `task ${guid}`,
+          ended
+            ? `Running on ${cell} ${Math.round((now - first) / 1000)}s after its action ended: the result was never reported`
+            : `Running on ${cell} for ${Math.round((now - first) / 1000)}s with no process on the host`,
+          { status: t.status, markerRuns: this.#o.marker?.runs(guid) },
+        );
+      }
+    }
     for (const g of this.#taskOverSince.keys()) if (!overNow.has(g)) this.#taskOverSince.delete(g);
 
     // I3: how each task ended, once the marker has caught up.
@@ -429,8 +479,20 @@ export class Monitor {
       return;
     }
     const ran = runs.length > 0 || (this.#procRuns.get(guid)?.size ?? 0) > 0;
-    if (ran && /does not exist|runs no action/.test(term.reason))
+    if (ran && /does not exist|runs no action/.test(term.reason)) {
       this.violate('I3', guid, `its action ran but the task failed: "${term.reason}"`, evidence());
+      return;
+    }
+    // Claimed by a cell whose agent stayed up, never started, then failed for want of a container: a lost claim.
+    const claimedAt = this.#claimedAt.get(guid);
+    const up = term.lastCell ? this.#c.cells.get(term.lastCell)?.upSince : undefined;
+    if (!ran && /does not exist/.test(term.reason) && claimedAt !== undefined && up !== undefined && up <= claimedAt)
+      this.violate(
+        'I4',
+        guid,
+        `claimed by ${term.lastCell} (agent up throughout) but never started; failed "${term.reason}" ${Math.round((term.at - claimedAt) / 1000)}s later`,
+        evidence(),
+      );
   }
 
   /**
@@ -495,20 +557,28 @@ export class Monitor {
    * exactly one container on the host with the record's guid, nothing else of the run's apps on the host, and
    * (with tasksDone) every task terminal.
    */
-  healthy(opts: { tasksDone: boolean }): { ok: boolean; why: string } {
+  healthy(opts: HealthOptions): { ok: boolean; why: string; evidence?: unknown } {
     const host = this.lastSample;
     if (!host || this.#c.controlPlaneDown) return { ok: false, why: 'no sample yet' };
     const desired = new Map(this.desired.list().map((d) => [d.spec.processGuid, d.spec.instances ?? 1]));
+    for (const [pg, count] of Object.entries(opts.apps ?? {})) {
+      if (desired.get(pg) !== count) return { ok: false, why: `${pg} not yet desired with ${count} instances` };
+    }
     const seen = new Set<string>();
     for (const a of this.lrps.list()) {
       const n = desired.get(a.spec.processGuid);
       const key = instanceKey(a.spec.processGuid, a.spec.index);
       if (n === undefined || a.spec.index >= n) return { ok: false, why: `${a.metadata.name} is not desired` };
-      if (a.status?.presence !== 'ORDINARY') return { ok: false, why: `${a.metadata.name} is a copy` };
-      if (a.status.state !== 'RUNNING') return { ok: false, why: `${a.metadata.name} is ${a.status.state}` };
+      const evidence = { record: { name: a.metadata.name, spec: a.spec, status: a.status } };
+      if (a.status?.presence !== 'ORDINARY') return { ok: false, why: `${a.metadata.name} is a copy`, evidence };
+      if (a.status.state !== 'RUNNING') return { ok: false, why: `${a.metadata.name} is ${a.status.state}`, evidence };
       const guids = host.instances.get(key);
       if (!guids || guids.size !== 1 || !guids.has(a.status.instanceGuid ?? ''))
-        return { ok: false, why: `${key}: host runs ${guids ? [...guids.keys()].join(',') : 'nothing'}` };
+        return {
+          ok: false,
+          why: `${key}: host runs ${guids ? [...guids.keys()].join(',') : 'nothing'}`,
+          evidence: { ...evidence, host: guids ? [...guids] : [] },
+        };
       seen.add(key);
     }
     for (const [pg, n] of desired) {
@@ -517,13 +587,18 @@ export class Monitor {
     for (const key of host.instances.keys()) if (!seen.has(key)) return { ok: false, why: `${key} runs undesired` };
     if (opts.tasksDone) {
       const open = this.tasks.list().filter((t) => !this.#terminal.has(t.spec.taskGuid));
-      if (open.length > 0) return { ok: false, why: `${open.length} tasks not terminal` };
+      if (open.length > 0)
+        return {
+          ok: false,
+          why: `${open.length} tasks not terminal`,
+          evidence: open.slice(0, 5).map((t) => ({ name: t.metadata.name, placedOn: t.spec.cellId, status: t.status })),
+        };
     }
     return { ok: true, why: '' };
   }
 
   /** Waits until healthy(); returns ms since `since`, or undefined after timeoutMs. */
-  async waitHealthy(since: number, timeoutMs: number, opts: { tasksDone: boolean }): Promise<number | undefined> {
+  async waitHealthy(since: number, timeoutMs: number, opts: HealthOptions): Promise<number | undefined> {
     const deadline = since + timeoutMs;
     for (;;) {
       await this.#ticking;
@@ -538,8 +613,9 @@ export class Monitor {
     }
   }
 
-  /** Why the system is not healthy now (for a report of a run that did not recover). */
-  unhealthyWhy(opts: { tasksDone: boolean }): string {
-    return this.healthy(opts).why;
+  /** Why the system is not healthy now (for a report of a run that did not recover), with evidence. */
+  unhealthy(opts: HealthOptions): { why: string; evidence?: unknown } {
+    const h = this.healthy(opts);
+    return { why: h.why, evidence: h.evidence };
   }
 }

@@ -9,7 +9,7 @@ function recoveries(r: ScenarioResult): string {
   const done = r.recoveriesMs.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
   const missed = r.recoveriesMs.length - done.length;
   if (r.recoveriesMs.length === 0) return '-';
-  const median = done.length > 0 ? done[Math.floor(done.length / 2)] : undefined;
+  const median = done.length > 0 ? done[Math.floor((done.length - 1) / 2)] : undefined;
   const max = done.at(-1);
   return `${secs(median)} / ${secs(max)}${missed > 0 ? ` (+${missed} never)` : ''}`;
 }

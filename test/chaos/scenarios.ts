@@ -113,9 +113,10 @@ async function withCluster(
       result,
       recovered: (ms, what) => {
         result.recoveriesMs.push(ms);
-        if (ms === undefined)
-          m.violate('R', what, `not healthy within the bound: ${m.unhealthyWhy({ tasksDone: false })}`);
-        else ctx.log.info({ scenario: name, what, ms }, 'chaos: recovered');
+        if (ms === undefined) {
+          const h = m.unhealthy({ tasksDone: true });
+          m.violate('R', what, `not healthy within the bound: ${h.why}`, h.evidence);
+        } else ctx.log.info({ scenario: name, what, ms }, 'chaos: recovered');
       },
     });
     monitor.finalCheck({ tasksDone });
@@ -273,7 +274,8 @@ export const lostCellReturns: Scenario = {
         if (ctx.signal?.aborted) break;
         const app = `lost-${i}-${order}`;
         await createApp(b, app, instances, 4);
-        const up = await b.monitor.waitHealthy(Date.now(), 180_000, { tasksDone: false });
+        const expect = { tasksDone: false, apps: { [app]: instances } };
+        const up = await b.monitor.waitHealthy(Date.now(), 180_000, expect);
         if (up === undefined) {
           b.recovered(undefined, `${app}: never healthy before the fault`);
           await deleteApp(b, app).catch(() => undefined);
@@ -325,7 +327,7 @@ export const lostCellReturns: Scenario = {
         } finally {
           b.cluster.resumeAgent(victim);
         }
-        b.recovered(await b.monitor.waitHealthy(faultAt, 240_000, { tasksDone: false }), `${app} (${order})`);
+        b.recovered(await b.monitor.waitHealthy(faultAt, 240_000, expect), `${app} (${order})`);
         // Give the host checks time to see a duplicate that outlives the grace period before the app goes.
         await sleep(35_000);
         await deleteApp(b, app);
@@ -346,7 +348,7 @@ export const leaderKillScaleUp: Scenario = {
       async (b) => {
         const total = n(ctx, 1000, 60);
         await createApp(b, 'scale', 1);
-        await b.monitor.waitHealthy(Date.now(), 120_000, { tasksDone: false });
+        await b.monitor.waitHealthy(Date.now(), 120_000, { tasksDone: false, apps: { scale: 1 } });
         const start = Date.now();
         await scaleApp(b, 'scale', total);
         const marks = ctx.size === 'long' ? [0.2, 0.6] : [0.3];
@@ -376,7 +378,10 @@ export const leaderKillScaleUp: Scenario = {
             `leader ${leader.name} killed at ${mark * 100}% placed; new leader after ${Math.round(newLeader / 1000)}s`,
           );
         }
-        const ms = await b.monitor.waitHealthy(start, (ctx.size === 'long' ? 25 : 6) * 60_000, { tasksDone: false });
+        const ms = await b.monitor.waitHealthy(start, (ctx.size === 'long' ? 25 : 6) * 60_000, {
+          tasksDone: false,
+          apps: { scale: total },
+        });
         // Recovery: from the last kill to every instance RUNNING in one container.
         b.recovered(ms === undefined ? undefined : start + ms - lastFaultAt, `scale-up to ${total}`);
         b.result.notes.push(
@@ -419,7 +424,7 @@ function controlPlaneRestart(component: 'kube-apiserver' | 'etcd'): Scenario {
           await b.cluster.restartControlPlane(component, between(3000, 6000));
           await submitting;
           b.recovered(
-            await b.monitor.waitHealthy(faultAt, 6 * 60_000, { tasksDone: true }),
+            await b.monitor.waitHealthy(faultAt, 6 * 60_000, { tasksDone: true, apps: { [app]: instances } }),
             `${component} restart ${r}`,
           );
           await sleep(10_000);
@@ -527,13 +532,14 @@ export const runcAgentKill: Scenario = {
         const names = Array.from({ length: taskCount }, (_, i) => `runc-task-${i}`);
         // runc containers cannot write the host's marker file: their runs are seen in /proc (they last 6-10 s).
         const submitting = submitTasks(b, names, 3, () => between(6, 10), { marker: false });
-        await b.monitor.waitHealthy(Date.now(), 180_000, { tasksDone: false });
+        const expect = { tasksDone: false, apps: { 'runc-app': instances } };
+        await b.monitor.waitHealthy(Date.now(), 180_000, expect);
         for (let k = 0; k < 3 && !ctx.signal?.aborted; k++) {
           await sleep(k === 0 ? 3000 : 20_000);
           const faultAt = Date.now();
           b.result.runs++;
           await b.cluster.restartAgent('chaos-runc-0', between(1000, 3000));
-          b.recovered(await b.monitor.waitHealthy(faultAt, 180_000, { tasksDone: false }), `runc agent kill ${k}`);
+          b.recovered(await b.monitor.waitHealthy(faultAt, 180_000, expect), `runc agent kill ${k}`);
         }
         await submitting;
         await drained(b, new Set(names), Date.now(), 5 * 60_000);
