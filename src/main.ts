@@ -38,6 +38,9 @@ async function main(argv: string[]): Promise<number> {
           'webhook-cert-dir': { type: 'string', default: '/tmp/k8s-webhook-server/serving-certs' },
           'metrics-address': { type: 'string', default: ':8080' },
           'system-namespace': { type: 'string', default: 'diego-system' },
+          'metrics-auth': { type: 'string', default: 'auto' },
+          'metrics-tls-cert': { type: 'string' },
+          'metrics-tls-key': { type: 'string' },
         },
       });
       const { runController } = await import('./cmd/controller.ts');
@@ -48,6 +51,9 @@ async function main(argv: string[]): Promise<number> {
         webhookCertDir: values['webhook-cert-dir'],
         metricsAddress: values['metrics-address'],
         systemNamespace: values['system-namespace'],
+        metricsAuth: authMode('--metrics-auth', values['metrics-auth']),
+        metricsTlsCert: values['metrics-tls-cert'],
+        metricsTlsKey: values['metrics-tls-key'],
       });
     }
     case 'install-crds': {
@@ -114,6 +120,9 @@ async function main(argv: string[]): Promise<number> {
           'container-metrics-interval': { type: 'string', default: '15' },
           'polling-interval': { type: 'string', default: '30' },
           'log-app-lines': { type: 'boolean', default: false },
+          'ops-auth': { type: 'string', default: 'auto' },
+          'ops-tls-cert': { type: 'string' },
+          'ops-tls-key': { type: 'string' },
           'cache-dir': { type: 'string' },
           'max-cache-size-mb': { type: 'string', default: '10000' },
           'instance-identity-ca-cert': { type: 'string' },
@@ -166,6 +175,9 @@ async function main(argv: string[]): Promise<number> {
           nonNegative('--container-metrics-interval', values['container-metrics-interval']) * 1000,
         pollingIntervalMs: nonNegative('--polling-interval', values['polling-interval']) * 1000 || 30_000,
         logAppLines: values['log-app-lines'],
+        opsAuth: authMode('--ops-auth', values['ops-auth']),
+        opsTlsCert: values['ops-tls-cert'],
+        opsTlsKey: values['ops-tls-key'],
         cacheDir: values['cache-dir'],
         maxCacheBytes: maxCacheMb * 1_000_000,
         instanceIdentityCaCert: values['instance-identity-ca-cert'],
@@ -190,6 +202,12 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
       return 2;
   }
+}
+
+/** kubernetes (TokenReview + SubjectAccessReview), none, or auto (kubernetes unless on loopback). */
+function authMode(flag: string, value: string): 'kubernetes' | 'none' | 'auto' {
+  if (value === 'kubernetes' || value === 'none' || value === 'auto') return value;
+  throw new Error(`${flag} must be kubernetes, none or auto (got "${value}")`);
 }
 
 /** A flag's value as a number ≥ 0, or an error that names the flag. */

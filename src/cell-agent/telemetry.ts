@@ -8,6 +8,7 @@ import { ContainerMetrics, exceededLogRateLimit, type CellCapacity } from './con
 import { logTags, resolveMetricTags } from './logs/envelope.ts';
 import { LogHub } from './logs/hub.ts';
 import { InstanceLog } from './logs/instance-log.ts';
+import { streamKey } from './logs/stream-server.ts';
 
 export interface TelemetryOptions {
   /** Where the envelopes go (the ops server streams from it); default: a hub of its own. */
@@ -55,6 +56,7 @@ export class CellTelemetry {
     const index = a.spec.index;
     const logGuid = d.spec.logGuid || d.spec.processGuid;
     return this.#instanceLog(
+      a.metadata.namespace ?? '',
       logGuid,
       index,
       instanceGuid,
@@ -72,6 +74,7 @@ export class CellTelemetry {
   taskLog(t: ITask): InstanceLog {
     const logGuid = t.spec.logGuid || t.spec.taskGuid;
     return this.#instanceLog(
+      t.metadata.namespace ?? '',
       logGuid,
       0,
       t.spec.taskGuid,
@@ -123,6 +126,7 @@ export class CellTelemetry {
   }
 
   #instanceLog(
+    namespace: string,
     logGuid: string,
     index: number,
     containerGuid: string,
@@ -134,7 +138,7 @@ export class CellTelemetry {
     return new InstanceLog({
       cellId: this.#cellId,
       containerGuid,
-      logGuid,
+      logGuid: streamKey(namespace, logGuid),
       tags: logTags(logGuid, index, resolveMetricTags(metricTags, instance)),
       sourceName,
       limits: { linesPerSecond: this.#maxLines, bytesPerSecond: bytesPerSecond ?? -1 },

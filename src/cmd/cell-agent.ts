@@ -24,6 +24,7 @@ import { VolumeManager } from '../cell-agent/executor/volumes.ts';
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, Semaphore } from '../cell-agent/executor/index.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { registry, startOpsServer } from '../lib/metrics.ts';
+import { opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
 
 export interface CellAgentOptions {
   log: Logger;
@@ -63,6 +64,11 @@ export interface CellAgentOptions {
   pollingIntervalMs?: number;
   /** Also write every app line to the agent's own log (default: app lines go to the log stream only). */
   logAppLines?: boolean;
+  /** Who may read the ops endpoints: `auto` (default) checks Kubernetes tokens unless the address is loopback. */
+  opsAuth?: OpsAuthMode | 'auto';
+  /** The ops server's certificate (PEM files); with authentication and none given, a self-signed one. */
+  opsTlsCert?: string;
+  opsTlsKey?: string;
   /** The download cache (default <state-dir>/cache) and its size bound (Diego's max_cache_size_in_bytes). */
   cacheDir?: string;
   maxCacheBytes?: number;
@@ -304,13 +310,26 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
   const [host, port] = parseAddress(opts.opsAddress ?? DEFAULT_OPS_ADDRESS); // a typo fails before any work
   const zone = opts.zone || (await nodeZone(kc, process.env.NODE_NAME)) || '';
   const rep = await startCellAgent(kc, { ...opts, zone });
+  // Off loopback, the log stream and the metrics need a Kubernetes token allowed to read them (ops-auth.ts).
+  const security = await opsSecurity(kc, host, opts.opsAuth ?? 'auto', {
+    certFile: opts.opsTlsCert,
+    keyFile: opts.opsTlsKey,
+  });
   const ops = await startOpsServer({
     host,
     port,
     logger: opts.log,
-    routes: (app) => registerLogRoutes(app, rep.telemetry.hub),
+    ...security,
+    routes: (app, auth) => registerLogRoutes(app, rep.telemetry.hub, {}, auth),
   });
-  opts.log.info({ ops: ops.url, logs: `${ops.url}/v1/logs/<logGuid>?follow=true` }, 'cell agent started');
+  opts.log.info(
+    {
+      ops: ops.url,
+      logs: `${ops.url}/v1/namespaces/<namespace>/logs/<logGuid>?follow=true`,
+      authentication: security.auth ? 'kubernetes bearer tokens' : 'none (loopback)',
+    },
+    'cell agent started',
+  );
   // SIGTERM and node drains evacuate (Diego's drain); SIGINT stops at once.
   await serveUntilStopped(kc, rep, { log: opts.log, nodeName: process.env.NODE_NAME });
   await rep.stop();

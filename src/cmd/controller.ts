@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { Manager } from '../controllers/manager.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { startOpsServer } from '../lib/metrics.ts';
+import { opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
 import { buildWebhookServer } from '../webhooks/server.ts';
 import { untilSignal } from './signals.ts';
 
@@ -17,6 +18,10 @@ export interface ControllerOptions {
   webhookCertDir: string;
   metricsAddress: string;
   systemNamespace?: string;
+  /** Who may scrape /metrics: `auto` (default) checks Kubernetes tokens unless the address is loopback. */
+  metricsAuth?: OpsAuthMode | 'auto';
+  metricsTlsCert?: string;
+  metricsTlsKey?: string;
 }
 
 export async function runController(opts: ControllerOptions): Promise<number> {
@@ -39,7 +44,12 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   await manager.start();
   const [host, port] = splitAddress(opts.metricsAddress);
   // Ready when leading: a standby replica should not receive traffic meant for the active one.
-  const ops = await startOpsServer({ host, port, ready: () => manager.isLeader, logger: opts.log });
+  // Off loopback, /metrics needs a Kubernetes token allowed to `get /metrics` (ops-auth.ts); probes stay open.
+  const security = await opsSecurity(kc, host, opts.metricsAuth ?? 'auto', {
+    certFile: opts.metricsTlsCert,
+    keyFile: opts.metricsTlsKey,
+  });
+  const ops = await startOpsServer({ host, port, ready: () => manager.isLeader, logger: opts.log, ...security });
   opts.log.info({ metrics: ops.url, webhookPort: webhook ? opts.webhookPort : undefined }, 'controller started');
   const sig = await untilSignal();
   opts.log.info({ signal: sig }, 'shutting down');

@@ -2,6 +2,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { allowed, type OpsAuth } from './ops-auth.ts';
 
 /** One registry per process; modules register their metrics here. */
 export const registry = new Registry();
@@ -17,7 +18,14 @@ export interface OpsServerOptions {
   ready?: () => boolean;
   logger?: Logger;
   /** More routes on the same server (the cell agent's log stream). */
-  routes?: (app: FastifyInstance) => void;
+  routes?: (app: FastifyInstance, auth: OpsAuth | undefined) => void;
+  /**
+   * Who may scrape /metrics (and what the extra routes check): a bearer token checked with TokenReview and
+   * SubjectAccessReview (ops-auth.ts). Without it the endpoints are open: keep them on loopback then.
+   */
+  auth?: OpsAuth;
+  /** Serve HTTPS with this certificate (PEM); plain HTTP without. */
+  tls?: { cert: string; key: string };
 }
 
 export interface OpsServer {
@@ -28,9 +36,17 @@ export interface OpsServer {
 
 export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer> {
   const log = opts.logger?.child({ component: 'ops-server' });
-  const app = Fastify({ logger: false }); // scrapes and probes every few seconds: no access log
-  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-  opts.routes?.(app);
+  // Scrapes and probes every few seconds: no access log.
+  // One instance type for both (fastify's HTTPS and HTTP servers differ only in the socket).
+  const app = (opts.tls
+    ? Fastify({ logger: false, https: opts.tls })
+    : Fastify({ logger: false })) as unknown as FastifyInstance;
+  const auth = opts.auth;
+  app.get('/metrics', async (req, reply) => {
+    if (auth && !(await allowed(auth, req, reply, { nonResource: { path: '/metrics', verb: 'get' } }))) return reply;
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+  opts.routes?.(app, auth);
   app.get('/healthz', (_req, reply) => reply.type('text/plain').send('ok'));
   const isReady = (): boolean => {
     try {

@@ -36,8 +36,9 @@ interface K8sObject {
   [key: string]: unknown;
 }
 interface PolicyRule {
-  apiGroups: string[];
-  resources: string[];
+  apiGroups?: string[];
+  resources?: string[];
+  nonResourceURLs?: string[];
   verbs: string[];
 }
 interface Container {
@@ -99,7 +100,9 @@ const find = (objects: K8sObject[], kind: string, nameSuffix = ''): K8sObject =>
 const podSpec = (o: K8sObject) => (o.spec as { template: { spec: PodSpec } }).template.spec;
 const rulesOf = (o: K8sObject) => (o as unknown as { rules: PolicyRule[] }).rules;
 const allows = (rules: PolicyRule[], group: string, resource: string, verb: string) =>
-  rules.some((r) => r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb));
+  rules.some(
+    (r) => (r.apiGroups ?? []).includes(group) && (r.resources ?? []).includes(resource) && r.verbs.includes(verb),
+  );
 
 /** Every object through the real API server's validation and admission, without storing it. */
 async function dryRunApply(yaml: string): Promise<void> {
@@ -228,7 +231,7 @@ describe('helm chart', () => {
       agent.volumeMounts.map((m) => [m.mountPath, { host: hostPathOf(m.name), propagation: m.mountPropagation }]),
     );
     expect(agent.args).toContain('--evacuation-timeout=600');
-    expect(agent.args).toContain('--ops-address=0.0.0.0:17008');
+    expect(agent.args).toContain('--ops-address=$(HOST_IP):17008'); // the node's address, not every interface
     expect(agent.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'ops' });
     // The kubelet must not kill the agent while it evacuates its instances.
     expect((spec as unknown as { terminationGracePeriodSeconds: number }).terminationGracePeriodSeconds).toBe(630);
@@ -404,6 +407,13 @@ describe('helm chart', () => {
     expect(allows(agent, 'diego.dev', 'cells/status', 'patch')).toBe(true);
     expect(allows(agent, 'diego.dev', 'desiredlrps', 'create')).toBe(false);
     expect(allows(agent, '', 'events', 'create')).toBe(true);
+    // The ops endpoints check tokens (TokenReview, SubjectAccessReview); app logs are readable by namespace viewers.
+    const opsAuth = rulesOf(find(objects, 'ClusterRole', '-ops-auth'));
+    expect(allows(opsAuth, 'authentication.k8s.io', 'tokenreviews', 'create')).toBe(true);
+    expect(allows(opsAuth, 'authorization.k8s.io', 'subjectaccessreviews', 'create')).toBe(true);
+    const logReader = find(objects, 'ClusterRole', '-log-reader');
+    expect(logReader.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view']).toBe('true');
+    expect(allows(rulesOf(logReader), 'diego.dev', 'desiredlrps/log', 'get')).toBe(true);
     // Nothing in the chart reads Secrets through the API.
     for (const role of objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
       expect(allows(rulesOf(role), '', 'secrets', 'get')).toBe(false);

@@ -23,6 +23,7 @@ export class LogHub {
   /** Insertion order = least recently written first. */
   readonly #recent = new Map<string, RingBuffer<LogEnvelope>>();
   readonly #subscribers = new Map<string, Set<LogSubscriber>>();
+  readonly #suffixSubscribers = new Set<[string, LogSubscriber]>();
 
   constructor(opts: LogHubOptions = {}) {
     this.#recentLines = opts.recentLines ?? 100;
@@ -47,7 +48,9 @@ export class LogHub {
     }
     this.#recent.set(guid, ring);
     ring.push(envelope);
-    for (const subscriber of this.#subscribers.get(guid) ?? []) {
+    const subscribers = [...(this.#subscribers.get(guid) ?? [])];
+    for (const [suffix, subscriber] of this.#suffixSubscribers) if (guid.endsWith(suffix)) subscribers.push(subscriber);
+    for (const subscriber of subscribers) {
       try {
         subscriber(envelope);
       } catch {
@@ -70,12 +73,27 @@ export class LogHub {
     };
   }
 
+  /** Streams whose key ends with `suffix` (a log guid across namespaces: keys are "<namespace>/<logGuid>"). */
+  keysEndingWith(suffix: string): string[] {
+    return [...new Set([...this.#recent.keys(), ...this.#subscribers.keys()])].filter((k) => k.endsWith(suffix));
+  }
+
+  /** Like subscribe, for every stream whose key ends with `suffix`, also those that start later. */
+  subscribeSuffix(suffix: string, subscriber: LogSubscriber): () => void {
+    this.#suffixSubscribers.add([suffix, subscriber]);
+    const entry = [...this.#suffixSubscribers].at(-1)!;
+    return () => void this.#suffixSubscribers.delete(entry);
+  }
+
   /** The last lines of `logGuid`, oldest first. */
   recent(logGuid: string): LogEnvelope[] {
     return this.#recent.get(logGuid)?.toArray() ?? [];
   }
 
-  subscriberCount(logGuid: string): number {
-    return this.#subscribers.get(logGuid)?.size ?? 0;
+  /** Who would get a line of `key` now: its subscribers and those following every namespace's stream of it. */
+  subscriberCount(key: string): number {
+    let n = this.#subscribers.get(key)?.size ?? 0;
+    for (const [suffix] of this.#suffixSubscribers) if (key.endsWith(suffix)) n++;
+    return n;
   }
 }

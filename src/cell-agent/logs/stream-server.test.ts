@@ -18,7 +18,7 @@ function instanceLog(hub: LogHub, extra: Partial<ConstructorParameters<typeof In
   return new InstanceLog({
     cellId: 'cell-1',
     containerGuid: 'ig-1',
-    logGuid: 'log-guid',
+    logGuid: 'apps/log-guid', // the hub's key: namespace/logGuid
     tags: { source_id: 'log-guid', instance_id: '2', app_id: 'app' },
     sourceName: 'CELL',
     limits: {},
@@ -57,7 +57,7 @@ describe('instance log and log stream endpoint', () => {
 
     const res = await fetch(`${server.url}/v1/logs/log-guid?follow=true`);
     expect(res.headers.get('content-type')).toBe('application/x-ndjson');
-    await expect.poll(() => hub.subscriberCount('log-guid')).toBe(1);
+    await expect.poll(() => hub.subscriberCount('apps/log-guid')).toBe(1);
     const app = log.streamer.withSource('APP/PROC/WEB');
     app.stdout('hello\nworld');
     app.stderr('oops');
@@ -74,7 +74,7 @@ describe('instance log and log stream endpoint', () => {
     for (const e of lines) {
       expect(e).toMatchObject({ source_id: 'log-guid', instance_id: '2', tags: { app_id: 'app' } });
     }
-    await expect.poll(() => hub.subscriberCount('log-guid')).toBe(0); // the follower hung up
+    await expect.poll(() => hub.subscriberCount('apps/log-guid')).toBe(0); // the follower hung up
 
     // Recent logs: everything so far, oldest first, then the end of the response.
     const recent = (await (await fetch(`${server.url}/v1/logs/log-guid`)).text()).trim().split('\n');
@@ -95,11 +95,11 @@ describe('instance log and log stream endpoint', () => {
     const log = instanceLog(hub);
     log.streamer.stdout('earlier');
     const res = await fetch(`${server.url}/v1/logs/log-guid?follow=true&recent=true`);
-    await expect.poll(() => hub.subscriberCount('log-guid')).toBe(1);
+    await expect.poll(() => hub.subscriberCount('apps/log-guid')).toBe(1);
     log.streamer.stdout('later');
     expect((await readLines(res, 2)).map((e) => e.log.payload)).toEqual(['earlier', 'later']);
     const again = await fetch(`${server.url}/v1/logs/log-guid?follow=1`);
-    await expect.poll(() => hub.subscriberCount('log-guid')).toBe(1);
+    await expect.poll(() => hub.subscriberCount('apps/log-guid')).toBe(1);
     await server.close(); // does not wait for the follower forever
     server = undefined;
     expect(await again.text()).toBe('');
@@ -112,7 +112,7 @@ describe('instance log and log stream endpoint', () => {
     const log = instanceLog(hub, { limits: { linesPerSecond: 3 }, now: () => t, onExceeded: () => exceeded++ });
     for (let i = 0; i < 10; i++) log.streamer.withSource('APP/PROC/WEB').stdout(`line ${i}`);
     log.lifecycle('destroying');
-    expect(hub.recent('log-guid').map((e) => `${e.tags.source_type}: ${e.log.payload}`)).toEqual([
+    expect(hub.recent('apps/log-guid').map((e) => `${e.tags.source_type}: ${e.log.payload}`)).toEqual([
       'APP/PROC/WEB: line 0',
       'APP/PROC/WEB: line 1',
       'APP/PROC/WEB: line 2',
