@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE := node
 
-.PHONY: all deps control-plane build manifests check-manifests typecheck lint format test test-unit test-integration run clean
+.PHONY: all deps control-plane build manifests check-manifests typecheck lint format test test-unit test-integration chaos run clean
 
 all: build
 
@@ -47,6 +47,11 @@ test-unit: deps
 
 test-integration: deps
 	vitest run --project integration
+
+## chaos: the long chaos suite (docs/chaos.md): faults injected into real processes, invariants checked on the host;
+## about an hour on 2 cores. CHAOS_ARGS passes flags, e.g. CHAOS_ARGS="--scenarios agent-kill-tasks --scale 0.2"
+chaos: deps
+	$(NODE) test/chaos/main.ts $(CHAOS_ARGS)
 
 ## run: the whole system locally — control plane, CRDs, operator, a sample app (Ctrl-C stops it all)
 run: deps
