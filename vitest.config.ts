@@ -6,7 +6,7 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['src/**/*.test.ts', 'hack/**/*.test.ts'],
+          include: ['src/**/*.test.ts', 'hack/**/*.test.ts', 'test/chaos/**/*.test.ts'],
           exclude: ['**/*.integration.test.ts', '**/node_modules/**'],
         },
       },
