@@ -37,6 +37,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     webhook = buildWebhookServer({
       tls: { cert: await read('tls.crt'), key: await read('tls.key') },
       logger: opts.log,
+      kc,
     });
     await webhook.listen({ host: '0.0.0.0', port: opts.webhookPort });
   }

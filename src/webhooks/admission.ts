@@ -5,7 +5,7 @@ export interface AdmissionRequest {
   uid: string;
   kind: { group: string; version: string; kind: string };
   operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
-  object?: { spec?: unknown };
+  object?: { spec?: unknown; metadata?: { namespace?: string; name?: string } };
 }
 
 export interface AdmissionReview {
@@ -44,6 +44,25 @@ export function review(body: AdmissionReview): AdmissionReview {
         message: `${request.kind.kind} is invalid: ${describeErrors(errors)}`,
         details: { causes: errors.map((e) => ({ field: e.field, message: e.message, reason: 'FieldValueInvalid' })) },
       },
+    },
+  };
+}
+
+/** A refusal of the request with one cause (a check beyond the spec's validation). */
+export function deny(
+  request: AdmissionRequest,
+  code: number,
+  reason: string,
+  message: string,
+  field: string,
+): AdmissionReview {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    response: {
+      uid: request.uid,
+      allowed: false,
+      status: { code, reason, message, details: { causes: [{ field, message, reason: 'FieldValueDuplicate' }] } },
     },
   };
 }

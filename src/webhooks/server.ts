@@ -1,13 +1,18 @@
 // The admission webhook server (HTTPS; the apiserver only calls webhooks over TLS).
 import Fastify from 'fastify';
 import type { Logger } from 'pino';
-import { review, type AdmissionReview } from './admission.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { DiegoClient } from '../lib/resources.ts';
+import { deny, review, type AdmissionReview } from './admission.ts';
+import { processGuidTaken } from './unique.ts';
 
 export const VALIDATE_PATH = '/validate-diego-dev-v1alpha1';
 
 export interface WebhookServerOptions {
   tls: { cert: string; key: string };
   logger: Logger;
+  /** The cluster, for checks that need it (a process guid unique cluster-wide); without it only the spec is checked. */
+  kc?: KubeConfig;
 }
 
 export function buildWebhookServer(opts: WebhookServerOptions) {
@@ -18,8 +23,14 @@ export function buildWebhookServer(opts: WebhookServerOptions) {
     bodyLimit: 8 * 1024 * 1024,
   });
   app.get('/healthz', (_req, reply) => reply.send('ok'));
-  app.post(VALIDATE_PATH, (req, reply) => {
-    const result = review(req.body as AdmissionReview);
+  const client = opts.kc ? new DiegoClient(opts.kc) : undefined;
+  app.post(VALIDATE_PATH, async (req, reply) => {
+    const body = req.body as AdmissionReview;
+    let result = review(body);
+    if (result.response?.allowed && client && body.request) {
+      const taken = await processGuidTaken(client, body.request);
+      if (taken) result = deny(body.request, 409, 'AlreadyExists', taken, 'spec.processGuid');
+    }
     if (!result.response?.allowed) {
       log.info({ uid: result.response?.uid, message: result.response?.status?.message }, 'admission denied');
     }
