@@ -64,6 +64,10 @@ export interface CellAgentOptions {
   pollingIntervalMs?: number;
   /** Also write every app line to the agent's own log (default: app lines go to the log stream only). */
   logAppLines?: boolean;
+  /** Limits of containers whose work sets none (0: none, as Diego). */
+  defaultContainerMemoryMb?: number;
+  defaultContainerDiskMb?: number;
+  defaultContainerMaxPids?: number;
   /** Who may read the ops endpoints: `auto` (default) checks Kubernetes tokens unless the address is loopback. */
   opsAuth?: OpsAuthMode | 'auto';
   /** The ops server's certificate (PEM files); with authentication and none given, a self-signed one. */
@@ -212,6 +216,11 @@ export async function executorOptions(opts: Omit<CellAgentOptions, 'kubeconfig'>
     proxy,
     trustedCertsDir: opts.trustedCertsDir,
     externalIp: opts.externalIp || process.env.HOST_IP || '127.0.0.1',
+    defaultLimits: {
+      memoryMb: opts.defaultContainerMemoryMb,
+      diskMb: opts.defaultContainerDiskMb,
+      pids: opts.defaultContainerMaxPids,
+    },
     volumes,
   };
 }

@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { DiegoClient } from '../lib/resources.ts';
 import { deny, review, type AdmissionReview } from './admission.ts';
+import { namespaceCaps } from './limits.ts';
 import { processGuidTaken } from './unique.ts';
+import { describeErrors } from './validate.ts';
 
 export const VALIDATE_PATH = '/validate-diego-dev-v1alpha1';
 
@@ -27,9 +29,26 @@ export function buildWebhookServer(opts: WebhookServerOptions) {
   app.post(VALIDATE_PATH, async (req, reply) => {
     const body = req.body as AdmissionReview;
     let result = review(body);
-    if (result.response?.allowed && client && body.request) {
-      const taken = await processGuidTaken(client, body.request);
-      if (taken) result = deny(body.request, 409, 'AlreadyExists', taken, 'spec.processGuid');
+    const request = body.request;
+    if (result.response?.allowed && client && opts.kc && request) {
+      const taken = await processGuidTaken(client, request);
+      if (taken) result = deny(request, 409, 'AlreadyExists', taken, 'spec.processGuid');
+      const object = request.object as {
+        spec?: { memoryMb?: number; diskMb?: number };
+        metadata?: { namespace?: string };
+      };
+      const namespace = object.metadata?.namespace;
+      if (!taken && namespace && (request.operation === 'CREATE' || request.operation === 'UPDATE')) {
+        const capped = await namespaceCaps(opts.kc, namespace, object.spec ?? {});
+        if (capped.length > 0)
+          result = deny(
+            request,
+            422,
+            'Invalid',
+            `${request.kind.kind} is over its namespace's limits: ${describeErrors(capped)}`,
+            capped[0]!.field,
+          );
+      }
     }
     if (!result.response?.allowed) {
       log.info({ uid: result.response?.uid, message: result.response?.status?.message }, 'admission denied');

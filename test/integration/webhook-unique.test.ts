@@ -2,6 +2,7 @@
 // DesiredLRP (in any namespace) has, naming it.
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCA, issueCert } from '../../src/lib/certs.ts';
@@ -40,7 +41,13 @@ afterAll(async () => {
   await deleteNamespace(kc, a);
 });
 
-function admit(namespace: string, name: string, operation: 'CREATE' | 'UPDATE' = 'CREATE'): Promise<AdmissionReview> {
+function admit(
+  namespace: string,
+  name: string,
+  operation: 'CREATE' | 'UPDATE' = 'CREATE',
+  extra: Record<string, unknown> = {},
+  processGuid = guid,
+): Promise<AdmissionReview> {
   const body: AdmissionReview = {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
@@ -51,10 +58,11 @@ function admit(namespace: string, name: string, operation: 'CREATE' | 'UPDATE' =
       object: {
         metadata: { namespace, name },
         spec: {
-          processGuid: guid,
+          processGuid,
           domain: 'd',
           rootFs: 'preloaded:busybox',
           action: { run: { path: '/bin/true', user: 'root' } },
+          ...extra,
         },
       },
     },
@@ -84,5 +92,30 @@ describe('process guid uniqueness', () => {
     // The object itself (an update, or its own create retried) is not a duplicate of itself.
     expect((await admit(a, 'web', 'UPDATE')).response?.allowed).toBe(true);
     expect((await admit(a, 'web')).response?.allowed).toBe(true);
+  });
+});
+
+describe('namespace caps from LimitRanges', () => {
+  it("refuses work above, or without, what the namespace's LimitRange allows a container", async () => {
+    await kc.makeApiClient(CoreV1Api).createNamespacedLimitRange({
+      namespace: a,
+      body: {
+        metadata: { name: 'small' },
+        spec: { limits: [{ type: 'Container', max: { memory: '256Mi', 'ephemeral-storage': '1Gi' } }] },
+      },
+    });
+    const unbounded = await admit(a, 'x', 'CREATE', {}, `cap-${process.pid}`);
+    expect(unbounded.response?.allowed).toBe(false);
+    expect(unbounded.response?.status?.message).toContain(
+      'spec.memoryMb: must be set: LimitRange small caps containers at 256Mi (256 MB)',
+    );
+    const big = await admit(a, 'x', 'CREATE', { memoryMb: 512, diskMb: 100 }, `cap-${process.pid}`);
+    expect(big.response?.status?.message).toContain(
+      "spec.memoryMb: 512 is above LimitRange small's cap of 256Mi (256 MB)",
+    );
+    expect(
+      (await admit(a, 'x', 'CREATE', { memoryMb: 128, diskMb: 512 }, `cap-${process.pid}`)).response?.allowed,
+    ).toBe(true);
+    expect((await admit('elsewhere', 'x', 'CREATE', {}, `cap-${process.pid}`)).response?.allowed).toBe(true); // no caps there
   });
 });

@@ -14,6 +14,7 @@ import {
   ContainerStore,
   proxyPorts,
   safeRelativePath,
+  withDefaults,
   type ContainerRequest,
 } from './container-store.ts';
 import { DownloadCache } from './download-cache.ts';
@@ -206,5 +207,20 @@ describe('container store', () => {
     expect(err).toMatchObject({
       reason: expect.stringMatching(/^failed to create container: invalid egress rule: egressRules\[0\]/) as string,
     });
+  });
+
+  it("gives a container the cell's default limits for what its work leaves unlimited", () => {
+    expect(
+      withDefaults(
+        { memoryMb: 0, pids: undefined, diskMb: 512, cpuWeight: 10 },
+        { memoryMb: 1024, pids: 1024, diskMb: 2048 },
+      ),
+    ).toEqual({
+      memoryMb: 1024,
+      pids: 1024,
+      diskMb: 512,
+      cpuWeight: 10,
+    });
+    expect(withDefaults({ memoryMb: 0 }, undefined)).toEqual({ memoryMb: 0, diskMb: undefined, pids: undefined });
   });
 });

@@ -134,6 +134,11 @@ export interface ContainerStoreOptions {
   volumes?: VolumeManager;
   /** The cell's address as instances advertise it (CF_INSTANCE_IP, netInfo.address). */
   externalIp?: string;
+  /**
+   * Limits for containers whose work sets none (0 or unset means "no limit" in Diego): the cell operator's bound
+   * on what one tenant's container may take from the node. Placement still counts the work's own numbers.
+   */
+  defaultLimits?: { memoryMb?: number; diskMb?: number; pids?: number };
   logger?: ExecutorLogger;
 }
 
@@ -241,7 +246,7 @@ export class ContainerStore {
           },
           rootfs: layered ? `preloaded:${layered.stack}` : req.rootfs,
           env,
-          limits: req.limits,
+          limits: withDefaults(req.limits, this.#o.defaultLimits),
           netIn,
           bindMounts,
           egress,
@@ -506,6 +511,20 @@ export class ContainerStore {
     }
     return { externalIp: this.externalIp, internalIp: info.ip ?? this.externalIp, ports: mappings };
   }
+}
+
+/** The request's limits, each unset or 0 one replaced by the cell's default. */
+export function withDefaults(
+  limits: ContainerLimits,
+  defaults: ContainerStoreOptions['defaultLimits'],
+): ContainerLimits {
+  const pick = (own: number | undefined, fallback: number | undefined) => (own ? own : fallback || own);
+  return {
+    ...limits,
+    memoryMb: pick(limits.memoryMb, defaults?.memoryMb),
+    diskMb: pick(limits.diskMb, defaults?.diskMb),
+    pids: pick(limits.pids, defaults?.pids),
+  };
 }
 
 /**
