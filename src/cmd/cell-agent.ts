@@ -216,6 +216,8 @@ export async function executorOptions(opts: Omit<CellAgentOptions, 'kubeconfig'>
     proxy,
     trustedCertsDir: opts.trustedCertsDir,
     externalIp: opts.externalIp || process.env.HOST_IP || '127.0.0.1',
+    // Never named in a reason a tenant reads.
+    hostPaths: [opts.stateDir, opts.cacheDir ?? join(opts.stateDir, 'cache'), tmpdir()],
     defaultLimits: {
       memoryMb: opts.defaultContainerMemoryMb,
       diskMb: opts.defaultContainerDiskMb,

@@ -15,6 +15,7 @@ import {
   proxyPorts,
   safeRelativePath,
   withDefaults,
+  hideHostPaths,
   type ContainerRequest,
 } from './container-store.ts';
 import { DownloadCache } from './download-cache.ts';
@@ -222,5 +223,14 @@ describe('container store', () => {
       cpuWeight: 10,
     });
     expect(withDefaults({ memoryMb: 0 }, undefined)).toEqual({ memoryMb: 0, diskMb: undefined, pids: undefined });
+  });
+
+  it("never shows the cell's own directories in a reason", () => {
+    expect(
+      hideHostPaths('creating bundle /var/lib/diego-cell/bundles/abc: EEXIST (see /tmp/x)', [
+        '/var/lib/diego-cell/',
+        '/tmp',
+      ]),
+    ).toBe('creating bundle <cell>/bundles/abc: EEXIST (see <cell>/x)');
   });
 });

@@ -21,6 +21,7 @@
 //  7. the identity certificate issued for the container's address, and the container proxy started.
 // destroy undoes all of it; adopt re-takes it for a container a previous agent left running.
 import { createReadStream } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { egressFromSecurityGroups, type SecurityGroupRuleSpec } from '../backends/egress.ts';
@@ -139,6 +140,11 @@ export interface ContainerStoreOptions {
    * on what one tenant's container may take from the node. Placement still counts the work's own numbers.
    */
   defaultLimits?: { memoryMb?: number; diskMb?: number; pids?: number };
+  /**
+   * Directories of the cell's own (state, cache, temp): never shown to tenants. A failure reason that names a
+   * path under one shows `<cell>` instead. Default: the store's state dir and the OS temp dir.
+   */
+  hostPaths?: string[];
   logger?: ExecutorLogger;
 }
 
@@ -179,8 +185,11 @@ export class ContainerStore {
   readonly #orphanUnmounts = new Set<string>();
   readonly #logger: ExecutorLogger;
 
+  readonly #hostPaths: string[];
+
   constructor(o: ContainerStoreOptions) {
     this.#o = o;
+    this.#hostPaths = o.hostPaths ?? [o.stateDir, tmpdir()];
     this.backend = o.backend;
     this.externalIp = o.externalIp ?? '127.0.0.1';
     this.#logger = o.logger ?? noopLogger;
@@ -254,7 +263,8 @@ export class ContainerStore {
           ...(req.imageCredentials ? { imageCredentials: req.imageCredentials } : {}),
         });
       } catch (err) {
-        throw new ContainerCreateError(`${CONTAINER_CREATION_FAILED}: ${(err as Error).message}`, true, err);
+        const why = hideHostPaths((err as Error).message, this.#hostPaths);
+        throw new ContainerCreateError(`${CONTAINER_CREATION_FAILED}: ${why}`, true, err);
       }
       if (layered) await this.#addLayer(container, layered, signal);
       const network = await this.#network(container, req.ports, proxyMappings);
@@ -419,11 +429,8 @@ export class ContainerStore {
         await lease.release();
       }
     } catch (err) {
-      throw new ContainerCreateError(
-        `${CONTAINER_CREATION_FAILED}: adding the rootfs layer failed: ${(err as Error).message}`,
-        true,
-        err,
-      );
+      const why = hideHostPaths((err as Error).message, this.#hostPaths);
+      throw new ContainerCreateError(`${CONTAINER_CREATION_FAILED}: adding the rootfs layer failed: ${why}`, true, err);
     }
   }
 
@@ -511,6 +518,15 @@ export class ContainerStore {
     }
     return { externalIp: this.externalIp, internalIp: info.ip ?? this.externalIp, ports: mappings };
   }
+}
+
+/** `message` with every path under one of the cell's directories shown as `<cell>/…` (tenants see reasons). */
+export function hideHostPaths(message: string, roots: string[]): string {
+  let out = message;
+  for (const root of roots.filter((r) => r.length > 1).sort((a, b) => b.length - a.length)) {
+    out = out.split(root.replace(/\/+$/, '')).join('<cell>');
+  }
+  return out;
 }
 
 /** The request's limits, each unset or 0 one replaced by the cell's default. */
