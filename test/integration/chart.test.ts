@@ -301,6 +301,11 @@ describe('helm chart', () => {
       data: Record<string, string>;
     };
     expect(Buffer.from(caSecret.data['tls.crt']!, 'base64').toString()).toContain('BEGIN CERTIFICATE');
+    // Volume drivers found in the node's driver paths, and their mounts visible to the agent (HostToContainer).
+    const volumes = await render(['cellAgent.volumeDriverPaths={/var/vcap/data/voldrivers}']);
+    const volumeSpec = podSpec(find(volumes.objects, 'DaemonSet', '-cell-agent'));
+    expect(volumeSpec.containers[0]!.args).toContain('--volume-driver-paths=/var/vcap/data/voldrivers');
+    expect(JSON.stringify(volumeSpec.containers[0])).toContain('"mountPropagation":"HostToContainer"');
     const own = await render(['cellAgent.instanceIdentity.existingSecret=my-ca']);
     expect(own.objects.some((o) => o.kind === 'Secret' && o.metadata.name.endsWith('-instance-identity-ca'))).toBe(
       false,
