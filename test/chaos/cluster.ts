@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { removeBridgeFirewall } from '../../src/cell-agent/backends/firewall.ts';
 import { RuncBackend } from '../../src/cell-agent/backends/runc.ts';
 import { LEADER_LEASE_NAME } from '../../src/controllers/manager.ts';
 import { startControlPlane, type ControlPlane } from '../../src/lib/controlplane/index.ts';
@@ -309,6 +310,8 @@ export class ChaosCluster {
     for (const c of this.cells.values()) if (c.paused) this.resumeAgent(c.config.id);
     if (opts.graceful !== false && this.client) {
       try {
+        // An agent still starting would die of SIGINT before it stops anything: let the restarted ones come up.
+        await this.waitFor('every cell agent serving', () => this.allCellsPresent(), 60_000).catch(() => undefined);
         await this.deleteAllWork();
         await this.waitFor(
           'every ActualLRP and Task to be gone',
@@ -387,11 +390,37 @@ async function cleanRuncCell(c: Cell): Promise<string[]> {
   } catch {
     // no runc state
   }
+  out.push(...unmountBundles(c.stateDir, c.config.id));
   if (c.bridge) {
+    await removeBridgeFirewall(c.bridge).catch(() => undefined);
     try {
       execFileSync('ip', ['link', 'delete', c.bridge], { stdio: 'ignore' });
     } catch {
       // never created, or gone
+    }
+  }
+  return out;
+}
+
+/**
+ * Bundles whose container runc no longer knows (an agent killed in the middle of a create or destroy) keep their
+ * overlay mounted: unmounted here, and named (a leak the next agent did not clean).
+ */
+function unmountBundles(stateDir: string, cellId: string): string[] {
+  const out: string[] = [];
+  const bundles = join(stateDir, 'bundles');
+  for (const handle of readdirSafe(bundles)) {
+    const rootfs = join(bundles, handle, 'rootfs');
+    try {
+      execFileSync('mountpoint', ['-q', rootfs], { stdio: 'ignore' });
+    } catch {
+      continue; // not mounted
+    }
+    out.push(`cell ${cellId}: bundle ${handle} left with its overlay mounted (no runc container)`);
+    try {
+      execFileSync('umount', ['-l', rootfs], { stdio: 'ignore' });
+    } catch {
+      // nothing more to do
     }
   }
   return out;
@@ -413,6 +442,7 @@ async function sweepStale(log: Logger): Promise<void> {
       const backend = new RuncBackend({ stateDir, network: { ipamDataDir: join(stateDir, 'ipam') } });
       const handles = await backend.list().catch(() => [] as string[]);
       for (const h of handles) await backend.destroy(h).catch(() => undefined);
+      unmountBundles(stateDir, cell);
     }
     log.warn({ dir }, 'removing the state of an earlier chaos run');
     rmSync(dir, { recursive: true, force: true });

@@ -99,6 +99,8 @@ export class Monitor {
   readonly #reported = new Set<string>();
   readonly #terminal = new Map<string, Terminal>();
   readonly #lastCell = new Map<string, string>();
+  /** Tasks whose action appends to the marker file. */
+  readonly #markerTasks = new Set<string>();
   /** task guid → when the harness saw it Running on #lastCell. */
   readonly #claimedAt = new Map<string, number>();
   readonly #procRuns = new Map<string, Set<string>>();
@@ -177,6 +179,8 @@ export class Monitor {
   #observeTask(t: ITask): void {
     const guid = t.spec.taskGuid;
     const s = t.status;
+    const marker = this.#o.marker?.path;
+    if (marker && JSON.stringify(t.spec.action).includes(marker)) this.#markerTasks.add(guid);
     if (s?.state === 'Running' && s.cellId && this.#lastCell.get(guid) !== s.cellId) {
       this.#lastCell.set(guid, s.cellId);
       this.#claimedAt.set(guid, Date.now());
@@ -220,6 +224,11 @@ export class Monitor {
     }
     this.#runRoot.set(p.pid, run);
     return run;
+  }
+
+  /** Whether the cell's presence lease was renewed at or after `t` (its agent is serving). */
+  agentRenewedSince(cell: string, t: number): boolean {
+    return (this.#renewals.get(cell)?.at(-1) ?? 0) >= t - 1000;
   }
 
   /** Whether `cell`'s presence had lapsed (no renewal for the TTL) at time `t`, by the renewals seen. */
@@ -465,7 +474,7 @@ export class Monitor {
       leaseLapsed: this.leaseLapsedAt(term.lastCell, term.at),
     });
     if (!term.failed) {
-      if (this.#o.marker && runs.length === 0)
+      if (this.#markerTasks.has(guid) && runs.length === 0)
         this.violate('I3', guid, 'completed successfully but its action never ran (no marker)', evidence());
       return;
     }
@@ -560,6 +569,11 @@ export class Monitor {
   healthy(opts: HealthOptions): { ok: boolean; why: string; evidence?: unknown } {
     const host = this.lastSample;
     if (!host || this.#c.controlPlaneDown) return { ok: false, why: 'no sample yet' };
+    for (const [id, cell] of this.#c.cells) {
+      if (cell.upSince === undefined || !cell.agent?.alive) return { ok: false, why: `cell ${id}'s agent is down` };
+      if (!this.agentRenewedSince(id, cell.upSince))
+        return { ok: false, why: `cell ${id}'s agent has not renewed its presence since it (re)started` };
+    }
     const desired = new Map(this.desired.list().map((d) => [d.spec.processGuid, d.spec.instances ?? 1]));
     for (const [pg, count] of Object.entries(opts.apps ?? {})) {
       if (desired.get(pg) !== count) return { ok: false, why: `${pg} not yet desired with ${count} instances` };
