@@ -4,13 +4,12 @@
 // served by an HTTP/1.0 server, the droplet by a download into "." (the user's home), a sidecar runs beside it,
 // and the app publishes its environment, identity certificate, service binding and trusted certificates, which
 // the Go side checks. Then the same app once more through kubectl, as a Kubernetes user writes it.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBbsApp } from '../../src/bbs/app.ts';
 import { DownloadCache } from '../../src/cell-agent/executor/download-cache.ts';
@@ -18,6 +17,7 @@ import { InstanceIdentity } from '../../src/cell-agent/executor/identity.ts';
 import type { Rep } from '../../src/cell-agent/rep.ts';
 import { createCA, writeCertFiles } from '../../src/lib/certs.ts';
 import { eventually } from '../support/eventually.ts';
+import { runBbsClient } from '../support/bbs-go.ts';
 import { useDiego } from '../support/fixture.ts';
 import { kubectl } from '../support/kube.ts';
 import { deleteLink, runcBackend, testRep } from '../support/runc-cell.ts';
@@ -26,7 +26,6 @@ const env = useDiego('bbs-cell', { convergeIntervalMs: 2000 });
 const dir = mkdtempSync(path.join(tmpdir(), 'diego-bbs-cell-'));
 const bridge = `dbc${process.pid % 10000}`;
 const cellId = `bbs-cell-${process.pid}`;
-const goDir = fileURLToPath(new URL('../bbs-conformance/', import.meta.url));
 let rep: Rep;
 let app: ReturnType<typeof buildBbsApp>;
 let bbsUrl = '';
@@ -151,23 +150,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
-function goRun(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('go', ['run', '.', ...args], {
-      cwd: goDir,
-      env: { ...process.env, GOWORK: 'off', GOFLAGS: '-mod=readonly' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: timeoutMs,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 const STEPS = [
   'cell-app-running',
   'cell-app-environment-0',
@@ -188,15 +170,11 @@ describe("Diego's Go BBS client against a real cell", () => {
     'runs apps as Cloud Controller sends them: cached lifecycle, relative droplet download, sidecar, identity, environment',
     { timeout: 900_000 },
     async () => {
-      const res = await goRun(
+      const res = await runBbsClient(
         ['-scenario', 'cell', '-url', bbsUrl, '-cell', cellId, '-files', files.url, '-ca', caFile],
         880_000,
       );
-      const ok = res.stdout
-        .split('\n')
-        .filter((l) => l.startsWith('ok '))
-        .map((l) => l.slice(3));
-      expect({ code: res.code, ok }, res.stderr.slice(-4000)).toEqual({ code: 0, ok: STEPS });
+      expect({ code: res.code, ok: res.ok }, res.stderr.slice(-4000)).toEqual({ code: 0, ok: STEPS });
       // The lifecycle was fetched once and then revalidated (If-Modified-Since → 304), not fetched per container.
       expect(files.requests.filter((r) => r === 'get /lifecycle.tgz')).toHaveLength(1);
       expect(files.requests.filter((r) => r === 'revalidate /lifecycle.tgz').length).toBeGreaterThanOrEqual(2);

@@ -1,10 +1,9 @@
 // Diego's own Go BBS client (code.cloudfoundry.org/bbs, unmodified) against the facade over plain HTTP:
 // test/bbs-conformance runs a scenario of LRP, domain and task calls and prints "ok <step>" for each.
-import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBbsApp } from '../../src/bbs/app.ts';
+import { runBbsClient } from '../support/bbs-go.ts';
 import { useDiego } from '../support/fixture.ts';
 
 const STEPS = [
@@ -33,25 +32,6 @@ const STEPS = [
   'task-events',
 ];
 
-const goDir = fileURLToPath(new URL('../bbs-conformance/', import.meta.url));
-
-function goRun(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('go', ['run', '.', ...args], {
-      cwd: goDir,
-      env: { ...process.env, GOWORK: 'off', GOFLAGS: '-mod=readonly' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: timeoutMs,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 const env = useDiego('bbs-go', { convergeIntervalMs: 1000 });
 let app: ReturnType<typeof buildBbsApp>;
 let url = '';
@@ -65,11 +45,8 @@ afterAll(() => app.close());
 describe("Diego's Go BBS client", () => {
   it('runs the conformance scenario against the facade', { timeout: 300_000 }, async () => {
     const [cell] = await env.startCells(1, () => ({ stacks: ['cflinuxfs4'] }));
-    const res = await goRun(['-url', url, '-cell', cell!.o.cellId], 280_000);
-    const ok = res.stdout
-      .split('\n')
-      .filter((l) => l.startsWith('ok '))
-      .map((l) => l.slice(3));
+    const res = await runBbsClient(['-url', url, '-cell', cell!.o.cellId], 280_000);
+    const { ok } = res;
     // stderr holds the failure message (and "go: downloading …" lines on a cold module cache).
     expect({ code: res.code, ok }, res.stderr.slice(-4000)).toEqual({ code: 0, ok: STEPS });
   });
