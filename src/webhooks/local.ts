@@ -1,5 +1,7 @@
 // Runs the admission webhook on loopback and registers it with the apiserver by URL: for `dev`, tests and
-// any setup where the apiserver can reach this process directly (no Service, no cert-manager).
+// any setup where the apiserver can reach this process directly (no Service, no cert-manager). As in the chart, it
+// judges users' writes only (configuration.ts): the operator's own identities (`exemptUsers`) and updates that
+// change nothing but the placement or the cancel request are not sent to it, so scheduling goes on while it is down.
 import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -7,7 +9,7 @@ import type { Logger } from 'pino';
 import { createCA, issueCert } from '../lib/certs.ts';
 import { apply } from '../lib/kube.ts';
 import { GROUP, VERSION } from '../crds/kinds.ts';
-import { validatingWebhookConfiguration } from './configuration.ts';
+import { CHART_DEFAULT_OPERATOR_USERS, validatingWebhookConfiguration } from './configuration.ts';
 import { buildWebhookServer } from './server.ts';
 
 export interface LocalWebhook {
@@ -15,7 +17,20 @@ export interface LocalWebhook {
   stop(): Promise<void>;
 }
 
-export async function startLocalWebhook(kc: KubeConfig, logger: Logger, host = '127.0.0.1'): Promise<LocalWebhook> {
+export interface LocalWebhookOptions {
+  /**
+   * User names whose writes skip the webhook: the operator's own identities. Default: the chart's default
+   * ServiceAccounts of the controller and the cell agents (CHART_DEFAULT_OPERATOR_USERS).
+   */
+  exemptUsers?: string[];
+}
+
+export async function startLocalWebhook(
+  kc: KubeConfig,
+  logger: Logger,
+  host = '127.0.0.1',
+  opts: LocalWebhookOptions = {},
+): Promise<LocalWebhook> {
   const ca = await createCA({ commonName: 'diego-operator-webhook-ca' });
   const serving = await issueCert(ca, {
     commonName: 'diego-operator-webhook',
@@ -27,7 +42,8 @@ export async function startLocalWebhook(kc: KubeConfig, logger: Logger, host = '
   await app.listen({ host, port: 0 });
   const { port } = app.server.address() as AddressInfo;
   const url = `https://${host}:${port}`;
-  await apply(kc, validatingWebhookConfiguration({ url }, ca.certPem) as never);
+  const exemptUsers = opts.exemptUsers ?? CHART_DEFAULT_OPERATOR_USERS;
+  await apply(kc, validatingWebhookConfiguration({ url }, ca.certPem, { exemptUsers }) as never);
   await waitUntilEnforced(kc);
   logger.info({ url }, 'admission webhook registered');
   return { url, stop: () => app.close() };

@@ -4,7 +4,7 @@
 // cell agent to run an app while acting as the chart's ServiceAccounts (and no more than what the code calls).
 import { execFile } from 'node:child_process';
 import { X509Certificate, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,12 +14,16 @@ import { parseAllDocuments } from 'yaml';
 import { buildBbsApp } from '../../src/bbs/app.ts';
 import * as m from '../../src/bbs/models.ts';
 import { startCellAgent } from '../../src/cmd/cell-agent.ts';
-import { Manager } from '../../src/controllers/manager.ts';
+import { LEADER_LEASE_NAME, Manager } from '../../src/controllers/manager.ts';
 import type { Rep } from '../../src/cell-agent/rep.ts';
 import { createLogger } from '../../src/lib/log.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
+import { SPEC_CHANGED_CONDITION } from '../../src/webhooks/configuration.ts';
+import { POLICIES_PATH, renderPolicies } from '../../hack/generate-admission-policies.ts';
 import { bbsCaller } from '../support/bbs-call.ts';
+import { policyWarnings } from '../support/chart.ts';
 import { eventually } from '../support/eventually.ts';
+import { nodeBoundToken, type NodeBoundToken } from '../support/identities.ts';
 import { createNamespace, deleteNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
 
 const run = promisify(execFile);
@@ -38,8 +42,16 @@ interface K8sObject {
 interface PolicyRule {
   apiGroups?: string[];
   resources?: string[];
+  resourceNames?: string[];
   nonResourceURLs?: string[];
   verbs: string[];
+}
+interface AdmissionPolicy {
+  spec: {
+    matchConditions: { name: string; expression: string }[];
+    variables: { name: string; expression: string }[];
+    validations: { expression: string; messageExpression: string }[];
+  };
 }
 interface Container {
   name: string;
@@ -423,6 +435,128 @@ describe('helm chart', () => {
     for (const role of objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
       expect(allows(rulesOf(role), '', 'secrets', 'get')).toBe(false);
     }
+    // The controller updates one Lease, its leader Lease (create cannot be limited by name: the leases policy is).
+    const leaseWrites = leases.filter((r) => r.verbs.includes('update') || r.verbs.includes('patch'));
+    expect(leaseWrites).toEqual([
+      {
+        apiGroups: ['coordination.k8s.io'],
+        resources: ['leases'],
+        resourceNames: [LEADER_LEASE_NAME],
+        verbs: ['update', 'patch'],
+      },
+    ]);
+  });
+
+  it('renders the admission policies that confine each role: identities, leader Lease, cell capacity and placement tags', async () => {
+    const policy = (objects: K8sObject[], suffix: string) =>
+      find(objects, 'ValidatingAdmissionPolicy', suffix) as unknown as AdmissionPolicy;
+    const user = (component: string) => `system:serviceaccount:${ns}:${release}-diego-operator-${component}`;
+    const rules = (p: AdmissionPolicy) =>
+      p.spec.validations.map((v) => /^'\[([a-z.-]+)\]/.exec(v.messageExpression)?.[1]);
+
+    const { objects } = await render();
+    const names = (kind: string) =>
+      objects.filter((o) => o.kind === kind).map((o) => o.metadata.name.slice(release.length + 1));
+    const policies = [
+      'diego-operator-cell-agent-actuallrps',
+      'diego-operator-cell-agent-cells',
+      'diego-operator-cell-agent-tasks',
+      'diego-operator-leases',
+    ];
+    expect(names('ValidatingAdmissionPolicy').sort()).toEqual(policies);
+    expect(names('ValidatingAdmissionPolicyBinding').sort()).toEqual(policies);
+    for (const b of objects.filter((o) => o.kind === 'ValidatingAdmissionPolicyBinding')) {
+      expect(b.spec).toEqual({ policyName: b.metadata.name, validationActions: ['Deny'] });
+    }
+    // Each cell-agent policy applies to the chart's cell-agent ServiceAccount only; the node comes from its token.
+    for (const suffix of ['-cells', '-actuallrps', '-tasks']) {
+      const p = policy(objects, suffix);
+      expect(p.spec.matchConditions).toEqual([
+        { name: 'cell-agent', expression: `request.userInfo.username == '${user('cell-agent')}'` },
+      ]);
+      expect(p.spec.variables.find((v) => v.name === 'node')?.expression).toContain(
+        "request.userInfo.extra['authentication.kubernetes.io/node-name'][0]",
+      );
+      expect(rules(p)[0]).toBe('cell-agent.bound-token');
+    }
+    expect(rules(policy(objects, '-cells'))).toEqual([
+      'cell-agent.bound-token',
+      'cell.own',
+      'cell.capacity',
+      'cell.available',
+      'cell.placement-tags',
+    ]);
+    const cells = JSON.stringify(policy(objects, '-cells').spec.validations);
+    expect(cells).toContain(
+      'object.spec.capacity.containers <= 250 && object.spec.capacity.diskMb <= 16384 && object.spec.capacity.memoryMb <= 4096',
+    );
+    const leasePolicy = policy(objects, '-leases');
+    expect(leasePolicy.spec.matchConditions[0]!.expression).toBe(
+      `request.userInfo.username in ['${user('controller')}', '${user('cell-agent')}']`,
+    );
+    expect(leasePolicy.spec.variables).toContainEqual({ name: 'leader', expression: `'${LEADER_LEASE_NAME}'` });
+    expect(rules(leasePolicy)).toEqual(['lease.controller', 'cell-agent.bound-token', 'lease.cell-presence']);
+
+    // Capacity: "auto" is not capped unless maxCellCapacity says; explicit caps win. Placement tags as configured.
+    const tuned = await render([
+      'cellAgent.capacity.memoryMb=auto',
+      'admissionPolicies.maxCellCapacity.diskMb=999',
+      'cellAgent.placementTags={gpu}',
+    ]);
+    const tunedCells = policy(tuned.objects, '-cells')
+      .spec.validations.map((v) => v.expression)
+      .join('\n');
+    expect(tunedCells).toContain('object.spec.capacity.containers <= 250 && object.spec.capacity.diskMb <= 999)');
+    expect(tunedCells).not.toContain('object.spec.capacity.memoryMb <=');
+    expect(tunedCells).toContain('object.spec.?placementTags.orValue([]).all(t, t in ["gpu"])');
+    // The BBS joins the leases policy when enabled; without cell agents only the leases policy is left.
+    const withBbs = await render(['bbs.enabled=true', 'bbs.tls.existingSecret=bbs-tls']);
+    expect(rules(policy(withBbs.objects, '-leases'))).toEqual([
+      'lease.controller',
+      'lease.bbs',
+      'cell-agent.bound-token',
+      'lease.cell-presence',
+    ]);
+    expect(policy(withBbs.objects, '-leases').spec.matchConditions[0]!.expression).toContain(`'${user('bbs')}'`);
+    const noAgents = await render(['cellAgent.enabled=false']);
+    expect(noAgents.objects.filter((o) => o.kind === 'ValidatingAdmissionPolicy').map((o) => o.metadata.name)).toEqual([
+      `${release}-diego-operator-leases`,
+    ]);
+    expect(rules(policy(noAgents.objects, '-leases'))).toEqual(['lease.controller']);
+    const off = await render(['admissionPolicies.enabled=false']);
+    expect(off.objects.map((o) => o.kind)).not.toContain('ValidatingAdmissionPolicy');
+    expect(off.objects.map((o) => o.kind)).not.toContain('ValidatingAdmissionPolicyBinding');
+  });
+
+  it('ships the same admission policies in config/admission for installs without Helm', async () => {
+    expect(readFileSync(POLICIES_PATH, 'utf8'), 'stale: run node hack/generate-admission-policies.ts').toBe(
+      await renderPolicies(helm),
+    );
+  });
+
+  it("sends users' writes to the webhook, not the controller's and cell agents' (nor updates that keep the spec)", async () => {
+    const vwc = find((await render()).objects, 'ValidatingWebhookConfiguration') as K8sObject & {
+      webhooks: { matchConditions: { name: string; expression: string }[] }[];
+    };
+    const [operator, spec] = vwc.webhooks[0]!.matchConditions;
+    const sa = (component: string) => `'system:serviceaccount:${ns}:${release}-diego-operator-${component}'`;
+    expect(operator).toEqual({
+      name: 'not-the-operator',
+      expression: `!(request.userInfo.username in [${sa('controller')}, ${sa('cell-agent')}])`,
+    });
+    // The same condition as src/webhooks/configuration.ts (startLocalWebhook: make run and the tests).
+    const squash = (e: string) => e.replace(/\s+/g, ' ').trim();
+    expect({ name: spec!.name, expression: squash(spec!.expression) }).toEqual({
+      name: SPEC_CHANGED_CONDITION.name,
+      expression: squash(SPEC_CHANGED_CONDITION.expression),
+    });
+    const noAgents = find(
+      (await render(['cellAgent.enabled=false'])).objects,
+      'ValidatingWebhookConfiguration',
+    ) as typeof vwc;
+    expect(noAgents.webhooks[0]!.matchConditions[0]!.expression).toBe(
+      `!(request.userInfo.username in [${sa('controller')}])`,
+    );
   });
 });
 
@@ -431,6 +565,7 @@ describe('helm chart RBAC on the real API server', () => {
   let apps = '';
   let manager: Manager | undefined;
   let rep: Rep | undefined;
+  let agentToken: NodeBoundToken | undefined;
   const stateDir = mkdtempSync(path.join(tmpdir(), 'chart-cell-'));
   const cellId = `chart-cell-${randomBytes(3).toString('hex')}`;
   const sa = (component: string) => `system:serviceaccount:${ns}:${release}-diego-operator-${component}`;
@@ -451,18 +586,54 @@ describe('helm chart RBAC on the real API server', () => {
 
   beforeAll(async () => {
     const { objects } = await render(['bbs.enabled=true', 'bbs.tls.existingSecret=bbs-tls']);
+    // RBAC and the admission policies that confine each role further.
     const rbac = objects.filter((o) =>
-      ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind),
+      [
+        'ServiceAccount',
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'Role',
+        'RoleBinding',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+      ].includes(o.kind),
     );
     rbacYaml = rbac.map((o) => JSON.stringify(o)).join('\n---\n');
     const res = await kubectl(['apply', '-f', '-'], rbacYaml);
     expect(res.stderr).toBe('');
     apps = await createNamespace(kc, 'chart-apps');
+    // The API server type-checked every expression against the CRDs and Lease schemas: no warnings.
+    for (const policy of rbac.filter((o) => o.kind === 'ValidatingAdmissionPolicy')) {
+      const checked = await eventually(async () => {
+        const w = await policyWarnings(policy.metadata.name);
+        expect(w.checked).toBe(true);
+        return w;
+      }, 30_000);
+      expect(checked.warnings, policy.metadata.name).toEqual([]);
+    }
+    // The cell agent's token as the kubelet of its node gets it: bound to a Pod on that node (the cell id).
+    agentToken = await nodeBoundToken(kc, {
+      namespace: ns,
+      serviceAccount: `${release}-diego-operator-cell-agent`,
+      nodeName: cellId,
+    });
+    // Policies are enforced once the API server's informer has them: until then, this write would pass.
+    await eventually(async () => {
+      const probe = {
+        apiVersion: 'diego.dev/v1alpha1',
+        kind: 'Cell',
+        metadata: { name: 'probe' },
+        spec: { cellId: 'probe', capacity: { memoryMb: 1, diskMb: 1, containers: 1 } },
+      };
+      const res = await kubectl(['create', `--as=${sa('cell-agent')}`, '-f', '-'], JSON.stringify(probe));
+      expect(res.stderr).toContain('[cell-agent.bound-token]');
+    }, 30_000);
   });
 
   afterAll(async () => {
-    await rep?.stop();
     await manager?.stop();
+    await rep?.stop();
+    await agentToken?.revoke();
     await client.delete('Cell', { name: cellId });
     await kubectl(['delete', '--ignore-not-found', '--wait=false', '-f', '-'], rbacYaml);
     if (apps) await deleteNamespace(kc, apps);
@@ -472,7 +643,8 @@ describe('helm chart RBAC on the real API server', () => {
   it('lets the controller and a cell agent, acting as the chart ServiceAccounts, run an app and remove it', async () => {
     manager = new Manager({ kc: actingAs(sa('controller')), log, systemNamespace: ns });
     await manager.start();
-    rep = await startCellAgent(actingAs(sa('cell-agent')), {
+    // The admission policies confine the agent to the cell of its node: a real token bound to a Pod on it.
+    rep = await startCellAgent(agentToken!.kc, {
       log,
       cellId,
       zone: 'z1',
@@ -586,5 +758,76 @@ describe('helm chart RBAC on the real API server', () => {
     expect(await canI('bbs', 'create', 'desiredlrps.diego.dev', '-n', apps)).toBe('no');
     expect(await canI('bbs', 'list', 'cells.diego.dev')).toBe('yes');
     expect(await canI('bbs', 'create', 'leases.coordination.k8s.io', '-n', ns)).toBe('yes');
+    // The controller updates its leader Lease only (the cells' presence Leases are the cells').
+    expect(await canI('controller', 'update', `leases.coordination.k8s.io/${LEADER_LEASE_NAME}`, '-n', ns)).toBe('yes');
+    expect(await canI('controller', 'update', `leases.coordination.k8s.io/${cellId}`, '-n', ns)).toBe('no');
+    expect(await canI('controller', 'patch', `leases.coordination.k8s.io/${cellId}`, '-n', ns)).toBe('no');
   });
+
+  it("keeps scheduling while the chart's webhook is down; a user's create is refused with the outage error", async () => {
+    // Desired before the outage, placed during it: the controller is stopped meanwhile.
+    await manager?.stop();
+    manager = undefined;
+    await client.create('DesiredLRP', {
+      metadata: { name: 'during-outage', namespace: apps },
+      spec: {
+        processGuid: 'during-outage',
+        domain: 'cf-apps',
+        rootFs: 'preloaded:busybox',
+        instances: 1,
+        memoryMb: 16,
+        diskMb: 16,
+        action: { run: { path: '/bin/sleep', args: ['600'], user: 'root' } },
+      },
+    });
+    const taskSpec = (taskGuid: string) => ({
+      taskGuid,
+      domain: 'cf-tasks',
+      rootFs: 'preloaded:busybox',
+      memoryMb: 16,
+      action: { run: { path: '/bin/true', user: 'root' } },
+    });
+    await client.create('Task', {
+      metadata: { name: 'during-outage', namespace: apps },
+      spec: taskSpec('during-outage'),
+    });
+    // The outage: the chart's webhook registration (its Service has no endpoints here), for the apps namespace only.
+    const vwc = find((await render()).objects, 'ValidatingWebhookConfiguration') as K8sObject & { webhooks: object[] };
+    const scoped = {
+      ...vwc,
+      webhooks: vwc.webhooks.map((w) => ({
+        ...w,
+        timeoutSeconds: 3,
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': apps } },
+      })),
+    };
+    expect((await kubectl(['apply', '-f', '-'], JSON.stringify(scoped))).stderr).toBe('');
+    try {
+      const userCreate = () =>
+        client.create('Task', { metadata: { name: 'refused', namespace: apps }, spec: taskSpec('refused') }).then(
+          () => 'accepted',
+          (e: unknown) => String((e as Error).message),
+        );
+      await eventually(
+        async () => expect(await userCreate()).toMatch(/failed calling webhook "validate\.diego\.dev"/),
+        30_000,
+      );
+      // The controller (its ServiceAccount) places the task and the instance; the agent claims, runs, reports.
+      manager = new Manager({ kc: actingAs(sa('controller')), log, systemNamespace: ns });
+      await manager.start();
+      await eventually(async () => {
+        const a = (await client.list('ActualLRP', { namespace: apps })).find(
+          (x) => x.spec.processGuid === 'during-outage',
+        );
+        expect(a?.status?.state).toBe('RUNNING');
+        expect(a?.spec.cellId).toBe(cellId);
+      }, 60_000);
+      await eventually(async () => {
+        const t = await client.get('Task', apps, 'during-outage');
+        expect(t.status).toMatchObject({ state: 'Completed', failed: false });
+      }, 60_000);
+    } finally {
+      await kubectl(['delete', 'validatingwebhookconfiguration', vwc.metadata.name, '--ignore-not-found']);
+    }
+  }, 150_000);
 });

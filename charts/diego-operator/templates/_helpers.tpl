@@ -20,6 +20,11 @@
 {{- default .Release.Namespace .Values.systemNamespace }}
 {{- end }}
 
+{{/* The controller's leader Lease: src/controllers/manager.ts LEADER_LEASE_NAME, a constant of the code. */}}
+{{- define "diego-operator.leaderLeaseName" -}}
+diego-operator-controller
+{{- end }}
+
 {{/* Where the BBS facade keeps the DesiredLRPs and Tasks it creates for its clients. */}}
 {{- define "diego-operator.bbsNamespace" -}}
 {{- default .Release.Namespace .Values.bbs.namespace }}

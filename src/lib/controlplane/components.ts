@@ -102,8 +102,9 @@ export async function startControllerManager(
 ): Promise<ManagedProcess> {
   // prettier-ignore
   const proc = await startProcess('kube-controller-manager', join(binDir, 'kube-controller-manager'), [
-    // Only what the apiserver can't do alone: cascading deletes and namespace teardown.
-    '--controllers=garbage-collector-controller,namespace-controller',
+    // Only what the apiserver can't do alone: cascading deletes, namespace teardown, and the type checking of
+    // ValidatingAdmissionPolicies (their status.typeChecking, which the chart test reads).
+    '--controllers=garbage-collector-controller,namespace-controller,validatingadmissionpolicy-status-controller',
     '--leader-elect=false',
     '--use-service-account-credentials=false',
     '--bind-address=127.0.0.1',
