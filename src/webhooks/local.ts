@@ -38,6 +38,8 @@ export async function startLocalWebhook(
     dnsNames: ['localhost'],
     usage: 'server',
   });
+  // Specs only: the cluster-wide checks (a process guid unique in the cluster, namespace caps) are the controller's
+  // webhook's (cmd/controller.ts); the test suites here share one cluster and reuse process guids across namespaces.
   const app = buildWebhookServer({ tls: { cert: serving.certPem, key: serving.keyPem }, logger });
   await app.listen({ host, port: 0 });
   const { port } = app.server.address() as AddressInfo;

@@ -416,6 +416,7 @@ describe('helm chart', () => {
     expect(allows(controller, 'diego.dev', 'desiredlrps', 'delete')).toBe(false);
     expect(allows(controller, 'diego.dev', 'cells/status', 'patch')).toBe(false);
     expect(allows(controller, 'diego.dev', 'tasks', 'create')).toBe(false);
+    expect(allows(controller, '', 'limitranges', 'list')).toBe(true); // the webhook's namespace caps
     const leases = rulesOf(find(objects, 'Role', '-controller'));
     expect(allows(leases, 'coordination.k8s.io', 'leases', 'update')).toBe(true);
     const agent = rulesOf(find(objects, 'ClusterRole', '-cell-agent'));
