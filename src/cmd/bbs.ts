@@ -6,8 +6,10 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { buildBbsApp } from '../bbs/app.ts';
 import { splitHostPort, startHealthServer, type HealthServer } from '../bbs/health.ts';
-import { loadKubeConfig } from '../lib/kube.ts';
-import { DiegoClient } from '../lib/resources.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { GROUP, VERSION } from '../crds/kinds.ts';
+import { loadKubeConfig, rawRequest } from '../lib/kube.ts';
+import { DiegoClient, isNotFound } from '../lib/resources.ts';
 import { untilSignal } from './signals.ts';
 
 export interface BbsOptions {
@@ -48,8 +50,15 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
   if (opts.maxBodyBytes !== undefined && !(Number.isInteger(opts.maxBodyBytes) && opts.maxBodyBytes > 0))
     throw new BbsUsageError(`--max-body-bytes must be a whole number of bytes > 0 (got ${opts.maxBodyBytes})`);
   const { host, port } = splitHostPort(opts.listen);
+  let client = opts.client;
+  if (!client) {
+    const kc = loadKubeConfig(opts.kubeconfig);
+    // Started before the operator (its CRDs) or before the system namespace exists: wait, saying so, not exit.
+    await untilServed(kc, opts.systemNamespace, opts.log);
+    client = new DiegoClient(kc);
+  }
   const app = buildBbsApp({
-    client: opts.client ?? new DiegoClient(loadKubeConfig(opts.kubeconfig)),
+    client,
     namespace: opts.namespace,
     systemNamespace: opts.systemNamespace,
     logger: opts.log,
@@ -80,6 +89,35 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
       await app.close();
     },
   };
+}
+
+/** Waits (retrying every 2 s, one log line per change) until the Diego CRDs are served and the namespace exists. */
+export async function untilServed(kc: KubeConfig, namespace: string, log: Logger, retryMs = 2000): Promise<void> {
+  let said = '';
+  for (;;) {
+    let what = '';
+    try {
+      await rawRequest(kc, { method: 'GET', path: `/apis/${GROUP}/${VERSION}` });
+      await rawRequest(kc, { method: 'GET', path: `/api/v1/namespaces/${namespace}` }).catch(async (err: unknown) => {
+        if (!isNotFound(err)) throw err;
+        await rawRequest(kc, {
+          method: 'POST',
+          path: '/api/v1/namespaces',
+          body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+        }).catch((e: unknown) => {
+          what = `the system namespace ${namespace} (this identity may not create it)`;
+          throw e;
+        });
+      });
+      if (said) log.info('the cluster is ready');
+      return;
+    } catch (err) {
+      what ||= isNotFound(err) ? 'the Diego CRDs (diego-operator install-crds, or the Helm chart)' : 'the API server';
+      if (what !== said) log.warn({ err }, `waiting for ${what}`);
+      said = what;
+      await new Promise((r) => setTimeout(r, retryMs));
+    }
+  }
 }
 
 export async function runBbs(opts: BbsOptions): Promise<number> {
