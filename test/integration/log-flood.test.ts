@@ -1,5 +1,5 @@
-// One tenant cannot take the cell agent down by writing: a task printing 200 MB of output leaves the agent's
-// memory flat (lines past the cell's and the instance's limits are dropped with Diego's notice, the rest streamed).
+// One tenant cannot take the cell agent down by writing: a task printing 600 MB of output leaves the agent's
+// memory bounded (lines past the cell's and the instance's limits are dropped with Diego's notice, the rest streamed).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -31,7 +31,7 @@ afterAll(async () => {
 });
 
 describe('a task flooding its output', () => {
-  it('keeps the agent memory flat while 200 MB of lines go by', { timeout: 300_000 }, async () => {
+  it('keeps the agent memory bounded while 600 MB of lines go by', { timeout: 300_000 }, async () => {
     rep = new Rep({
       kc: env.kc,
       cellId: `flood-${process.pid}`,
@@ -58,7 +58,7 @@ describe('a task flooding its output', () => {
           action: {
             run: {
               path: '/bin/sh',
-              args: ['-c', 'yes "a fairly ordinary log line of some length" | head -c 200000000'],
+              args: ['-c', 'yes "a fairly ordinary log line of some length" | head -c 600000000'],
               user: 'root',
             },
           },
@@ -79,8 +79,10 @@ describe('a task flooding its output', () => {
     console.log(
       `agent rss before ${(before / 1048576).toFixed(0)} MB, peak ${(peak / 1048576).toFixed(0)} MB (+${grewMb.toFixed(0)} MB)`,
     );
-    expect(grewMb).toBeLessThan(150);
-    // The agent's own log (at info) carries the cell's lines about the task, not the 200 MB of app output.
+    // Bounded, not zero: V8 lets garbage pile up before it collects, more so on a loaded machine; a buffer that
+    // kept the lines would grow by the 600 MB written.
+    expect(grewMb).toBeLessThan(300);
+    // The agent's own log (at info) carries the cell's lines about the task, not the 600 MB of app output.
     expect(logged).toBeLessThan(1_000_000);
   });
 });
