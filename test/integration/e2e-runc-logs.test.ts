@@ -48,10 +48,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Follows a log guid's stream and collects its envelopes until stopped. */
+/** Follows a log guid's stream in the test's namespace (the route a namespace's log-reader may read) and collects its envelopes until stopped. */
 async function follow(logGuid: string): Promise<{ lines: LogEnvelope[]; stop: () => void }> {
   const abort = new AbortController();
-  const res = await fetch(`${ops.url}/v1/logs/${logGuid}?follow=true`, { signal: abort.signal });
+  const res = await fetch(`${ops.url}/v1/namespaces/${env.ns}/logs/${logGuid}?follow=true`, { signal: abort.signal });
   expect(res.status).toBe(200);
   const lines: LogEnvelope[] = [];
   void (async () => {
@@ -70,7 +70,7 @@ async function follow(logGuid: string): Promise<{ lines: LogEnvelope[]; stop: ()
       // aborted
     }
   })();
-  await eventually(() => expect(rep.telemetry.hub.subscriberCount(logGuid)).toBeGreaterThan(0), 5_000);
+  await eventually(() => expect(rep.telemetry.hub.subscriberCount(`${env.ns}/${logGuid}`)).toBeGreaterThan(0), 5_000);
   return { lines, stop: () => abort.abort() };
 }
 
