@@ -127,6 +127,29 @@ describe('WorkQueue', () => {
     expect(q.numRequeues('a')).toBe(0);
   });
 
+  it('logs writes refused to a replica that stopped leading at debug, not as reconciler errors, and retries them', async () => {
+    vi.useFakeTimers({ now: 0 });
+    const lines: { level: number; msg: string }[] = [];
+    const sink = pino(
+      { level: 'debug' },
+      { write: (l: string) => lines.push(JSON.parse(l) as { level: number; msg: string }) },
+    );
+    q = new WorkQueue({ name: 'test', logger: sink, rateLimiter: { baseDelayMs: 100 } });
+    const fenced = () => Object.assign(new Error('write refused: not the leader'), { name: 'FencedError' });
+    let calls = 0;
+    q.run(() => {
+      calls++;
+      if (calls === 1) return Promise.reject(new AggregateError([fenced(), fenced()], '2 of 2 writes failed'));
+      if (calls === 2) return Promise.reject(new AggregateError([fenced(), new Error('boom')], '2 of 2 writes failed'));
+      return Promise.resolve();
+    });
+    q.add('a');
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(calls).toBe(3);
+    expect(lines.filter((l) => l.msg === 'writes refused: not leading').map((l) => l.level)).toEqual([20]);
+    expect(lines.filter((l) => l.msg === 'Reconciler error')).toHaveLength(1); // the mixed one is an error
+  });
+
   it('forget resets the backoff of a key', async () => {
     vi.useFakeTimers({ now: 0 });
     q = new WorkQueue({ name: 'test', logger, rateLimiter: { baseDelayMs: 100 } });

@@ -240,7 +240,9 @@ export class WorkQueue<K extends string = string> {
         this.forget(key);
         if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
       } catch (err) {
-        this.log.error({ err, key, requeues: this.numRequeues(key) }, 'Reconciler error');
+        // A replica that stopped leading refuses its own writes: expected while it stands down, not an error.
+        if (isFenced(err)) this.log.debug({ key, reason: (err as Error).message }, 'writes refused: not leading');
+        else this.log.error({ err, key, requeues: this.numRequeues(key) }, 'Reconciler error');
         this.addRateLimited(key);
       } finally {
         this.metrics?.workDuration.observe({ name: this.name }, (performance.now() - started) / 1000);
@@ -278,4 +280,10 @@ export class WorkQueue<K extends string = string> {
   private updateDepth(): void {
     this.metrics?.depth.set({ name: this.name }, this.queue.length);
   }
+}
+
+/** A FencedError (resources.ts), or an AggregateError made only of them (a fan-out refused as a whole). */
+function isFenced(err: unknown): boolean {
+  if (err instanceof AggregateError) return err.errors.length > 0 && err.errors.every(isFenced);
+  return err instanceof Error && err.name === 'FencedError';
 }
