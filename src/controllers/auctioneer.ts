@@ -16,15 +16,14 @@ import type { IActualLRP, ITask } from '../crds/models.ts';
 import type { EventRecorder } from '../lib/events.ts';
 import { keyOf } from '../lib/informer.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import { ANNOTATION_PLACEMENT, actualLRPName } from '../lifecycle/names.ts';
+import { failPlacement, place, rejectTask } from '../lifecycle/ops.ts';
+import { DEFAULT_MAX_TASK_RETRIES } from '../lifecycle/task.ts';
 import type { DiegoCache } from './cache.ts';
 import { setCondition, type Condition } from './conditions.ts';
 import { pool } from '../lib/pool.ts';
 import { metrics } from './metrics.ts';
-import { actualLRPName, placementPatch } from './names.ts';
-import { DEFAULT_MAX_TASK_RETRIES, rejectedStatus } from './task-lifecycle.ts';
 import type { CellPresence } from './presence.ts';
-
-export const ANNOTATION_PLACEMENT = 'diego.dev/placement';
 
 export interface AuctioneerOptions {
   client: DiegoClient;
@@ -344,26 +343,25 @@ export class Auctioneer {
   }
 
   private async place(kind: 'ActualLRP' | 'Task', obj: IActualLRP | ITask, cellId: string, why: string): Promise<void> {
-    try {
-      const placed = await this.o.client.patch(
-        kind,
-        refOf(obj),
-        placementPatch(cellId, { [ANNOTATION_PLACEMENT]: why }),
-      );
-      this.o.events?.record(placed, 'Normal', 'Placed', why);
-      const conditions = placed.status?.conditions;
-      if (conditions?.some((c) => c.type === 'Scheduled' && c.status === 'False')) {
-        // It failed before: say it is placed now (one more write, only for work that had waited).
-        await this.o.client.patchStatus(kind, refOf(placed), {
-          conditions: setCondition(conditions, { type: 'Scheduled', status: 'True', reason: 'Placed', message: why }),
-        });
-      }
-    } catch (err) {
+    const placement = await place(this.o.client, obj, cellId, { [ANNOTATION_PLACEMENT]: why });
+    if (placement.outcome !== 'done') {
       // Someone else changed it since the auction read it (another leader, the converger): it comes back
       // through the cache and is auctioned again if it still needs a cell.
       this.assumed.delete(keyOf(obj));
-      if (isConflict(err) || isNotFound(err)) return;
-      throw err;
+      return;
+    }
+    const placed = placement.value;
+    this.o.events?.record(placed, 'Normal', 'Placed', why);
+    const conditions = placed.status?.conditions;
+    if (conditions?.some((c) => c.type === 'Scheduled' && c.status === 'False')) {
+      // It failed before: say it is placed now (one more write, only for work that had waited).
+      try {
+        await this.o.client.patchStatus(kind, refOf(placed), {
+          conditions: setCondition(conditions, { type: 'Scheduled', status: 'True', reason: 'Placed', message: why }),
+        });
+      } catch (err) {
+        if (!isConflict(err) && !isNotFound(err)) throw err;
+      }
     }
   }
 
@@ -375,35 +373,27 @@ export class Auctioneer {
       reason: 'PlacementFailed',
       message: why,
     };
-    try {
-      await this.o.client.patchStatus('ActualLRP', refOf(a), {
-        placementError,
-        since: new Date(this.o.now()).toISOString(),
-        conditions: setCondition(a.status?.conditions, scheduled),
-      });
-      this.log.info({ key: keyOf(a), placementError }, 'instance not placed');
-      this.o.events?.record(a, 'Warning', 'PlacementFailed', `${placementError}: ${why}`);
-    } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) throw err;
-    }
+    const failed = await failPlacement(this.o.client, a, placementError, {
+      now: this.o.now(),
+      extra: { conditions: setCondition(a.status?.conditions, scheduled) },
+    });
+    if (failed.outcome !== 'done') return; // moved on meanwhile: the cache brings the newer version
+    this.log.info({ key: keyOf(a), placementError }, 'instance not placed');
+    this.o.events?.record(a, 'Warning', 'PlacementFailed', `${placementError}: ${why}`);
   }
 
   /** Diego's RejectTask: count the rejection; past max retries the task fails with the reason. */
   private async rejectTask(t: ITask, reason: string, why: string): Promise<void> {
     const count = t.status?.rejectionCount ?? 0;
-    try {
-      await this.o.client.patchStatus(
-        'Task',
-        refOf(t),
-        rejectedStatus(t, reason, this.o.maxTaskRetries, new Date(this.o.now())),
-      );
-      this.log.info(
-        { key: keyOf(t), reason, rejections: count + 1, failed: count >= this.o.maxTaskRetries },
-        'task not placed',
-      );
-      this.o.events?.record(t, 'Warning', 'PlacementFailed', `${reason}: ${why}`);
-    } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) throw err;
-    }
+    const rejected = await rejectTask(this.o.client, t, reason, {
+      maxRetries: this.o.maxTaskRetries,
+      now: new Date(this.o.now()),
+    });
+    if (rejected.outcome !== 'done') return; // moved on meanwhile: the cache brings the newer version
+    this.log.info(
+      { key: keyOf(t), reason, rejections: count + 1, failed: count >= this.o.maxTaskRetries },
+      'task not placed',
+    );
+    this.o.events?.record(t, 'Warning', 'PlacementFailed', `${reason}: ${why}`);
   }
 }

@@ -6,7 +6,7 @@ import { GROUP, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, ICell, IDesiredLRP, ITask } from '../crds/models.ts';
 import { createInformer, type Informer, keyOf, type KubernetesObject } from '../lib/informer.ts';
 import type { Lease } from '../lib/lease.ts';
-import { LABEL_CELL_PRESENCE, LABEL_DESIRED_LRP_UID } from './names.ts';
+import { LABEL_CELL_PRESENCE, LABEL_DESIRED_LRP_UID } from '../lifecycle/names.ts';
 
 export type { Lease } from '../lib/lease.ts';
 

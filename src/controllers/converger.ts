@@ -5,17 +5,27 @@ import type { Logger } from 'pino';
 import { withDefaults } from '../lib/options.ts';
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { keyOf } from '../lib/informer.ts';
-import { DiegoClient, isConflict, isNamespaceTerminating, isNotFound, refOf } from '../lib/resources.ts';
+import { DiegoClient, isConflict, isNamespaceTerminating, isNotFound } from '../lib/resources.ts';
 import { pool } from '../lib/pool.ts';
 import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
 import { conditionUnchanged, setCondition, type Condition } from './conditions.ts';
-import { crashPolicyFor, shouldRestart } from './crash-policy.ts';
-import { ensureCopyRecord } from './evacuation.ts';
-import { CREATE_CONCURRENCY, createUnclaimedActualLRP, unclaimedStatus } from './instances.ts';
+import { crashPolicyFor, shouldRestart } from '../lifecycle/crash-policy.ts';
+import { actualLRPName, selectorFor } from '../lifecycle/names.ts';
+import {
+  CREATE_CONCURRENCY,
+  createInstance,
+  createSuspect,
+  initialize,
+  type Outcome,
+  promoteSuspect,
+  releaseContainer,
+  remove,
+  unclaim,
+  unplace,
+} from '../lifecycle/ops.ts';
 import { metrics } from './metrics.ts';
-import { actualLRPName, FINALIZER_CONTAINER, placementPatch, selectorFor } from './names.ts';
 import type { CellPresence } from './presence.ts';
 
 export interface ConvergerOptions {
@@ -34,7 +44,14 @@ export interface ConvergerOptions {
 const CONFLICT_RETRY_MS = 50;
 /** DesiredLRP status is rewritten at most this often, however many instances change meanwhile. */
 const STATUS_COALESCE_MS = 500;
-const UNCLAIMED_RESET = { instanceGuid: null, cellId: null, netInfo: null, placementError: null, routable: null };
+
+/**
+ * When to look at an instance again after a write: a lost race (someone, a cell or the auctioneer, moved it on)
+ * shortly, with the newer version; a refusal (the cache's view was behind the rules) when its next event comes.
+ */
+function lookAgain(o: Outcome<unknown>): number | undefined {
+  return o.outcome === 'moved-on' && o.why !== 'exists' ? CONFLICT_RETRY_MS : undefined;
+}
 
 export class Converger {
   private readonly o: Required<Omit<ConvergerOptions, 'onUnplacedWork'>> & Pick<ConvergerOptions, 'onUnplacedWork'>;
@@ -128,11 +145,14 @@ export class Converger {
     const d = cache.desired.get(namespace, name);
     if (!d) {
       // Deleted: remove instances that still point at it.
+      let again: number | undefined;
       for (const a of cache.actual.list()) {
         const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP');
-        if (a.metadata.namespace === namespace && owner?.name === name) await this.ensureGone(a);
+        if (a.metadata.namespace !== namespace || owner?.name !== name) continue;
+        const wait = await this.ensureGone(a);
+        if (wait !== undefined) again = Math.min(again ?? wait, wait);
       }
-      return;
+      return again === undefined ? undefined : { requeueAfterMs: again };
     }
     if (d.metadata.deletionTimestamp) return;
     const errors = validateSpec('DesiredLRP', d.spec);
@@ -197,9 +217,10 @@ export class Converger {
     }
   }
 
-  private async createInstance(d: IDesiredLRP, index: number): Promise<void> {
-    // An older cache may miss an index that exists: the create fails with AlreadyExists and the event follows.
-    if (!(await createUnclaimedActualLRP(this.o.client, d, index, this.o.now()))) return;
+  private async createInstance(d: IDesiredLRP, index: number): Promise<number | undefined> {
+    // An older cache may miss an index that exists: the create moves on (exists) and the event follows.
+    const created = await createInstance(this.o.client, d, index, this.o.now());
+    if (created.outcome !== 'done') return lookAgain(created);
     this.log.info(
       { key: `${d.metadata.namespace}/${actualLRPName(d.metadata.name ?? '', index)}` },
       'instance desired',
@@ -222,35 +243,29 @@ export class Converger {
   /** Moves one ORDINARY instance along; returns ms until it needs another look, if timed. */
   private async step(d: IDesiredLRP, a: IActualLRP): Promise<number | undefined> {
     const { client, presence } = this.o;
-    if (a.metadata.deletionTimestamp) return void (await this.ensureGone(a));
+    if (a.metadata.deletionTimestamp) return this.ensureGone(a);
     const state = a.status?.state;
     const placedOn = a.spec.cellId;
-    if (!state) {
-      // Created without its status (the creator's second write failed or is still on its way): finish it.
-      await client.patchStatus('ActualLRP', refOf(a), unclaimedStatus(this.o.now()));
-      return;
-    }
+    // Created without its status (the creator's second write failed or is still on its way): finish it.
+    if (!state) return lookAgain(await initialize(client, a, this.o.now()));
     if (state === 'UNCLAIMED') {
-      if (placedOn && !presence.isPresent(placedOn)) {
-        await client.patch('ActualLRP', refOf(a), placementPatch(null)); // its cell went away before claiming
-      } else if (!placedOn) this.o.onUnplacedWork?.();
+      if (placedOn && !presence.isPresent(placedOn)) return lookAgain(await unplace(client, a)); // its cell went away before claiming
+      if (!placedOn) this.o.onUnplacedWork?.();
       return;
     }
     if (state === 'CLAIMED' || state === 'RUNNING') {
       const cell = a.status?.cellId ?? placedOn;
-      if (cell && !presence.isPresent(cell)) await this.cellLost(d, a, cell);
+      if (cell && !presence.isPresent(cell)) return this.cellLost(a, cell);
       return;
     }
     // CRASHED: the instance is off its cell; restart it per the policy.
-    if (placedOn) {
-      await client.patch('ActualLRP', refOf(a), placementPatch(null));
-      return; // the update comes back as an event
-    }
+    if (placedOn) return lookAgain(await unplace(client, a)); // the update comes back as an event
     const since = a.status?.since ? Date.parse(a.status.since) : this.o.now();
     const decision = shouldRestart(a.status?.crashCount ?? 0, since, this.o.now(), crashPolicyFor(d.spec));
     if (decision.restart === 'later') return decision.afterMs;
     if (decision.restart === 'now') {
-      await client.patchStatus('ActualLRP', refOf(a), { ...UNCLAIMED_RESET, state: 'UNCLAIMED', since: this.nowIso() });
+      const restarted = await unclaim(client, a, { now: this.o.now() });
+      if (restarted.outcome !== 'done') return lookAgain(restarted);
       this.log.info({ key: keyOf(a), crashCount: a.status?.crashCount }, 'restarting crashed instance');
       this.o.onUnplacedWork?.();
     }
@@ -261,27 +276,26 @@ export class Converger {
    * Diego's SUSPECT path: a RUNNING instance whose cell vanished keeps serving (as far as we know) as a
    * SUSPECT copy while a replacement is auctioned; CLAIMED ones were not serving and are simply re-placed.
    */
-  private async cellLost(d: IDesiredLRP, a: IActualLRP, cellId: string): Promise<void> {
+  private async cellLost(a: IActualLRP, cellId: string): Promise<number | undefined> {
     const { client } = this.o;
-    if (a.status?.state === 'RUNNING') await this.ensureSuspectCopy(d, a, cellId);
+    if (a.status?.state === 'RUNNING') {
+      // The copy first: an instance is never re-placed without the record of the container that may still serve.
+      const suspect = await createSuspect(client, a, cellId);
+      if (suspect.outcome === 'moved-on') return lookAgain(suspect);
+    }
     this.log.warn({ key: keyOf(a), cellId, state: a.status?.state }, 'cell lost: re-placing instance');
-    const moved = await client.patch('ActualLRP', refOf(a), placementPatch(null));
-    await client.patchStatus('ActualLRP', refOf(moved), {
-      ...UNCLAIMED_RESET,
-      state: 'UNCLAIMED',
-      since: this.nowIso(),
-    });
+    const replaced = await unclaim(client, a, { now: this.o.now() });
+    if (replaced.outcome !== 'done') return lookAgain(replaced);
     this.o.onUnplacedWork?.();
-  }
-
-  /** Creates the SUSPECT copy of a RUNNING instance, or finishes one an earlier attempt left without status. */
-  private async ensureSuspectCopy(d: IDesiredLRP, a: IActualLRP, cellId: string): Promise<void> {
-    const name = actualLRPName(d.metadata.name ?? '', a.spec.index, 'SUSPECT');
-    await ensureCopyRecord(this.o.client, a, name, cellId, { ...a.status, presence: 'SUSPECT' });
+    return;
   }
 
   /** A SUSPECT (or EVACUATING) copy lives until its replacement runs, or comes back if its cell does. */
-  private async stepCopy(copy: IActualLRP, ordinary: IActualLRP | undefined, instances: number): Promise<void> {
+  private async stepCopy(
+    copy: IActualLRP,
+    ordinary: IActualLRP | undefined,
+    instances: number,
+  ): Promise<number | undefined> {
     const { client, presence } = this.o;
     if (copy.metadata.deletionTimestamp) return this.ensureGone(copy);
     const cellId = copy.spec.cellId;
@@ -315,12 +329,13 @@ export class Converger {
       if (replacement?.state !== 'UNCLAIMED') return; // a stale view (the suspect's own status): look again
       // The cell is back before the replacement was claimed: promote the suspect, drop the replacement. The write
       // is a compare-and-swap on the UNCLAIMED replacement: a cell claiming it first wins, and the suspect is
-      // retired on the next look. Status first: placed-but-UNCLAIMED for even a moment, the cell would claim it.
-      const restored = await client.patchStatus('ActualLRP', refOf(ordinary), { ...copy.status, presence: 'ORDINARY' });
-      await client.patch('ActualLRP', refOf(restored), placementPatch(cellId));
+      // retired on the next look.
+      const promotedBack = await promoteSuspect(client, ordinary, copy);
+      if (promotedBack.outcome !== 'done') return lookAgain(promotedBack);
       this.log.info({ key: keyOf(ordinary), cellId }, 'cell returned: suspect instance promoted');
-      await this.ensureGone(copy);
+      return this.ensureGone(copy);
     }
+    return;
   }
 
   /**
@@ -329,28 +344,17 @@ export class Converger {
    * status (a copy), so delete only that version: one changed since the cache saw it (a copy finished earlier
    * in this very pass, say) is a conflict and is looked at again, not removed on stale grounds.
    */
-  private async ensureGone(a: IActualLRP, asSeen = false): Promise<void> {
+  private async ensureGone(a: IActualLRP, asSeen = false): Promise<number | undefined> {
     const { client, presence } = this.o;
-    if (!a.metadata.deletionTimestamp) {
-      // The deletion comes back as an update with deletionTimestamp; the finalizer is handled then.
-      return client.delete(
-        'ActualLRP',
-        asSeen ? refOf(a) : { namespace: a.metadata.namespace, name: a.metadata.name ?? '' },
-      );
-    }
-    const current = a;
-    const finalizers = current.metadata.finalizers ?? [];
-    if (!finalizers.includes(FINALIZER_CONTAINER)) return;
-    const runningOn =
-      current.status?.state === 'CLAIMED' || current.status?.state === 'RUNNING' ? current.status.cellId : undefined;
-    if (runningOn && presence.isPresent(runningOn)) return; // the cell's agent stops it, then releases
-    try {
-      await client.patch('ActualLRP', refOf(current), {
-        metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER_CONTAINER) },
-      });
-    } catch (err) {
-      if (!isNotFound(err)) throw err; // a conflict is retried with a fresh object
-    }
+    // The deletion comes back as an update with deletionTimestamp; the finalizer is handled then.
+    if (!a.metadata.deletionTimestamp) return lookAgain(await remove(client, a, { asSeen }));
+    // The cell's agent stops the container of a live cell, then releases; otherwise nobody runs it any more.
+    const released = await releaseContainer(client, a, (current) => {
+      const state = current.status?.state;
+      const runningOn = state === 'CLAIMED' || state === 'RUNNING' ? current.status?.cellId : undefined;
+      return !runningOn || !presence.isPresent(runningOn);
+    });
+    return lookAgain(released);
   }
 
   private async setDesiredStatus(

@@ -9,9 +9,10 @@
 // every cell gets a full TTL from the API's return to renew (its renewals failed for the same reason ours did).
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import { DEFAULT_PRESENCE_TTL_S } from '../lifecycle/names.ts';
 import type { DiegoCache, Lease } from './cache.ts';
 
-export const DEFAULT_PRESENCE_TTL_S = 15;
+export { DEFAULT_PRESENCE_TTL_S };
 
 /** Emits 'appeared'(cellId) and 'disappeared'(cellId). */
 export class CellPresence extends EventEmitter<{ appeared: [string]; disappeared: [string] }> {

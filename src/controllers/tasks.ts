@@ -4,16 +4,16 @@ import type { Logger } from 'pino';
 import { withDefaults } from '../lib/options.ts';
 import type { ITask } from '../crds/models.ts';
 import { keyOf } from '../lib/informer.ts';
-import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import { DiegoClient, isConflict, isNotFound } from '../lib/resources.ts';
 import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
 import { metrics } from './metrics.ts';
-import { placementPatch } from './names.ts';
 import type { CellPresence } from './presence.ts';
 import { httpFetch } from '../lib/http.ts';
 import { type CallbackFetch, postCallback } from './task-callback.ts';
-import { completedStatus, REASON_CANCELLED, REASON_CELL_DISAPPEARED, REASON_NOT_STARTED } from './task-lifecycle.ts';
+import { deleteTask, demoteTask, failTask, initializeTask, resolveTask, unplace } from '../lifecycle/ops.ts';
+import { REASON_CANCELLED, REASON_CELL_DISAPPEARED, REASON_NOT_STARTED } from '../lifecycle/task.ts';
 
 export interface TaskControllerOptions {
   client: DiegoClient;
@@ -100,16 +100,12 @@ export class TaskController {
     const { client, presence } = this.o;
     const now = this.o.now();
     const state = t.status?.state;
-    const complete = (failureReason: string) =>
-      client.patchStatus('Task', refOf(t), completedStatus({ failed: true, failureReason }, new Date(now)));
+    // Each write is a fenced compare-and-swap: one that lost a race is not retried, the newer version's event follows.
+    const complete = (failureReason: string) => failTask(client, t, failureReason, new Date(now));
     if (!state) {
       const errors = validateSpec('Task', t.spec);
       if (errors.length > 0) return void (await complete(`invalid task: ${describeErrors(errors)}`));
-      await client.patchStatus('Task', refOf(t), {
-        state: 'Pending',
-        updatedAt: new Date(now).toISOString(),
-        rejectionCount: 0,
-      });
+      await initializeTask(client, t, new Date(now));
       return;
     }
     if (t.spec.cancelled && (state === 'Pending' || state === 'Running')) {
@@ -121,9 +117,7 @@ export class TaskController {
       case 'Pending': {
         const age = now - created;
         if (age >= this.o.expirePendingMs) return void (await complete(REASON_NOT_STARTED));
-        if (t.spec.cellId && !presence.isPresent(t.spec.cellId)) {
-          await client.patch('Task', refOf(t), placementPatch(null)); // its cell went away before starting it
-        }
+        if (t.spec.cellId && !presence.isPresent(t.spec.cellId)) await unplace(client, t); // its cell went away before starting it
         return { requeueAfterMs: this.o.expirePendingMs - age };
       }
       case 'Running': {
@@ -136,8 +130,8 @@ export class TaskController {
         const first = Date.parse(t.status?.firstCompletedAt ?? '') || now;
         const expiresIn = first + this.o.expireCompletedMs - now;
         if (expiresIn <= 0) {
-          await client.delete('Task', { namespace: t.metadata.namespace, name: t.metadata.name ?? '' });
-          this.log.info({ key: keyOf(t) }, 'completed task expired unresolved');
+          const expired = await deleteTask(client, t, { asSeen: false });
+          if (expired.outcome === 'done') this.log.info({ key: keyOf(t) }, 'completed task expired unresolved');
           return;
         }
         if (t.spec.completionCallbackUrl) return this.resolveWithCallback(t, now);
@@ -147,7 +141,7 @@ export class TaskController {
         const updated = Date.parse(t.status?.updatedAt ?? '') || now;
         const wait = updated + this.o.kickMs - now;
         if (wait > 0) return { requeueAfterMs: wait };
-        await client.patchStatus('Task', refOf(t), { state: 'Completed', updatedAt: new Date(now).toISOString() });
+        await demoteTask(client, t, new Date(now));
         return;
       }
     }
@@ -155,14 +149,13 @@ export class TaskController {
 
   /** BBS's callback path: take the task to Resolving (so only we handle it), POST, then delete. */
   private async resolveWithCallback(t: ITask, now: number): Promise<ReconcileResult> {
-    const resolving = await this.o.client.patchStatus('Task', refOf(t), {
-      state: 'Resolving',
-      updatedAt: new Date(now).toISOString(),
-    });
+    const taken = await resolveTask(this.o.client, t, new Date(now));
+    if (taken.outcome !== 'done') return; // another resolver has it, or it moved on: its event follows
+    const resolving = taken.value;
     metrics.taskCallbacks.inc();
     const outcome = await postCallback(resolving, this.o.fetch);
     if (outcome.done) {
-      await this.o.client.delete('Task', { namespace: t.metadata.namespace, name: t.metadata.name ?? '' });
+      await deleteTask(this.o.client, resolving, { asSeen: false });
       this.log.info({ key: keyOf(t), status: outcome.status }, 'task resolved by its completion callback');
       return;
     }

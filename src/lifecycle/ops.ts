@@ -51,6 +51,9 @@ const reread = (client: DiegoClient, a: IActualLRP) =>
 
 const nameOf = (o: { metadata: { name?: string } }) => o.metadata.name ?? '';
 
+/** Instances of one DesiredLRP created this many at a time (the converger's and DesireLRP's bound). */
+export const CREATE_CONCURRENCY = 16;
+
 /**
  * Diego's CreateUnclaimedActualLRP: index `index` of `d`, UNCLAIMED. Two writes, the object and then its status (a
  * compare-and-swap on the version just created, so it never overwrites a status someone else wrote since).
@@ -208,10 +211,17 @@ export async function unclaim(
 
 /**
  * Takes work off its cell (spec.cellId) while no container stands for it: an ActualLRP UNCLAIMED or CRASHED, a Task
- * Pending (a cell that went away before claiming it, an evacuating cell sending it back). Claimed work belongs to
- * its cell: unclaim it instead.
+ * Pending (a cell that went away before claiming it, work that does not fit, an evacuating cell sending it back).
+ * Claimed work belongs to its cell: unclaim it instead. `byCell`: a cell giving back work of its own — refused unless
+ * the work is placed there.
  */
-export async function unplace<T extends IActualLRP | ITask>(client: DiegoClient, obj: T): Promise<Outcome<T>> {
+export async function unplace<T extends IActualLRP | ITask>(
+  client: DiegoClient,
+  obj: T,
+  opts: { byCell?: string } = {},
+): Promise<Outcome<T>> {
+  if (opts.byCell !== undefined && obj.spec.cellId !== opts.byCell)
+    return refused('placement', `${nameOf(obj)} is not placed on ${opts.byCell}`);
   if (!obj.spec.cellId) return done(obj);
   if (isTask(obj)) {
     if (taskStateOf(obj) !== 'Pending') return refused('transition', `${nameOf(obj)} is ${taskStateOf(obj)}`);
