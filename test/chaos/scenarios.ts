@@ -424,7 +424,7 @@ function controlPlaneRestart(component: 'kube-apiserver' | 'etcd'): Scenario {
           await b.cluster.restartControlPlane(component, between(3000, 6000));
           await submitting;
           b.recovered(
-            await b.monitor.waitHealthy(faultAt, 6 * 60_000, { tasksDone: true, apps: { [app]: instances } }),
+            await b.monitor.waitHealthy(faultAt, 4 * 60_000, { tasksDone: true, apps: { [app]: instances } }),
             `${component} restart ${r}`,
           );
           await sleep(10_000);
