@@ -6,6 +6,7 @@
 // Backends whose processes die with the agent (process) have nothing to adopt: their containers are orphans.
 import type { Logger } from 'pino';
 import type { IActualLRP, ITask } from '../crds/models.ts';
+import { holds } from '../lifecycle/actual-lrp.ts';
 import type { Container, ContainerBackend, ProcessHandle, ProcessIO, ProcessSpec } from './backends/types.ts';
 import { ownerOf, TAG_ACTION } from './container-tags.ts';
 import { taskHandle } from './bulk-sync.ts';
@@ -97,14 +98,13 @@ export async function adoptContainers(d: AdoptDeps): Promise<{ adopted: string[]
     let taken = false;
     if (container && owner?.kind === 'lrp') {
       const a = d.lrp(owner.namespace, owner.name);
-      const s = a?.status;
+      // Its record still names this container (Diego's instance key), claimed or running, and is not an evacuated copy.
+      const state = a?.status?.state;
       if (
-        a &&
+        holds(a, { instanceGuid: handle, cellId: d.cellId }) &&
         !a.metadata.deletionTimestamp &&
-        s?.instanceGuid === handle &&
-        s.cellId === d.cellId &&
-        (s.state === 'CLAIMED' || s.state === 'RUNNING') &&
-        s.presence !== 'EVACUATING'
+        (state === 'CLAIMED' || state === 'RUNNING') &&
+        a.status?.presence !== 'EVACUATING'
       ) {
         d.adoptLRP(a, container);
         taken = true;

@@ -2,7 +2,7 @@
 // present in the backend with the work assigned to this cell, and repair what events missed:
 // * a container that no ActualLRP or Task of this cell accounts for is an orphan: destroy it;
 // * an ActualLRP CLAIMED or RUNNING here without its container goes back to the auction (Diego removes the
-//   ActualLRP and convergence creates it UNCLAIMED again; here it is reset to UNCLAIMED in place);
+//   ActualLRP and convergence creates it UNCLAIMED again; here it is unclaimed in place, lifecycle/ops.ts);
 // * a Task Running here without its container fails with Diego's "task container does not exist";
 // * a container the rep runs whose index another cell now owns (or whose records are gone) is stopped;
 // * work placed here and still UNCLAIMED / Pending (a claim lost to an API error, an event missed) is handled
@@ -10,13 +10,12 @@
 // Work the rep is running (or creating, or destroying) right now is left alone.
 import type { Logger } from 'pino';
 import { Histogram } from 'prom-client';
-import { removeEvacuating } from '../controllers/evacuation.ts';
-import { placementPatch } from '../controllers/names.ts';
-import { completeTask } from '../controllers/task-lifecycle.ts';
 import type { IActualLRP, ITask } from '../crds/models.ts';
 import { keyOf } from '../lib/informer.ts';
 import { registry } from '../lib/metrics.ts';
-import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import type { DiegoClient } from '../lib/resources.ts';
+import { removeEvacuating } from '../lifecycle/evacuation.ts';
+import { completeTask, unclaim } from '../lifecycle/ops.ts';
 import type { ContainerBackend } from './backends/types.ts';
 import { lrpKey, ownerOf, taskKey } from './container-tags.ts';
 
@@ -113,11 +112,13 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
         continue;
       }
       try {
-        await unclaim(d.client, a);
+        // Only while the record still names this cell's container (the instance key fences a stale view).
+        const back = await unclaim(d.client, a, { now: Date.now(), owner: { instanceGuid: guid, cellId: d.cellId } });
+        if (back.outcome !== 'done') continue; // moved on meanwhile: the next pass looks again
         result.lrpsMissing.push(keyOf(a));
         d.log.warn({ key: keyOf(a), instanceGuid: guid }, 'bulk sync: instance has no container: back to the auction');
       } catch (err) {
-        if (!isConflict(err) && !isNotFound(err)) d.log.warn({ err, key: keyOf(a) }, 'bulk sync: instance');
+        d.log.warn({ err, key: keyOf(a) }, 'bulk sync: instance');
       }
     }
 
@@ -142,11 +143,18 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
       try {
         // The container finished and went, but its outcome was not reported (an agent killed in between).
         if (await d.reportKept?.(t)) continue;
-        await completeTask(d.client, t, d.cellId, { failed: true, failureReason: TASK_CONTAINER_MISSING });
+        const failed = await completeTask(
+          d.client,
+          t,
+          d.cellId,
+          { failed: true, failureReason: TASK_CONTAINER_MISSING },
+          new Date(),
+        );
+        if (failed.outcome !== 'done') continue; // moved on meanwhile: the next pass looks again
         result.tasksMissing.push(keyOf(t));
         d.log.warn({ key: keyOf(t) }, 'bulk sync: running task has no container: failed');
       } catch (err) {
-        if (!isConflict(err) && !isNotFound(err)) d.log.warn({ err, key: keyOf(t) }, 'bulk sync: task');
+        d.log.warn({ err, key: keyOf(t) }, 'bulk sync: task');
       }
     }
   } finally {
@@ -158,20 +166,6 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
 /** The container handle of a task (one container per task, named after its object's uid). */
 export function taskHandle(t: ITask): string {
   return `task-${t.metadata.uid ?? t.spec.taskGuid}`;
-}
-
-/** An instance whose container is gone is UNCLAIMED and unplaced again (one compare-and-swap per write). */
-async function unclaim(client: DiegoClient, a: IActualLRP): Promise<void> {
-  // Off this cell first, so this rep does not claim it again before the auction sees it.
-  const moved = await client.patch('ActualLRP', refOf(a), placementPatch(null));
-  await client.patchStatus('ActualLRP', refOf(moved), {
-    state: 'UNCLAIMED',
-    instanceGuid: null,
-    cellId: null,
-    netInfo: null,
-    routable: null,
-    since: new Date().toISOString(),
-  });
 }
 
 /** Runs bulkSync every intervalMs (first pass after one interval) until stopped; passes never overlap. */

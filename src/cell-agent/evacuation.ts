@@ -6,18 +6,14 @@
 // stopped. Written against a small interface so the rep and the tests' simulated cells share it.
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
-import {
-  evacuateClaimed,
-  evacuateRunning,
-  releaseContainer,
-  removeEvacuating,
-  setCellEvacuating,
-} from '../controllers/evacuation.ts';
-import { placementPatch } from '../controllers/names.ts';
 import type { IActualLRP, ITask } from '../crds/models.ts';
 import { registry } from '../lib/metrics.ts';
 import { withDefaults } from '../lib/options.ts';
-import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import { DiegoClient, isNotFound } from '../lib/resources.ts';
+import { holds } from '../lifecycle/actual-lrp.ts';
+import { evacuateClaimed, evacuateRunning, removeEvacuating, setCellEvacuating } from '../lifecycle/evacuation.ts';
+import { copyPresenceOfName } from '../lifecycle/names.ts';
+import { releaseContainer, unplace } from '../lifecycle/ops.ts';
 import { cellObjectName } from './presence.ts';
 
 /** Diego's StrandedEvacuatingActualLRPs: EVACUATING instances still on this cell when evacuation ended. */
@@ -94,12 +90,9 @@ export class Evacuator {
 
   /** Work placed here while evacuating goes back to the auction (Diego's rep refuses all work then). */
   async reject(kind: 'ActualLRP' | 'Task', obj: IActualLRP | ITask): Promise<void> {
-    try {
-      await this.o.client.patch(kind, refOf(obj), placementPatch(null));
+    const back = await unplace(this.o.client, obj, { byCell: this.o.cellId });
+    if (back.outcome === 'done')
       this.log.info({ kind, name: obj.metadata.name }, 'evacuating: work sent back to the auction');
-    } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) throw err;
-    }
   }
 
   /**
@@ -159,10 +152,7 @@ export class Evacuator {
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
-    const claimedHere =
-      ordinary?.status?.state === 'CLAIMED' &&
-      ordinary.status.instanceGuid === c.instanceGuid &&
-      ordinary.status.cellId === cellId;
+    const claimedHere = ordinary?.status?.state === 'CLAIMED' && holds(ordinary, me);
     if (claimedHere) {
       await evacuateClaimed(client, c.namespace, c.name, me);
       this.log.info({ name: c.name }, 'evacuating: starting instance sent back to the auction');
@@ -174,7 +164,9 @@ export class Evacuator {
   /** The EVACUATING copies on this cell, from the API server (the records this cell is responsible for). */
   private async copiesHere(): Promise<IActualLRP[]> {
     const here = await this.o.client.list('ActualLRP', { fieldSelector: `spec.cellId=${this.o.cellId}` });
-    return here.filter((a) => a.status?.presence === 'EVACUATING' && a.metadata.name?.endsWith('-evacuating'));
+    return here.filter(
+      (a) => a.status?.presence === 'EVACUATING' && copyPresenceOfName(a.metadata.name ?? '') === 'EVACUATING',
+    );
   }
 
   /** Copies whose container ended on its own (crashed or stopped while evacuating) are removed (Diego). */

@@ -5,12 +5,12 @@
 // and records the placement error; a Task is rejected as in Diego's RejectTask (failed after max retries).
 // The remaining resources are published on the Cell (status.available), which the auction also respects.
 import type { Logger } from 'pino';
-import { placementPatch } from '../controllers/names.ts';
-import { DEFAULT_MAX_TASK_RETRIES, rejectedStatus } from '../controllers/task-lifecycle.ts';
 import type { IActualLRP, ITask } from '../crds/models.ts';
 import type { EventRecorder } from '../lib/events.ts';
 import { keyOf } from '../lib/informer.ts';
-import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import type { DiegoClient } from '../lib/resources.ts';
+import { failPlacement, rejectTask as reject, unplace } from '../lifecycle/ops.ts';
+import { DEFAULT_MAX_TASK_RETRIES } from '../lifecycle/task.ts';
 import { cellObjectName } from './presence.ts';
 
 export interface Resources {
@@ -97,8 +97,8 @@ export class CellResources {
 }
 
 /**
- * Gives an instance placed here back to the auction: clears spec.cellId (compare-and-swap on the version the rep
- * saw, so a newer placement is never undone) and records why, as the auctioneer records a failed placement.
+ * Gives an instance placed here back to the auction: off this cell (a compare-and-swap on the version the rep saw,
+ * so a newer placement is never undone) with why, as the auctioneer records a failed placement.
  */
 export async function handBackLRP(
   client: DiegoClient,
@@ -107,21 +107,10 @@ export async function handBackLRP(
   reason: string,
   opts: { log: Logger; events?: EventRecorder },
 ): Promise<boolean> {
-  let unplaced: IActualLRP;
-  try {
-    unplaced = await client.patch('ActualLRP', refOf(a), placementPatch(null));
-  } catch (err) {
-    if (isConflict(err) || isNotFound(err)) return false; // changed meanwhile: a newer event follows
-    throw err;
-  }
-  try {
-    await client.patchStatus('ActualLRP', refOf(unplaced), {
-      placementError: `${reason} on cell ${cellId}`,
-      since: new Date().toISOString(),
-    });
-  } catch (err) {
-    if (!isConflict(err) && !isNotFound(err)) throw err;
-  }
+  const off = await unplace(client, a, { byCell: cellId });
+  if (off.outcome !== 'done') return false; // changed meanwhile: a newer event follows
+  // The reason is the auction's to read; losing it to a newer write costs nothing.
+  await failPlacement(client, off.value, `${reason} on cell ${cellId}`, { now: Date.now() });
   opts.log.info({ key: keyOf(a), reason }, 'instance does not fit: handed back to the auction');
   opts.events?.record(a, 'Warning', 'Rejected', `cell ${cellId} cannot run it: ${reason}; placing it elsewhere`);
   return true;
@@ -140,20 +129,12 @@ export async function rejectTask(
 ): Promise<boolean> {
   const count = t.status?.rejectionCount ?? 0;
   const maxRetries = opts.maxRetries ?? DEFAULT_MAX_TASK_RETRIES;
-  const fail = count >= maxRetries;
-  let unplaced: ITask;
-  try {
-    unplaced = await client.patch('Task', refOf(t), placementPatch(null));
-  } catch (err) {
-    if (isConflict(err) || isNotFound(err)) return false;
-    throw err;
-  }
-  try {
-    await client.patchStatus('Task', refOf(unplaced), rejectedStatus(t, reason, maxRetries));
-  } catch (err) {
-    if (!isConflict(err) && !isNotFound(err)) throw err;
-  }
-  opts.log.info({ key: keyOf(t), reason, rejections: count + 1, failed: fail }, 'task does not fit: rejected');
+  const rejected = await reject(client, t, reason, { maxRetries, now: new Date(), byCell: cellId });
+  if (rejected.outcome !== 'done') return false;
+  opts.log.info(
+    { key: keyOf(t), reason, rejections: count + 1, failed: count >= maxRetries },
+    'task does not fit: rejected',
+  );
   opts.events?.record(t, 'Warning', 'Rejected', `cell ${cellId} cannot run it: ${reason}`);
   return true;
 }

@@ -1,7 +1,7 @@
 // A cell's registration: its Cell object and its presence Lease (Diego's Locket presence), as written by the
 // rep (and by the simulated cells of the tests, so both speak the same protocol).
 import type { KubeConfig } from '@kubernetes/client-node';
-import { LABEL_CELL_PRESENCE } from '../controllers/names.ts';
+import { LABEL_CELL_PRESENCE } from '../lifecycle/names.ts';
 import type { CellSpec } from '../crds/cell.ts';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import { applyAt, rawRequest } from '../lib/kube.ts';

@@ -9,15 +9,27 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { nextCrashCount } from '../controllers/crash-policy.ts';
-import { FINALIZER_CONTAINER } from '../controllers/names.ts';
-import { completeTask, startTask, TaskTransitionError } from '../controllers/task-lifecycle.ts';
-import { RESULT_MAX_BYTES } from '../crds/common.ts';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
 import { createInformer, type Informer } from '../lib/informer.ts';
 import { withDefaults } from '../lib/options.ts';
-import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import { DiegoClient, isNotFound } from '../lib/resources.ts';
+import type { InstanceKey, NetInfo } from '../lifecycle/actual-lrp.ts';
+import { RESULT_MAX_BYTES } from '../lifecycle/names.ts';
+import {
+  claim,
+  completeTask,
+  crash,
+  getOrUndefined,
+  movedOn,
+  MovedOnError,
+  type Outcome,
+  releaseContainer,
+  retryMovedOn,
+  setRoutable,
+  start,
+  startTask,
+} from '../lifecycle/ops.ts';
 import type { Container, ContainerBackend } from './backends/types.ts';
 import { registerCell, releasePresence, renewPresence, untilRegistrable } from './presence.ts';
 import { type EvacuationResult, Evacuator } from './evacuation.ts';
@@ -489,31 +501,20 @@ export class Rep {
       return;
     }
     const instanceGuid = randomUUID();
-    let claimed: IActualLRP;
+    let claimed: Outcome<IActualLRP>;
     try {
-      claimed = await this.client.patchStatus('ActualLRP', refOf(a), {
-        state: 'CLAIMED',
-        cellId: this.o.cellId,
-        instanceGuid,
-        since: new Date().toISOString(),
-        placementError: null,
-      });
+      // A claim that failed on a network error is read back before it is called lost (lifecycle/ops.ts).
+      claimed = await claim(this.client, a, this.keyOf(instanceGuid), Date.now());
     } catch (err) {
-      if (isConflict(err) || isNotFound(err)) {
-        this.resources.release(key);
-        return; // moved on meanwhile; a newer event follows
-      }
-      // A network error (an API server restarting): the claim may have landed. Read it back before calling it lost.
-      const current = await this.client
-        .get('ActualLRP', a.metadata.namespace, a.metadata.name ?? '')
-        .catch(() => undefined);
-      if (current?.status?.instanceGuid !== instanceGuid || current.status.cellId !== this.o.cellId) {
-        this.resources.release(key);
-        throw err; // not claimed (or unknown): tried again with backoff
-      }
-      claimed = current;
+      this.resources.release(key);
+      throw err; // not claimed (or unknown): tried again with backoff
     }
-    this.startInstance(claimed, instanceGuid);
+    if (claimed.outcome !== 'done') {
+      this.resources.release(key);
+      if (claimed.outcome === 'refused') this.log.debug({ key, reason: claimed.reason }, 'not claimed');
+      return; // moved on meanwhile: a newer event follows
+    }
+    this.startInstance(claimed.value, instanceGuid);
   }
 
   private async desiredFor(a: IActualLRP): Promise<IDesiredLRP | undefined> {
@@ -593,17 +594,18 @@ export class Rep {
       // With readiness checks an instance is routable only once they pass (Diego).
       let routableNow = (d.spec.checkDefinition?.readinessChecks ?? []).length === 0;
       const healthy = async () => {
-        runningSince = Date.now();
+        const since = (runningSince = Date.now());
         this.telemetry.running(instanceGuid);
-        const current = await this.client.get('ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
-        if (current.status?.instanceGuid !== instanceGuid) return; // evacuated meanwhile: no longer this container
-        await this.client.patchStatus('ActualLRP', refOf(current), {
-          state: 'RUNNING',
-          since: new Date(runningSince).toISOString(),
-          availabilityZone: this.o.zone ?? '',
-          routable: routableNow,
-          netInfo: netInfoOf(network),
-        });
+        // Refused when the record no longer names this container (evacuated or handed back meanwhile).
+        await this.report(a, (current) =>
+          start(
+            this.client,
+            current,
+            this.keyOf(instanceGuid),
+            { netInfo: netInfoOf(network), routable: routableNow, availabilityZone: this.o.zone ?? '' },
+            { now: since, claim: 'own' },
+          ),
+        );
       };
       const long =
         (action: RunRequest['action'], tag: string): LongRunning =>
@@ -638,11 +640,11 @@ export class Rep {
         livenessIntervalMs: this.o.livenessIntervalMs,
       });
       if (reason === undefined || signal.aborted || this.detached) return; // stopped on purpose, or let go of
-      await this.reportCrash(a, reason, runningSince);
+      await this.reportCrash(a, instanceGuid, reason, runningSince);
     } catch (err) {
       const reason = err instanceof ContainerCreateError ? err.reason : toStepError(err).message;
       if (!stored) logs.lifecycle('create-failed', reason);
-      if (!signal.aborted && !this.detached) await this.reportCrash(a, reason, runningSince);
+      if (!signal.aborted && !this.detached) await this.reportCrash(a, instanceGuid, reason, runningSince);
     } finally {
       await this.destroyContainer(instanceGuid, stored !== undefined, logs, 'destroying container');
     }
@@ -701,43 +703,48 @@ export class Rep {
     this.telemetry.untrack(handle);
   }
 
+  /** This cell's instance key for a container. */
+  private keyOf(instanceGuid: string): InstanceKey {
+    return { instanceGuid, cellId: this.o.cellId };
+  }
+
+  /**
+   * A report about a container on its record, read fresh (the watch may lag), and read again while the write loses
+   * a race; the operation refuses a record that no longer names the container.
+   */
+  private report(
+    a: IActualLRP,
+    op: (current: IActualLRP) => Promise<Outcome<IActualLRP>>,
+  ): Promise<Outcome<IActualLRP>> {
+    return retryMovedOn(async () => {
+      const current = await getOrUndefined(this.client, 'ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
+      return current ? op(current) : movedOn('gone');
+    });
+  }
+
   /** Readiness: routable true/false on the instance while it is still this container's. */
   private async setRoutable(a: IActualLRP, instanceGuid: string, routable: boolean): Promise<void> {
-    try {
-      const current = await this.client.get('ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
-      if (current.status?.instanceGuid !== instanceGuid || current.status.routable === routable) return;
-      await this.client.patchStatus('ActualLRP', refOf(current), { routable });
-    } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) this.log.warn({ err }, 'reporting readiness');
-    }
+    await this.report(a, (current) => setRoutable(this.client, current, this.keyOf(instanceGuid), routable)).catch(
+      (err: unknown) => this.log.warn({ err }, 'reporting readiness'),
+    );
   }
 
-  private async reportCrash(a: IActualLRP, reason: string, runningSince: number | undefined): Promise<void> {
-    const current = await this.client.get('ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
-    // Evacuated: the record is another placement's now (the evacuator removes this container's copy).
-    if (current.status?.instanceGuid !== a.status?.instanceGuid) return;
-    await this.client.patchStatus('ActualLRP', refOf(current), {
-      state: 'CRASHED',
-      crashCount: nextCrashCount(current.status?.crashCount ?? 0, runningSince, Date.now()),
-      crashReason: reason.slice(0, 1024),
-      since: new Date().toISOString(),
-      instanceGuid: null,
-      cellId: null,
-      netInfo: null,
-    });
-    this.log.info({ key: lrpKey(a), reason }, 'instance crashed');
+  private async reportCrash(
+    a: IActualLRP,
+    instanceGuid: string,
+    reason: string,
+    runningSince: number | undefined,
+  ): Promise<void> {
+    // Refused when the record no longer names this container (evacuated: the evacuator removes its copy).
+    const crashed = await this.report(a, (current) =>
+      crash(this.client, current, this.keyOf(instanceGuid), reason, { now: Date.now(), runningSince }),
+    );
+    if (crashed.outcome === 'done') this.log.info({ key: lrpKey(a), reason }, 'instance crashed');
   }
 
+  /** "Stop, then remove": the container is gone, so the record may go. */
   private async release(a: IActualLRP): Promise<void> {
-    const finalizers = a.metadata.finalizers ?? [];
-    if (!finalizers.includes(FINALIZER_CONTAINER)) return;
-    try {
-      await this.client.patch('ActualLRP', refOf(a), {
-        metadata: { finalizers: finalizers.filter((f) => f !== FINALIZER_CONTAINER) },
-      });
-    } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) throw err;
-    }
+    await releaseContainer(this.client, a);
   }
 
   private async handleTask(t: ITask): Promise<void> {
@@ -768,25 +775,16 @@ export class Rep {
       });
       return;
     }
-    let won: boolean;
+    let started;
     try {
-      won = await startTask(this.client, t, this.o.cellId);
+      // A start that failed on a network error is read back before it is called lost (lifecycle/ops.ts).
+      started = await startTask(this.client, t, this.o.cellId, new Date());
     } catch (err) {
-      if (err instanceof TaskTransitionError) {
-        won = false; // another cell or a newer version has it
-      } else {
-        // A network error: the start may have landed. Read it back before calling the task lost.
-        const current = await this.client
-          .get('Task', t.metadata.namespace, t.metadata.name ?? '')
-          .catch(() => undefined);
-        won = current?.status?.state === 'Running' && current.status.cellId === this.o.cellId;
-        if (!won) {
-          this.resources.release(key);
-          throw err; // not started (or unknown): tried again with backoff
-        }
-      }
+      this.resources.release(key);
+      throw err; // not started (or unknown): tried again with backoff
     }
-    if (!won) {
+    // Another cell or a newer version has it, or it runs here already.
+    if (started.outcome !== 'done' || !started.value.shouldStart) {
       this.resources.release(key);
       return;
     }
@@ -903,12 +901,25 @@ export class Rep {
         });
       } else {
         const { failed, failureReason, result } = outcome;
-        await completeTask(this.client, current, this.o.cellId, {
-          failed,
-          ...(failureReason !== undefined ? { failureReason } : {}),
-          ...(result !== undefined ? { result } : {}),
+        const completed = await retryMovedOn(async () => {
+          const latest = await getOrUndefined(this.client, 'Task', t.metadata.namespace, t.metadata.name ?? '');
+          if (latest?.metadata.uid !== outcome.uid) return movedOn('gone');
+          return completeTask(
+            this.client,
+            latest,
+            this.o.cellId,
+            {
+              failed,
+              ...(failureReason !== undefined ? { failureReason } : {}),
+              ...(result !== undefined ? { result } : {}),
+            },
+            new Date(),
+          );
         });
-        this.log.info({ key: taskKey(t), failed }, 'task completed');
+        // Still changing: keep the outcome on disk for the next try (bulk sync). Refused: no longer Running here
+        // (cancelled, or failed as its cell was thought lost): nothing to report.
+        if (completed.outcome === 'moved-on' && completed.why === 'changed') throw new MovedOnError('reporting a task');
+        if (completed.outcome === 'done') this.log.info({ key: taskKey(t), failed }, 'task completed');
       }
     }
     await this.results.remove(handle);
@@ -944,7 +955,7 @@ function outcomeOf(t: ITask): Pick<SavedOutcome, 'namespace' | 'name' | 'uid' | 
 const sidecarTag = (i: number) => `sidecar-${i}`;
 
 /** An instance's net info for its ActualLRP status (Diego's ActualLRPNetInfo), from the executor's network. */
-function netInfoOf(network: NetworkInfo): Record<string, unknown> {
+function netInfoOf(network: NetworkInfo): NetInfo {
   return {
     address: network.externalIp,
     instanceAddress: network.internalIp,

@@ -130,7 +130,7 @@ export class TaskController {
         const first = Date.parse(t.status?.firstCompletedAt ?? '') || now;
         const expiresIn = first + this.o.expireCompletedMs - now;
         if (expiresIn <= 0) {
-          const expired = await deleteTask(client, t, { asSeen: false });
+          const expired = await deleteTask(client, t, { event: 'expire', asSeen: false });
           if (expired.outcome === 'done') this.log.info({ key: keyOf(t) }, 'completed task expired unresolved');
           return;
         }

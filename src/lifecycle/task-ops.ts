@@ -93,8 +93,11 @@ export async function failTask(client: DiegoClient, t: ITask, reason: string, no
 
 /**
  * Diego's RejectTask: back to the auction with the rejection counted, or failed once it was rejected `maxRetries`
- * times. Off its cell first (so the rejecting cell does not take it again), then the status. `byCell`: a cell
- * rejecting work of its own — refused unless the task is placed or running there.
+ * times. Two writes (the count is status, the placement spec), ordered so nobody can act on the task in between and
+ * no rejection is lost: a Pending task is counted first, while still placed (the auction leaves it alone; the
+ * rejecting cell's stale views lose their compare-and-swap), then taken off its cell, retried over a fresh read while
+ * it is still that rejected task; a Running task is taken off its cell first (nobody auctions a Running task), then
+ * counted. `byCell`: a cell rejecting work of its own — refused unless the task is placed or running there.
  */
 export async function rejectTask(
   client: DiegoClient,
@@ -106,14 +109,35 @@ export async function rejectTask(
   if (no) return no;
   if (opts.byCell !== undefined && !placedOn(t, opts.byCell) && t.status?.cellId !== opts.byCell)
     return refused('placement', `task ${taskGuidOf(t)} is not ${opts.byCell}'s`);
-  let current = t;
-  if (t.spec.cellId) {
-    const off = await cas(() => client.patch('Task', refOf(t), placementPatch(null)));
-    if (off.outcome !== 'done') return off;
-    current = off.value;
+  const counting = (x: ITask) => () =>
+    client.patchStatus('Task', refOf(x), rejectedStatus(x, reason, opts.maxRetries, opts.now));
+  if (taskStateOf(t) === 'Running') {
+    let current = t;
+    if (t.spec.cellId) {
+      const off = await cas(() => client.patch('Task', refOf(t), placementPatch(null)));
+      if (off.outcome !== 'done') return off;
+      current = off.value;
+    }
+    return cas(counting(current));
   }
-  const seen = current;
-  return cas(() => client.patchStatus('Task', refOf(seen), rejectedStatus(seen, reason, opts.maxRetries, opts.now)));
+  const counted = await cas(counting(t));
+  if (counted.outcome !== 'done') return counted;
+  const placedCell = t.spec.cellId;
+  let current: ITask | undefined = counted.value;
+  for (let i = 1; i <= 5 && current; i++) {
+    // Still the task this rejection counted, waiting on the rejecting cell: take it off.
+    const same =
+      current.spec.cellId === placedCell &&
+      taskStateOf(current) === 'Pending' &&
+      current.status?.rejectionCount === counted.value.status?.rejectionCount;
+    if (!placedCell || !same) break;
+    const seen: ITask = current;
+    const off = await cas(() => client.patch('Task', refOf(seen), placementPatch(null)));
+    if (off.outcome === 'done') return off;
+    if (off.outcome !== 'moved-on' || off.why !== 'changed') break;
+    current = await getOrUndefined(client, 'Task', t.metadata.namespace, nameOf(t));
+  }
+  return counted; // counted; a placement left behind is rejected again by its cell
 }
 
 /** Diego's ResolvingTask: Completed → Resolving (one resolver handles it). */
@@ -131,15 +155,15 @@ export async function demoteTask(client: DiegoClient, t: ITask, now: Date): Prom
 }
 
 /**
- * Diego's DeleteTask (a resolved task) or the expiry of a completed one. `asSeen` (default): only the version read;
- * false deletes by name.
+ * Diego's DeleteTask of a resolved task (`delete`, from Resolving), or the convergence's expiry of a completed task
+ * nobody resolved (`expire`, from Completed). `asSeen` (default): only the version read; false deletes by name.
  */
 export async function deleteTask(
   client: DiegoClient,
   t: ITask,
-  opts: { asSeen?: boolean } = {},
+  opts: { event?: 'delete' | 'expire'; asSeen?: boolean } = {},
 ): Promise<Outcome<ITask>> {
-  const no = notAllowed<ITask>('delete', t, 'deleted');
+  const no = notAllowed<ITask>(opts.event ?? 'delete', t, 'deleted');
   if (no) return no;
   const ref = opts.asSeen === false ? { namespace: t.metadata.namespace, name: nameOf(t) } : refOf(t);
   const deleted = await cas(() => client.delete('Task', ref));

@@ -39,7 +39,8 @@ describe('the Task state machine', () => {
     expect(from('reject')).toEqual(['Pending', 'Running']);
     expect(from('resolve')).toEqual(['Completed']);
     expect(from('demote')).toEqual(['Resolving']);
-    expect(from('delete')).toEqual(['Completed', 'Resolving']);
+    expect(from('delete')).toEqual(['Resolving']);
+    expect(from('expire')).toEqual(['Completed']);
   });
 });
 

@@ -25,8 +25,10 @@ export const TASK_EVENTS = {
   resolve: { from: ['Completed'], to: ['Resolving'] },
   /** The convergence's kick: a resolver that stalled gives the task back. */
   demote: { from: ['Resolving'], to: ['Completed'] },
-  /** DeleteTask (resolved), or the convergence's expiry of a completed task nobody resolved. */
-  delete: { from: ['Completed', 'Resolving'], to: [] },
+  /** DeleteTask: a resolver is done with it. */
+  delete: { from: ['Resolving'], to: [] },
+  /** The convergence's expiry of a completed task nobody resolved. */
+  expire: { from: ['Completed'], to: [] },
 } as const satisfies Record<string, { from: readonly TaskState[]; to: readonly TaskState[] }>;
 
 export type TaskEvent = keyof typeof TASK_EVENTS;

@@ -537,16 +537,17 @@ describe('a cell agent confined to its own cell', () => {
     expect(rejected.status).toMatchObject({ state: 'Pending', rejectionCount: 1 });
   });
 
-  it('hands back a Pending task that does not fit, but cannot count the rejection (not defended the other way: docs/security.md)', async () => {
-    // The rep clears the placement first, then writes the rejection: by then the task is placed nowhere, and a
-    // status write to work that is on no cell would let any node fail any waiting task. The hand-back stands; the
-    // count is lost until the rep records the rejection before it lets go of the task.
+  it('hands back a Pending task that does not fit, counting the rejection while the task is still its own', async () => {
+    // The rep records the rejection while the task is still placed here, then clears the placement (lifecycle
+    // rejectTask): both writes are to its own work. A status write to work on no cell stays refused: it would let
+    // any node fail any waiting task.
     const t = await task(`nofit-${hex()}`, { cellId: A });
-    await refused(rejectTask(asA, t, A, 'insufficient resources: memory', { log }), 'task.own-cell');
+    expect(await rejectTask(asA, t, A, 'insufficient resources: memory', { log })).toBe(true);
     const after = await admin.get('Task', apps, t.metadata.name!);
     expect(after.spec.cellId).toBeUndefined();
     expect(after.status?.state).toBe('Pending');
-    expect(after.status?.rejectionCount).toBeUndefined();
+    expect(after.status?.rejectionCount).toBe(1);
+    await refused(asA.patchStatus('Task', refOf(after), { rejectionCount: 2 }), 'task.own-cell');
   });
 
   it('still reads every DesiredLRP and Task, image credentials included (not defended: docs/security.md)', async () => {
