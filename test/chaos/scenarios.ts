@@ -176,16 +176,77 @@ async function scaleApp(b: Body, name: string, instances: number): Promise<void>
   await b.cluster.client.patch('DesiredLRP', { namespace: WORK_NAMESPACE, name }, { spec: { instances } });
 }
 
+/**
+ * Deletes an app and waits until its records and containers are gone. What is still there after 2 minutes is an
+ * I5 violation (a deleted app must leave nothing); its processes are then killed so the next run starts clean.
+ */
 async function deleteApp(b: Body, name: string): Promise<void> {
   await b.cluster.client.delete('DesiredLRP', { namespace: WORK_NAMESPACE, name });
-  await b.cluster.waitFor(
-    `the records and containers of ${name} to be gone`,
-    () =>
-      !b.monitor.lrps.list().some((a) => a.spec.processGuid === name) &&
-      ![...(b.monitor.lastSample?.instances.keys() ?? [])].some((k) => k.startsWith(`${name}/`)),
-    120_000,
-    1000,
+  const left = () => ({
+    records: b.monitor.lrps
+      .list()
+      .filter((a) => a.spec.processGuid === name)
+      .map((a) => ({ name: a.metadata.name, status: a.status, finalizers: a.metadata.finalizers })),
+    containers: b.monitor.lastSample?.processes.filter((p) => p.kind === 'lrp' && p.id === name) ?? [],
+  });
+  const gone = await b.cluster
+    .waitFor(
+      `the records and containers of ${name} to be gone`,
+      () => {
+        const l = left();
+        return l.records.length === 0 && l.containers.length === 0;
+      },
+      120_000,
+      1000,
+    )
+    .then(
+      () => true,
+      () => false,
+    );
+  if (gone) return;
+  const l = left();
+  b.monitor.violate(
+    'I5',
+    `deleted app ${name}`,
+    `${l.records.length} records and ${l.containers.length} processes remain 2 min after its deletion`,
+    {
+      records: l.records,
+      processes: l.containers.map((p) => ({ pid: p.pid, index: p.index, instanceGuid: p.instanceGuid })),
+    },
   );
+  for (const p of l.containers) {
+    for (const target of [-p.sid, p.pid]) {
+      try {
+        process.kill(target, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+}
+
+/** Resolves as soon as the harness's watch sees an ActualLRP matching `match` (or one is in its cache already). */
+function watchFor(b: Body, match: (a: IActualLRP) => boolean, timeoutMs: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve();
+    };
+    const timer = setTimeout(
+      () => finish(new Error(`chaos: timed out after ${timeoutMs / 1000}s waiting for ${what}`)),
+      timeoutMs,
+    );
+    const onEvent = (a: IActualLRP) => {
+      if (match(a)) finish();
+    };
+    b.monitor.lrps.on('add', onEvent);
+    b.monitor.lrps.on('update', onEvent);
+    if (b.monitor.lrps.list().some(match)) finish();
+  });
 }
 
 const records = (b: Body, pg: string): IActualLRP[] => b.monitor.lrps.list().filter((a) => a.spec.processGuid === pg);
@@ -290,11 +351,13 @@ export const lostCellReturns: Scenario = {
         ctx.log.info({ app, order, victim, instances: counts.get(victim) }, 'chaos: SIGSTOP of a cell agent');
         b.cluster.pauseAgent(victim);
         try {
-          await b.cluster.waitFor(
-            `SUSPECT copies of ${victim}'s instances`,
-            () => records(b, app).some((a) => a.status?.presence === 'SUSPECT'),
+          // Event-driven: `early` resumes within milliseconds of the first copy, before the auction places its
+          // replacement.
+          await watchFor(
+            b,
+            (a) => a.spec.processGuid === app && a.status?.presence === 'SUSPECT',
             90_000,
-            200,
+            `SUSPECT copies of ${victim}'s instances`,
           );
           const suspected = new Set(
             records(b, app)
@@ -302,18 +365,16 @@ export const lostCellReturns: Scenario = {
               .map((a) => a.spec.index),
           );
           if (order === 'late') {
-            await b.cluster.waitFor(
-              'a replacement CLAIMED on another cell',
-              () =>
-                records(b, app).some(
-                  (a) =>
-                    a.status?.presence === 'ORDINARY' &&
-                    suspected.has(a.spec.index) &&
-                    a.status.state === 'CLAIMED' &&
-                    a.status.cellId !== victim,
-                ),
+            await watchFor(
+              b,
+              (a) =>
+                a.spec.processGuid === app &&
+                a.status?.presence === 'ORDINARY' &&
+                suspected.has(a.spec.index) &&
+                a.status.state === 'CLAIMED' &&
+                a.status.cellId !== victim,
               60_000,
-              100,
+              'a replacement CLAIMED on another cell',
             );
           }
           const states = records(b, app)
@@ -336,61 +397,84 @@ export const lostCellReturns: Scenario = {
     }),
 };
 
-/** The leading controller killed with -9 during a 1,000-instance scale-up (and again at 60% when long). */
-export const leaderKillScaleUp: Scenario = {
-  name: 'leader-kill-scale-up',
-  description: 'kill -9 the leading controller during a 1,000-instance scale-up',
-  run: (ctx) =>
-    withCluster(
-      'leader-kill-scale-up',
-      ctx,
-      { controllers: 2, cells: processCells(ctx.size === 'long' ? 4 : 2, { containers: 400 }) },
-      async (b) => {
-        const total = n(ctx, 1000, 60);
-        await createApp(b, 'scale', 1);
-        await b.monitor.waitHealthy(Date.now(), 120_000, { tasksDone: false, apps: { scale: 1 } });
-        const start = Date.now();
-        await scaleApp(b, 'scale', total);
-        const marks = ctx.size === 'long' ? [0.2, 0.6] : [0.3];
-        let lastFaultAt = start;
-        for (const mark of marks) {
-          await b.cluster.waitFor(
-            `${mark * 100}% of the instances placed`,
-            () => records(b, 'scale').filter((a) => a.spec.cellId).length >= total * mark,
-            20 * 60_000,
-          );
-          const leader = await b.cluster.leader();
-          if (!leader) {
-            b.result.notes.push(`no leader at ${mark * 100}%`);
-            continue;
+/**
+ * The leading controller killed with -9 during a 1,000-instance scale-up (and again at 60% when long); or, with
+ * `pause`, stopped (SIGSTOP) until the standby leads, then resumed: a starved leader that wakes up believing it
+ * still leads, the case leader fencing is for.
+ */
+function leaderFault(mode: 'kill' | 'pause'): Scenario {
+  const name = mode === 'kill' ? 'leader-kill-scale-up' : 'leader-pause-scale-up';
+  return {
+    name,
+    description:
+      mode === 'kill'
+        ? 'kill -9 the leading controller during a 1,000-instance scale-up'
+        : 'SIGSTOP the leading controller until the standby leads, then resume it, during a 1,000-instance scale-up',
+    run: (ctx) =>
+      withCluster(
+        name,
+        ctx,
+        { controllers: 2, cells: processCells(ctx.size === 'long' ? 4 : 2, { containers: 400 }) },
+        async (b) => {
+          const total = n(ctx, 1000, 60);
+          await createApp(b, 'scale', 1);
+          await b.monitor.waitHealthy(Date.now(), 120_000, { tasksDone: false, apps: { scale: 1 } });
+          const start = Date.now();
+          await scaleApp(b, 'scale', total);
+          const marks = ctx.size === 'long' ? [0.2, 0.6] : [0.3];
+          let lastFaultAt = start;
+          for (const mark of marks) {
+            await b.cluster.waitFor(
+              `${mark * 100}% of the instances placed`,
+              () => records(b, 'scale').filter((a) => a.spec.cellId).length >= total * mark,
+              20 * 60_000,
+            );
+            const leader = await b.cluster.leader();
+            if (!leader) {
+              b.result.notes.push(`no leader at ${mark * 100}%`);
+              continue;
+            }
+            const faultAt = Date.now();
+            lastFaultAt = faultAt;
+            b.result.runs++;
+            ctx.log.info({ leader: leader.name, mark, mode }, 'chaos: fault of the leading controller');
+            if (mode === 'kill') {
+              await leader.kill();
+              await sleep(5000);
+              await b.cluster.startController(); // back as a standby
+            } else {
+              leader.signal('SIGSTOP');
+            }
+            const other = async () => {
+              const now = await b.cluster.leader();
+              return now !== undefined && now !== leader;
+            };
+            const newLeader = await b.cluster.waitFor('a new leader', other, 120_000).then(() => Date.now() - faultAt);
+            if (mode === 'pause') {
+              await sleep(5000); // the new leader works meanwhile
+              leader.signal('SIGCONT');
+            }
+            b.result.notes.push(
+              `leader ${leader.name} ${mode === 'kill' ? 'killed' : 'stopped'} at ${mark * 100}% placed; new leader after ${Math.round(newLeader / 1000)}s${mode === 'pause' ? '; resumed 5 s later' : ''}`,
+            );
           }
-          const faultAt = Date.now();
-          lastFaultAt = faultAt;
-          b.result.runs++;
-          ctx.log.info({ leader: leader.name, mark }, 'chaos: kill -9 of the leading controller');
-          await leader.kill();
-          await sleep(5000);
-          await b.cluster.startController(); // back as a standby
-          const newLeader = await b.cluster
-            .waitFor('a new leader', async () => (await b.cluster.leader()) !== undefined, 120_000)
-            .then(() => Date.now() - faultAt);
+          const ms = await b.monitor.waitHealthy(start, (ctx.size === 'long' ? 25 : 6) * 60_000, {
+            tasksDone: false,
+            apps: { scale: total },
+          });
+          // Recovery: from the last kill to every instance RUNNING in one container.
+          b.recovered(ms === undefined ? undefined : start + ms - lastFaultAt, `scale-up to ${total}`);
           b.result.notes.push(
-            `leader ${leader.name} killed at ${mark * 100}% placed; new leader after ${Math.round(newLeader / 1000)}s`,
+            `scale-up to ${total}: all RUNNING ${ms === undefined ? 'never' : `${Math.round(ms / 1000)}s after the scale`}`,
           );
-        }
-        const ms = await b.monitor.waitHealthy(start, (ctx.size === 'long' ? 25 : 6) * 60_000, {
-          tasksDone: false,
-          apps: { scale: total },
-        });
-        // Recovery: from the last kill to every instance RUNNING in one container.
-        b.recovered(ms === undefined ? undefined : start + ms - lastFaultAt, `scale-up to ${total}`);
-        b.result.notes.push(
-          `scale-up to ${total}: all RUNNING ${ms === undefined ? 'never' : `${Math.round(ms / 1000)}s after the scale`}`,
-        );
-        return { tasksDone: false };
-      },
-    ),
-};
+          return { tasksDone: false };
+        },
+      ),
+  };
+}
+
+export const leaderKillScaleUp = leaderFault('kill');
+export const leaderPauseScaleUp = leaderFault('pause');
 
 /** etcd or kube-apiserver killed with -9 and restarted while instances and tasks are being claimed. */
 function controlPlaneRestart(component: 'kube-apiserver' | 'etcd'): Scenario {
@@ -552,6 +636,7 @@ export const SCENARIOS: Scenario[] = [
   agentKillTasks,
   lostCellReturns,
   leaderKillScaleUp,
+  leaderPauseScaleUp,
   apiserverRestart,
   etcdRestart,
   churnSoak,
