@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CREATE_CONCURRENCY } from '../controllers/instances.ts';
+import { CREATE_CONCURRENCY } from '../lifecycle/ops.ts';
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { KubeError } from '../lib/kube.ts';
 import type { DiegoClient } from '../lib/resources.ts';

@@ -1,10 +1,9 @@
 // The instances DesireLRP and a scale-up by UpdateDesiredLRP create before they answer, as Diego's handlers do
 // (bbs handlers/desired_lrp_handlers.go startInstanceRange): a client that lists ActualLRPs right after the call
-// finds them UNCLAIMED. The records are the converger's own (src/controllers/instances.ts), so the two racing
-// for an index is harmless: the deterministic name makes the loser's create fail with AlreadyExists.
+// finds them UNCLAIMED. The records are the converger's own (src/lifecycle/ops.ts createInstance), so the two racing
+// for an index is harmless: the deterministic name makes the loser's create move on (it exists).
 import type { IDesiredLRP } from '../crds/models.ts';
-import { CREATE_CONCURRENCY, createUnclaimedActualLRP } from '../controllers/instances.ts';
-import { isConflict, isNotFound } from '../lib/resources.ts';
+import { CREATE_CONCURRENCY, createInstance } from '../lifecycle/ops.ts';
 import { pool } from '../lib/pool.ts';
 import type { Ctx } from './route.ts';
 
@@ -26,11 +25,10 @@ export async function createInstances(ctx: Ctx, d: IDesiredLRP, from: number, to
   let failed = 0;
   const create = async (index: number) => {
     try {
-      await createUnclaimedActualLRP(ctx.client, d, index, now);
+      // Moved on: it exists, its status write lost to another writer (the converger finishing a record it saw
+      // without status), or the record is gone already: someone else has it in hand.
+      await createInstance(ctx.client, d, index, now);
     } catch (err) {
-      // The status write lost to another writer (the converger finishing a record it saw without status), or the
-      // record is gone already: someone else has it in hand.
-      if (isConflict(err) || isNotFound(err)) return;
       failed++;
       if (failed === 1) ctx.log?.warn({ err, processGuid: d.spec.processGuid, index }, 'instance not created');
     }

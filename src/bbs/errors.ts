@@ -3,6 +3,7 @@
 import { create } from '@bufbuild/protobuf';
 import { KubeError } from '../lib/kube.ts';
 import { isAlreadyExists, isConflict, isNotFound } from '../lib/resources.ts';
+import { MovedOnError } from '../lifecycle/ops.ts';
 import { ErrorSchema, Error_Type, type Error as BbsError } from './models.ts';
 
 /** A failure that already knows its BBS error type (validation, state transitions, lookups). */
@@ -36,7 +37,7 @@ function classify(err: unknown): BbsFailure {
   if (err instanceof BbsFailure) return err;
   if (isNotFound(err)) return notFound();
   if (isAlreadyExists(err)) return exists();
-  if (isConflict(err))
+  if (isConflict(err) || err instanceof MovedOnError)
     return new BbsFailure(Error_Type.ResourceConflict, 'the requested resource is in a conflicting state');
   if (err instanceof KubeError && (err.code === 422 || err.code === 400)) return invalidFromStatus(err);
   return new BbsFailure(Error_Type.UnknownError, 'the request failed for an unknown reason');

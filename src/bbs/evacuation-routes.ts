@@ -1,26 +1,19 @@
 // The evacuation routes a draining Diego rep calls (remove_evacuating, evacuate_claimed/crashed/stopped,
 // evacuate_running and its deprecated r0), mapped onto our protocol: the operations are the cell-agent's own
-// (controllers/evacuation.ts, docs/adr/0002 addendum), so a Diego rep and our evacuator move instances through
+// (lifecycle/evacuation.ts, docs/adr/0002 addendum), so a Diego rep and our evacuator move instances through
 // the same compare-and-swap writes; this module finds the index's records, checks the request as Diego's
 // Validate does, and turns outcomes into Diego's answers (keep_container and errors).
+import { type InstanceKey, presenceOf } from '../lifecycle/actual-lrp.ts';
 import {
   evacuateClaimed,
   evacuateCrashed,
   evacuateRunning,
   evacuateStopped,
   removeEvacuating,
-  type InstanceKey,
-} from '../controllers/evacuation.ts';
+} from '../lifecycle/evacuation.ts';
+import { copyPresenceOfName, ordinaryNameOf as ordinaryNameOfRecord } from '../lifecycle/names.ts';
 import { BbsFailure, notFound, toBbsError } from './errors.ts';
-import {
-  check,
-  instanceKeyErrors,
-  keyErrors,
-  netInfoOf,
-  presenceOf,
-  recordsOf,
-  sameInstance,
-} from './actual-lrp-lifecycle.ts';
+import { check, instanceKeyErrors, keyErrors, netInfoOf, recordsOf, sameInstance } from './actual-lrp-lifecycle.ts';
 import * as m from './models.ts';
 import { route, type Ctx, type Route } from './route.ts';
 
@@ -43,12 +36,8 @@ function keys(req: Keyed, more: string[] = []): { lrpKey: m.ActualLRPKey; me: In
  */
 async function ordinaryNameOf(ctx: Ctx, key: m.ActualLRPKey): Promise<string | undefined> {
   const names = (await recordsOf(ctx, key.processGuid, key.index)).map((a) => a.metadata.name ?? '');
-  const suffixes = [`-${key.index}-evacuating`, `-${key.index}-suspect`];
-  const copyOf = (name: string) => suffixes.find((s) => name.endsWith(s));
-  const ordinary = names.find((n) => !copyOf(n));
-  if (ordinary) return ordinary;
-  const copy = names.find(copyOf);
-  return copy?.slice(0, copy.length - copyOf(copy)!.length + `-${key.index}`.length);
+  const name = names.find((n) => !copyPresenceOfName(n)) ?? names[0];
+  return name === undefined ? undefined : ordinaryNameOfRecord(name);
 }
 
 const evacuation = (keepContainer: boolean, error?: BbsFailure) => ({
@@ -64,7 +53,8 @@ async function removeEvacuatingRoute(req: m.RemoveEvacuatingActualLRPRequest, ct
   const copy = records.find((a) => presenceOf(a) === 'EVACUATING' && sameInstance(a, req.actualLrpInstanceKey));
   // Diego: no record of this container, or one that is not EVACUATING, is ResourceNotFound.
   if (!copy) throw notFound();
-  await removeEvacuating(ctx.client, copy, true);
+  const removed = await removeEvacuating(ctx.client, copy, true);
+  if (removed.outcome === 'refused') throw notFound(); // another container's copy took the name meanwhile
   return { $typeName: 'models.RemoveEvacuatingActualLRPResponse' as const };
 }
 

@@ -3,6 +3,7 @@
 import { create, fromJson, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
 import type { IDesiredLRP, ITask } from '../crds/models.ts';
 import { isAlreadyExists, isNotFound, refOf, retryOnConflict, type KindMap } from '../lib/resources.ts';
+import { cancelTask, deleteTask, type Outcome, remove, resolveTask, retryMovedOn } from '../lifecycle/ops.ts';
 import { EmptySchema } from '@bufbuild/protobuf/wkt';
 import { route, type Ctx, type Route } from './route.ts';
 import { createInstances } from './desire.ts';
@@ -79,8 +80,17 @@ async function listTasks(ctx: Ctx, req: m.TasksRequest): Promise<m.Task[]> {
 const taskToV2 = (t: m.Task): m.Task =>
   t.taskDefinition ? { ...t, taskDefinition: taskDefinitionToV2(t.taskDefinition) } : t;
 
-function transition(from: string, to: string): BbsFailure {
-  return new BbsFailure(m.Error_Type.InvalidStateTransition, `Cannot transition from ${from} to ${to}`);
+/**
+ * A task operation (lifecycle/task-ops.ts) on the task as read now, read again while it loses a race: a refusal of
+ * the state machine is Diego's InvalidStateTransition (its message is Diego's), a task gone is ResourceNotFound.
+ */
+async function onTask(ctx: Ctx, taskGuid: string, op: (task: ITask) => Promise<Outcome<unknown>>): Promise<void> {
+  const o = await retryMovedOn(async () => op(await findTask(ctx, taskGuid)));
+  if (o.outcome === 'refused') throw new BbsFailure(m.Error_Type.InvalidStateTransition, o.reason);
+  if (o.outcome === 'moved-on')
+    throw o.why === 'gone'
+      ? notFound()
+      : new BbsFailure(m.Error_Type.ResourceConflict, 'the requested resource is in a conflicting state');
 }
 
 const ok = <S extends DescMessage>(schema: S, init: Record<string, unknown> = {}) => create(schema, init as never);
@@ -258,7 +268,7 @@ export const bbsRoutes: Record<string, Route> = {
       });
       const target = items.find((a) => a.spec.index === key.index && (a.status?.presence ?? 'ORDINARY') === 'ORDINARY');
       if (!target) throw notFound();
-      await ctx.client.delete('ActualLRP', { namespace: ctx.namespace, name: target.metadata.name! });
+      await remove(ctx.client, target, { asSeen: false });
       return ok(m.ActualLRPLifecycleResponseSchema);
     },
   ),
@@ -289,36 +299,19 @@ export const bbsRoutes: Record<string, Route> = {
   '/v1/tasks/get_by_task_guid.r2': route(m.TaskByGuidRequestSchema, m.TaskResponseSchema, async (req, ctx) =>
     ok(m.TaskResponseSchema, { task: taskToV2(taskFromCR(await findTask(ctx, req.taskGuid))) }),
   ),
+  // Re-read and re-checked on a lost compare-and-swap: the controllers write tasks too.
   '/v1/tasks/cancel': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
-    // Re-read and re-check on a lost compare-and-swap: the controllers write tasks too.
-    return retryOnConflict(async () => {
-      const task = await findTask(ctx, req.taskGuid);
-      const state = task.status?.state ?? 'Pending';
-      if (state !== 'Pending' && state !== 'Running') throw transition(state, 'Completed');
-      // The task controller completes a cancelled task (failed, "task was cancelled") and its cell stops it:
-      // one writer of task status. CAS so a task that just completed is not cancelled after the fact.
-      await ctx.client.patch('Task', refOf(task), { spec: { cancelled: true } });
-      return ok(m.TaskLifecycleResponseSchema);
-    });
+    // The task controller completes a cancelled task (failed, "task was cancelled") and its cell stops it: one
+    // writer of task status. A compare-and-swap, so a task that just completed is not cancelled after the fact.
+    await onTask(ctx, req.taskGuid, (task) => cancelTask(ctx.client, task));
+    return ok(m.TaskLifecycleResponseSchema);
   }),
   '/v1/tasks/resolving': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
-    // Re-read and re-check on a lost compare-and-swap: the controllers write tasks too.
-    return retryOnConflict(async () => {
-      const task = await findTask(ctx, req.taskGuid);
-      const state = task.status?.state ?? 'Pending';
-      if (state !== 'Completed') throw transition(state, 'Resolving');
-      await ctx.client.patchStatus('Task', refOf(task), { state: 'Resolving', updatedAt: new Date().toISOString() });
-      return ok(m.TaskLifecycleResponseSchema);
-    });
+    await onTask(ctx, req.taskGuid, (task) => resolveTask(ctx.client, task, new Date()));
+    return ok(m.TaskLifecycleResponseSchema);
   }),
   '/v1/tasks/delete': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
-    // Re-read and re-check on a lost compare-and-swap: the controllers write tasks too.
-    return retryOnConflict(async () => {
-      const task = await findTask(ctx, req.taskGuid);
-      const state = task.status?.state ?? 'Pending';
-      if (state !== 'Resolving') throw transition(state, 'deleted');
-      await ctx.client.delete('Task', refOf(task));
-      return ok(m.TaskLifecycleResponseSchema);
-    });
+    await onTask(ctx, req.taskGuid, (task) => deleteTask(ctx.client, task, { event: 'delete' }));
+    return ok(m.TaskLifecycleResponseSchema);
   }),
 };

@@ -4,9 +4,8 @@ import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { rawRequest } from '../lib/kube.ts';
 import { type Lease, leasePath, microTime } from '../lib/lease.ts';
-import { LABEL_CELL_PRESENCE } from '../controllers/names.ts';
+import { DEFAULT_PRESENCE_TTL_S, LABEL_CELL_PRESENCE } from '../lifecycle/names.ts';
 import { isAlreadyExists } from '../lib/resources.ts';
-import { DEFAULT_PRESENCE_TTL_S } from '../controllers/presence.ts';
 
 const LABEL_DOMAIN = 'diego.dev/bbs-domain';
 const ANNOTATION_DOMAIN = 'diego.dev/bbs-domain';

@@ -1,81 +1,69 @@
 // The cell-side task routes Diego's rep and auctioneer call (start, complete, reject, and the deprecated
-// fail). The transitions themselves are the task controller's (controllers/task-lifecycle.ts), so a Diego
-// rep and our own cell-agent move a Task through exactly the same compare-and-swap writes; this module only
+// fail). The transitions themselves are the fenced task operations every task writer uses (src/lifecycle/task-ops.ts),
+// so a Diego rep and our own cell-agent move a Task through exactly the same compare-and-swap writes; this module only
 // turns their outcomes into BBS errors.
 import type { ITask } from '../crds/models.ts';
-import {
-  completedStatus,
-  completeTask,
-  DEFAULT_MAX_TASK_RETRIES,
-  rejectedStatus,
-  startTask,
-  TaskTransitionError,
-} from '../controllers/task-lifecycle.ts';
-import { placementPatch } from '../controllers/names.ts';
-import { refOf, retryOnConflict } from '../lib/resources.ts';
-import { BbsFailure, invalidField } from './errors.ts';
+import { completeTask, failTask, type Outcome, rejectTask, retryMovedOn, startTask } from '../lifecycle/ops.ts';
+import { DEFAULT_MAX_TASK_RETRIES } from '../lifecycle/task.ts';
+import { BbsFailure, invalidField, notFound } from './errors.ts';
 import { findTask } from './handlers.ts';
 import * as m from './models.ts';
 import { route, type Ctx, type Route } from './route.ts';
-
-const stateOf = (t: ITask) => t.status?.state ?? 'Pending';
-
-const transition = (from: string, to: string) =>
-  new BbsFailure(m.Error_Type.InvalidStateTransition, `Cannot transition from ${from} to ${to}`);
 
 function check(bad: string[]): void {
   if (bad.length > 0) throw invalidField(...bad);
 }
 
-/** Our protocol's own refusals (not placed on this cell, cancelled, lost the race) as a BBS conflict. */
-function asBbs(err: unknown): unknown {
-  return err instanceof TaskTransitionError ? new BbsFailure(m.Error_Type.ResourceConflict, err.message) : err;
+const conflict = (message: string) => new BbsFailure(m.Error_Type.ResourceConflict, message);
+
+/**
+ * Runs a task operation on the task as read now, again while it loses a race; a refusal becomes the error
+ * `refusal` gives (by rule), one that kept losing a ResourceConflict.
+ */
+async function onTask<T>(
+  ctx: Ctx,
+  taskGuid: string,
+  op: (task: ITask) => Promise<Outcome<T>>,
+  refusal: (rule: string, reason: string) => BbsFailure,
+): Promise<T> {
+  const o = await retryMovedOn(async () => op(await findTask(ctx, taskGuid)));
+  if (o.outcome === 'done') return o.value;
+  if (o.outcome === 'refused') throw refusal(o.rule, o.reason);
+  throw o.why === 'gone' ? notFound() : conflict('the requested resource is in a conflicting state');
 }
+
+/** Diego's InvalidStateTransition for the state machine's refusals; our protocol's own (placement, cancelled) conflict. */
+const byRule =
+  (other: (reason: string) => BbsFailure = conflict) =>
+  (rule: string, reason: string) =>
+    rule === 'transition' ? new BbsFailure(m.Error_Type.InvalidStateTransition, reason) : other(reason);
 
 async function start(req: m.StartTaskRequest, ctx: Ctx) {
   check([...(req.taskGuid ? [] : ['task_guid']), ...(req.cellId ? [] : ['cell_id'])]);
+  // One try: a start that loses its compare-and-swap is not retried (another starter won the task).
   const task = await findTask(ctx, req.taskGuid);
-  const state = stateOf(task);
-  const runningHere = state === 'Running' && task.status?.cellId === req.cellId;
-  if (!runningHere && state !== 'Pending') throw transition(state, 'Running');
-  try {
-    const shouldStart = await startTask(ctx.client, task, req.cellId);
-    return { $typeName: 'models.StartTaskResponse' as const, shouldStart };
-  } catch (err) {
-    throw asBbs(err);
-  }
+  const o = await startTask(ctx.client, task, req.cellId, new Date());
+  if (o.outcome === 'done') return { $typeName: 'models.StartTaskResponse' as const, shouldStart: o.value.shouldStart };
+  if (o.outcome === 'refused') throw byRule()(o.rule, o.reason);
+  throw conflict(`task ${req.taskGuid} changed while starting; not started`);
 }
 
 async function complete(req: m.CompleteTaskRequest, ctx: Ctx) {
   check([...(req.taskGuid ? [] : ['task_guid']), ...(req.cellId ? [] : ['cell_id'])]);
-  await retryOnConflict(async () => {
-    const task = await findTask(ctx, req.taskGuid);
-    const state = stateOf(task);
-    const cell = task.status?.cellId ?? '';
-    if (state === 'Running' && cell !== req.cellId)
-      throw new BbsFailure(m.Error_Type.RunningOnDifferentCell, `Running on cell ${cell} not ${req.cellId}`);
-    if (state !== 'Running') throw transition(state, 'Completed');
-    const completion = { failed: req.failed, failureReason: req.failureReason, result: req.result };
-    await completeTask(ctx.client, task, req.cellId, completion).catch((err: unknown) => {
-      throw asBbs(err);
-    });
-  });
+  const completion = { failed: req.failed, failureReason: req.failureReason, result: req.result };
+  await onTask(
+    ctx,
+    req.taskGuid,
+    (task) => completeTask(ctx.client, task, req.cellId, completion, new Date()),
+    byRule((reason) => new BbsFailure(m.Error_Type.RunningOnDifferentCell, reason)),
+  );
   return ok();
 }
 
 /** Deprecated FailTask: Pending or Running → Completed and failed. */
 async function fail(req: m.FailTaskRequest, ctx: Ctx) {
   check([...(req.taskGuid ? [] : ['task_guid']), ...(req.failureReason ? [] : ['failure_reason'])]);
-  await retryOnConflict(async () => {
-    const task = await findTask(ctx, req.taskGuid);
-    const state = stateOf(task);
-    if (state !== 'Pending' && state !== 'Running') throw transition(state, 'Completed');
-    await ctx.client.patchStatus(
-      'Task',
-      refOf(task),
-      completedStatus({ failed: true, failureReason: req.failureReason }),
-    );
-  });
+  await onTask(ctx, req.taskGuid, (task) => failTask(ctx.client, task, req.failureReason, new Date()), byRule());
   return ok();
 }
 
@@ -84,21 +72,13 @@ function reject(maxRetries: number) {
   return async (req: m.RejectTaskRequest, ctx: Ctx) => {
     // Diego names the missing reason "failure_reason" in this message.
     check([...(req.taskGuid ? [] : ['task_guid']), ...(req.rejectionReason ? [] : ['failure_reason'])]);
-    const rejected = await retryOnConflict(async () => {
-      const task = await findTask(ctx, req.taskGuid);
-      const state = stateOf(task);
-      if (state !== 'Pending' && state !== 'Running')
-        throw new BbsFailure(m.Error_Type.InvalidRequest, 'the request received is invalid');
-      return ctx.client.patchStatus('Task', refOf(task), rejectedStatus(task, req.rejectionReason, maxRetries));
-    });
-    // Then take it off the cell so the auctioneer places it again (the status write above already counts it).
-    if (stateOf(rejected) === 'Pending' && rejected.spec.cellId) {
-      await retryOnConflict(async () => {
-        const task = await findTask(ctx, req.taskGuid);
-        if (stateOf(task) === 'Pending' && task.spec.cellId)
-          await ctx.client.patch('Task', refOf(task), placementPatch(null));
-      });
-    }
+    await onTask(
+      ctx,
+      req.taskGuid,
+      (task) => rejectTask(ctx.client, task, req.rejectionReason, { maxRetries, now: new Date() }),
+      // Diego: a task neither Pending nor Running cannot be rejected (a bad request, not a transition error).
+      () => new BbsFailure(m.Error_Type.InvalidRequest, 'the request received is invalid'),
+    );
     return ok();
   };
 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import * as m from '../../src/bbs/models.ts';
 import { objectName } from '../../src/bbs/translate.ts';
 import { metrics } from '../../src/controllers/metrics.ts';
-import { actualLRPName, FINALIZER_CONTAINER, instanceLabels } from '../../src/controllers/names.ts';
+import { actualLRPName, FINALIZER_CONTAINER, instanceLabels } from '../../src/lifecycle/names.ts';
 import { desiredLRPInit, useBbsApp } from '../support/bbs-call.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';

@@ -6,7 +6,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import { describe, expect, it } from 'vitest';
 import * as m from '../../src/bbs/models.ts';
 import { cellObjectName } from '../../src/cell-agent/presence.ts';
-import { setCellEvacuating } from '../../src/controllers/evacuation.ts';
+import { setCellEvacuating } from '../../src/lifecycle/evacuation.ts';
 import { useBbsApp } from '../support/bbs-call.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RuncBackend } from '../../src/cell-agent/backends/runc.ts';
 import { Rep } from '../../src/cell-agent/rep.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../../src/crds/models.ts';
-import { placementPatch } from '../../src/controllers/names.ts';
+import { placementPatch } from '../../src/lifecycle/names.ts';
 import { refOf } from '../../src/lib/resources.ts';
 import { cellObjectName } from '../../src/cell-agent/presence.ts';
 import { eventually } from '../support/eventually.ts';

@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { startTask, TaskTransitionError } from '../../src/controllers/task-lifecycle.ts';
+import { startTask } from '../../src/lifecycle/ops.ts';
 import type { ITask } from '../../src/crds/models.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
 import { eventually } from '../support/eventually.ts';
@@ -57,13 +57,19 @@ describe('at most once', () => {
     for (let i = 0; i < 40; i++) {
       const t = await desireTask({ cellId: race });
       const pending = await state(t, 'Pending');
-      const outcomes = await Promise.allSettled([startTask(client, pending, race), startTask(rival, pending, race)]);
-      const winners = outcomes.filter((o) => o.status === 'fulfilled' && o.value === true);
-      expect(winners, `round ${i}`).toHaveLength(1);
-      const loser = outcomes.find((o) => !(o.status === 'fulfilled' && o.value === true));
-      expect(loser?.status === 'rejected' && loser.reason instanceof TaskTransitionError).toBe(true);
+      const outcomes = await Promise.all([
+        startTask(client, pending, race, new Date()),
+        startTask(rival, pending, race, new Date()),
+      ]);
+      const won = (o: (typeof outcomes)[number]) => o.outcome === 'done' && o.value.shouldStart;
+      expect(outcomes.filter(won), `round ${i}`).toHaveLength(1);
+      // The loser lost the compare-and-swap: told so, never started, never thrown at.
+      expect(outcomes.find((o) => !won(o))).toMatchObject({ outcome: 'moved-on', why: 'changed' });
       // The same cell asking again is told not to start it a second time (Diego's should_start=false).
-      expect(await startTask(client, await getTask(t), race)).toBe(false);
+      expect(await startTask(client, await getTask(t), race, new Date())).toMatchObject({
+        outcome: 'done',
+        value: { shouldStart: false },
+      });
       await client.delete('Task', { namespace: env.ns, name: t.metadata.name! });
     }
   }, 120_000);

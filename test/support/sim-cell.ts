@@ -1,16 +1,18 @@
 // A simulated cell for integration tests: it registers a Cell and keeps its Lease, watches only the work
 // placed on it (field selector spec.cellId), and plays the cell-agent's side of the protocol through the real
-// API server: claim (compare-and-swap), start, crash, complete, and release the container finalizer.
+// API server with the same fenced operations as the rep (src/lifecycle/ops.ts): claim, start, crash, complete, and
+// release the container finalizer.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { GROUP, VERSION } from '../../src/crds/kinds.ts';
 import type { IActualLRP, ITask } from '../../src/crds/models.ts';
-import { nextCrashCount } from '../../src/controllers/crash-policy.ts';
-import { FINALIZER_CONTAINER } from '../../src/controllers/names.ts';
-import { completeTask, startTask, type Completion } from '../../src/controllers/task-lifecycle.ts';
+import { instanceKeyOf } from '../../src/lifecycle/actual-lrp.ts';
+import { FINALIZER_CONTAINER } from '../../src/lifecycle/names.ts';
+import { claim, completeTask, crash, orThrow, releaseContainer, start, startTask } from '../../src/lifecycle/ops.ts';
+import type { Completion } from '../../src/lifecycle/task.ts';
 import { createInformer, type Informer, keyOf } from '../../src/lib/informer.ts';
 import { cellObjectName, registerCell, releasePresence, renewPresence } from '../../src/cell-agent/presence.ts';
-import { DiegoClient, isConflict, isNotFound, refOf } from '../../src/lib/resources.ts';
+import { DiegoClient } from '../../src/lib/resources.ts';
 import { createLogger } from '../../src/lib/log.ts';
 import { type EvacuationResult, Evacuator } from '../../src/cell-agent/evacuation.ts';
 
@@ -190,29 +192,20 @@ export class SimCell {
     // Claim only what the controller has marked as an ORDINARY instance waiting for a cell.
     if (a.status?.state === 'UNCLAIMED' && a.status.presence === 'ORDINARY') {
       if (this.evacuator.evacuating) return this.evacuator.reject('ActualLRP', a);
-      const instanceGuid = randomUUID();
-      const claimed = await this.client.patchStatus('ActualLRP', refOf(a), {
-        state: 'CLAIMED',
-        cellId: this.o.cellId,
-        instanceGuid,
-        since: new Date().toISOString(),
-        placementError: null,
-      });
-      this.containers.add(instanceGuid);
-      this.claimedAs.set(instanceGuid, keyOf(a));
+      const key = { instanceGuid: randomUUID(), cellId: this.o.cellId };
+      const claimed = await claim(this.client, a, key, Date.now());
+      if (claimed.outcome !== 'done') return; // moved on (or not ours): a newer event follows
+      this.containers.add(key.instanceGuid);
+      this.claimedAs.set(key.instanceGuid, keyOf(a));
       this.claims.set(keyOf(a), (this.claims.get(keyOf(a)) ?? 0) + 1);
       if (!this.o.autoRun) return;
-      await this.client.patchStatus('ActualLRP', refOf(claimed), {
-        state: 'RUNNING',
-        since: new Date().toISOString(),
-        availabilityZone: this.o.zone,
-        routable: true,
-        netInfo: {
-          address: '127.0.0.1',
-          instanceAddress: '10.255.0.1',
-          ports: [{ containerPort: 8080, hostPort: 61000 }],
-        },
-      });
+      const netInfo = {
+        address: '127.0.0.1',
+        instanceAddress: '10.255.0.1',
+        ports: [{ containerPort: 8080, hostPort: 61000 }],
+      };
+      const info = { netInfo, routable: true, availabilityZone: this.o.zone };
+      orThrow(await start(this.client, claimed.value, key, info, { now: Date.now(), claim: 'own' }), 'starting');
     }
   }
 
@@ -224,29 +217,14 @@ export class SimCell {
       (o) => o !== a && !o.metadata.deletionTimestamp && o.status?.instanceGuid === guid,
     );
     if (guid && !stillUsed) this.containers.delete(guid);
-    try {
-      await this.client.patch('ActualLRP', refOf(a), {
-        metadata: { finalizers: a.metadata.finalizers.filter((f) => f !== FINALIZER_CONTAINER) },
-      });
-    } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) throw err;
-    }
+    await releaseContainer(this.client, a);
   }
 
   /** Makes an instance crash, as the agent reports it when the process exits. */
   async crash(name: string, namespace: string, reason = 'APP/PROC/WEB: Exited with status 1'): Promise<void> {
     const a = await this.client.get('ActualLRP', namespace, name);
-    const wasRunningSince = a.status?.state === 'RUNNING' && a.status.since ? Date.parse(a.status.since) : undefined;
     if (a.status?.instanceGuid) this.containers.delete(a.status.instanceGuid);
-    await this.client.patchStatus('ActualLRP', refOf(a), {
-      state: 'CRASHED',
-      crashCount: nextCrashCount(a.status?.crashCount ?? 0, wasRunningSince, Date.now()),
-      crashReason: reason,
-      since: new Date().toISOString(),
-      instanceGuid: null,
-      cellId: null,
-      netInfo: null,
-    });
+    orThrow(await crash(this.client, a, instanceKeyOf(a), reason, { now: Date.now() }), `crashing ${name}`);
   }
 
   private async handleTask(t: ITask): Promise<void> {
@@ -258,21 +236,19 @@ export class SimCell {
     )
       return;
     if (this.evacuator.evacuating) return this.evacuator.reject('Task', t);
-    try {
-      if (!(await startTask(this.client, t, this.o.cellId))) return;
-    } catch {
-      return; // lost the race or not startable: someone else has it
-    }
+    const started = await startTask(this.client, t, this.o.cellId, new Date());
+    // Lost the race or not startable: someone else has it.
+    if (started.outcome !== 'done' || !started.value.shouldStart) return;
     this.startedTasks.push(t.spec.taskGuid);
     if (this.o.autoComplete) {
       const running = await this.client.get('Task', t.metadata.namespace, t.metadata.name ?? '');
-      await completeTask(this.client, running, this.o.cellId, this.o.autoComplete);
+      orThrow(await completeTask(this.client, running, this.o.cellId, this.o.autoComplete, new Date()), 'completing');
     }
   }
 
   async complete(name: string, namespace: string, completion: Completion): Promise<void> {
     const t = await this.client.get('Task', namespace, name);
-    await completeTask(this.client, t, this.o.cellId, completion);
+    orThrow(await completeTask(this.client, t, this.o.cellId, completion, new Date()), `completing ${name}`);
   }
 
   async stop(): Promise<void> {
