@@ -15,6 +15,18 @@ Commands:
 
 Common flags:
   --kubeconfig PATH   Cluster to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+
+Image credentials (the registry credentials a docker:// DesiredLRP or Task names in spec.imageCredentialsSecret):
+  controller  --image-credentials-cell-agent USER   Serve them on the webhook's TLS server to this ServiceAccount
+                                                    (system:serviceaccount:<ns>:<name>; repeatable), only for work
+                                                    placed on the node its bound token names.
+              --image-credentials-audience AUD      Accept only tokens issued for this audience.
+  cell-agent  --image-credentials-url URL           Ask that endpoint (https://...) just before a pull. Without it the
+                                                    agent reads the Secret itself: only for local development with an
+                                                    admin kubeconfig (make run, tests); the chart's agents cannot.
+              --image-credentials-ca FILE           PEM CA of the endpoint's certificate (default: the system's).
+              --image-credentials-token-file FILE   Token presented to it, re-read each time (default: the
+                                                    kubeconfig's token).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -41,6 +53,8 @@ async function main(argv: string[]): Promise<number> {
           'metrics-auth': { type: 'string', default: 'auto' },
           'metrics-tls-cert': { type: 'string' },
           'metrics-tls-key': { type: 'string' },
+          'image-credentials-cell-agent': { type: 'string', multiple: true, default: [] },
+          'image-credentials-audience': { type: 'string', default: '' },
         },
       });
       const { runController } = await import('./cmd/controller.ts');
@@ -54,6 +68,10 @@ async function main(argv: string[]): Promise<number> {
         metricsAuth: authMode('--metrics-auth', values['metrics-auth']),
         metricsTlsCert: values['metrics-tls-cert'],
         metricsTlsKey: values['metrics-tls-key'],
+        // The image credentials endpoint (on the webhook's TLS server): the cell agents' ServiceAccount, e.g.
+        // system:serviceaccount:diego-system:diego-operator-cell-agent; none: not served.
+        imageCredentialsCellAgents: values['image-credentials-cell-agent'],
+        imageCredentialsAudience: values['image-credentials-audience'],
       });
     }
     case 'install-crds': {
@@ -138,6 +156,9 @@ async function main(argv: string[]): Promise<number> {
           'container-proxy': { type: 'boolean', default: false },
           'container-proxy-require-client-certs': { type: 'boolean', default: false },
           'container-proxy-trusted-ca': { type: 'string' },
+          'image-credentials-url': { type: 'string', default: '' },
+          'image-credentials-ca': { type: 'string' },
+          'image-credentials-token-file': { type: 'string' },
         },
       });
       const { runCellAgent, defaultCellId, defaultStateDir, capacityMb } = await import('./cmd/cell-agent.ts');
@@ -197,6 +218,9 @@ async function main(argv: string[]): Promise<number> {
         containerProxy: values['container-proxy'],
         containerProxyRequireClientCerts: values['container-proxy-require-client-certs'],
         containerProxyTrustedCa: values['container-proxy-trusted-ca'],
+        imageCredentialsUrl: values['image-credentials-url'],
+        imageCredentialsCa: values['image-credentials-ca'],
+        imageCredentialsTokenFile: values['image-credentials-token-file'],
       });
     }
     case 'help':

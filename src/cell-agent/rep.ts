@@ -51,6 +51,7 @@ import {
 import type { DownloadCache } from './executor/download-cache.ts';
 import { Downloader } from './executor/downloader.ts';
 import type { NetworkInfo } from './executor/steps/run.ts';
+import { type ImageCredentialsSource, secretSource } from './image-credentials.ts';
 import { lrpRunRequest, taskRunRequest, type RunRequest } from './run-request.ts';
 import type { LongRunning } from './supervise.ts';
 import { EventRecorder } from '../lib/events.ts';
@@ -100,6 +101,12 @@ export interface RepOptions {
    * dependencies, cached download actions), the instance identity CA, trusted certificates, the container proxy
    * and the cell's address. Without it: no cache (cached dependencies fail), no identity, 127.0.0.1.
    */
+  /**
+   * Where the registry credentials a docker:// work names (spec.imageCredentialsSecret) come from: the controller's
+   * endpoint (credentials/client.ts endpointSource). Default: the Secret read with `kc` — for an agent running with
+   * an admin kubeconfig (make run, tests); the chart's agents cannot read Secrets.
+   */
+  imageCredentials?: ImageCredentialsSource;
   executor?: Partial<Omit<ContainerStoreOptions, 'backend' | 'logger' | 'cache'>> & {
     cache?: DownloadCache;
     /** The cell's downloader (share the cache's, so one limit bounds every transfer of the cell). */
@@ -148,6 +155,8 @@ export class Rep {
   private readonly downloader: Downloader;
   /** Instance logs (the hub the ops server streams from) and container metrics. */
   readonly telemetry: CellTelemetry;
+  /** Registry credentials of docker:// work, asked for just before its pull. */
+  private readonly imageCredentials: ImageCredentialsSource;
 
   constructor(opts: RepOptions) {
     this.o = withDefaults(
@@ -155,6 +164,7 @@ export class Rep {
       opts,
     );
     this.client = new DiegoClient(opts.kc);
+    this.imageCredentials = opts.imageCredentials ?? secretSource(opts.kc);
     this.log = opts.log.child({ component: 'rep', cellId: opts.cellId });
     this.resources = new CellResources(opts.capacity);
     this.cellStatus = new CellStatusPublisher(this.client, opts.cellId, () => this.liveStatus(), this.log);
@@ -574,7 +584,10 @@ export class Rep {
     if (adopted) this.resources.reserve(lrpKey(a), { memoryMb: d.spec.memoryMb, diskMb: d.spec.diskMb });
     const logs = this.telemetry.lrpLog(d, a, instanceGuid);
     const log = logs.streamer;
-    const req = lrpRunRequest(d, a, instanceGuid, { containerProxy: this.o.executor?.proxy !== undefined });
+    const req = lrpRunRequest(d, a, instanceGuid, {
+      containerProxy: this.o.executor?.proxy !== undefined,
+      imageCredentials: this.imageCredentials,
+    });
     let stored: StoredContainer | undefined;
     let runningSince: number | undefined =
       adopted && a.status?.state === 'RUNNING' ? Date.parse(a.status.since ?? '') || Date.now() : undefined;
@@ -819,7 +832,7 @@ export class Rep {
     /** A retryable failure before the task ran (Diego: RejectTask, so another cell may take it). */
     let rejection: string | undefined;
     const logs = this.telemetry.taskLog(t);
-    const req = taskRunRequest(t);
+    const req = taskRunRequest(t, { imageCredentials: this.imageCredentials });
     let created = false;
     try {
       if (!adopted) logs.lifecycle('creating');

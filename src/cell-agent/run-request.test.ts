@@ -138,17 +138,41 @@ describe('run requests', () => {
         domain: 'd',
         rootFs: 'preloaded:x',
         action: run('/t'),
-        imageUsername: 'u',
-        imagePassword: 'p',
       },
     } as ITask;
     const req = taskRunRequest(t);
-    expect(req.container).toMatchObject({
-      handle: 'task-tu',
-      guid: 'tg',
-      enableContainerProxy: false,
-      imageCredentials: { username: 'u', password: 'p' },
+    expect(req.container).toMatchObject({ handle: 'task-tu', guid: 'tg', enableContainerProxy: false });
+  });
+
+  it('asks for the credentials a docker:// work names only when the store pulls, for that work; never inline ones', async () => {
+    const asked: unknown[] = [];
+    const imageCredentials = {
+      fetch: (work: unknown, secret: string) => {
+        asked.push([work, secret]);
+        return Promise.resolve({ username: 'u', password: 'p' });
+      },
+    };
+    const docker = { rootFs: 'docker://registry.example.com/app', imageCredentialsSecret: 'app-creds' };
+    const lrp = lrpRunRequest(dlrp(docker), alrp, 'ig', { imageCredentials });
+    expect(asked).toEqual([]); // nothing asked while the request is built
+    expect(await lrp.container.imageCredentials?.(new AbortController().signal)).toEqual({
+      username: 'u',
+      password: 'p',
     });
+    expect(asked).toEqual([[{ namespace: 'apps', kind: 'actuallrps', name: 'web-1' }, 'app-creds']]);
+    const t = {
+      metadata: { name: 't', namespace: 'apps', uid: 'tu' },
+      spec: { taskGuid: 'tg', domain: 'd', action: run('/t'), ...docker, imagePassword: 'inline', imageUsername: 'x' },
+    } as ITask;
+    await taskRunRequest(t, { imageCredentials }).container.imageCredentials?.(new AbortController().signal);
+    expect(asked[1]).toEqual([{ namespace: 'apps', kind: 'tasks', name: 't' }, 'app-creds']);
+    // No Secret named, or not an image: nothing to ask (inline credentials are refused at admission, never used).
+    expect(
+      taskRunRequest({ ...t, spec: { ...t.spec, imageCredentialsSecret: undefined } }).container.imageCredentials,
+    ).toBeUndefined();
+    expect(
+      lrpRunRequest(dlrp({ imageCredentialsSecret: 's' }), alrp, 'ig', { imageCredentials }).container.imageCredentials,
+    ).toBeUndefined();
   });
 
   it("gives cpu shares as Diego's executor computes them (1024 × weight / 100; an LRP's weight is at least 1)", () => {

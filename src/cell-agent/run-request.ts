@@ -12,6 +12,8 @@
 // * Volume mounts (convertVolumeMount): the shared volume's mountConfig, a JSON string, becomes the driver's options;
 //   one that is not a JSON object (or a mount without a shared volume) is carried as `invalid`, and the container
 //   store fails the container with it (Diego's rep cannot build the run request at all).
+import type { WorkRef } from '../lib/image-credentials.ts';
+import type { ImageCredentialsSource } from './image-credentials.ts';
 import type { Action } from '../crds/actions.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
 import type {
@@ -43,6 +45,8 @@ export interface RunRequest {
 export interface CellRunOptions {
   /** The cell runs Diego's container proxy (the rep's enable_container_proxy). */
   containerProxy?: boolean;
+  /** Where the cell gets the registry credentials a docker:// rootFs names (spec.imageCredentialsSecret). */
+  imageCredentials?: ImageCredentialsSource;
 }
 
 export function lrpRunRequest(
@@ -61,7 +65,11 @@ export function lrpRunRequest(
       guid: instanceGuid,
       properties: { ...networkProperties(s.network), ...lrpProperties(a, instanceGuid) },
       rootfs: s.rootFs,
-      ...credentials(s.imageUsername, s.imagePassword),
+      ...credentials(
+        s,
+        { namespace: a.metadata.namespace ?? '', kind: 'actuallrps', name: a.metadata.name ?? '' },
+        cell,
+      ),
       env: [
         { name: 'INSTANCE_GUID', value: instanceGuid },
         { name: 'INSTANCE_INDEX', value: index },
@@ -100,7 +108,7 @@ export function lrpRunRequest(
   };
 }
 
-export function taskRunRequest(t: ITask): RunRequest {
+export function taskRunRequest(t: ITask, cell: CellRunOptions = {}): RunRequest {
   const s = t.spec;
   const layers = convertImageLayers(s.imageLayers ?? [], s.legacyDownloadUser, undefined);
   return {
@@ -110,7 +118,7 @@ export function taskRunRequest(t: ITask): RunRequest {
       guid: s.taskGuid,
       properties: { ...networkProperties(s.network), ...taskProperties(t) },
       rootfs: s.rootFs,
-      ...credentials(s.imageUsername, s.imagePassword),
+      ...credentials(s, { namespace: t.metadata.namespace ?? '', kind: 'tasks', name: t.metadata.name ?? '' }, cell),
       env: (s.environmentVariables ?? []).map((e) => ({ name: e.name, value: e.value ?? '' })),
       limits: { memoryMb: s.memoryMb, diskMb: s.diskMb, pids: s.maxPids, cpuWeight: cpuShares(s.cpuWeight ?? 0) },
       ports: [],
@@ -216,8 +224,25 @@ function networkProperties(network: { properties?: Record<string, string> } | un
   return Object.fromEntries(Object.entries(network?.properties ?? {}).map(([k, v]) => [`network.${k}`, v]));
 }
 
-function credentials(username: string | undefined, password: string | undefined) {
-  return username && password ? { imageCredentials: { username, password } } : {};
+/**
+ * For a docker:// rootFs whose work names a Secret: how the store gets the credentials just before it pulls (asked
+ * then, not now, and only if it gets that far). The work's inline imageUsername/imagePassword are never used (refused
+ * at admission; an object stored before that keeps them, and pulls without them).
+ */
+function credentials(
+  spec: { rootFs: string; imageCredentialsSecret?: string },
+  work: WorkRef,
+  cell: CellRunOptions,
+): Pick<ContainerRequest, 'imageCredentials'> {
+  const secret = spec.imageCredentialsSecret;
+  if (!secret || !/^docker:\/\//i.test(spec.rootFs)) return {};
+  const source = cell.imageCredentials;
+  return {
+    imageCredentials: (signal) =>
+      source
+        ? source.fetch(work, secret, signal)
+        : Promise.reject(new Error(`this cell has no way to get image credentials (Secret ${secret})`)),
+  };
 }
 
 /**

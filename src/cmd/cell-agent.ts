@@ -22,6 +22,12 @@ import { cacheMetrics, identityMetrics } from '../cell-agent/executor-metrics.ts
 import { SocatProxyRunner } from '../cell-agent/executor/proxy.ts';
 import { VolumeManager } from '../cell-agent/executor/volumes.ts';
 import { DEFAULT_MAX_CONCURRENT_DOWNLOADS, Semaphore } from '../cell-agent/executor/index.ts';
+import {
+  endpointSource,
+  type ImageCredentialsSource,
+  secretSource,
+  tokenFrom,
+} from '../cell-agent/image-credentials.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { registry, startOpsServer } from '../lib/metrics.ts';
 import { opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
@@ -97,6 +103,15 @@ export interface CellAgentOptions {
   defaultEgress?: unknown[];
   /** Resolvers containers may always query on port 53 (their /etc/resolv.conf is the rootfs's). */
   dnsServers?: string[];
+  /**
+   * The controller's image credentials endpoint (https://...), asked just before a docker:// pull of work that names
+   * a Secret. Empty: the agent reads the Secret itself — local development with an admin kubeconfig only.
+   */
+  imageCredentialsUrl?: string;
+  /** PEM file of the CA that signed the endpoint's certificate (default: the system's CAs). */
+  imageCredentialsCa?: string;
+  /** The token presented to the endpoint (re-read for each request; default: the kubeconfig's token). */
+  imageCredentialsTokenFile?: string;
 }
 
 /**
@@ -248,11 +263,35 @@ export function advertisedVolumeDrivers(
   return [...new Set([...found, ...(flag ?? [])])].sort();
 }
 
+/** Where the agent gets image credentials: the controller's endpoint, or (no URL: development) the Secret itself. */
+export async function imageCredentialsSource(
+  kc: KubeConfig,
+  opts: Pick<CellAgentOptions, 'imageCredentialsUrl' | 'imageCredentialsCa' | 'imageCredentialsTokenFile' | 'log'>,
+): Promise<ImageCredentialsSource> {
+  if (!opts.imageCredentialsUrl) {
+    if (opts.imageCredentialsCa || opts.imageCredentialsTokenFile) {
+      throw new Error('--image-credentials-ca and --image-credentials-token-file need --image-credentials-url');
+    }
+    opts.log.info('no --image-credentials-url: image credentials Secrets are read with this kubeconfig (development)');
+    return secretSource(kc);
+  }
+  const caFile = opts.imageCredentialsCa;
+  if (caFile) await readFile(caFile, 'utf8'); // unreadable: fail now, not at the first pull
+  return endpointSource({
+    url: opts.imageCredentialsUrl,
+    // Read for every request, as the token: a rotated CA or token needs no restart.
+    ...(caFile ? { ca: () => readFile(caFile, 'utf8') } : {}),
+    token: tokenFrom(opts.imageCredentialsTokenFile, kc),
+  });
+}
+
 export async function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<Rep> {
   const stacks = parseStacks(opts.stacks); // stack → rootfs; the rep advertises the stack names
+  const imageCredentials = await imageCredentialsSource(kc, opts); // a bad flag fails before any work
   const executor = await executorOptions(opts);
   const rep = new Rep({
     executor,
+    imageCredentials,
     kc,
     cellId: opts.cellId,
     zone: opts.zone,

@@ -3,10 +3,11 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { registerCredentialsRoutes } from '../controllers/image-credentials-endpoint.ts';
 import { Manager } from '../controllers/manager.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { startOpsServer } from '../lib/metrics.ts';
-import { opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
+import { kubernetesAuth, opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
 import { buildWebhookServer } from '../webhooks/server.ts';
 import { untilSignal } from './signals.ts';
 
@@ -22,6 +23,13 @@ export interface ControllerOptions {
   metricsAuth?: OpsAuthMode | 'auto';
   metricsTlsCert?: string;
   metricsTlsKey?: string;
+  /**
+   * The cell agents' ServiceAccount user names (system:serviceaccount:<namespace>:<name>): with them, the webhook
+   * server also serves the image credentials endpoint to those agents (credentials/server.ts).
+   */
+  imageCredentialsCellAgents?: string[];
+  /** The audience the cell agents' tokens for that endpoint are issued for (empty: the API server's). */
+  imageCredentialsAudience?: string;
 }
 
 export async function runController(opts: ControllerOptions): Promise<number> {
@@ -39,6 +47,17 @@ export async function runController(opts: ControllerOptions): Promise<number> {
       logger: opts.log,
       kc,
     });
+    // The image credentials endpoint on the same TLS server: the cell agents reach it through the webhook's Service.
+    const cellAgents = opts.imageCredentialsCellAgents ?? [];
+    if (cellAgents.length > 0) {
+      const audiences = opts.imageCredentialsAudience ? [opts.imageCredentialsAudience] : undefined;
+      registerCredentialsRoutes(webhook, {
+        kc,
+        auth: kubernetesAuth(kc, { audiences }),
+        cellAgentUsers: cellAgents,
+        logger: opts.log,
+      });
+    }
     await webhook.listen({ host: '0.0.0.0', port: opts.webhookPort });
   }
   const manager = new Manager({ kc, log: opts.log, leaderElection: true, systemNamespace: opts.systemNamespace });
@@ -51,7 +70,14 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     keyFile: opts.metricsTlsKey,
   });
   const ops = await startOpsServer({ host, port, ready: () => manager.isLeader, logger: opts.log, ...security });
-  opts.log.info({ metrics: ops.url, webhookPort: webhook ? opts.webhookPort : undefined }, 'controller started');
+  opts.log.info(
+    {
+      metrics: ops.url,
+      webhookPort: webhook ? opts.webhookPort : undefined,
+      imageCredentials: webhook && (opts.imageCredentialsCellAgents ?? []).length > 0 ? 'served' : 'not served',
+    },
+    'controller started',
+  );
   const sig = await untilSignal();
   opts.log.info({ signal: sig }, 'shutting down');
   await manager.stop();

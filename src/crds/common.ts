@@ -307,15 +307,39 @@ export const placementTags = doc(
   'Only cells carrying every one of these tags are eligible.',
 );
 
-export const imageCredentials = {
-  imageUsername: doc(z.string().max(1024).optional(), 'User for pulling a docker:// rootfs; needs imagePassword.'),
-  imagePassword: doc(z.string().max(4096).optional(), 'Password for pulling a docker:// rootfs; needs imageUsername.'),
-};
+// Kubernetes' Secret type for user and password (lib/image-credentials.ts reads it).
+const IMAGE_CREDENTIALS_SECRET_TYPE = 'kubernetes.io/basic-auth';
 
-export const imageCredentialsRule: CelRule = {
-  rule: 'has(self.imageUsername) == has(self.imagePassword)',
-  message: 'imageUsername and imagePassword go together: set both or neither',
-  fieldPath: '.imageUsername',
+const inlineCredentialsRefused = (field: 'imageUsername' | 'imagePassword', what: string) =>
+  doc(
+    z
+      .string()
+      .max(field === 'imagePassword' ? 4096 : 1024)
+      .optional(),
+    `Refused: Diego's inline registry ${what}. Every cell agent can read every DesiredLRP and Task, so a ${what} here would reach every node; put the credentials in a ${IMAGE_CREDENTIALS_SECRET_TYPE} Secret (keys username and password) in this namespace and name it in imageCredentialsSecret. Kept in the schema so that a spec carrying it is refused rather than silently pruned (an object stored before this rule keeps its value until the field changes).`,
+    [
+      {
+        // On the field itself, so CRD validation ratcheting lets an object stored before the rule keep an unchanged
+        // value (its other updates — placement, status — go on); any create or change that carries it is refused.
+        rule: 'false',
+        message: `${field} is refused: every cell agent can read every DesiredLRP and Task, so inline registry credentials would reach every node; put them in a ${IMAGE_CREDENTIALS_SECRET_TYPE} Secret (keys username, password) in this namespace and name it in spec.imageCredentialsSecret`,
+        reason: 'FieldValueForbidden',
+      },
+    ],
+  );
+
+export const imageCredentials = {
+  imageCredentialsSecret: doc(
+    z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/)
+      .optional(),
+    `Name of a Secret of type ${IMAGE_CREDENTIALS_SECRET_TYPE} (keys username and password) in this namespace: the registry credentials for pulling a docker:// rootFs (what Diego carries inline as imageUsername/imagePassword). Cell agents cannot read Secrets: the cell this work is placed on asks the controller for them just before it pulls the image, and gets them only while the work is placed on that cell (a Secret of another type is refused). Ignored for other rootFs schemes. The BBS API keeps a client's inline credentials in '<object name>-image-credentials', owned by this object.`,
+  ),
+  imageUsername: inlineCredentialsRefused('imageUsername', 'user name'),
+  imagePassword: inlineCredentialsRefused('imagePassword', 'password'),
 };
 
 export const annotation = doc(

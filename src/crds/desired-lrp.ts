@@ -12,7 +12,6 @@ import {
   environmentVariables,
   guid,
   imageCredentials,
-  imageCredentialsRule,
   imageLayers,
   immutable,
   LogRateLimit,
@@ -168,7 +167,7 @@ export const DesiredLRPSpec = doc(
     ),
   }),
   'The desired state of a long-running process, as in Diego.',
-  [...IMMUTABLE_FIELDS.map(immutable), imageCredentialsRule],
+  [...IMMUTABLE_FIELDS.map(immutable)],
 );
 
 export const DesiredLRPStatus = doc(

@@ -13,7 +13,6 @@ import {
   environmentVariables,
   guid,
   imageCredentials,
-  imageCredentialsRule,
   imageLayers,
   immutable,
   LogRateLimit,
@@ -56,6 +55,7 @@ const TASK_DEFINITION_FIELDS = [
   'placementTags',
   'maxPids',
   'certificateProperties',
+  'imageCredentialsSecret',
   'imageUsername',
   'imagePassword',
   'imageLayers',
@@ -133,7 +133,7 @@ export const TaskSpec = doc(
     ),
   }),
   "The task's definition (Diego TaskDefinition plus guid and domain). A task cannot be changed once desired.",
-  [...TASK_DEFINITION_FIELDS.map(frozen), cancelOnce, imageCredentialsRule],
+  [...TASK_DEFINITION_FIELDS.map(frozen), cancelOnce],
 );
 
 export const TaskStatus = doc(

@@ -41,8 +41,14 @@ interface SubjectAccessReview {
   status?: { allowed?: boolean; denied?: boolean; reason?: string };
 }
 
-/** TokenReview + SubjectAccessReview against the API server of `kc`, cached for `ttlMs` (at most `max` answers). */
-export function kubernetesAuth(kc: KubeConfig, opts: { ttlMs?: number; max?: number } = {}): OpsAuth {
+/**
+ * TokenReview + SubjectAccessReview against the API server of `kc`, cached for `ttlMs` (at most `max` answers). With
+ * `audiences`, a token is accepted only when it was issued for one of them (a token for the API server is not).
+ */
+export function kubernetesAuth(
+  kc: KubeConfig,
+  opts: { ttlMs?: number; max?: number; audiences?: string[] } = {},
+): OpsAuth {
   const ttl = opts.ttlMs ?? 10_000;
   const tokens = new TtlCache<OpsUser | null>(ttl, opts.max ?? 1024);
   const decisions = new TtlCache<boolean>(ttl, opts.max ?? 4096);
@@ -53,7 +59,11 @@ export function kubernetesAuth(kc: KubeConfig, opts: { ttlMs?: number; max?: num
       const review = await rawRequest<TokenReview>(kc, {
         method: 'POST',
         path: '/apis/authentication.k8s.io/v1/tokenreviews',
-        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          spec: { token, ...(opts.audiences?.length ? { audiences: opts.audiences } : {}) },
+        },
       });
       const user = review.status?.authenticated ? (review.status.user ?? null) : null;
       tokens.set(token, user);

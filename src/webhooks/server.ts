@@ -23,6 +23,10 @@ export function buildWebhookServer(opts: WebhookServerOptions) {
     https: { cert: opts.tls.cert, key: opts.tls.key },
     logger: false, // one line per denial below; no per-request access log
     bodyLimit: 8 * 1024 * 1024,
+    // Object names are up to 253 characters (the credentials route has them in its path).
+    routerOptions: { maxParamLength: 512 },
+    // A client that sends slowly does not hold a connection for ever.
+    requestTimeout: 30_000,
   });
   app.get('/healthz', (_req, reply) => reply.send('ok'));
   const client = opts.kc ? new DiegoClient(opts.kc) : undefined;

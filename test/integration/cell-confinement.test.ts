@@ -28,6 +28,7 @@ import { completeTask, startTask } from '../../src/controllers/task-lifecycle.ts
 import type { CellSpec } from '../../src/crds/cell.ts';
 import { GROUP, VERSION } from '../../src/crds/kinds.ts';
 import type { IActualLRP, ITask } from '../../src/crds/models.ts';
+import { basicAuthSecret, secretPath } from '../../src/lib/image-credentials.ts';
 import { KubeError, rawRequest } from '../../src/lib/kube.ts';
 import { leasePath, microTime } from '../../src/lib/lease.ts';
 import { createLogger } from '../../src/lib/log.ts';
@@ -229,15 +230,19 @@ describe('a cell agent confined to its own cell', () => {
     a = await agentOn(A);
     v = await agentOn(V);
     asA = new DiegoClient(a.kc);
-    // The secret app: its image credentials are what a node should not read (not defended yet: see the last test).
+    // The secret app: its image credentials are what a node should not read (they live in a Secret: the last test).
+    await rawRequest(kc, {
+      method: 'POST',
+      path: secretPath(apps),
+      body: basicAuthSecret(apps, 'secret-app-creds', { username: 'deploy', password: 'hunter2' }),
+    });
     const d = await admin.create('DesiredLRP', {
       metadata: { name: 'secret-app', namespace: apps },
       spec: {
         processGuid: 'secret-app',
         domain: 'cf-apps',
         rootFs: 'docker:///registry.example.com/secret-app',
-        imageUsername: 'deploy',
-        imagePassword: 'hunter2',
+        imageCredentialsSecret: 'secret-app-creds',
         instances: 1,
         memoryMb: 16,
         diskMb: 16,
@@ -550,11 +555,17 @@ describe('a cell agent confined to its own cell', () => {
     await refused(asA.patchStatus('Task', refOf(after), { rejectionCount: 2 }), 'task.own-cell');
   });
 
-  it('still reads every DesiredLRP and Task, image credentials included (not defended: docs/security.md)', async () => {
-    // RBAC cannot filter reads by field or by placement; the credentials would have to move to Secrets handed out per
-    // placed work (docs/security.md says what would change). Pinned here so the fix shows.
+  it('reads DesiredLRPs but no image credentials: they are in a Secret it cannot read (docs/security.md)', async () => {
+    // RBAC cannot filter reads by field or by placement, so the credentials left the DesiredLRP for a Secret; the
+    // cell the work is placed on gets them from the controller (test/integration/image-credentials.test.ts).
     const d = await asA.get('DesiredLRP', apps, 'secret-app');
-    expect(d.spec.imagePassword).toBe('hunter2');
+    expect(d.spec.imagePassword).toBeUndefined();
+    expect(d.spec.imageCredentialsSecret).toBe('secret-app-creds');
+    const read = await rawRequest(a.kc, { method: 'GET', path: secretPath(apps, 'secret-app-creds') }).catch(
+      (e: unknown) => e,
+    );
+    expect(read).toBeInstanceOf(KubeError);
+    expect((read as KubeError).code).toBe(403);
   });
 });
 

@@ -177,7 +177,7 @@ describe('helm chart', () => {
       chart,
       '--strict',
       '--set',
-      'bbs.enabled=true,bbs.tls.existingSecret=bbs-tls,networkPolicy.enabled=true,serviceMonitor.enabled=true,webhook.certManager.enabled=true',
+      'bbs.enabled=true,bbs.tls.existingSecret=bbs-tls,networkPolicy.enabled=true,serviceMonitor.enabled=true,webhook.certManager.enabled=true,imageCredentials.caConfigMap=platform-ca',
     ]);
     expect(all.code).toBe(0);
   });
@@ -219,6 +219,43 @@ describe('helm chart', () => {
     const cert = new X509Certificate(pem(secret.data['tls.crt']!));
     expect(cert.checkIssued(new X509Certificate(pem(cc.caBundle)))).toBe(true);
     expect(cert.subjectAltName).toContain(`DNS:${cc.service.name}.${ns}.svc`);
+
+    // Image credentials: the controller serves them on that TLS server to the cell agents' ServiceAccount; each agent
+    // asks through the webhook Service, trusts the CA from a ConfigMap (never the Secret: it has the key) and presents
+    // a projected token for the endpoint's own audience, bound to its Pod (so to its node).
+    expect(c.args).toEqual(
+      expect.arrayContaining([
+        `--image-credentials-cell-agent=system:serviceaccount:${ns}:${release}-diego-operator-cell-agent`,
+        '--image-credentials-audience=diego-operator-image-credentials',
+      ]),
+    );
+    const agentSpec = podSpec(find(objects, 'DaemonSet', '-cell-agent'));
+    expect(agentSpec.containers[0]!.args).toEqual(
+      expect.arrayContaining([
+        `--image-credentials-url=https://${cc.service.name}.${ns}.svc:443`,
+        '--image-credentials-ca=/etc/diego/image-credentials-ca/ca.crt',
+        '--image-credentials-token-file=/var/run/secrets/diego.dev/image-credentials/token',
+      ]),
+    );
+    const caMap = find(objects, 'ConfigMap', '-webhook-ca') as K8sObject & { data: Record<string, string> };
+    expect(caMap.data['ca.crt']).toBe(pem(cc.caBundle));
+    const volumes = agentSpec.volumes as unknown as Record<string, unknown>[];
+    expect(volumes).toContainEqual({ name: 'image-credentials-ca', configMap: { name: caMap.metadata.name } });
+    expect(volumes).toContainEqual({
+      name: 'image-credentials-token',
+      projected: {
+        sources: [
+          {
+            serviceAccountToken: {
+              audience: 'diego-operator-image-credentials',
+              expirationSeconds: 3600,
+              path: 'token',
+            },
+          },
+        ],
+      },
+    });
+    expect(JSON.stringify(volumes)).not.toContain('-webhook-cert');
   });
 
   it('runs the cell agent privileged in the host PID and network namespaces with the host mounts runc and CNI need', async () => {
@@ -397,6 +434,20 @@ describe('helm chart', () => {
     expect(podSpec(find(off.objects, 'Deployment', '-controller')).containers[0]!.args).toContain(
       '--webhook-cert-dir=',
     );
+    // No TLS server, no image credentials endpoint: the controller reads no Secrets then.
+    expect(off.yaml).not.toContain('--image-credentials-');
+    expect(allows(rulesOf(find(off.objects, 'ClusterRole', '-controller')), '', 'secrets', 'get')).toBe(false);
+
+    // With cert-manager and cell agents, the agents need the CA without the key: a ConfigMap named by the user.
+    const noCa = await helmRun(['template', release, chart, '--set', 'webhook.certManager.enabled=true']);
+    expect(noCa.code).not.toBe(0);
+    expect(noCa.stderr).toMatch(/imageCredentials\.caConfigMap is required with webhook\.certManager\.enabled/);
+    const withCa = await render(['webhook.certManager.enabled=true', 'imageCredentials.caConfigMap=platform-ca']);
+    await dryRunApply(withCa.yaml);
+    expect(withCa.objects.filter((o) => o.kind === 'ConfigMap')).toEqual([]);
+    expect(JSON.stringify(podSpec(find(withCa.objects, 'DaemonSet', '-cell-agent')).volumes)).toContain(
+      '{"name":"image-credentials-ca","configMap":{"name":"platform-ca"}}',
+    );
   });
 
   it('refuses to render the BBS without its TLS Secret, and says how to make one', async () => {
@@ -432,9 +483,19 @@ describe('helm chart', () => {
     const logReader = find(objects, 'ClusterRole', '-log-reader');
     expect(logReader.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view']).toBe('true');
     expect(allows(rulesOf(logReader), 'diego.dev', 'desiredlrps/log', 'get')).toBe(true);
-    // Nothing in the chart reads Secrets through the API.
+    // Secrets: the controller gets the image credentials Secret work names (by name, never a list); the BBS keeps
+    // Diego's inline credentials in Secrets of its namespace; a cell agent reads none.
+    const secretRules = (o: K8sObject) => rulesOf(o).filter((r) => (r.resources ?? []).includes('secrets'));
+    expect(secretRules(find(objects, 'ClusterRole', '-controller'))).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
+    ]);
+    expect(secretRules(find(objects, 'Role', '-bbs'))).toEqual([
+      { apiGroups: [''], resources: ['secrets'], verbs: ['create', 'get', 'update', 'patch', 'delete'] },
+    ]);
     for (const role of objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role')) {
-      expect(allows(rulesOf(role), '', 'secrets', 'get')).toBe(false);
+      if (role.metadata.name.endsWith('-controller') && role.kind === 'ClusterRole') continue;
+      if (role.metadata.name.endsWith('-bbs') && role.kind === 'Role') continue;
+      expect(secretRules(role), role.metadata.name).toEqual([]);
     }
     // The controller updates one Lease, its leader Lease (create cannot be limited by name: the leases policy is).
     const leaseWrites = leases.filter((r) => r.verbs.includes('update') || r.verbs.includes('patch'));
@@ -747,7 +808,13 @@ describe('helm chart RBAC on the real API server', () => {
   }, 150_000);
 
   it('grants no more than the code needs', async () => {
-    expect(await canI('controller', 'get', 'secrets', '-n', ns)).toBe('no');
+    // Secrets: the controller only gets them by name (image credentials); a cell agent has no access at all.
+    expect(await canI('controller', 'get', 'secrets', '-n', apps)).toBe('yes');
+    expect(await canI('controller', 'list', 'secrets', '-n', apps)).toBe('no');
+    for (const verb of ['get', 'list', 'watch']) expect(await canI('cell-agent', verb, 'secrets', '-A')).toBe('no');
+    expect(await canI('bbs', 'create', 'secrets', '-n', ns)).toBe('yes');
+    expect(await canI('bbs', 'list', 'secrets', '-n', ns)).toBe('no');
+    expect(await canI('bbs', 'get', 'secrets', '-n', apps)).toBe('no');
     expect(await canI('controller', 'delete', 'desiredlrps.diego.dev', '-n', apps)).toBe('no');
     expect(await canI('controller', 'create', 'leases.coordination.k8s.io', '-n', apps)).toBe('no');
     expect(await canI('cell-agent', 'create', 'desiredlrps.diego.dev', '-n', apps)).toBe('no');

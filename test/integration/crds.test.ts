@@ -91,7 +91,25 @@ const invalid: [string, Obj, string][] = [
   ['missing rootfs', desiredLRP('no-rootfs', (s) => delete s.rootFs), 'spec.rootFs'],
   ['rootfs without a scheme', desiredLRP('ploop', (s) => (s.rootFs = 'ploop')), 'spec.rootFs'],
   ['process guid with a space', desiredLRP('bad-guid', (s) => (s.processGuid = 'abc def')), 'spec.processGuid'],
-  ['image user without password', desiredLRP('image-creds', (s) => (s.imageUsername = 'bob')), 'spec.imageUsername'],
+  // Every cell agent reads every DesiredLRP and Task: credentials go in a basic-auth Secret named by the spec.
+  [
+    'inline image user name',
+    desiredLRP('image-user', (s) => (s.imageUsername = 'bob')),
+    'spec.imageUsername: Forbidden: imageUsername is refused',
+  ],
+  [
+    'inline image password',
+    task('image-password', (s) => {
+      s.imageUsername = 'bob';
+      s.imagePassword = 'hunter2';
+    }),
+    'spec.imagePassword: Forbidden: imagePassword is refused',
+  ],
+  [
+    'an image credentials Secret name that is no object name',
+    desiredLRP('image-secret', (s) => (s.imageCredentialsSecret = 'Not_A_Name')),
+    'spec.imageCredentialsSecret',
+  ],
   [
     'metric tag both static and dynamic',
     desiredLRP('tags', (s) => (s.metricTags = { source_id: { static: 'a', dynamic: 'INDEX' } })),

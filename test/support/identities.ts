@@ -92,7 +92,14 @@ export interface NodeBoundToken {
  */
 export async function nodeBoundToken(
   admin: KubeConfig,
-  opts: { namespace: string; serviceAccount: string; nodeName: string; expirationSeconds?: number },
+  opts: {
+    namespace: string;
+    serviceAccount: string;
+    nodeName: string;
+    expirationSeconds?: number;
+    /** Whom the token is for (default: the API server), as a projected token's audience. */
+    audiences?: string[];
+  },
 ): Promise<NodeBoundToken> {
   const { namespace, serviceAccount, nodeName } = opts;
   const pod = `${serviceAccount}-${randomBytes(3).toString('hex')}`.slice(0, 63);
@@ -120,6 +127,7 @@ export async function nodeBoundToken(
       kind: 'TokenRequest',
       spec: {
         expirationSeconds: opts.expirationSeconds ?? 3600,
+        ...(opts.audiences ? { audiences: opts.audiences } : {}),
         boundObjectRef: { apiVersion: 'v1', kind: 'Pod', name: pod },
       },
     },

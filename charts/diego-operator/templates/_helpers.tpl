@@ -73,6 +73,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
+Whether the controller serves the image credentials endpoint to the cell agents: on the webhook's TLS server, so both
+must be on. Renders "true" or nothing.
+*/}}
+{{- define "diego-operator.imageCredentialsServed" -}}
+{{- if and .Values.webhook.enabled .Values.cellAgent.enabled }}true{{ end }}
+{{- end }}
+
+{{/* The ConfigMap with the CA the cell agents verify the endpoint with (never the certificate's Secret: it has the key). */}}
+{{- define "diego-operator.imageCredentialsCaConfigMap" -}}
+{{- if .Values.imageCredentials.caConfigMap }}
+{{- .Values.imageCredentials.caConfigMap }}
+{{- else if .Values.webhook.certManager.enabled }}
+{{- fail "imageCredentials.caConfigMap is required with webhook.certManager.enabled: a ConfigMap holding the CA (key imageCredentials.caKey) that signs the webhook certificate, e.g. from trust-manager; the cell agents fetch image credentials from the controller over that TLS and must not mount the certificate's Secret" }}
+{{- else }}
+{{- printf "%s-webhook-ca" (include "diego-operator.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
 The webhook's serving certificate when cert-manager is not used, as YAML {ca, crt, key} (base64). Reuses the one in
 the Secret of a previous release; otherwise generates a CA and a certificate for the webhook Service. Generated
 once per render (cached in .Values) so the Secret, the caBundle and the pods' checksum agree.

@@ -175,6 +175,49 @@ describe('container store', () => {
     });
   });
 
+  it('asks for the image credentials just before the backend creates (and pulls); a failure leaves nothing', async () => {
+    const seen: unknown[] = [];
+    const spying = Object.assign(Object.create(backend) as ProcessBackend, {
+      create: (spec: Parameters<ProcessBackend['create']>[0]) => {
+        seen.push(spec.imageCredentials);
+        return backend.create(spec);
+      },
+    });
+    const identity = new InstanceIdentity({ ca: await createCA(), dir: path.join(dir, 'identity') });
+    const store = new ContainerStore({ backend: spying, stateDir: path.join(dir, 'exec'), identity });
+    let asked = 0;
+    const creds = { username: 'deploy', password: 'hunter2' };
+    await store.create(
+      request({
+        volumeMountedFiles: [{ path: 'a/b', content: 'c' }],
+        imageCredentials: () => Promise.resolve((asked++, creds)),
+      }),
+      log(),
+      signal(),
+    );
+    expect({ asked, seen }).toEqual({ asked: 1, seen: [creds] });
+    // The controller refused or did not answer: retryable (a task may go elsewhere), nothing left on the cell.
+    const before = await readdir(path.join(dir, 'identity')).catch(() => []);
+    const err = await failure(() =>
+      store.create(
+        request({
+          volumeMountedFiles: [{ path: 'a/b', content: 'c' }],
+          imageCredentials: () => Promise.reject(new Error('the controller refused: [credentials.placed] ...')),
+        }),
+        log(),
+        signal(),
+      ),
+    );
+    expect(err).toMatchObject({
+      reason:
+        'failed to create container: getting the image credentials failed: the controller refused: [credentials.placed] ...',
+      retryable: true,
+    });
+    expect(seen).toHaveLength(1);
+    expect(await backend.list()).toHaveLength(1); // the first container only
+    expect(await readdir(path.join(dir, 'identity')).catch(() => [])).toEqual(before);
+  });
+
   it("hands the work's egress rules to the backend, and refuses a container whose rules are invalid", async () => {
     const specs: unknown[] = [];
     const spying = Object.assign(Object.create(backend) as ProcessBackend, {

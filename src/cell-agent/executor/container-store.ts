@@ -38,6 +38,8 @@ import { VolumeDriverError, type VolumeManager } from './volumes.ts';
 export const DOWNLOAD_CACHED_DEPENDENCIES_FAILED = 'failed to download cached artifacts';
 export const CONTAINER_CREATION_FAILED = 'failed to create container';
 export const CRED_DIR_FAILED = 'failed to create credentials directory';
+/** Ours: the registry credentials the work names could not be had (the controller refused, or did not answer). */
+export const IMAGE_CREDENTIALS_FAILED = 'getting the image credentials failed';
 export const VOLUME_MOUNTED_FILE_FAILED = 'failed to create volume mounted files';
 export const VOLUME_MOUNT_FAILED = 'failed to mount volume';
 
@@ -89,7 +91,11 @@ export interface ContainerRequest {
   guid?: string;
   properties: Record<string, string>;
   rootfs?: string;
-  imageCredentials?: { username: string; password: string };
+  /**
+   * Registry credentials for a docker:// rootfs, asked for just before the container (and its pull) is created;
+   * a failure fails the create (retryable: the endpoint or the Secret may be back later, or on another cell).
+   */
+  imageCredentials?: (signal: AbortSignal) => Promise<{ username: string; password: string }>;
   /** The container's environment (the rep puts INSTANCE_* and the work's variables here). */
   env: EnvVar[];
   limits: ContainerLimits;
@@ -243,6 +249,19 @@ export class ContainerStore {
           'this cell does not enforce egress rules: the container may send anything',
         );
       }
+      let imageCredentials: { username: string; password: string } | undefined;
+      if (req.imageCredentials) {
+        try {
+          imageCredentials = await req.imageCredentials(signal);
+        } catch (err) {
+          const why = hideHostPaths((err as Error).message, this.#hostPaths);
+          throw new ContainerCreateError(
+            `${CONTAINER_CREATION_FAILED}: ${IMAGE_CREDENTIALS_FAILED}: ${why}`,
+            true,
+            err,
+          );
+        }
+      }
       let container: Container;
       try {
         container = await this.backend.create({
@@ -260,7 +279,7 @@ export class ContainerStore {
           bindMounts,
           egress,
           privileged: req.privileged,
-          ...(req.imageCredentials ? { imageCredentials: req.imageCredentials } : {}),
+          ...(imageCredentials ? { imageCredentials } : {}),
         });
       } catch (err) {
         const why = hideHostPaths((err as Error).message, this.#hostPaths);
