@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../crds/kinds.ts';
@@ -29,6 +30,7 @@ import {
   setRoutable,
   start,
   startTask,
+  uncertain,
 } from '../lifecycle/ops.ts';
 import type { Container, ContainerBackend } from './backends/types.ts';
 import { registerCell, releasePresence, renewPresence, untilRegistrable } from './presence.ts';
@@ -147,6 +149,8 @@ export class Rep {
   private readonly results: ResultStore;
   /** Work whose handling failed on an API error, tried again with backoff (1 s doubling to 30 s). */
   private readonly retries = new Backoff(1_000, 30_000);
+  /** Aborted when the agent stops: reports still retrying give up (the next agent's bulk sync repairs). */
+  private readonly lifetime = new AbortController();
   /** Set by stop({ leaveContainers }): runs end without touching their containers or records. */
   private detached = false;
   /** The executor's container store: every container is created and destroyed through it. */
@@ -369,6 +373,7 @@ export class Rep {
    * more work is placed here) instead of letting the lease run out.
    */
   async stop(opts: { leaveContainers?: boolean } = {}): Promise<void> {
+    this.lifetime.abort();
     clearInterval(this.renewTimer);
     this.retries.clear();
     await this.renewing;
@@ -589,6 +594,8 @@ export class Rep {
       imageCredentials: this.imageCredentials,
     });
     let stored: StoredContainer | undefined;
+    /** Ends the run's pending reports (a RUNNING report retried through an API outage) once the run is over. */
+    const ended = new AbortController();
     let runningSince: number | undefined =
       adopted && a.status?.state === 'RUNNING' ? Date.parse(a.status.since ?? '') || Date.now() : undefined;
     try {
@@ -610,14 +617,17 @@ export class Rep {
         const since = (runningSince = Date.now());
         this.telemetry.running(instanceGuid);
         // Refused when the record no longer names this container (evacuated or handed back meanwhile).
-        await this.report(a, (current) =>
-          start(
-            this.client,
-            current,
-            this.keyOf(instanceGuid),
-            { netInfo: netInfoOf(network), routable: routableNow, availabilityZone: this.o.zone ?? '' },
-            { now: since, claim: 'own' },
-          ),
+        await this.report(
+          a,
+          (current) =>
+            start(
+              this.client,
+              current,
+              this.keyOf(instanceGuid),
+              { netInfo: netInfoOf(network), routable: routableNow, availabilityZone: this.o.zone ?? '' },
+              { now: since, claim: 'own' },
+            ),
+          AbortSignal.any([signal, ended.signal]),
         );
       };
       const long =
@@ -659,6 +669,7 @@ export class Rep {
       if (!stored) logs.lifecycle('create-failed', reason);
       if (!signal.aborted && !this.detached) await this.reportCrash(a, instanceGuid, reason, runningSince);
     } finally {
+      ended.abort();
       await this.destroyContainer(instanceGuid, stored !== undefined, logs, 'destroying container');
     }
   }
@@ -723,16 +734,32 @@ export class Rep {
 
   /**
    * A report about a container on its record, read fresh (the watch may lag), and read again while the write loses
-   * a race; the operation refuses a record that no longer names the container.
+   * a race; the operation refuses a record that no longer names the container. An API server that cannot be reached
+   * or fails (a restart, an etcd outage) leaves the report unknown: it is made again, with backoff, until it lands
+   * or is refused, or `until` (and in any case the agent's stop) ends it. The operation reads the record afresh
+   * each time, so a report that did land is seen as done.
    */
-  private report(
+  private async report(
     a: IActualLRP,
     op: (current: IActualLRP) => Promise<Outcome<IActualLRP>>,
+    until?: AbortSignal,
   ): Promise<Outcome<IActualLRP>> {
-    return retryMovedOn(async () => {
-      const current = await getOrUndefined(this.client, 'ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
-      return current ? op(current) : movedOn('gone');
-    });
+    const giveUp = until ? AbortSignal.any([until, this.lifetime.signal]) : this.lifetime.signal;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await retryMovedOn(async () => {
+          const current = await getOrUndefined(this.client, 'ActualLRP', a.metadata.namespace, a.metadata.name ?? '');
+          return current ? op(current) : movedOn('gone');
+        });
+      } catch (err) {
+        if (!uncertain(err) || giveUp.aborted) throw err;
+        if (attempt === 0) this.log.warn({ err, key: lrpKey(a) }, 'report not made (API error): trying again');
+        const delay = Math.min(REPORT_RETRY_MIN_MS * 2 ** attempt, REPORT_RETRY_MAX_MS);
+        await sleep(delay, undefined, { signal: giveUp }).catch(() => {
+          throw err;
+        });
+      }
+    }
   }
 
   /** Readiness: routable true/false on the instance while it is still this container's. */
@@ -994,6 +1021,10 @@ async function readResult(tarStream: Readable): Promise<string> {
   }
   return Buffer.concat(chunks).subarray(0, RESULT_MAX_BYTES).toString('utf8');
 }
+
+/** A report lost to an API error is made again after 0.5 s, doubling up to 10 s. */
+const REPORT_RETRY_MIN_MS = 500;
+const REPORT_RETRY_MAX_MS = 10_000;
 
 /** Per-key retry timers with exponential backoff; a success resets the key. */
 class Backoff {
