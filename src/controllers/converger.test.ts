@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RemovedIndices } from './converger.ts';
+import { lrp } from '../lifecycle/testing.ts';
+import { RemovedIndices, tally } from './converger.ts';
 
 describe('RemovedIndices (removed instances wait for the next convergence pass)', () => {
   it('keeps removed indices per DesiredLRP until the pass clears them', () => {
@@ -22,5 +23,16 @@ describe('RemovedIndices (removed instances wait for the next convergence pass)'
     expect([...r.waiting('uid-a', 5)]).toEqual([1]);
     expect([...r.waiting('uid-a', 1)]).toEqual([]);
     expect([...r.waiting('uid-a', 5)]).toEqual([]);
+  });
+});
+
+describe('instance counts during evacuation', () => {
+  it('counts an index served by its EVACUATING copy as running until the replacement runs, and never twice', () => {
+    const copy = lrp('RUNNING', { presence: 'EVACUATING', instanceGuid: 'g-old', cellId: 'draining' });
+    const replacement = lrp('RUNNING', { instanceGuid: 'g-new', cellId: 'other' });
+    expect(tally(1, [lrp('UNCLAIMED'), copy])).toMatchObject({ RUNNING: 1, UNCLAIMED: 0, missing: 0, extra: 0 });
+    expect(tally(1, [replacement, copy])).toMatchObject({ RUNNING: 1 });
+    expect(tally(1, [lrp('CRASHED'), copy])).toMatchObject({ RUNNING: 0, CRASHED: 1 });
+    expect(tally(2, [lrp('UNCLAIMED'), copy])).toMatchObject({ RUNNING: 1, missing: 1 });
   });
 });

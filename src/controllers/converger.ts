@@ -399,10 +399,6 @@ export class Converger {
       },
     );
   }
-
-  private nowIso(): string {
-    return new Date(this.o.now()).toISOString();
-  }
 }
 
 /**

@@ -12,8 +12,6 @@ import type { Logger } from 'pino';
 import { DEFAULT_PRESENCE_TTL_S } from '../lifecycle/names.ts';
 import type { DiegoCache, Lease } from './cache.ts';
 
-export { DEFAULT_PRESENCE_TTL_S };
-
 /** Emits 'appeared'(cellId) and 'disappeared'(cellId). */
 export class CellPresence extends EventEmitter<{ appeared: [string]; disappeared: [string] }> {
   private readonly cache: DiegoCache;
