@@ -2,7 +2,8 @@
 // before the container is destroyed, removed once reported. An agent killed in between leaves the outcome for the
 // next agent, which reports it instead of failing the task as "task container does not exist" (a client that
 // retries failed tasks would otherwise run it twice). One small JSON file per task; writes are atomic.
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { writeFileAtomic } from '../lib/files.ts';
 import path from 'node:path';
 
 export interface SavedOutcome {
@@ -32,8 +33,7 @@ export class ResultStore {
   async save(handle: string, outcome: SavedOutcome): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const file = this.#file(handle);
-    await writeFile(`${file}.tmp`, JSON.stringify(outcome), { mode: 0o600 });
-    await rename(`${file}.tmp`, file);
+    await writeFileAtomic(file, JSON.stringify(outcome), { mode: 0o600 });
   }
 
   async get(handle: string): Promise<SavedOutcome | undefined> {

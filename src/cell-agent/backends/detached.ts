@@ -13,6 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '../../lib/files.ts';
 import { LineSplitter } from './lines.ts';
 import type { ProcessHandle, ProcessIO, ProcessRecord, ProcessSignal } from './types.ts';
 
@@ -74,9 +75,10 @@ export async function startDetached(
   const f = files(opts.dir, id);
   await writeFile(f.spec, JSON.stringify(processSpec));
   // The record exists before the process can run: an agent killed from here on leaves a process the next agent
-  // finds (and follows through its pid and status files), never one it cannot see.
+  // finds (and follows through its pid and status files), never one it cannot see. Each version of it replaces
+  // the last whole, so a kill in the middle of a write never leaves a record the next agent cannot read.
   const starting: Meta = { id, pid: 0, startedAt: new Date().toISOString(), ...(tag ? { tag } : {}) };
-  await writeFile(f.meta, JSON.stringify(starting));
+  await writeFileAtomic(f.meta, JSON.stringify(starting));
   const out = openSync(f.out, 'a');
   const err = openSync(f.err, 'a');
   let child: ChildProcess;
@@ -92,7 +94,7 @@ export async function startDetached(
     closeSync(err);
   }
   child.unref();
-  if (child.pid) await writeFile(f.meta, JSON.stringify({ ...starting, wrapperPid: child.pid }));
+  if (child.pid) await writeFileAtomic(f.meta, JSON.stringify({ ...starting, wrapperPid: child.pid }));
   let wrapperExited = false;
   child.once('exit', () => (wrapperExited = true));
   child.once('error', () => (wrapperExited = true));
@@ -115,7 +117,7 @@ export async function startDetached(
     );
   }
   const meta: Meta = { ...starting, pid, ...(child.pid ? { wrapperPid: child.pid } : {}) };
-  await writeFile(f.meta, JSON.stringify(meta));
+  await writeFileAtomic(f.meta, JSON.stringify(meta));
   await rm(f.pid, { force: true });
   // runc writes nothing to stderr once it has started the process, so all of it is the process's.
   return new DetachedProcess(opts, meta, io, 0, 0, child);

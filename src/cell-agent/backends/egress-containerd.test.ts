@@ -71,7 +71,7 @@ describe('egress rules on containerd containers', () => {
     const { srv1, srv2 } = servers;
     expect(backend.enforcesEgress).toBe(true);
     const c = await backend.create({
-      handle: 'app',
+      handle: 'ctrd-app',
       egress: [{ protocol: 'tcp', networks: one(srv1), ports: [{ start: 7001, end: 7001 }] }],
     });
     expect(await connect(c, srv1, 7001)).toBe(`tcp 7001 ${srv1}`);
@@ -81,7 +81,7 @@ describe('egress rules on containerd containers', () => {
     expect(await connect(c, gateway, 7001)).toMatch(/Connection refused/);
 
     // A restarted agent adopts the container with its rules untouched.
-    const chain = containerChain(backend.containerId('app'));
+    const chain = containerChain(backend.containerId('ctrd-app'));
     const rulesOf = () =>
       iptablesSave()
         .split('\n')
@@ -89,8 +89,8 @@ describe('egress rules on containerd containers', () => {
     const before = rulesOf();
     expect(before.length).toBeGreaterThan(2);
     const restarted = make();
-    await restarted.create({ handle: 'other' });
-    const adopted = await restarted.lookup('app');
+    await restarted.create({ handle: 'ctrd-other' });
+    const adopted = await restarted.lookup('ctrd-app');
     expect(adopted).toBeDefined();
     expect(rulesOf()).toEqual(before);
     expect(await connect(adopted!, srv1, 7004)).toMatch(/Connection refused/);
@@ -99,8 +99,8 @@ describe('egress rules on containerd containers', () => {
     for (const handle of await restarted.list()) await restarted.destroy(handle);
     const saved = iptablesSave();
     expect(saved).not.toContain(chain);
-    expect(saved).not.toContain('--comment app');
-    expect(saved).not.toContain('--comment other');
+    expect(saved).not.toContain('--comment ctrd-app');
+    expect(saved).not.toContain('--comment ctrd-other');
   });
 
   it('is not enforced on the host network, and says so', () => {

@@ -15,7 +15,8 @@
 //   directories its adopted containers still have mounted (retainDirectory) and only then prunes the rest.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { writeFileAtomic } from '../../lib/files.ts';
 import path from 'node:path';
 import { tarTransform } from './archive.ts';
 import { type CachingInfo, type Checksum, Downloader, isCacheable } from './downloader.ts';
@@ -325,8 +326,7 @@ export class DownloadCache {
     const file = path.join(this.dir, 'state.json');
     this.#saving = this.#saving.then(async () => {
       try {
-        await writeFile(`${file}.tmp`, JSON.stringify(state));
-        await rename(`${file}.tmp`, file);
+        await writeFileAtomic(file, JSON.stringify(state));
       } catch (err) {
         this.#logger.error({ err: String(err) }, 'download-cache: saving the index failed');
       }

@@ -43,7 +43,8 @@
 // Needs socat (Debian package) and, for network namespaces, nsenter (util-linux) and root.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir, readdir, readFile, readlink, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, readlink, rm, stat, truncate } from 'node:fs/promises';
+import { writeFileAtomic } from '../../lib/files.ts';
 import path from 'node:path';
 import type { Container } from '../backends/types.ts';
 import { C2C_TLS_PORT, type ContainerProxyRunner, type ProxyPortMapping } from './container-store.ts';
@@ -400,8 +401,7 @@ export class SocatProxyRunner implements ContainerProxyRunner {
   async #write(rec: ProxyRecord): Promise<void> {
     await mkdir(this.#o.stateDir, { recursive: true, mode: 0o700 });
     const file = this.#recordFile(rec.handle);
-    await writeFile(`${file}.tmp`, JSON.stringify(rec));
-    await rename(`${file}.tmp`, file);
+    await writeFileAtomic(file, JSON.stringify(rec));
   }
 
   async #forget(handle: string): Promise<void> {
