@@ -10,6 +10,14 @@ import { createInstances } from './desire.ts';
 import { desiredLRPToV2, taskDefinitionToV2 } from './downgrade.ts';
 import { listFreshDomains, listPresentCells, upsertDomain } from './leases.ts';
 import { BbsFailure, exists, invalidField, notFound } from './errors.ts';
+import {
+  createWithCredentials,
+  fillCredentials,
+  inlineCredentials,
+  readCredentials,
+  updateCredentials,
+  withoutInline,
+} from './image-credentials.ts';
 import * as m from './models.ts';
 import {
   actualLRPFromCR,
@@ -58,15 +66,43 @@ export async function findTask(ctx: Ctx, taskGuid: string): Promise<ITask> {
   return task;
 }
 
+/** Sets Diego's inline image credentials of a DesiredLRP message (kept in a Secret: image-credentials.ts). */
+const setLRPCredentials = (lrp: m.DesiredLRP, c: { username: string; password: string }) => {
+  lrp.imageUsername = c.username;
+  lrp.imagePassword = c.password;
+};
+const setTaskCredentials = (t: m.Task, c: { username: string; password: string }) => {
+  if (!t.taskDefinition) return;
+  t.taskDefinition.imageUsername = c.username;
+  t.taskDefinition.imagePassword = c.password;
+};
+
+/** A DesiredLRP as Diego's read routes give it: with its image credentials, read back from their Secret. */
+async function desiredWithCredentials(ctx: Ctx, cr: IDesiredLRP): Promise<m.DesiredLRP> {
+  const lrp = desiredLRPFromCR(cr);
+  const credentials = await readCredentials(ctx, cr.spec.imageCredentialsSecret);
+  if (credentials) setLRPCredentials(lrp, credentials);
+  return lrp;
+}
+
+async function taskWithCredentials(ctx: Ctx, cr: ITask): Promise<m.Task> {
+  const task = taskFromCR(cr);
+  const credentials = await readCredentials(ctx, cr.spec.imageCredentialsSecret);
+  if (credentials) setTaskCredentials(task, credentials);
+  return task;
+}
+
 async function listDesired(ctx: Ctx, req: m.DesiredLRPsRequest): Promise<m.DesiredLRP[]> {
   const items = await ctx.client.list('DesiredLRP', {
     namespace: ctx.namespace,
     fieldSelector: req.domain ? sel('domain', req.domain) : undefined,
   });
-  return items
+  const pairs = items
     .filter((d) => req.processGuids.length === 0 || req.processGuids.includes(d.spec.processGuid))
     .filter((d) => req.appGuids.length === 0 || req.appGuids.some((a) => d.spec.processGuid.startsWith(a)))
-    .map(desiredLRPFromCR);
+    .map((d) => ({ object: d, message: desiredLRPFromCR(d) }));
+  await fillCredentials(ctx, pairs, setLRPCredentials);
+  return pairs.map((p) => p.message);
 }
 
 async function listTasks(ctx: Ctx, req: m.TasksRequest): Promise<m.Task[]> {
@@ -74,7 +110,11 @@ async function listTasks(ctx: Ctx, req: m.TasksRequest): Promise<m.Task[]> {
     namespace: ctx.namespace,
     fieldSelector: req.domain ? sel('domain', req.domain) : undefined,
   });
-  return items.filter((t) => !req.cellId || t.status?.cellId === req.cellId).map(taskFromCR);
+  const pairs = items
+    .filter((t) => !req.cellId || t.status?.cellId === req.cellId)
+    .map((t) => ({ object: t, message: taskFromCR(t) }));
+  await fillCredentials(ctx, pairs, setTaskCredentials);
+  return pairs.map((p) => p.message);
 }
 
 const taskToV2 = (t: m.Task): m.Task =>
@@ -123,16 +163,20 @@ export const bbsRoutes: Record<string, Route> = {
     m.DesiredLRPLifecycleResponseSchema,
     async (req, ctx) => {
       if (!req.desiredLrp) throw invalidField('desired_lrp');
-      const spec = desiredLRPToSpec(req.desiredLrp);
-      let created: IDesiredLRP;
-      try {
-        created = await ctx.client.create('DesiredLRP', {
-          metadata: { name: objectName(spec.processGuid), namespace: ctx.namespace },
-          spec,
-        });
-      } catch (err) {
-        throw isAlreadyExists(err) ? exists() : err;
-      }
+      const credentials = inlineCredentials(req.desiredLrp.imageUsername, req.desiredLrp.imagePassword);
+      const spec = withoutInline(desiredLRPToSpec(req.desiredLrp));
+      const name = objectName(spec.processGuid);
+      // Inline credentials go to a Secret the DesiredLRP names: every cell agent reads DesiredLRPs.
+      const created = await createWithCredentials(ctx, 'DesiredLRP', name, credentials, async (secret) => {
+        try {
+          return await ctx.client.create('DesiredLRP', {
+            metadata: { name, namespace: ctx.namespace },
+            spec: { ...spec, ...(secret ? { imageCredentialsSecret: secret } : {}) },
+          });
+        } catch (err) {
+          throw isAlreadyExists(err) ? exists() : err;
+        }
+      });
       // Diego answers once the UNCLAIMED instances exist.
       await createInstances(ctx, created, 0, spec.instances ?? 1);
       return ok(m.DesiredLRPLifecycleResponseSchema);
@@ -148,14 +192,16 @@ export const bbsRoutes: Record<string, Route> = {
     m.DesiredLRPByProcessGuidRequestSchema,
     m.DesiredLRPResponseSchema,
     async (req, ctx) =>
-      ok(m.DesiredLRPResponseSchema, { desiredLrp: desiredLRPFromCR(await findDesired(ctx, req.processGuid)) }),
+      ok(m.DesiredLRPResponseSchema, {
+        desiredLrp: await desiredWithCredentials(ctx, await findDesired(ctx, req.processGuid)),
+      }),
   ),
   '/v1/desired_lrps/get_by_process_guid.r2': route(
     m.DesiredLRPByProcessGuidRequestSchema,
     m.DesiredLRPResponseSchema,
     async (req, ctx) =>
       ok(m.DesiredLRPResponseSchema, {
-        desiredLrp: desiredLRPToV2(desiredLRPFromCR(await findDesired(ctx, req.processGuid))),
+        desiredLrp: desiredLRPToV2(await desiredWithCredentials(ctx, await findDesired(ctx, req.processGuid))),
       }),
   ),
   '/v1/desired_lrp_scheduling_infos/get_by_process_guid': route(
@@ -180,7 +226,7 @@ export const bbsRoutes: Record<string, Route> = {
     // Re-read and retry a lost compare-and-swap: the converger's status writes move resourceVersion too, and
     // Diego's update does not fail because an instance changed meanwhile.
     async (req, ctx) => {
-      const [before, after] = await retryOnConflict(async () => {
+      const [before, after, credentialsDone] = await retryOnConflict(async () => {
         const cur = await findDesired(ctx, req.processGuid);
         const u = req.update;
         if (!u) throw invalidField('update');
@@ -190,8 +236,14 @@ export const bbsRoutes: Record<string, Route> = {
           patch.instances = u.optionalInstances.value;
         }
         if (u.optionalAnnotation.case) patch.annotation = u.optionalAnnotation.value;
-        if (u.optionalImageUsername.case) patch.imageUsername = u.optionalImageUsername.value;
-        if (u.optionalImagePassword.case) patch.imagePassword = u.optionalImagePassword.value;
+        // New image credentials reach their Secret before the DesiredLRP names it.
+        const credentials = await updateCredentials(
+          ctx,
+          cur,
+          u.optionalImageUsername.case ? u.optionalImageUsername.value : undefined,
+          u.optionalImagePassword.case ? u.optionalImagePassword.value : undefined,
+        );
+        Object.assign(patch, credentials.patch);
         if (Object.keys(u.metricTags).length > 0) {
           const tags = desiredLRPFromCR({ ...cur, spec: { ...cur.spec, routes: undefined } });
           tags.metricTags = u.metricTags;
@@ -203,8 +255,9 @@ export const bbsRoutes: Record<string, Route> = {
           patch.routes = desiredLRPToSpec(withRoutes).routes ?? null;
         }
         // Compare-and-swap on resourceVersion, so the patch is computed from the version it applies to.
-        return [cur, await ctx.client.patch('DesiredLRP', refOf(cur), { spec: patch })] as const;
+        return [cur, await ctx.client.patch('DesiredLRP', refOf(cur), { spec: patch }), credentials.after] as const;
       });
+      await credentialsDone();
       // Diego's scale-up creates the new indices before answering (a scale-down is the converger's).
       await createInstances(ctx, after, before.spec.instances ?? 1, after.spec.instances ?? 1);
       return ok(m.DesiredLRPLifecycleResponseSchema);
@@ -274,17 +327,27 @@ export const bbsRoutes: Record<string, Route> = {
   ),
 
   '/v1/tasks/desire.r2': route(m.DesireTaskRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
-    const spec = taskToSpec(req.taskGuid, req.domain, req.taskDefinition);
+    const credentials = inlineCredentials(
+      req.taskDefinition?.imageUsername ?? '',
+      req.taskDefinition?.imagePassword ?? '',
+    );
+    const spec = withoutInline(taskToSpec(req.taskGuid, req.domain, req.taskDefinition));
     // Diego: a task guid is unique across domains; the hashed name alone cannot promise that.
     if (
       (await ctx.client.list('Task', { namespace: ctx.namespace, fieldSelector: sel('taskGuid', req.taskGuid) })).length
     )
       throw exists();
-    try {
-      await ctx.client.create('Task', { metadata: { name: objectName(req.taskGuid), namespace: ctx.namespace }, spec });
-    } catch (err) {
-      throw isAlreadyExists(err) ? exists() : err;
-    }
+    const name = objectName(req.taskGuid);
+    await createWithCredentials(ctx, 'Task', name, credentials, async (secret) => {
+      try {
+        return await ctx.client.create('Task', {
+          metadata: { name, namespace: ctx.namespace },
+          spec: { ...spec, ...(secret ? { imageCredentialsSecret: secret } : {}) },
+        });
+      } catch (err) {
+        throw isAlreadyExists(err) ? exists() : err;
+      }
+    });
     return ok(m.TaskLifecycleResponseSchema);
   }),
   '/v1/tasks/list.r3': route(m.TasksRequestSchema, m.TasksResponseSchema, async (req, ctx) =>
@@ -294,10 +357,10 @@ export const bbsRoutes: Record<string, Route> = {
     ok(m.TasksResponseSchema, { tasks: (await listTasks(ctx, req)).map(taskToV2) }),
   ),
   '/v1/tasks/get_by_task_guid.r3': route(m.TaskByGuidRequestSchema, m.TaskResponseSchema, async (req, ctx) =>
-    ok(m.TaskResponseSchema, { task: taskFromCR(await findTask(ctx, req.taskGuid)) }),
+    ok(m.TaskResponseSchema, { task: await taskWithCredentials(ctx, await findTask(ctx, req.taskGuid)) }),
   ),
   '/v1/tasks/get_by_task_guid.r2': route(m.TaskByGuidRequestSchema, m.TaskResponseSchema, async (req, ctx) =>
-    ok(m.TaskResponseSchema, { task: taskToV2(taskFromCR(await findTask(ctx, req.taskGuid))) }),
+    ok(m.TaskResponseSchema, { task: taskToV2(await taskWithCredentials(ctx, await findTask(ctx, req.taskGuid))) }),
   ),
   // Re-read and re-checked on a lost compare-and-swap: the controllers write tasks too.
   '/v1/tasks/cancel': route(m.TaskGuidRequestSchema, m.TaskLifecycleResponseSchema, async (req, ctx) => {
