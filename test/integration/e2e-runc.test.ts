@@ -89,7 +89,8 @@ describe('runc end to end', () => {
       const res = await fetch(`http://127.0.0.1:${hostPort}/`);
       expect(await res.text()).toBe('hello from a runc container\n');
     }
-    expect(ours()).toHaveLength(3);
+    // A container of an instance that reported RUNNING exists; one it replaced may still be on its way out.
+    await eventually(() => expect(ours()).toHaveLength(3), 30_000);
 
     // Kill one instance's process inside its container: it crashes and is restarted at once (crash #1).
     const victim = running[0]!;
@@ -133,6 +134,14 @@ describe('runc end to end', () => {
     const rep2 = testRep(env, backend2, { cellId: `e2e-cell2-${process.pid}`, zone: 'z2' });
     await rep2.start();
     try {
+      // Both cells in the auction's view before the work arrives (their presence reaches the leader by a watch).
+      await eventually(
+        () =>
+          expect(env.manager.presentCells()).toEqual(
+            expect.arrayContaining([`e2e-cell-${process.pid}`, `e2e-cell2-${process.pid}`]),
+          ),
+        30_000,
+      );
       await client.create('DesiredLRP', web(4));
       const all = await eventually(async () => {
         const running = (await instances()).filter((a) => a.status?.state === 'RUNNING');
