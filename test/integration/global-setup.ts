@@ -2,6 +2,8 @@
 // project, installs the CRDs and the admission webhook, and hands the kubeconfig to the tests.
 // Set DIEGO_TEST_KUBECONFIG to run the same suites against an existing cluster (e.g. kind) instead.
 import type { TestProject } from 'vitest/node';
+import { readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectOrStart, ensureBinaries, type ControlPlane } from '../../src/lib/controlplane/index.ts';
 import { installCRDs, kubeConfigFromString } from '../../src/lib/kube.ts';
@@ -18,8 +20,10 @@ declare module 'vitest' {
 
 let cp: ControlPlane | undefined;
 let webhook: LocalWebhook | undefined;
+let startedAt = Date.now();
 
 export async function setup(project: TestProject): Promise<void> {
+  startedAt = Date.now();
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
   cp = await connectOrStart({ controllerManager: true, logger: log });
   const kc = kubeConfigFromString(cp.kubeconfig);
@@ -36,4 +40,18 @@ export async function setup(project: TestProject): Promise<void> {
 export async function teardown(): Promise<void> {
   await webhook?.stop();
   await cp?.stop();
+  await removeExecutorStateDirs();
+}
+
+/**
+ * A Rep given no executor state directory keeps its results in $TMPDIR/diego-executor-<cell id> (a restarted agent of
+ * the same cell finds them there): the ones this run's tests made go with it.
+ */
+async function removeExecutorStateDirs(): Promise<void> {
+  const entries = await readdir(tmpdir()).catch(() => []);
+  for (const name of entries.filter((n) => n.startsWith('diego-executor-'))) {
+    const dir = join(tmpdir(), name);
+    const info = await stat(dir).catch(() => undefined);
+    if (info && info.birthtimeMs >= startedAt) await rm(dir, { recursive: true, force: true });
+  }
 }
