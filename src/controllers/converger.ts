@@ -2,6 +2,7 @@
 // restarts crashed ones per the crash policy, handles instances on lost cells (SUSPECT), and removes what
 // is no longer desired. Event-driven per DesiredLRP, plus Diego's periodic full pass that repairs drift.
 import type { Logger } from 'pino';
+import type { EventRecorder } from '../lib/events.ts';
 import { withDefaults } from '../lib/options.ts';
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { keyOf } from '../lib/informer.ts';
@@ -11,17 +12,22 @@ import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
 import { conditionUnchanged, setCondition, type Condition } from './conditions.ts';
+import { evacuatedByOf, evacuationDone } from '../lifecycle/actual-lrp.ts';
 import { crashPolicyFor, shouldRestart } from '../lifecycle/crash-policy.ts';
+import { judgeEvacuatingCopy } from '../lifecycle/evacuation.ts';
 import { actualLRPName, selectorFor } from '../lifecycle/names.ts';
 import {
   CREATE_CONCURRENCY,
   createInstance,
   createSuspect,
+  forgetEvacuation,
+  getOrUndefined,
   initialize,
   type Outcome,
   promoteSuspect,
   releaseContainer,
   remove,
+  removeCopy,
   unclaim,
   unplace,
 } from '../lifecycle/ops.ts';
@@ -37,6 +43,8 @@ export interface ConvergerOptions {
   convergeIntervalMs?: number;
   /** Called when instances may need placing (the auctioneer's kick). */
   onUnplacedWork?: () => void;
+  /** Warning events on a DesiredLRP (a forged EVACUATING copy of one of its instances removed). */
+  events?: EventRecorder;
   now?: () => number;
   concurrency?: number;
 }
@@ -54,11 +62,17 @@ function lookAgain(o: Outcome<unknown>): number | undefined {
 }
 
 export class Converger {
-  private readonly o: Required<Omit<ConvergerOptions, 'onUnplacedWork'>> & Pick<ConvergerOptions, 'onUnplacedWork'>;
+  private readonly o: Required<Omit<ConvergerOptions, 'onUnplacedWork' | 'events'>> &
+    Pick<ConvergerOptions, 'onUnplacedWork' | 'events'>;
   private readonly log: Logger;
   private readonly queue: WorkQueue;
   private readonly statusQueue: WorkQueue;
   private readonly removed = new RemovedIndices();
+  /**
+   * Uids of forged copies this converger deleted: their finalizer is its to release (the forger will not). Only
+   * these: a real copy being deleted waits for its cell to stop the container, whatever its ORDINARY record says.
+   */
+  private readonly forged = new Set<string>();
   private timer?: NodeJS.Timeout;
 
   constructor(opts: ConvergerOptions) {
@@ -82,6 +96,7 @@ export class Converger {
     cache.actual.on('update', enqueueOwner);
     cache.actual.on('delete', (a: IActualLRP) => {
       this.noteRemoved(a);
+      this.forged.delete(a.metadata.uid ?? '');
       enqueueOwner(a);
     });
     // Diego converges at once when a cell disappears; a returning cell may let us promote its suspects.
@@ -199,7 +214,7 @@ export class Converger {
         await guarded(() => this.ensureGone(a)); // scale down retires the highest indices
       else await guarded(() => this.step(d, a));
     }
-    for (const copy of copies) await guarded(() => this.stepCopy(copy, ordinary.get(copy.spec.index), instances));
+    for (const copy of copies) await guarded(() => this.stepCopy(d, copy, ordinary.get(copy.spec.index), instances));
     this.statusQueue.addAfter(key, STATUS_COALESCE_MS);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
@@ -253,6 +268,12 @@ export class Converger {
       if (!placedOn) this.o.onUnplacedWork?.();
       return;
     }
+    // Who evacuated the record vouches for its EVACUATING copy only until the replacement runs.
+    if (evacuationDone(a)) {
+      const forgotten = await forgetEvacuation(client, a);
+      if (forgotten.outcome !== 'done') return lookAgain(forgotten);
+      return; // the write comes back as an event
+    }
     if (state === 'CLAIMED' || state === 'RUNNING') {
       const cell = a.status?.cellId ?? placedOn;
       if (cell && !presence.isPresent(cell)) return this.cellLost(a, cell);
@@ -292,17 +313,20 @@ export class Converger {
 
   /** A SUSPECT (or EVACUATING) copy lives until its replacement runs, or comes back if its cell does. */
   private async stepCopy(
+    d: IDesiredLRP,
     copy: IActualLRP,
     ordinary: IActualLRP | undefined,
     instances: number,
   ): Promise<number | undefined> {
     const { client, presence } = this.o;
+    if (copy.metadata.deletionTimestamp && this.forged.has(copy.metadata.uid ?? ''))
+      return lookAgain(await releaseContainer(client, copy));
     if (copy.metadata.deletionTimestamp) return this.ensureGone(copy);
+    const evacuating = copy.status?.presence === 'EVACUATING';
     const cellId = copy.spec.cellId;
     // A copy is created, then given its status (a second write): until then, leave it to its creator
     // unless that creator's cell is gone.
     if (!copy.status?.presence) return cellId && presence.isPresent(cellId) ? undefined : this.ensureGone(copy, true);
-    const evacuating = copy.status.presence === 'EVACUATING';
     // Diego's pruneEvacuatingActualLRPs: an EVACUATING copy whose cell is gone serves nothing any more.
     if (evacuating && cellId && !presence.isPresent(cellId)) return this.ensureGone(copy, true);
     // The replacement runs when the ORDINARY record is RUNNING as another instance (a stale cache may still
@@ -311,6 +335,7 @@ export class Converger {
     const replaced = ordinary?.status?.state === 'RUNNING' || (evacuating && ordinary?.status?.state === 'CRASHED');
     const replacementRunning = replaced && ordinary?.status?.instanceGuid !== copy.status?.instanceGuid;
     if (!ordinary || copy.spec.index >= instances || replacementRunning) return this.ensureGone(copy, true);
+    if (evacuating && judgeEvacuatingCopy(copy, ordinary) === 'forged') return this.forgedCopy(d, copy, ordinary);
     if (copy.status?.presence === 'SUSPECT' && cellId && presence.isPresent(cellId)) {
       const replacement = ordinary.status;
       const claimedElsewhere =
@@ -335,6 +360,48 @@ export class Converger {
       this.log.info({ key: keyOf(ordinary), cellId }, 'cell returned: suspect instance promoted');
       return this.ensureGone(copy);
     }
+    return;
+  }
+
+  /**
+   * An EVACUATING copy nothing vouches for as the cache sees it (judgeEvacuatingCopy). The cache may be behind the
+   * evacuation (the copy seen, not yet the unclaim that records it): the ORDINARY record is read from the API server
+   * before the copy is judged forged. A forged copy is removed with its container finalizer (the cell that forged it
+   * will not release it), with a Warning event on the DesiredLRP.
+   */
+  private async forgedCopy(d: IDesiredLRP, copy: IActualLRP, cached: IActualLRP): Promise<number | undefined> {
+    const { client } = this.o;
+    const fresh = await getOrUndefined(client, 'ActualLRP', cached.metadata.namespace, cached.metadata.name ?? '');
+    const verdict = judgeEvacuatingCopy(copy, fresh);
+    if (verdict === 'retire') return this.ensureGone(copy, true);
+    if (verdict === 'keep') return;
+    const by = evacuatedByOf(fresh);
+    const what = {
+      key: keyOf(copy),
+      cellId: copy.status?.cellId,
+      instanceGuid: copy.status?.instanceGuid,
+      ordinary: {
+        state: fresh?.status?.state,
+        cellId: fresh?.status?.cellId,
+        instanceGuid: fresh?.status?.instanceGuid,
+      },
+      evacuatedBy: by,
+    };
+    this.forged.add(copy.metadata.uid ?? '');
+    const removed = await removeCopy(client, copy, { containerGone: true });
+    if (removed.outcome !== 'done') {
+      this.forged.delete(copy.metadata.uid ?? '');
+      return lookAgain(removed);
+    }
+    this.log.warn(what, 'forged EVACUATING copy removed: its ORDINARY record was never evacuated by that container');
+    this.o.events?.record(
+      d,
+      'Warning',
+      'ForgedEvacuatingCopy',
+      `removed ${copy.metadata.name}: cell ${copy.status?.cellId ?? ''} reported instance ` +
+        `${copy.status?.instanceGuid ?? ''} EVACUATING, but ${fresh?.metadata.name ?? ''} ` +
+        `(${fresh?.status?.state ?? 'UNCLAIMED'} on "${fresh?.status?.cellId ?? ''}") was never evacuated by it`,
+    );
     return;
   }
 

@@ -135,6 +135,7 @@ export class Manager {
       log,
       convergeIntervalMs: this.o.convergeIntervalMs,
       onUnplacedWork: () => auctioneer.kick(),
+      events: new EventRecorder(kc, 'diego-converger', log),
     });
     const tasks = new TaskController({
       client,

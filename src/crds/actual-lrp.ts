@@ -80,6 +80,15 @@ export const ActualLRPStatus = doc(
         .optional(),
       'Internal route host names (for container-to-container certificates).',
     ),
+    evacuatedBy: doc(
+      z
+        .object({
+          cellId: doc(z.string().min(1).max(256), 'The evacuating cell.'),
+          instanceGuid: doc(z.string().min(1).max(256), 'The instance guid it ran this record as.'),
+        })
+        .optional(),
+      "Not in Diego (whose BBS copies and unclaims in one transaction): on an ORDINARY record, the container whose cell evacuated it (set by that cell when it unclaims the record after creating its EVACUATING copy, cleared by the converger once the replacement runs). The converger removes an EVACUATING copy that neither this nor the record's own instance key vouches for: a forged copy.",
+    ),
   }),
   'The observed state of the instance (Diego ActualLRP fields).',
 );

@@ -218,7 +218,8 @@ export function placementFailed(error: string, now: number) {
  * as far as anyone knows while a replacement starts.
  */
 export function suspectCopy(from: IActualLRP): StatusPatch {
-  return { ...from.status, presence: 'SUSPECT' };
+  const { evacuatedBy: _evacuatedBy, ...rest } = from.status ?? {};
+  return { ...rest, presence: 'SUSPECT' };
 }
 
 /**
@@ -226,8 +227,36 @@ export function suspectCopy(from: IActualLRP): StatusPatch {
  * serving until the replacement runs.
  */
 export function evacuatingCopy(from: IActualLRP, key: InstanceKey): StatusPatch {
-  const { conditions: _conditions, ...rest } = from.status ?? {};
+  const { conditions: _conditions, evacuatedBy: _evacuatedBy, ...rest } = from.status ?? {};
   return { ...rest, state: 'RUNNING', presence: 'EVACUATING', instanceGuid: key.instanceGuid, cellId: key.cellId };
+}
+
+/**
+ * Who evacuated an ORDINARY record (not in Diego, whose BBS copies and unclaims in one transaction): written with the
+ * unclaim that follows the EVACUATING copy, by the cell whose container `key` held the record, so the converger can
+ * tell its copy from a forged one once the record no longer names that container. Status writes are merge patches:
+ * the claim, start and crash of the replacement keep it.
+ */
+export function evacuated(key: InstanceKey) {
+  return { evacuatedBy: { cellId: key.cellId, instanceGuid: key.instanceGuid } } as const satisfies StatusPatch;
+}
+
+/** The container that evacuated the record (undefined when none did, or the converger forgot it). */
+export function evacuatedByOf(a: IActualLRP | undefined): InstanceKey | undefined {
+  const by = a?.status?.evacuatedBy;
+  return by?.cellId && by.instanceGuid ? { cellId: by.cellId, instanceGuid: by.instanceGuid } : undefined;
+}
+
+/**
+ * The record's evacuatedBy is no longer needed: its replacement runs (as another container), which ends the
+ * EVACUATING copy anyway (the converger retires it, and judges it by the replacement's instance guid from then on).
+ * Kept, it would vouch for a copy the old cell made again. A crashed replacement keeps it: the copy may be
+ * deleting still, and the instance is restarted at once (crashes 1 and 2).
+ */
+export function evacuationDone(a: IActualLRP): boolean {
+  const by = evacuatedByOf(a);
+  if (!by || presenceOf(a) !== 'ORDINARY') return false;
+  return stateOf(a) === 'RUNNING' && !sameKey(instanceKeyOf(a), by);
 }
 
 /** The ORDINARY record's status when a SUSPECT copy is promoted back (its cell returned before a replacement ran). */

@@ -6,7 +6,17 @@
 // with the fenced writes of ops.ts, and read again when one of them loses a race (docs/adr/0002).
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { type DiegoClient, isNotFound } from '../lib/resources.ts';
-import { holds, type InstanceKey, presenceOf, stateOf, type StatusPatch } from './actual-lrp.ts';
+import {
+  evacuatedByOf,
+  holds,
+  type InstanceKey,
+  instanceKeyOf,
+  isEmptyKey,
+  presenceOf,
+  sameKey,
+  stateOf,
+  type StatusPatch,
+} from './actual-lrp.ts';
 import { evacuatingName, selectorFor, suspectName } from './names.ts';
 import {
   crash,
@@ -65,6 +75,30 @@ export function decideRunning(
   if (!target) return { keepContainer: false };
   if (state === 'RUNNING' || state === 'CLAIMED') return { keepContainer: true, evacuate: true };
   return { keepContainer: false };
+}
+
+/** What the converger makes of an EVACUATING copy, given its index's ORDINARY record. */
+export type CopyVerdict = 'keep' | 'retire' | 'forged';
+
+/**
+ * Whether an EVACUATING copy is an evacuation's, pure. A cell may create `<instance>-evacuating` on itself for any
+ * instance (admission cannot read the ORDINARY record), so the record must vouch for it: it still names the copy's
+ * container (cell and instance guid: the copy is made before the unclaim), or its evacuatedBy does (written with that
+ * unclaim, by the cell that held the record) — `keep`. `retire`: the record is gone, or its replacement (another
+ * instance guid) runs or crashed — the copy's time is over, whoever made it. `forged`: nothing vouches for it, such as
+ * a copy of another cell's instance under that instance's own guid. Diego's BBS needs none of this: it copies and
+ * unclaims in one transaction, and only for the rep whose instance key the record holds.
+ */
+export function judgeEvacuatingCopy(copy: IActualLRP, ordinary: IActualLRP | undefined): CopyVerdict {
+  if (!ordinary || ordinary.metadata.deletionTimestamp) return 'retire';
+  const key = instanceKeyOf(copy);
+  const record: IActualLRP = ordinary; // holds() narrows what it is false for
+  if (holds(ordinary, key)) return 'keep';
+  const state = stateOf(record);
+  const replaced = state === 'RUNNING' || state === 'CRASHED';
+  const by = evacuatedByOf(record);
+  if (by && !isEmptyKey(key) && sameKey(by, key)) return replaced ? 'retire' : 'keep';
+  return replaced && record.status?.instanceGuid !== key.instanceGuid ? 'retire' : 'forged';
 }
 
 const get = (client: DiegoClient, namespace: string, name: string) =>
@@ -252,13 +286,17 @@ export async function evacuateRunning(
       const removed = await removeCopy(client, copy, { owner: me, containerGone: opts.releaseRemoved ?? false });
       if (lost(removed)) return movedOn('changed');
     }
+    let copied: Outcome<IActualLRP> | undefined;
     if (d.evacuate && ordinary) {
-      const copied = await createEvacuating(client, ordinary, me);
+      copied = await createEvacuating(client, ordinary, me);
       if (copied.outcome === 'moved-on') return movedOn('changed'); // read again
       if (copied.outcome === 'refused') return done(d.keepContainer);
     }
     if ((d.evacuate || d.unclaim) && ordinary) {
-      const back = await unclaim(client, ordinary, { now, owner: me });
+      // The unclaim after the copy says who evacuated the record: what vouches for the copy once the record no
+      // longer names this container (judgeEvacuatingCopy). Not when the slot held another container's copy.
+      const evacuated = copied?.outcome === 'done' && holds(copied.value, me);
+      const back = await unclaim(client, ordinary, { now, owner: me, evacuated });
       if (lost(back)) return movedOn('changed');
     }
     // A kept copy takes the cell's latest net info, routability and tags (Diego updates the EVACUATING row).

@@ -14,6 +14,8 @@ import {
   claimed,
   crashCountAfter,
   crashed,
+  evacuated,
+  evacuatedByOf,
   evacuatingCopy,
   holds,
   initial,
@@ -183,7 +185,7 @@ export async function crash(
 export async function unclaim(
   client: DiegoClient,
   a: IActualLRP,
-  opts: { now: number; owner?: InstanceKey },
+  opts: { now: number; owner?: InstanceKey; evacuated?: boolean },
 ): Promise<Outcome<IActualLRP>> {
   if (presenceOf(a) !== 'ORDINARY') return refused('presence', `${nameOf(a)} is ${presenceOf(a)}: remove it instead`);
   if (opts.owner && !holds(a, opts.owner))
@@ -198,8 +200,10 @@ export async function unclaim(
   }
   if (stateOf(a) === 'UNCLAIMED' && isEmptyKey(instanceKeyOf(a))) return done(current);
   const before = { state: stateOf(a), key: instanceKeyOf(a) };
+  // An evacuation records the container that held the record, in the same write (evacuated()).
+  const status = opts.evacuated ? { ...unclaimed(opts.now), ...evacuated(before.key) } : unclaimed(opts.now);
   for (let i = 1; ; i++) {
-    const written = await cas(() => client.patchStatus('ActualLRP', refOf(current), unclaimed(opts.now)));
+    const written = await cas(() => client.patchStatus('ActualLRP', refOf(current), status));
     if (written.outcome !== 'moved-on' || written.why !== 'changed' || i >= 5) return written;
     const fresh = await reread(client, a);
     const same =
@@ -207,6 +211,15 @@ export async function unclaim(
     if (!same) return movedOn('changed');
     current = fresh;
   }
+}
+
+/**
+ * Forgets who evacuated the record (evacuatedBy) once its replacement runs (evacuationDone): the
+ * converger's, so an old cell cannot make a copy of the old instance again. Nothing to do otherwise.
+ */
+export async function forgetEvacuation(client: DiegoClient, a: IActualLRP): Promise<Outcome<IActualLRP>> {
+  if (!evacuatedByOf(a)) return done(a);
+  return cas(() => client.patchStatus('ActualLRP', refOf(a), { evacuatedBy: null } satisfies StatusPatch));
 }
 
 /**

@@ -487,6 +487,8 @@ describe('a cell agent confined to its own cell', () => {
     const ordinary = await admin.get('ActualLRP', apps, evac.metadata.name!);
     expect(ordinary.spec.cellId).toBeUndefined();
     expect(ordinary.status?.state).toBe('UNCLAIMED');
+    // The unclaim says who evacuated it (what vouches for the copy to the converger): the policy lets it through.
+    expect(ordinary.status?.evacuatedBy).toEqual({ cellId: A, instanceGuid: evacGuid });
     await removeEvacuating(asA, copy, true);
     await eventually(async () =>
       expect(await admin.list('ActualLRP', { namespace: apps })).not.toContainEqual(
@@ -498,6 +500,46 @@ describe('a cell agent confined to its own cell', () => {
     await admin.delete('ActualLRP', refOf(gone));
     const deleting = await admin.get('ActualLRP', apps, gone.metadata.name!);
     await asA.patch('ActualLRP', refOf(deleting), { metadata: { finalizers: [] } });
+  });
+
+  it("refuses status.evacuatedBy naming another cell or another instance, and changes to another cell's", async () => {
+    const guid = `guid-${hex()}`;
+    const own = await instance(`evby-${hex()}`, { cellId: A, status: running(A, guid) });
+    const ref = { namespace: apps, name: own.metadata.name! };
+    // Vouching for a copy on V (or for an instance this record never had) would let a forged copy pass.
+    await refused(
+      asA.patchStatus('ActualLRP', ref, { evacuatedBy: { cellId: V, instanceGuid: guid } }),
+      'actuallrp.evacuated-by',
+    );
+    await refused(
+      asA.patchStatus('ActualLRP', ref, { evacuatedBy: { cellId: A, instanceGuid: 'guid-never-here' } }),
+      'actuallrp.evacuated-by',
+    );
+    // Its own evacuation of the instance it holds is allowed (the unclaim that follows its EVACUATING copy).
+    await asA.patchStatus('ActualLRP', ref, { evacuatedBy: { cellId: A, instanceGuid: guid } });
+    // V evacuated this one; A claimed the replacement: A may not remove or rewrite V's evacuation.
+    const vGuid = `guid-${hex()}`;
+    const claimedHere = await instance(`evby-v-${hex()}`, {
+      cellId: A,
+      status: {
+        state: 'CLAIMED',
+        cellId: A,
+        instanceGuid: `guid-${hex()}`,
+        evacuatedBy: { cellId: V, instanceGuid: vGuid },
+      },
+    });
+    const cref = { namespace: apps, name: claimedHere.metadata.name! };
+    await refused(asA.patchStatus('ActualLRP', cref, { evacuatedBy: null }), 'actuallrp.evacuated-by');
+    await refused(
+      asA.patchStatus('ActualLRP', cref, { evacuatedBy: { cellId: V, instanceGuid: 'guid-other' } }),
+      'actuallrp.evacuated-by',
+    );
+    // Its ordinary writes of that record (start, crash) keep V's evacuation: status writes are merge patches.
+    await asA.patchStatus('ActualLRP', cref, { ...running(A, claimedHere.status!.instanceGuid) });
+    expect((await admin.get('ActualLRP', apps, cref.name)).status?.evacuatedBy).toEqual({
+      cellId: V,
+      instanceGuid: vGuid,
+    });
   });
 
   it("refuses to start or complete another cell's Task (a forged result), to cancel, place or forge a result for its own", async () => {
@@ -665,7 +707,71 @@ describe('real reps confined to their cells run an app and a task, and evacuate'
       for (const x of instances) {
         expect(x.status?.state).toBe('RUNNING');
         expect(x.spec.cellId).not.toBe(from);
+        // Who evacuated it is forgotten once the replacement runs (the converger's write).
+        expect(x.status?.evacuatedBy).toBeUndefined();
       }
     }, 60_000);
+  }, 120_000);
+
+  it("removes a node's forged EVACUATING copy of another cell's instance, instance guid and all (docs/security.md)", async () => {
+    // Node F (present, no rep running: a compromised node's agent does what it likes) copies web-0, RUNNING on
+    // another cell, as its own EVACUATING copy with web-0's instance guid, at its own address: admission allows it
+    // (it cannot read the ORDINARY record), the converger finds nothing vouching for it and removes it.
+    const F = `cell-f-${hex()}`;
+    const f = await agentOn(F);
+    const asF = new DiegoClient(f.kc);
+    await renewPresence(f.kc, ns, F, 3600);
+    try {
+      const victim = await client.get('ActualLRP', apps, 'web-0');
+      const { cellId, instanceGuid } = victim.status ?? {};
+      expect(victim.status?.state).toBe('RUNNING');
+      expect(cellId).not.toBe(F);
+      const name = evacuatingName('web-0');
+      await asF.create('ActualLRP', {
+        metadata: {
+          name,
+          namespace: apps,
+          labels: victim.metadata.labels,
+          ownerReferences: victim.metadata.ownerReferences,
+          finalizers: [FINALIZER_CONTAINER],
+        },
+        spec: { ...victim.spec, cellId: F },
+      });
+      await asF.patchStatus(
+        'ActualLRP',
+        { namespace: apps, name },
+        {
+          state: 'RUNNING',
+          presence: 'EVACUATING',
+          cellId: F,
+          instanceGuid,
+          routable: true,
+          netInfo: { address: '203.0.113.66', ports: [{ containerPort: 8080, hostPort: 61001 }] },
+        },
+      );
+      // Gone for good: deleted, and its container finalizer released by the converger (F never will).
+      await eventually(async () => {
+        const names = (await client.list('ActualLRP', { namespace: apps })).map((x) => x.metadata.name);
+        expect(names).not.toContain(name);
+      }, 60_000);
+      const after = await client.get('ActualLRP', apps, 'web-0');
+      expect(after.status).toMatchObject({ state: 'RUNNING', cellId, instanceGuid });
+      const d = await client.get('DesiredLRP', apps, 'web');
+      await eventually(async () => {
+        const events = await rawRequest<{
+          items: { reason?: string; type?: string; message?: string; involvedObject?: { uid?: string } }[];
+        }>(kc, { method: 'GET', path: `/api/v1/namespaces/${apps}/events` });
+        const forged = events.items.filter((e) => e.reason === 'ForgedEvacuatingCopy');
+        expect(forged).toContainEqual(
+          expect.objectContaining({
+            type: 'Warning',
+            involvedObject: expect.objectContaining({ uid: d.metadata.uid }),
+          }),
+        );
+        expect(forged[0]?.message).toContain(F);
+      }, 30_000);
+    } finally {
+      await releasePresence(f.kc, ns, F).catch(() => undefined);
+    }
   }, 120_000);
 });
