@@ -49,6 +49,11 @@ export interface BulkSyncDeps {
   checkRuns?(): Promise<void>;
   /** Work placed here but not claimed (UNCLAIMED instance, Pending task): handle it again. */
   unclaimed?(work: IActualLRP | ITask): Promise<void>;
+  /**
+   * Work claimed by this cell without a container whose claim this agent sent and never heard back about (its answer
+   * lost to an API error): the rep runs it now (true) instead of its being failed or sent back to the auction.
+   */
+  landedUnseen?(work: IActualLRP | ITask): boolean;
   /** Reports the outcome kept on disk for a task whose container is gone; false when there is none. */
   reportKept?(t: ITask): Promise<boolean>;
 }
@@ -111,6 +116,7 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
         await d.unsupervised?.(a).catch((err: unknown) => d.log.warn({ err, key: keyOf(a) }, 'bulk sync: adopt'));
         continue;
       }
+      if (d.landedUnseen?.(a)) continue;
       try {
         // Only while the record still names this cell's container (the instance key fences a stale view).
         const back = await unclaim(d.client, a, { now: Date.now(), owner: { instanceGuid: guid, cellId: d.cellId } });
@@ -140,6 +146,7 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
         await d.unsupervised?.(t).catch((err: unknown) => d.log.warn({ err, key: keyOf(t) }, 'bulk sync: adopt'));
         continue;
       }
+      if (d.landedUnseen?.(t)) continue;
       try {
         // The container finished and went, but its outcome was not reported (an agent killed in between).
         if (await d.reportKept?.(t)) continue;

@@ -139,6 +139,14 @@ export class Rep {
   private readonly running = new Map<string, Running>();
   /** Keys of instances being claimed right now. */
   private readonly claiming = new Set<string>();
+  /**
+   * Claims of instances and starts of tasks this agent sent whose answer was lost (a network error, the API server
+   * restarting), by key: the uid of the record, and the instance guid the claim named. Found claimed by this cell
+   * with that guid (or the task Running here) afterwards, the write landed and the work is this agent's to run —
+   * its container is created only after a claim known to have landed, so it never ran. Without this the work would
+   * wait for bulk sync to put the instance back to the auction or fail the task "task container does not exist".
+   */
+  private readonly unseenWrites = new Map<string, { uid: string; instanceGuid?: string }>();
   readonly evacuator: Evacuator;
   /** Memory, disk and containers left on this cell (capacity minus what it runs). */
   readonly resources: CellResources;
@@ -290,7 +298,10 @@ export class Rep {
       );
     this.tasks.on('add', onTask);
     this.tasks.on('update', onTask);
-    this.tasks.on('delete', (t: ITask) => this.stopTask(t));
+    this.tasks.on('delete', (t: ITask) => {
+      this.unseenWrites.delete(taskKey(t));
+      this.stopTask(t);
+    });
     await Promise.all([this.actual.start(), this.tasks.start()]);
     await this.adopt();
     await this.cellStatus.publish();
@@ -307,6 +318,7 @@ export class Rep {
           keys: new Set([...this.running.keys(), ...this.claiming]),
         }),
         checkRuns: () => this.checkRuns(),
+        landedUnseen: (work) => this.landedUnseen(work),
         reportKept: async (t) => {
           const saved = await this.results.get(taskHandle(t));
           if (!saved || saved.uid !== t.metadata.uid) return false;
@@ -421,6 +433,7 @@ export class Rep {
     // The record names another instance now (claimed by another cell after this one was declared lost).
     const run = this.running.get(key);
     if (run?.instance && a.status?.instanceGuid !== run.instance.instanceGuid) await this.checkRun(key);
+    if (this.landedUnseen(a)) return;
     if (this.running.has(key) || a.status?.state !== 'UNCLAIMED' || a.status.presence !== 'ORDINARY') return;
     if (this.evacuator.evacuating) return this.evacuator.reject('ActualLRP', a);
     await this.claimOnce(
@@ -522,8 +535,11 @@ export class Rep {
       claimed = await claim(this.client, a, this.keyOf(instanceGuid), Date.now());
     } catch (err) {
       this.resources.release(key);
+      if (uncertain(err) && a.metadata.uid) this.unseenWrites.set(key, { uid: a.metadata.uid, instanceGuid });
       throw err; // not claimed (or unknown): tried again with backoff
     }
+    // Lost a race against a newer version: maybe the one an earlier claim whose answer was lost made.
+    if (claimed.outcome !== 'moved-on') this.unseenWrites.delete(key);
     if (claimed.outcome !== 'done') {
       this.resources.release(key);
       if (claimed.outcome === 'refused') this.log.debug({ key, reason: claimed.reason }, 'not claimed');
@@ -792,6 +808,7 @@ export class Rep {
     // Cancelled (the task controller completed it), deleted, or completed elsewhere while it runs here: the
     // container goes (Diego's CancelTask deletes it); the controller is the one writer of its status.
     if (t.status?.state !== 'Running' && t.status?.state !== 'Pending') this.stopTask(t);
+    if (this.landedUnseen(t)) return;
     if (t.status?.state !== 'Pending' || t.spec.cellId !== this.o.cellId || this.running.has(key)) return;
     if (this.evacuator.evacuating) return this.evacuator.reject('Task', t);
     await this.claimOnce(
@@ -821,14 +838,64 @@ export class Rep {
       started = await startTask(this.client, t, this.o.cellId, new Date());
     } catch (err) {
       this.resources.release(key);
+      if (uncertain(err) && t.metadata.uid) this.unseenWrites.set(key, { uid: t.metadata.uid });
       throw err; // not started (or unknown): tried again with backoff
     }
+    if (started.outcome !== 'moved-on') this.unseenWrites.delete(key);
     // Another cell or a newer version has it, or it runs here already.
     if (started.outcome !== 'done' || !started.value.shouldStart) {
       this.resources.release(key);
       return;
     }
     this.startTask(t);
+  }
+
+  /**
+   * Work found claimed by this cell (an instance CLAIMED with the guid this agent's claim named, a task Running here)
+   * but not run here, whose claim this agent sent without hearing the answer: the claim landed, so the work runs now.
+   * Returns whether it was such work. Any other version of the record ends the doubt but an unchanged UNCLAIMED or
+   * Pending one (the claim did not land: it is made again).
+   */
+  private landedUnseen(work: IActualLRP | ITask): boolean {
+    const isTask = 'taskGuid' in work.spec;
+    const key = isTask ? taskKey(work as ITask) : lrpKey(work as IActualLRP);
+    const sent = this.unseenWrites.get(key);
+    if (!sent) return false;
+    const state = work.status?.state;
+    const mine = work.metadata.uid === sent.uid && work.status?.cellId === this.o.cellId;
+    const landed = isTask
+      ? mine && state === 'Running'
+      : mine && state === 'CLAIMED' && work.status?.instanceGuid === sent.instanceGuid;
+    if (!landed) {
+      if (work.metadata.uid !== sent.uid || (state !== 'Pending' && state !== 'UNCLAIMED'))
+        this.unseenWrites.delete(key);
+      return false;
+    }
+    this.unseenWrites.delete(key);
+    const cancelled = isTask && (work as ITask).spec.cancelled;
+    if (this.running.has(key) || work.metadata.deletionTimestamp || cancelled) return true;
+    this.log.info({ key }, 'a claim whose answer was lost had landed: running the work');
+    if (isTask) {
+      const t = work as ITask;
+      const problems = this.resources.reserve(key, { memoryMb: t.spec.memoryMb, diskMb: t.spec.diskMb });
+      if (problems.length > 0) return false; // bulk sync fails it
+      this.startTask(t);
+    } else {
+      void this.startClaimed(work as IActualLRP, sent.instanceGuid ?? '').catch((err: unknown) =>
+        this.log.warn({ err, key }, 'instance'),
+      );
+    }
+    return true;
+  }
+
+  /** Runs an instance this cell claimed (resources reserved here: its DesiredLRP says how much). */
+  private async startClaimed(a: IActualLRP, instanceGuid: string): Promise<void> {
+    const key = lrpKey(a);
+    const d = await this.desiredFor(a);
+    if (!d || this.running.has(key)) return;
+    const problems = this.resources.reserve(key, { memoryMb: d.spec.memoryMb, diskMb: d.spec.diskMb });
+    if (problems.length > 0) return; // bulk sync sends it back to the auction
+    this.startInstance(a, instanceGuid);
   }
 
   /** Stops the run of this task, if any (an ActualLRP of the same name has a run of its own under the same key). */
