@@ -55,6 +55,21 @@ export interface RawRequest {
   path: string;
   body?: unknown;
   contentType?: string;
+  /** Gives up after this long (default REQUEST_TIMEOUT_MS): a RequestTimeoutError, an uncertain outcome. */
+  timeoutMs?: number;
+}
+
+/**
+ * How long a request may take, answer included. The API server ends a request it is still serving after 60 s (its
+ * --request-timeout); one it never answers — seen right after a kube-apiserver restart, a request hanging for minutes
+ * and with it a cell's claim and bulk sync — is given up a little later, as a network error: its write may have
+ * landed, so callers read back before they call it lost (src/lifecycle/outcome.ts `uncertain`).
+ */
+export const REQUEST_TIMEOUT_MS = 70_000;
+
+/** A request given up after its timeout (no answer). */
+export class RequestTimeoutError extends Error {
+  override readonly name = 'RequestTimeoutError';
 }
 
 /**
@@ -76,6 +91,20 @@ export async function rawRequest<T = unknown>(kc: KubeConfig, req: RawRequest): 
     };
   }
   return new Promise<T>((resolve, reject) => {
+    const timeoutMs = req.timeoutMs ?? REQUEST_TIMEOUT_MS;
+    const timer = setTimeout(
+      () => r.destroy(new RequestTimeoutError(`${req.method} ${req.path}: no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    timer.unref();
+    const settle =
+      <A extends unknown[]>(f: (...a: A) => void) =>
+      (...a: A) => {
+        clearTimeout(timer);
+        f(...a);
+      };
+    resolve = settle(resolve);
+    reject = settle(reject);
     const r = httpsRequest(url, opts, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
