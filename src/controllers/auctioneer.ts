@@ -66,6 +66,8 @@ export class Auctioneer {
     now: () => number;
   };
   private retryTimer?: NodeJS.Timeout;
+  /** An auction asked for after a placement write failed on an API error (one at a time). */
+  private retrySoon?: NodeJS.Timeout;
   private readonly log: Logger;
   /** Bumped whenever capacity may have appeared; parked work is retried when it moves. */
   private capacityVersion = 0;
@@ -124,6 +126,7 @@ export class Auctioneer {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.retryTimer);
+    clearTimeout(this.retrySoon);
     await this.running;
   }
 
@@ -265,6 +268,16 @@ export class Auctioneer {
     done();
   }
 
+  /** An auction in a second (not at once: the API server that just failed a write may still be down). */
+  private auctionSoon(): void {
+    if (this.retrySoon || this.stopped) return;
+    this.retrySoon = setTimeout(() => {
+      this.retrySoon = undefined;
+      this.kick();
+    }, 1000);
+    this.retrySoon.unref();
+  }
+
   /** The index's SUSPECT copy is on a cell that came back: the converger promotes it; don't start another. */
   private suspectIsBack(desiredName: string, a: IActualLRP): boolean {
     const copy = this.o.cache.actual.get(a.metadata.namespace, actualLRPName(desiredName, a.spec.index, 'SUSPECT'));
@@ -343,7 +356,17 @@ export class Auctioneer {
   }
 
   private async place(kind: 'ActualLRP' | 'Task', obj: IActualLRP | ITask, cellId: string, why: string): Promise<void> {
-    const placement = await place(this.o.client, obj, cellId, { [ANNOTATION_PLACEMENT]: why });
+    let placement;
+    try {
+      placement = await place(this.o.client, obj, cellId, { [ANNOTATION_PLACEMENT]: why });
+    } catch (err) {
+      // No answer (the API server restarting, etcd down): the placement may or may not have landed. Not assumed any
+      // more, so the work is auctioned again — a compare-and-swap on the version this auction saw, which a landed
+      // placement has moved on from (moved-on, and the cache then shows where it went).
+      this.assumed.delete(keyOf(obj));
+      this.auctionSoon();
+      throw err;
+    }
     if (placement.outcome !== 'done') {
       // Someone else changed it since the auction read it (another leader, the converger): it comes back
       // through the cache and is auctioned again if it still needs a cell.

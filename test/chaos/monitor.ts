@@ -220,7 +220,9 @@ export class Monitor {
     if (p.mntns) run = `container ${p.mntns}`;
     else {
       const parent = host.processes.find((q) => q.pid === p.ppid && q.id === p.id);
-      run = parent ? this.#runOf(parent, host) : `process ${p.pid}`;
+      // A parent missing from this sample (its /proc entry unreadable for a moment) but seen before, and alive (its
+      // child still names it), is still the run's process.
+      run = parent ? this.#runOf(parent, host) : (this.#runRoot.get(p.ppid) ?? `process ${p.pid}`);
     }
     this.#runRoot.set(p.pid, run);
     return run;
@@ -387,7 +389,8 @@ export class Monitor {
     for (const id of this.#pendingSince.keys()) if (!pendingNow.has(id)) this.#pendingSince.delete(id);
 
     // I2: runs per task: a run is a container (mount namespace) or the oldest process of a process tree.
-    const alivePids = new Set(host.processes.map((p) => p.pid));
+    // A pid is alive while it is sampled or a sampled process names it as its parent.
+    const alivePids = new Set(host.processes.flatMap((p) => [p.pid, p.ppid]));
     for (const pid of this.#runRoot.keys()) if (!alivePids.has(pid)) this.#runRoot.delete(pid);
     for (const [guid, procs] of host.taskProcesses) {
       const all = this.#procRuns.get(guid) ?? new Set<string>();
