@@ -35,6 +35,7 @@ import {
 import type { Container, ContainerBackend } from './backends/types.ts';
 import { registerCell, releasePresence, renewPresence, untilRegistrable } from './presence.ts';
 import { type EvacuationResult, Evacuator } from './evacuation.ts';
+import { type SentClaim, unseenClaim } from './unseen-claim.ts';
 import type { InstanceLog } from './logs/instance-log.ts';
 import { CellTelemetry, type TelemetryOptions } from './telemetry.ts';
 import {
@@ -141,12 +142,13 @@ export class Rep {
   private readonly claiming = new Set<string>();
   /**
    * Claims of instances and starts of tasks this agent sent whose answer was lost (a network error, the API server
-   * restarting), by key: the uid of the record, and the instance guid the claim named. Found claimed by this cell
-   * with that guid (or the task Running here) afterwards, the write landed and the work is this agent's to run —
+   * restarting), by key: the uid of the record and what only that write put there (the instance guid the claim
+   * named; the task start's updatedAt, to the millisecond). Found so afterwards, that write landed and the work is
+   * this agent's to run (a Running task another start of this cell made — seen stale, run already — is not) —
    * its container is created only after a claim known to have landed, so it never ran. Without this the work would
    * wait for bulk sync to put the instance back to the auction or fail the task "task container does not exist".
    */
-  private readonly unseenWrites = new Map<string, { uid: string; instanceGuid?: string }>();
+  private readonly unseenWrites = new Map<string, SentClaim>();
   readonly evacuator: Evacuator;
   /** Memory, disk and containers left on this cell (capacity minus what it runs). */
   readonly resources: CellResources;
@@ -833,12 +835,14 @@ export class Rep {
       return;
     }
     let started;
+    const now = new Date();
     try {
       // A start that failed on a network error is read back before it is called lost (lifecycle/ops.ts).
-      started = await startTask(this.client, t, this.o.cellId, new Date());
+      started = await startTask(this.client, t, this.o.cellId, now);
     } catch (err) {
       this.resources.release(key);
-      if (uncertain(err) && t.metadata.uid) this.unseenWrites.set(key, { uid: t.metadata.uid });
+      if (uncertain(err) && t.metadata.uid)
+        this.unseenWrites.set(key, { uid: t.metadata.uid, startedAt: now.toISOString() });
       throw err; // not started (or unknown): tried again with backoff
     }
     if (started.outcome !== 'moved-on') this.unseenWrites.delete(key);
@@ -861,14 +865,9 @@ export class Rep {
     const key = isTask ? taskKey(work as ITask) : lrpKey(work as IActualLRP);
     const sent = this.unseenWrites.get(key);
     if (!sent) return false;
-    const state = work.status?.state;
-    const mine = work.metadata.uid === sent.uid && work.status?.cellId === this.o.cellId;
-    const landed = isTask
-      ? mine && state === 'Running'
-      : mine && state === 'CLAIMED' && work.status?.instanceGuid === sent.instanceGuid;
-    if (!landed) {
-      if (work.metadata.uid !== sent.uid || (state !== 'Pending' && state !== 'UNCLAIMED'))
-        this.unseenWrites.delete(key);
+    const verdict = unseenClaim(sent, work, this.o.cellId);
+    if (verdict !== 'landed') {
+      if (verdict === 'other') this.unseenWrites.delete(key);
       return false;
     }
     this.unseenWrites.delete(key);
