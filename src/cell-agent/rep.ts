@@ -35,7 +35,7 @@ import {
 import type { Container, ContainerBackend } from './backends/types.ts';
 import { registerCell, releasePresence, renewPresence, untilRegistrable } from './presence.ts';
 import { type EvacuationResult, Evacuator } from './evacuation.ts';
-import { type SentClaim, unseenClaim } from './unseen-claim.ts';
+import { type SentClaim, unseenClaim, withSent } from './unseen-claim.ts';
 import type { InstanceLog } from './logs/instance-log.ts';
 import { CellTelemetry, type TelemetryOptions } from './telemetry.ts';
 import {
@@ -537,7 +537,8 @@ export class Rep {
       claimed = await claim(this.client, a, this.keyOf(instanceGuid), Date.now());
     } catch (err) {
       this.resources.release(key);
-      if (uncertain(err) && a.metadata.uid) this.unseenWrites.set(key, { uid: a.metadata.uid, instanceGuid });
+      if (uncertain(err) && a.metadata.uid)
+        this.unseenWrites.set(key, withSent(this.unseenWrites.get(key), a.metadata.uid, { instanceGuid }));
       throw err; // not claimed (or unknown): tried again with backoff
     }
     // Lost a race against a newer version: maybe the one an earlier claim whose answer was lost made.
@@ -842,7 +843,10 @@ export class Rep {
     } catch (err) {
       this.resources.release(key);
       if (uncertain(err) && t.metadata.uid)
-        this.unseenWrites.set(key, { uid: t.metadata.uid, startedAt: now.toISOString() });
+        this.unseenWrites.set(
+          key,
+          withSent(this.unseenWrites.get(key), t.metadata.uid, { startedAt: now.toISOString() }),
+        );
       throw err; // not started (or unknown): tried again with backoff
     }
     if (started.outcome !== 'moved-on') this.unseenWrites.delete(key);
@@ -880,8 +884,8 @@ export class Rep {
       if (problems.length > 0) return false; // bulk sync fails it
       this.startTask(t);
     } else {
-      void this.startClaimed(work as IActualLRP, sent.instanceGuid ?? '').catch((err: unknown) =>
-        this.log.warn({ err, key }, 'instance'),
+      void this.startClaimed(work as IActualLRP, (work as IActualLRP).status?.instanceGuid ?? '').catch(
+        (err: unknown) => this.log.warn({ err, key }, 'instance'),
       );
     }
     return true;

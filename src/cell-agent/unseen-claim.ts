@@ -4,13 +4,35 @@
 // was this write that landed, and not another claim of the same cell (e.g. one made earlier, whose work already ran).
 import type { IActualLRP, ITask } from '../crds/models.ts';
 
-/** A claim sent without an answer: the record's uid and what only that write put there. */
+/**
+ * Claims of one record sent without an answer (a retry may send another before the first is known): the record's uid
+ * and what only each write put there.
+ */
 export interface SentClaim {
   uid: string;
-  /** An instance's claim: the instance guid it named. */
-  instanceGuid?: string;
-  /** A task's start: the updatedAt it wrote. */
-  startedAt?: string;
+  /** An instance's claims: the instance guids they named. */
+  instanceGuids?: string[];
+  /** A task's starts: the updatedAt each wrote. */
+  startedAts?: string[];
+}
+
+/** At most this many unanswered claims of one record are remembered (retries back off to 30 s). */
+export const MAX_SENT_CLAIMS = 32;
+
+/** `sent` with one more unanswered claim of the record `uid` (a claim of another object of that name starts over). */
+export function withSent(
+  sent: SentClaim | undefined,
+  uid: string,
+  write: { instanceGuid?: string; startedAt?: string },
+): SentClaim {
+  const base: SentClaim = sent?.uid === uid ? sent : { uid };
+  const add = (list: string[] | undefined, v: string | undefined) =>
+    v === undefined ? list : [...(list ?? []), v].slice(-MAX_SENT_CLAIMS);
+  return {
+    uid,
+    instanceGuids: add(base.instanceGuids, write.instanceGuid),
+    startedAts: add(base.startedAts, write.startedAt),
+  };
 }
 
 /**
@@ -23,8 +45,10 @@ export function unseenClaim(sent: SentClaim, work: IActualLRP | ITask, cellId: s
   if (state === 'UNCLAIMED' || state === 'Pending') return 'unknown';
   if (work.status?.cellId !== cellId) return 'other';
   const isTask = 'taskGuid' in work.spec;
+  const updatedAt = (work as ITask).status?.updatedAt;
+  const guid = (work as IActualLRP).status?.instanceGuid;
   const landed = isTask
-    ? state === 'Running' && sent.startedAt !== undefined && (work as ITask).status?.updatedAt === sent.startedAt
-    : state === 'CLAIMED' && sent.instanceGuid !== undefined && work.status?.instanceGuid === sent.instanceGuid;
+    ? state === 'Running' && updatedAt !== undefined && (sent.startedAts ?? []).includes(updatedAt)
+    : state === 'CLAIMED' && guid !== undefined && (sent.instanceGuids ?? []).includes(guid);
   return landed ? 'landed' : 'other';
 }
