@@ -21,7 +21,7 @@ import { DiegoClient } from '../../src/lib/resources.ts';
 import { SPEC_CHANGED_CONDITION } from '../../src/webhooks/configuration.ts';
 import { POLICIES_PATH, renderPolicies } from '../../hack/generate-admission-policies.ts';
 import { bbsCaller } from '../support/bbs-call.ts';
-import { policyWarnings } from '../support/chart.ts';
+import { ACCESS_KINDS, policyWarnings } from '../support/chart.ts';
 import { eventually } from '../support/eventually.ts';
 import { nodeBoundToken, type NodeBoundToken } from '../support/identities.ts';
 import { createNamespace, deleteNamespace, kubectl, testKubeConfig } from '../support/kube.ts';
@@ -649,17 +649,7 @@ describe('helm chart RBAC on the real API server', () => {
   beforeAll(async () => {
     const { objects } = await render(['bbs.enabled=true', 'bbs.tls.existingSecret=bbs-tls']);
     // RBAC and the admission policies that confine each role further.
-    const rbac = objects.filter((o) =>
-      [
-        'ServiceAccount',
-        'ClusterRole',
-        'ClusterRoleBinding',
-        'Role',
-        'RoleBinding',
-        'ValidatingAdmissionPolicy',
-        'ValidatingAdmissionPolicyBinding',
-      ].includes(o.kind),
-    );
+    const rbac = objects.filter((o) => ACCESS_KINDS.includes(o.kind));
     rbacYaml = rbac.map((o) => JSON.stringify(o)).join('\n---\n');
     const res = await kubectl(['apply', '-f', '-'], rbacYaml);
     expect(res.stderr).toBe('');
