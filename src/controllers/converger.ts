@@ -31,6 +31,14 @@ import {
   unclaim,
   unplace,
 } from '../lifecycle/ops.ts';
+import {
+  Backoff,
+  CREATE_WAVE,
+  FANOUT_BACKOFF,
+  orphansForPass,
+  REMOVE_CONCURRENCY,
+  stillToCreate,
+} from './converge-plan.ts';
 import { metrics } from './metrics.ts';
 import type { CellPresence } from './presence.ts';
 
@@ -74,6 +82,12 @@ export class Converger {
    */
   private readonly forged = new Set<string>();
   private timer?: NodeJS.Timeout;
+  /** Aborted when the converger stops (this replica stops leading): no fan-out starts another write. */
+  private readonly stopping = new AbortController();
+  /** Orphan removals that failed wait before they are tried again (not at once, every pass). */
+  private readonly orphanBackoff = new Backoff();
+  /** The orphan batch of a pass still running: the next pass does not start another on top of it. */
+  private orphanBatch?: Promise<void>;
 
   constructor(opts: ConvergerOptions) {
     this.o = withDefaults({ convergeIntervalMs: 30_000, now: Date.now, concurrency: 4 }, opts);
@@ -112,7 +126,8 @@ export class Converger {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await Promise.all([this.queue.shutDown(), this.statusQueue.shutDown()]);
+    this.stopping.abort();
+    await Promise.all([this.queue.shutDown(), this.statusQueue.shutDown(), this.orphanBatch]);
   }
 
   /** Diego's periodic pass: every DesiredLRP, orphans, and the convergence metrics. */
@@ -131,11 +146,14 @@ export class Converger {
       total.suspects += t.suspectRunning;
       if (t.CRASHED > 0) crashing++;
     }
-    // Instances whose DesiredLRP is gone (the garbage collector does this too, when it runs).
-    if (cache.desired.synced) {
-      for (const a of cache.actual.list()) {
-        if (!cache.desiredFor(a))
-          void this.ensureGone(a).catch((err: unknown) => this.log.warn({ err, key: keyOf(a) }, 'removing orphan'));
+    // Instances whose DesiredLRP is gone (the garbage collector does this too, when it runs): a bounded batch.
+    if (cache.desired.synced && !this.orphanBatch) {
+      const orphans = cache.actual.list().filter((a) => !cache.desiredFor(a));
+      if (orphans.length > 0 || this.orphanBackoff.size > 0) {
+        this.orphanBackoff.retain(new Set(orphans.map((a) => keyOf(a))));
+        const batch = orphansForPass(orphans, keyOf, this.orphanBackoff, this.o.now());
+        if (batch.length > 0)
+          this.orphanBatch = this.removeOrphans(batch).finally(() => (this.orphanBatch = undefined));
       }
     }
     metrics.lrpsDesired.set(total.desired);
@@ -154,19 +172,42 @@ export class Converger {
     this.o.onUnplacedWork?.();
   }
 
+  /** One pass's batch of orphans, REMOVE_CONCURRENCY at a time; one that fails backs off. */
+  private async removeOrphans(batch: IActualLRP[]): Promise<void> {
+    const removals = batch.map((a) => async () => {
+      try {
+        const wait = await this.ensureGone(a);
+        // A lost race (the record moved on) is looked at again in the next pass, with the newer version.
+        if (wait === undefined) this.orphanBackoff.succeeded(keyOf(a));
+      } catch (err) {
+        this.orphanBackoff.failed(keyOf(a), this.o.now());
+        if (!isConflict(err) && !isNotFound(err)) throw err;
+      }
+    });
+    await pool(removals, REMOVE_CONCURRENCY, { signal: this.stopping.signal, backoff: FANOUT_BACKOFF }).catch(
+      (err: unknown) => this.log.warn({ err, batch: batch.length }, 'removing orphans: some failed, they back off'),
+    );
+  }
+
   async reconcile(key: string): Promise<ReconcileResult> {
     const { cache } = this.o;
     const [namespace = '', name = ''] = key.split('/');
     const d = cache.desired.get(namespace, name);
+    const fanOut = (thunks: (() => Promise<void>)[], limit: number) =>
+      pool(thunks, limit, { signal: this.stopping.signal, backoff: FANOUT_BACKOFF });
     if (!d) {
       // Deleted: remove instances that still point at it.
       let again: number | undefined;
+      const removals: (() => Promise<void>)[] = [];
       for (const a of cache.actual.list()) {
         const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP');
         if (a.metadata.namespace !== namespace || owner?.name !== name) continue;
-        const wait = await this.ensureGone(a);
-        if (wait !== undefined) again = Math.min(again ?? wait, wait);
+        removals.push(async () => {
+          const wait = await this.ensureGone(a);
+          if (wait !== undefined) again = Math.min(again ?? wait, wait);
+        });
       }
+      await fanOut(removals, REMOVE_CONCURRENCY);
       return again === undefined ? undefined : { requeueAfterMs: again };
     }
     if (d.metadata.deletionTimestamp) return;
@@ -204,16 +245,31 @@ export class Converger {
         later(CONFLICT_RETRY_MS);
       }
     };
-    const missing: (() => Promise<void>)[] = [];
-    const waiting = this.removed.waiting(d.metadata.uid ?? '', instances);
-    for (let i = 0; i < instances; i++)
-      if (!ordinary.has(i) && !waiting.has(i)) missing.push(() => guarded(() => this.createInstance(d, i)));
-    await pool(missing, CREATE_CONCURRENCY);
+    const uid = d.metadata.uid ?? '';
+    let missing: number[] = [];
+    const waiting = this.removed.waiting(uid, instances);
+    for (let i = 0; i < instances; i++) if (!ordinary.has(i) && !waiting.has(i)) missing.push(i);
+    // In waves: between two, the DesiredLRP is read again from the cache (its latest version), so a scale-down or a
+    // deletion during a large scale-up stops the creation within one wave.
+    while (missing.length > 0 && !this.stopping.signal.aborted) {
+      const wave = missing.slice(0, CREATE_WAVE);
+      await fanOut(
+        wave.map((i) => () => guarded(() => this.createInstance(d, i))),
+        CREATE_CONCURRENCY,
+      );
+      const latest = cache.desired.get(namespace, name);
+      missing = stillToCreate(missing.slice(CREATE_WAVE), uid, latest);
+      // Changed meanwhile: its update queued this key again, and that reconcile acts on the newer version.
+      if (latest !== d && missing.length > 0 && (latest?.spec.instances ?? 0) !== instances) break;
+    }
+    if (this.stopping.signal.aborted) return;
+    const extras: (() => Promise<void>)[] = [];
     for (const [index, a] of ordinary) {
       if (index >= instances)
-        await guarded(() => this.ensureGone(a)); // scale down retires the highest indices
+        extras.push(() => guarded(() => this.ensureGone(a))); // scale down retires the highest indices
       else await guarded(() => this.step(d, a));
     }
+    await fanOut(extras, REMOVE_CONCURRENCY);
     for (const copy of copies) await guarded(() => this.stepCopy(d, copy, ordinary.get(copy.spec.index), instances));
     this.statusQueue.addAfter(key, STATUS_COALESCE_MS);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
