@@ -3,7 +3,8 @@
 // an idle controller writes nothing however many convergence passes run.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
-import { CREATE_WAVE, REMOVE_CONCURRENCY } from '../../src/controllers/converge-plan.ts';
+import { CREATE_WAVE, ORPHANS_PER_PASS, REMOVE_CONCURRENCY } from '../../src/controllers/converge-plan.ts';
+import { Converger } from '../../src/controllers/converger.ts';
 import { newActualLRP } from '../../src/lifecycle/actual-lrp.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
 import { pool } from '../../src/lib/pool.ts';
@@ -92,7 +93,7 @@ describe('converger: bounded writes', () => {
     // At most the rest of the wave under way when the scale-down was seen (never the 400).
     expect(creates).toBeLessThanOrEqual(Math.max(heldAtScaleDown, CREATE_WAVE));
     expect(creates).toBeLessThan(400);
-  });
+  }, 180_000);
 
   it('removes many orphans in bounded batches, with a bounded number of writes in flight, until none is left', async () => {
     // Orphans: records of a DesiredLRP that does not exist, without owner (so only the periodic pass removes them, not
@@ -119,6 +120,15 @@ describe('converger: bounded writes', () => {
             }
           },
       );
+    // The batches the periodic passes start (the converger's private step, observed through its prototype).
+    const batches: number[] = [];
+    const proto = Converger.prototype as unknown as Record<'removeOrphans', (batch: IActualLRP[]) => Promise<void>>;
+    const removeOrphans = proto.removeOrphans;
+    proto.removeOrphans = function (this: Converger, batch: IActualLRP[]) {
+      batches.push(batch.length);
+      return removeOrphans.call(this, batch);
+    };
+    restore.push(() => (proto.removeOrphans = removeOrphans));
     const orphans = Array.from({ length: 600 }, (_, i) => {
       const a = newActualLRP(ghost, i);
       delete a.metadata.ownerReferences;
@@ -141,6 +151,9 @@ describe('converger: bounded writes', () => {
     );
     expect(removals).toBeGreaterThanOrEqual(600);
     expect(most).toBeLessThanOrEqual(REMOVE_CONCURRENCY);
+    // 600 deletes and 600 finalizer releases, never more than a batch per pass.
+    expect(Math.max(...batches)).toBeLessThanOrEqual(ORPHANS_PER_PASS);
+    expect(batches.reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(1200);
   }, 180_000);
 
   it('writes nothing at idle: once settled, convergence passes make no write request', async () => {
