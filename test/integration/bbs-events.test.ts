@@ -190,6 +190,8 @@ describe('BBS event streams', () => {
       'actual_lrp_instance_changed',
       (e) => e.actualLrpKey?.processGuid === pg && e.after?.state === 'CRASHED',
     );
+    // Restarted at once (crash #1): a new instance of that index (on a loaded machine it can follow the crash late).
+    await eventually(() => expect(instances.named('actual_lrp_instance_created', ofPg)).toHaveLength(3), 60_000);
 
     await remove(pg);
     const removed = await instances.next<m.DesiredLRPRemovedEvent>(

@@ -161,10 +161,13 @@ describe('auctioneer', () => {
     });
     expect(waiting!.status?.state).toBe('UNCLAIMED');
     // kubectl describe answers "why not placed" and, later, "why here".
-    const describeWaiting = await kubectl(['describe', '-n', env.ns, 'actuallrp', waiting!.metadata.name!]);
-    expect(describeWaiting.stdout).toMatch(
-      /PlacementFailed\s+.*insufficient resources: memory: not placed; 1 cells?: 1 without room/,
-    );
+    await eventually(async () => {
+      // The Event is recorded after the status write.
+      const describeWaiting = await kubectl(['describe', '-n', env.ns, 'actuallrp', waiting!.metadata.name!]);
+      expect(describeWaiting.stdout).toMatch(
+        /PlacementFailed\s+.*insufficient resources: memory: not placed; 1 cells?: 1 without room/,
+      );
+    });
     expect(waiting!.status?.conditions?.find((c) => c.type === 'Scheduled')).toMatchObject({
       status: 'False',
       reason: 'PlacementFailed',
