@@ -20,7 +20,11 @@ export async function registerCell(kc: KubeConfig, spec: CellSpec): Promise<void
   });
 }
 
-/** Renews the cell's presence Lease (holder = cell id; labelled so the controller tells cells from other Leases). */
+/**
+ * Renews the cell's presence Lease (holder = cell id; labelled so the controller tells cells from other Leases): a
+ * merge patch of its spec, the cheapest write that renews it (no server-side apply merge of the whole object), and a
+ * server-side apply that creates it with its label when it does not exist (the first renewal, or after a release).
+ */
 export async function renewPresence(
   kc: KubeConfig,
   namespace: string,
@@ -28,11 +32,23 @@ export async function renewPresence(
   ttlSeconds: number,
 ): Promise<void> {
   const name = cellObjectName(cellId);
+  const spec = { holderIdentity: cellId, leaseDurationSeconds: ttlSeconds, renewTime: microTime(new Date()) };
+  try {
+    await rawRequest(kc, {
+      method: 'PATCH',
+      path: leasePath(namespace, name),
+      contentType: 'application/merge-patch+json',
+      body: { metadata: { labels: { [LABEL_CELL_PRESENCE]: 'true' } }, spec },
+    });
+    return;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
   await applyAt(kc, leasePath(namespace, name), {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
     metadata: { name, namespace, labels: { [LABEL_CELL_PRESENCE]: 'true' } },
-    spec: { holderIdentity: cellId, leaseDurationSeconds: ttlSeconds, renewTime: microTime(new Date()) },
+    spec,
   });
 }
 

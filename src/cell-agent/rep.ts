@@ -33,6 +33,7 @@ import {
   uncertain,
 } from '../lifecycle/ops.ts';
 import type { Container, ContainerBackend } from './backends/types.ts';
+import { Heartbeat } from '../lib/heartbeat.ts';
 import { registerCell, releasePresence, renewPresence, untilRegistrable } from './presence.ts';
 import { type EvacuationResult, Evacuator } from './evacuation.ts';
 import { type SentClaim, unseenClaim, withSent } from './unseen-claim.ts';
@@ -134,9 +135,9 @@ export class Rep {
   private readonly log: Logger;
   private actual?: Informer<IActualLRP>;
   private tasks?: Informer<ITask>;
-  private renewTimer?: NodeJS.Timeout;
+  /** Presence renewals, a third of the lease apart, one at a time. */
+  private heartbeat?: Heartbeat;
   /** The renewal in flight (stop waits for it: a late renewal would bring a released presence back). */
-  private renewing?: Promise<void>;
   private readonly running = new Map<string, Running>();
   /** Keys of instances being claimed right now. */
   private readonly claiming = new Set<string>();
@@ -255,10 +256,12 @@ export class Rep {
     );
     await this.evacuator.resume(); // a restarted agent takes work again
     this.telemetry.start();
-    this.renewTimer = setInterval(
-      () => void (this.renewing = this.renew().catch((err: unknown) => this.log.warn({ err }, 'lease renewal failed'))),
+    this.heartbeat = new Heartbeat(
+      () => this.renew(),
       (this.o.leaseSeconds * 1000) / 3,
+      (err: unknown) => this.log.warn({ err }, 'lease renewal failed'),
     );
+    this.heartbeat.start();
     const fieldSelector = `spec.cellId=${cellId}`;
     this.actual = createInformer<IActualLRP>(kc, {
       path: `/apis/${GROUP}/${VERSION}/actuallrps`,
@@ -388,9 +391,8 @@ export class Rep {
    */
   async stop(opts: { leaveContainers?: boolean } = {}): Promise<void> {
     this.lifetime.abort();
-    clearInterval(this.renewTimer);
     this.retries.clear();
-    await this.renewing;
+    await this.heartbeat?.stop();
     await this.bulk?.stop();
     await Promise.all([this.actual?.stop(), this.tasks?.stop()]);
     await this.cellStatus.stop();
