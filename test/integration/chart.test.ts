@@ -450,6 +450,28 @@ describe('helm chart', () => {
     );
   });
 
+  it("serves the cells', the controller's and the BBS's Leases at the leader-election priority level (API Priority and Fairness)", async () => {
+    const { yaml, objects } = await render();
+    const fs = find(objects, 'FlowSchema', '-leases') as K8sObject & {
+      spec: {
+        priorityLevelConfiguration: { name: string };
+        rules: { subjects: { serviceAccount: { name: string; namespace: string } }[] }[];
+      };
+    };
+    expect(fs.spec.priorityLevelConfiguration.name).toBe('leader-election');
+    expect(fs.spec.rules[0]!.subjects.map((x) => x.serviceAccount.name).sort()).toEqual(
+      ['bbs', 'cell-agent', 'controller'].map((c) => `${release}-diego-operator-${c}`),
+    );
+    // The API server validates it (it stores nothing: a dry run). Whether it classifies the requests is not tested
+    // here: the test control plane runs with --enable-priority-and-fairness=false.
+    await dryRunApply(yaml);
+    expect(fs.spec.rules[0]).toMatchObject({
+      resourceRules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], namespaces: [ns] }],
+    });
+    // Off: no FlowSchema.
+    expect((await render(['flowControl.enabled=false'])).objects.filter((o) => o.kind === 'FlowSchema')).toEqual([]);
+  });
+
   it('refuses to render the BBS without its TLS Secret, and says how to make one', async () => {
     const res = await helmRun(['template', release, chart, '--set', 'bbs.enabled=true']);
     expect(res.code).not.toBe(0);
