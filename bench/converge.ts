@@ -2,6 +2,7 @@
 // simulated cells, and prints how long until every instance is placed and running, and the API write rate.
 // A benchmark prints figures; it asserts nothing.
 import { randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
 import { Manager } from '../src/controllers/manager.ts';
 import { connectOrStart } from '../src/lib/controlplane/index.ts';
 import { installCRDs, kubeConfigFromString, rawRequest } from '../src/lib/kube.ts';
@@ -20,17 +21,23 @@ const client = new DiegoClient(kc);
 const systemNamespace = `bench-sys-${randomBytes(3).toString('hex')}`;
 const ns = `bench-${randomBytes(3).toString('hex')}`;
 
-/** Mutating requests the apiserver has served so far (from its own /metrics). */
-async function writes(): Promise<number> {
+/** Mutating requests the apiserver has served so far (from its own /metrics), by "VERB resource[/subresource]". */
+async function writes(): Promise<Map<string, number>> {
   const text = await rawRequest<string>(kc, { method: 'GET', path: '/metrics' });
-  let n = 0;
+  const out = new Map<string, number>();
   for (const line of String(text).split('\n')) {
     if (!line.startsWith('apiserver_request_total{')) continue;
-    if (!/verb="(POST|PUT|PATCH|DELETE|APPLY)"/.test(line)) continue;
-    n += Number(line.slice(line.lastIndexOf(' ') + 1));
+    const verb = /verb="(POST|PUT|PATCH|DELETE|APPLY)"/.exec(line)?.[1];
+    if (!verb) continue;
+    const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? '?';
+    const sub = /subresource="([^"]+)"/.exec(line)?.[1];
+    const key = `${verb} ${resource}${sub ? `/${sub}` : ''}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
   }
-  return n;
+  return out;
 }
+
+const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
 
 try {
   await installCRDs(kc);
@@ -86,7 +93,16 @@ try {
   const sd = Math.sqrt(perCell.reduce((a, b) => a + (b - mean) ** 2, 0) / perCell.length);
   console.log(`all ${total} placed after   ${((placedAt - t0) / 1000).toFixed(1)} s`);
   console.log(`all ${total} RUNNING after  ${((doneAt - t0) / 1000).toFixed(1)} s`);
-  console.log(`API writes               ${w1 - w0} (${((w1 - w0) / ((doneAt - t0) / 1000)).toFixed(0)} per second)`);
+  const written = sum(w1) - sum(w0);
+  console.log(
+    `API writes               ${written} (${(written / ((doneAt - t0) / 1000)).toFixed(0)} per second, ${(written / total).toFixed(2)} per instance)`,
+  );
+  for (const [key, n] of [...w1].sort(([a], [b]) => a.localeCompare(b))) {
+    const d = n - (w0.get(key) ?? 0);
+    if (d > 0) console.log(`  ${key.padEnd(32)} ${String(d).padStart(7)}  ${(d / total).toFixed(3)} per instance`);
+  }
+  const load = loadavg().map((l) => l.toFixed(2));
+  console.log(`machine                  ${cpus().length} CPUs, load average ${load.join(' ')} at the end`);
   console.log(
     `instances per cell       mean ${mean.toFixed(1)}, stddev ${sd.toFixed(2)}, min ${Math.min(...perCell)}, max ${Math.max(...perCell)}`,
   );

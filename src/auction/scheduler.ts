@@ -253,7 +253,7 @@ export function runAuction(
 ): AuctionResults {
   const cfg = resolveConfig(config);
   const results: AuctionResults = { lrps: { placed: [], failed: [] }, tasks: { placed: [], failed: [] } };
-  const auction = new Auction(buildCellTable(cells), cfg);
+  const auction = new Auction(buildCellTable(cells, new Set(lrps.map((l) => l.processGuid))), cfg);
   const t = auction.t;
   let inFlight = totalStarting(t);
   for (const item of orderBatch(lrps, tasks)) {

@@ -25,18 +25,22 @@ export interface CellTable {
   readonly lrpsInZone: Map<string, Int32Array>;
 }
 
-function countLrp(t: CellTable, cell: number, processGuid: string): void {
+function countLrp(t: CellTable, cell: number, processGuid: string, n = 1): void {
   let perCell = t.lrpsOnCell.get(processGuid);
   if (perCell === undefined) t.lrpsOnCell.set(processGuid, (perCell = new Map<number, number>()));
-  perCell.set(cell, (perCell.get(cell) ?? 0) + 1);
+  perCell.set(cell, (perCell.get(cell) ?? 0) + n);
   let perZone = t.lrpsInZone.get(processGuid);
   if (perZone === undefined) t.lrpsInZone.set(processGuid, (perZone = new Int32Array(t.zoneNames.length)));
   const z = t.zoneOf[cell] ?? 0;
-  perZone[z] = (perZone[z] ?? 0) + 1;
+  perZone[z] = (perZone[z] ?? 0) + n;
 }
 
-/** Builds the working copy. Evacuating cells take no new work, so they are left out (as Diego's zone builder does). */
-export function buildCellTable(input: readonly CellState[]): CellTable {
+/**
+ * Builds the working copy. Evacuating cells take no new work, so they are left out (as Diego's zone builder does).
+ * `processGuids`: the apps in the batch — instances of other apps are not counted (scoring only looks up the
+ * auctioned app's), so the table costs in proportion to cells × the batch's apps, not to every instance placed.
+ */
+export function buildCellTable(input: readonly CellState[], processGuids?: ReadonlySet<string>): CellTable {
   const seen = new Set<string>();
   const live = input.filter((c) => {
     if (c.evacuating || seen.has(c.cellId)) return false;
@@ -75,7 +79,13 @@ export function buildCellTable(input: readonly CellState[]): CellTable {
       t.totalContainers[i] = c.total.containers;
       t.starting[i] = c.startingContainers;
       t.tasks[i] = c.tasks;
-      for (const lrp of c.lrps) countLrp(t, i, lrp.processGuid);
+      for (const lrp of c.lrps) if (!processGuids || processGuids.has(lrp.processGuid)) countLrp(t, i, lrp.processGuid);
+      if (c.lrpCounts && processGuids) {
+        for (const guid of processGuids) {
+          const n = c.lrpCounts.get(guid);
+          if (n) countLrp(t, i, guid, n);
+        }
+      } else if (c.lrpCounts) for (const [guid, n] of c.lrpCounts) if (n) countLrp(t, i, guid, n);
       i++;
     });
   });

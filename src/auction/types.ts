@@ -27,6 +27,11 @@ export interface CellState {
   startingContainers: number;
   /** LRP instances currently on the cell (process guid + index). */
   lrps: { processGuid: string; index: number }[];
+  /**
+   * More instances on the cell, counted per process guid (a caller that keeps usage incrementally gives counts
+   * instead of listing every instance). Added to `lrps`.
+   */
+  lrpCounts?: ReadonlyMap<string, number>;
   /** Number of tasks currently on the cell. */
   tasks: number;
   evacuating: boolean;

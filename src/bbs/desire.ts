@@ -9,7 +9,7 @@ import type { Ctx } from './route.ts';
 
 /**
  * At most this many instances are created within one call (Diego has no cap: it creates them all, 1000 at a
- * time). Two API writes each keep a call of this size within seconds; indices past it are the converger's, which
+ * time). One API write each keeps a call of this size within seconds; indices past it are the converger's, which
  * is already creating them as the DesiredLRP's event reaches it.
  */
 export const MAX_INSTANCES_PER_CALL = 1000;
@@ -21,13 +21,11 @@ export const MAX_INSTANCES_PER_CALL = 1000;
  */
 export async function createInstances(ctx: Ctx, d: IDesiredLRP, from: number, to: number): Promise<number> {
   const end = Math.min(to, from + MAX_INSTANCES_PER_CALL);
-  const now = Date.now();
   let failed = 0;
   const create = async (index: number) => {
     try {
-      // Moved on: it exists, its status write lost to another writer (the converger finishing a record it saw
-      // without status), or the record is gone already: someone else has it in hand.
-      await createInstance(ctx.client, d, index, now);
+      // Moved on: it exists already (the converger made it): someone else has it in hand.
+      await createInstance(ctx.client, d, index);
     } catch (err) {
       failed++;
       if (failed === 1) ctx.log?.warn({ err, processGuid: d.spec.processGuid, index }, 'instance not created');

@@ -14,6 +14,7 @@ import type { IActualLRP, ITask } from '../crds/models.ts';
 import { keyOf } from '../lib/informer.ts';
 import { registry } from '../lib/metrics.ts';
 import type { DiegoClient } from '../lib/resources.ts';
+import { isUnclaimedOrdinary } from '../lifecycle/actual-lrp.ts';
 import { removeEvacuating } from '../lifecycle/evacuation.ts';
 import { completeTask, unclaim } from '../lifecycle/ops.ts';
 import type { ContainerBackend } from './backends/types.ts';
@@ -134,7 +135,7 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
       const isTask = 'taskGuid' in work.spec;
       const waiting = isTask
         ? (work as ITask).status?.state === 'Pending'
-        : work.status?.state === 'UNCLAIMED' && (work as IActualLRP).status?.presence === 'ORDINARY';
+        : isUnclaimedOrdinary(work as IActualLRP);
       const key = isTask ? taskKey(work as ITask) : lrpKey(work as IActualLRP);
       if (!waiting || work.spec.cellId !== d.cellId || work.metadata.deletionTimestamp || busyKeys.has(key)) continue;
       await d.unclaimed?.(work).catch((err: unknown) => d.log.warn({ err, key: keyOf(work) }, 'bulk sync: claim'));

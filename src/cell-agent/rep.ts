@@ -15,7 +15,7 @@ import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
 import { createInformer, type Informer } from '../lib/informer.ts';
 import { withDefaults } from '../lib/options.ts';
 import { DiegoClient, isNotFound } from '../lib/resources.ts';
-import type { InstanceKey, NetInfo } from '../lifecycle/actual-lrp.ts';
+import { type InstanceKey, isUnclaimedOrdinary, type NetInfo } from '../lifecycle/actual-lrp.ts';
 import { RESULT_MAX_BYTES } from '../lifecycle/names.ts';
 import {
   claim,
@@ -438,7 +438,7 @@ export class Rep {
     const run = this.running.get(key);
     if (run?.instance && a.status?.instanceGuid !== run.instance.instanceGuid) await this.checkRun(key);
     if (this.landedUnseen(a)) return;
-    if (this.running.has(key) || a.status?.state !== 'UNCLAIMED' || a.status.presence !== 'ORDINARY') return;
+    if (this.running.has(key) || !isUnclaimedOrdinary(a)) return;
     if (this.evacuator.evacuating) return this.evacuator.reject('ActualLRP', a);
     await this.claimOnce(
       key,

@@ -41,10 +41,10 @@ export function withSent(
  */
 export function unseenClaim(sent: SentClaim, work: IActualLRP | ITask, cellId: string): 'landed' | 'unknown' | 'other' {
   if (work.metadata.uid !== sent.uid) return 'other';
-  const state = work.status?.state;
+  const isTask = 'taskGuid' in work.spec;
+  const state = work.status?.state ?? (isTask ? 'Pending' : 'UNCLAIMED'); // a new record has no status yet
   if (state === 'UNCLAIMED' || state === 'Pending') return 'unknown';
   if (work.status?.cellId !== cellId) return 'other';
-  const isTask = 'taskGuid' in work.spec;
   const updatedAt = (work as ITask).status?.updatedAt;
   const guid = (work as IActualLRP).status?.instanceGuid;
   const landed = isTask

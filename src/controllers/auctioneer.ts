@@ -12,10 +12,11 @@ import {
   runAuction,
   type TaskAuction,
 } from '../auction/index.ts';
-import type { IActualLRP, ITask } from '../crds/models.ts';
+import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
 import type { EventRecorder } from '../lib/events.ts';
 import { keyOf } from '../lib/informer.ts';
 import { DiegoClient, isConflict, isNotFound, refOf } from '../lib/resources.ts';
+import { isUnclaimedOrdinary, type PlacementAtCreation } from '../lifecycle/actual-lrp.ts';
 import { ANNOTATION_PLACEMENT, actualLRPName } from '../lifecycle/names.ts';
 import { failPlacement, place, rejectTask } from '../lifecycle/ops.ts';
 import { DEFAULT_MAX_TASK_RETRIES } from '../lifecycle/task.ts';
@@ -24,6 +25,7 @@ import { setCondition, type Condition } from './conditions.ts';
 import { pool } from '../lib/pool.ts';
 import { metrics } from './metrics.ts';
 import type { CellPresence } from './presence.ts';
+import { CellUsage, holdsCapacity } from './cell-usage.ts';
 
 export interface AuctioneerOptions {
   client: DiegoClient;
@@ -39,15 +41,6 @@ export interface AuctioneerOptions {
   /** Parked work is retried at least this often even without a capacity change (Diego: 30 s convergence). */
   retryIntervalMs?: number;
   now?: () => number;
-}
-
-/** Whether the object uses resources on the cell it is placed on (what the auction's cell state counts). */
-function holdsCapacity(o: IActualLRP | ITask): boolean {
-  if (!o.spec.cellId) return false;
-  const state = o.status?.state;
-  if (o.kind === 'Task' || 'taskGuid' in o.spec)
-    return state === undefined || state === 'Pending' || state === 'Running';
-  return state !== 'CRASHED';
 }
 
 interface Assumed {
@@ -77,6 +70,8 @@ export class Auctioneer {
    * must count them, or back-to-back auctions would overfill cells and unbalance zones.
    */
   private readonly assumed = new Map<string, Assumed>();
+  /** Each cell's usage, kept from the cache's events (registered before start(), so it is current when an auction runs). */
+  private readonly usage: CellUsage;
   private running?: Promise<void>;
   private again = false;
   private stopped = false;
@@ -87,6 +82,7 @@ export class Auctioneer {
       opts,
     );
     this.log = opts.log.child({ component: 'auctioneer' });
+    this.usage = new CellUsage(opts.cache);
   }
 
   start(): void {
@@ -159,9 +155,7 @@ export class Auctioneer {
     return (
       !a.metadata.deletionTimestamp &&
       !a.spec.cellId &&
-      // Only once the converger has written the initial status, so its compare-and-swap doesn't race ours.
-      a.status?.presence === 'ORDINARY' &&
-      a.status.state === 'UNCLAIMED'
+      isUnclaimedOrdinary(a) // a new record has no status yet: UNCLAIMED
     );
   }
 
@@ -268,6 +262,53 @@ export class Auctioneer {
     done();
   }
 
+  /**
+   * Places new instances of `d` before they exist, so the converger creates each one already on its cell: one write
+   * for creation and placement instead of two. The same auction as for unplaced work, over the same cell states
+   * (what is placed, plus what is assumed), run synchronously, so it cannot interleave with another auction's
+   * choice. Indices it cannot place are left out: they are created unplaced and the regular auction says why.
+   * Each placement is assumed until the created record is seen; the caller calls creationFailed when it was not
+   * created.
+   */
+  placeAtCreation(d: IDesiredLRP, indices: readonly number[]): Map<number, PlacementAtCreation> {
+    const out = new Map<number, PlacementAtCreation>();
+    if (this.stopped || indices.length === 0 || d.metadata.deletionTimestamp) return out;
+    const namespace = d.metadata.namespace ?? '';
+    const desiredName = d.metadata.name ?? '';
+    const lrps: LRPAuction[] = [];
+    for (const index of indices) {
+      const name = actualLRPName(desiredName, index);
+      // The index's SUSPECT copy is on a cell that came back: the converger promotes it; do not start another.
+      if (this.suspectIsBack(desiredName, { metadata: { namespace }, spec: { index } })) continue;
+      lrps.push({
+        key: `${namespace}/${name}`,
+        processGuid: d.spec.processGuid,
+        index,
+        rootFs: d.spec.rootFs,
+        memoryMb: d.spec.memoryMb ?? 0,
+        diskMb: d.spec.diskMb ?? 0,
+        placementTags: d.spec.placementTags ?? [],
+        volumeDrivers: (d.spec.volumeMounts ?? []).map((v) => v.driver),
+      });
+    }
+    if (lrps.length === 0) return out;
+    const done = metrics.auctionDuration.startTimer();
+    const results = runAuction(this.cellStates(), lrps, [], this.o.config);
+    done();
+    for (const p of results.lrps.placed) {
+      const { key, processGuid, index, memoryMb, diskMb } = p.auction;
+      this.assumed.set(key, { cellId: p.cellId, processGuid, index, memoryMb, diskMb });
+      out.set(index, { cellId: p.cellId, annotations: { [ANNOTATION_PLACEMENT]: explain(p.explanation) } });
+    }
+    metrics.lrpAuctionsStarted.inc(results.lrps.placed.length);
+    return out;
+  }
+
+  /** A placement made by placeAtCreation whose record was not created (it existed, or the write failed). */
+  creationFailed(namespace: string, name: string): void {
+    this.assumed.delete(`${namespace}/${name}`);
+  }
+
   /** An auction in a second (not at once: the API server that just failed a write may still be down). */
   private auctionSoon(): void {
     if (this.retrySoon || this.stopped) return;
@@ -279,12 +320,15 @@ export class Auctioneer {
   }
 
   /** The index's SUSPECT copy is on a cell that came back: the converger promotes it; don't start another. */
-  private suspectIsBack(desiredName: string, a: IActualLRP): boolean {
+  private suspectIsBack(desiredName: string, a: { metadata: { namespace?: string }; spec: { index: number } }): boolean {
     const copy = this.o.cache.actual.get(a.metadata.namespace, actualLRPName(desiredName, a.spec.index, 'SUSPECT'));
     return !!copy?.spec.cellId && !copy.metadata.deletionTimestamp && this.o.presence.isPresent(copy.spec.cellId);
   }
 
-  /** Cell states from the cache: capacity from the Cell, usage from the work placed on it. */
+  /**
+   * Cell states from the cache: capacity from the Cell, usage from the work placed on it (kept incrementally) and
+   * the placements assumed. Costs O(cells + assumed), whatever the number of instances.
+   */
   cellStates(): CellState[] {
     const { cache, presence } = this.o;
     const assumedOn = new Map<string, Assumed[]>();
@@ -298,21 +342,13 @@ export class Auctioneer {
       const cellId = cell.spec.cellId;
       if (!presence.isPresent(cellId) || cell.metadata.deletionTimestamp) continue;
       const total = cell.spec.capacity;
-      let memoryMb = 0,
-        diskMb = 0,
-        containers = 0,
-        starting = 0;
+      const used = this.usage.of(cellId);
+      let memoryMb = used?.memoryMb ?? 0,
+        diskMb = used?.diskMb ?? 0,
+        containers = used?.containers ?? 0,
+        starting = used?.starting ?? 0,
+        taskCount = used?.tasks ?? 0;
       const lrps: { processGuid: string; index: number }[] = [];
-      for (const a of cache.actualByCell.get(cellId)) {
-        if (!holdsCapacity(a)) continue; // e.g. crashed: its container is gone
-        const d = cache.desiredFor(a);
-        memoryMb += d?.spec.memoryMb ?? 0;
-        diskMb += d?.spec.diskMb ?? 0;
-        containers++;
-        if (a.status?.state !== 'RUNNING') starting++;
-        lrps.push({ processGuid: a.spec.processGuid, index: a.spec.index });
-      }
-      let taskCount = 0;
       for (const p of assumedOn.get(cellId) ?? []) {
         memoryMb += p.memoryMb;
         diskMb += p.diskMb;
@@ -320,15 +356,6 @@ export class Auctioneer {
         starting++;
         if (p.processGuid !== undefined) lrps.push({ processGuid: p.processGuid, index: p.index ?? 0 });
         else taskCount++;
-      }
-      for (const t of cache.tasksByCell.get(cellId)) {
-        if (!holdsCapacity(t)) continue;
-        const state = t.status?.state ?? 'Pending';
-        memoryMb += t.spec.memoryMb ?? 0;
-        diskMb += t.spec.diskMb ?? 0;
-        containers++;
-        taskCount++;
-        if (state === 'Pending') starting++;
       }
       // What the cell's rep reports it has left also bounds it: containers the auction does not count (still being
       // destroyed, adopted after a restart) hold real resources, and the rep would hand back what does not fit.
@@ -348,6 +375,7 @@ export class Auctioneer {
         },
         startingContainers: starting,
         lrps,
+        ...(used ? { lrpCounts: used.lrps } : {}),
         tasks: taskCount,
         evacuating: cell.status?.evacuating ?? false,
       });
@@ -373,8 +401,9 @@ export class Auctioneer {
       this.assumed.delete(keyOf(obj));
       return;
     }
+    // Why here is on the record (the placement annotation): no Event per placement, which would be one more write
+    // per instance and, under load, mostly dropped by the recorder's spam filter anyway.
     const placed = placement.value;
-    this.o.events?.record(placed, 'Normal', 'Placed', why);
     const conditions = placed.status?.conditions;
     if (conditions?.some((c) => c.type === 'Scheduled' && c.status === 'False')) {
       // It failed before: say it is placed now (one more write, only for work that had waited).

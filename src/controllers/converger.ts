@@ -12,7 +12,7 @@ import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
 import { conditionUnchanged, setCondition, type Condition } from './conditions.ts';
-import { evacuatedByOf, evacuationDone } from '../lifecycle/actual-lrp.ts';
+import { evacuatedByOf, evacuationDone, type PlacementAtCreation, stateOf } from '../lifecycle/actual-lrp.ts';
 import { crashPolicyFor, shouldRestart } from '../lifecycle/crash-policy.ts';
 import { judgeEvacuatingCopy } from '../lifecycle/evacuation.ts';
 import { actualLRPName, selectorFor } from '../lifecycle/names.ts';
@@ -22,7 +22,6 @@ import {
   createSuspect,
   forgetEvacuation,
   getOrUndefined,
-  initialize,
   type Outcome,
   promoteSuspect,
   releaseContainer,
@@ -51,10 +50,21 @@ export interface ConvergerOptions {
   convergeIntervalMs?: number;
   /** Called when instances may need placing (the auctioneer's kick). */
   onUnplacedWork?: () => void;
+  /**
+   * Chooses cells for instances about to be created (the auctioneer), so each is created on its cell in one write.
+   * Without it, instances are created unplaced and placed by the auction afterwards (two writes).
+   */
+  placer?: Placer;
   /** Warning events on a DesiredLRP (a forged EVACUATING copy of one of its instances removed). */
   events?: EventRecorder;
   now?: () => number;
   concurrency?: number;
+}
+
+/** What the converger asks of the auctioneer when it creates instances (Auctioneer implements it). */
+export interface Placer {
+  placeAtCreation(d: IDesiredLRP, indices: readonly number[]): Map<number, PlacementAtCreation>;
+  creationFailed(namespace: string, name: string): void;
 }
 
 const CONFLICT_RETRY_MS = 50;
@@ -70,8 +80,8 @@ function lookAgain(o: Outcome<unknown>): number | undefined {
 }
 
 export class Converger {
-  private readonly o: Required<Omit<ConvergerOptions, 'onUnplacedWork' | 'events'>> &
-    Pick<ConvergerOptions, 'onUnplacedWork' | 'events'>;
+  private readonly o: Required<Omit<ConvergerOptions, 'onUnplacedWork' | 'events' | 'placer'>> &
+    Pick<ConvergerOptions, 'onUnplacedWork' | 'events' | 'placer'>;
   private readonly log: Logger;
   private readonly queue: WorkQueue;
   private readonly statusQueue: WorkQueue;
@@ -253,8 +263,9 @@ export class Converger {
     // deletion during a large scale-up stops the creation within one wave.
     while (missing.length > 0 && !this.stopping.signal.aborted) {
       const wave = missing.slice(0, CREATE_WAVE);
+      const placements = this.o.placer?.placeAtCreation(d, wave);
       await fanOut(
-        wave.map((i) => () => guarded(() => this.createInstance(d, i))),
+        wave.map((i) => () => guarded(() => this.createInstance(d, i, placements?.get(i)))),
         CREATE_CONCURRENCY,
       );
       const latest = cache.desired.get(namespace, name);
@@ -288,15 +299,23 @@ export class Converger {
     }
   }
 
-  private async createInstance(d: IDesiredLRP, index: number): Promise<number | undefined> {
+  private async createInstance(
+    d: IDesiredLRP,
+    index: number,
+    placed: PlacementAtCreation | undefined,
+  ): Promise<number | undefined> {
+    const namespace = d.metadata.namespace ?? '';
+    const name = actualLRPName(d.metadata.name ?? '', index);
     // An older cache may miss an index that exists: the create moves on (exists) and the event follows.
-    const created = await createInstance(this.o.client, d, index, this.o.now());
+    let created;
+    try {
+      created = await createInstance(this.o.client, d, index, placed);
+    } finally {
+      if (placed && created?.outcome !== 'done') this.o.placer?.creationFailed(namespace, name);
+    }
     if (created.outcome !== 'done') return lookAgain(created);
-    this.log.info(
-      { key: `${d.metadata.namespace}/${actualLRPName(d.metadata.name ?? '', index)}` },
-      'instance desired',
-    );
-    this.o.onUnplacedWork?.();
+    this.log.info({ key: `${namespace}/${name}`, cellId: placed?.cellId }, 'instance desired');
+    if (!placed) this.o.onUnplacedWork?.();
   }
 
   /**
@@ -315,10 +334,8 @@ export class Converger {
   private async step(d: IDesiredLRP, a: IActualLRP): Promise<number | undefined> {
     const { client, presence } = this.o;
     if (a.metadata.deletionTimestamp) return this.ensureGone(a);
-    const state = a.status?.state;
+    const state = stateOf(a); // no status yet: UNCLAIMED, as created
     const placedOn = a.spec.cellId;
-    // Created without its status (the creator's second write failed or is still on its way): finish it.
-    if (!state) return lookAgain(await initialize(client, a, this.o.now()));
     if (state === 'UNCLAIMED') {
       if (placedOn && !presence.isPresent(placedOn)) return lookAgain(await unplace(client, a)); // its cell went away before claiming
       if (!placedOn) this.o.onUnplacedWork?.();

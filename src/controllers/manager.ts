@@ -135,6 +135,7 @@ export class Manager {
       log,
       convergeIntervalMs: this.o.convergeIntervalMs,
       onUnplacedWork: () => auctioneer.kick(),
+      placer: auctioneer,
       events: new EventRecorder(kc, 'diego-converger', log),
     });
     const tasks = new TaskController({

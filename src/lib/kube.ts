@@ -7,7 +7,7 @@ import {
   type KubernetesObject,
   type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
-import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { Agent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildCRD } from '../crds/crd.ts';
 import { KINDS } from '../crds/kinds.ts';
@@ -72,6 +72,41 @@ export class RequestTimeoutError extends Error {
   override readonly name = 'RequestTimeoutError';
 }
 
+/** The keep-alive agent of each kubeconfig, for the TLS identity it was made for. */
+const agents = new WeakMap<KubeConfig, { identity: string; agent: Agent }>();
+
+/**
+ * Request options for `kc` on a keep-alive agent shared by every request made with it. client-node's
+ * applyToHTTPSOptions sets a new agent on every call, so each request opened its own TLS connection: a handshake with
+ * the client certificate per request on both ends (9 % of the API server's CPU while placing 10k instances, and the
+ * same again in the controller). The agent is made again when the TLS identity changes (a rotated client
+ * certificate); idle sockets close after 30 s.
+ */
+export async function requestOptionsFor(kc: KubeConfig, method: string): Promise<RequestOptions> {
+  const opts: RequestOptions = { method, headers: { accept: 'application/json' } };
+  await kc.applyToHTTPSOptions(opts);
+  const tls = {
+    ca: opts.ca,
+    cert: opts.cert,
+    key: opts.key,
+    pfx: opts.pfx,
+    passphrase: opts.passphrase,
+    servername: opts.servername,
+    ...(opts.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: opts.rejectUnauthorized }),
+  };
+  const identity = JSON.stringify(tls, (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('base64') : v));
+  let cached = agents.get(kc);
+  if (cached?.identity !== identity) {
+    cached = {
+      identity,
+      agent: new Agent({ ...tls, keepAlive: true, maxSockets: 128, maxFreeSockets: 32, timeout: 30_000, scheduling: 'lifo' }),
+    };
+    agents.set(kc, cached);
+  }
+  opts.agent = cached.agent;
+  return opts;
+}
+
 /**
  * A JSON request to the apiserver without client-node's typed serializer, which drops fields its models
  * name differently (e.g. x-kubernetes-validations in a CRD built as plain JSON).
@@ -80,8 +115,7 @@ export async function rawRequest<T = unknown>(kc: KubeConfig, req: RawRequest): 
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster');
   const url = new URL(req.path, cluster.server);
-  const opts: RequestOptions = { method: req.method, headers: { accept: 'application/json' } };
-  await kc.applyToHTTPSOptions(opts);
+  const opts = await requestOptionsFor(kc, req.method);
   const payload = req.body === undefined ? undefined : JSON.stringify(req.body);
   if (payload !== undefined) {
     opts.headers = {

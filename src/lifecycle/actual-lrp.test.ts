@@ -8,7 +8,9 @@ import {
   crashed,
   evacuatingCopy,
   holds,
-  initial,
+  isUnclaimedOrdinary,
+  presenceOf,
+  stateOf,
   isEmptyKey,
   type InstanceKey,
   NO_INSTANCE,
@@ -22,6 +24,7 @@ import {
   unclaimed,
 } from './actual-lrp.ts';
 import type { IDesiredLRP } from '../crds/models.ts';
+import { LABEL_CELL_ID, suspectName } from './names.ts';
 import { lrp } from './testing.ts';
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
@@ -72,8 +75,21 @@ describe('the ActualLRP transition table', () => {
 });
 
 describe('status builders', () => {
-  it('a new record starts UNCLAIMED and ORDINARY with no crashes', () => {
-    expect(initial(T0)).toEqual({ state: 'UNCLAIMED', presence: 'ORDINARY', since: AT, crashCount: 0 });
+  it('a new record has no status and is UNCLAIMED and ORDINARY; a copy without status is known by its name', () => {
+    const d = {
+      metadata: { name: 'web', namespace: 'ns', uid: 'u1' },
+      spec: { processGuid: 'pg', domain: 'cf-apps' },
+    } as IDesiredLRP;
+    const fresh = newActualLRP(d, 3);
+    expect(fresh.status).toBeUndefined();
+    expect(fresh.spec.cellId).toBeUndefined();
+    expect([stateOf(fresh), presenceOf(fresh), isUnclaimedOrdinary(fresh)]).toEqual(['UNCLAIMED', 'ORDINARY', true]);
+    const placed = newActualLRP(d, 3, { cellId: 'cell-1', annotations: { why: 'best score' } });
+    expect(placed.spec.cellId).toBe('cell-1');
+    expect(placed.metadata.labels?.[LABEL_CELL_ID]).toBe('cell-1');
+    expect(placed.metadata.annotations).toEqual({ why: 'best score' });
+    const copy = { ...fresh, metadata: { ...fresh.metadata, name: suspectName(fresh.metadata.name ?? '') } };
+    expect([presenceOf(copy), isUnclaimedOrdinary(copy)]).toEqual(['SUSPECT', false]);
   });
 
   it('every unclaim writes one field set: no instance, no net info, no readiness, no old placement error', () => {

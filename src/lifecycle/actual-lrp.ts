@@ -6,7 +6,15 @@ import type { ActualLRPStatus } from '../crds/actual-lrp.ts';
 import { ACTUAL_LRP_STATES, type ActualLRPState, PRESENCES, type Presence } from '../crds/actual-lrp.ts';
 import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { nextCrashCount } from './crash-policy.ts';
-import { actualLRPName, FINALIZER_CONTAINER, instanceLabels, truncateReason } from './names.ts';
+import {
+  actualLRPName,
+  copyPresenceOfName,
+  FINALIZER_CONTAINER,
+  instanceLabels,
+  LABEL_CELL_ID,
+  asLabelValue,
+  truncateReason,
+} from './names.ts';
 
 export { ACTUAL_LRP_STATES, PRESENCES, type ActualLRPState, type Presence };
 
@@ -23,9 +31,18 @@ export const isEmptyKey = (k: InstanceKey): boolean => !k.instanceGuid && !k.cel
 export const sameKey = (a: InstanceKey, b: InstanceKey): boolean =>
   a.instanceGuid === b.instanceGuid && a.cellId === b.cellId;
 
-/** A record's state (a record not yet given its status counts as UNCLAIMED, as the converger creates it). */
+/**
+ * A record's state: an ORDINARY record is created without a status (the status subresource ignores one on create,
+ * and a second write only to say UNCLAIMED would double the writes of a new instance), so no status is UNCLAIMED.
+ */
 export const stateOf = (a: IActualLRP): ActualLRPState => a.status?.state ?? 'UNCLAIMED';
-export const presenceOf = (a: IActualLRP): Presence => a.status?.presence ?? 'ORDINARY';
+/** A record's presence: the status says it; a copy not yet given its status is known by its name's suffix. */
+export const presenceOf = (a: IActualLRP): Presence =>
+  a.status?.presence ?? copyPresenceOfName(a.metadata.name ?? '') ?? 'ORDINARY';
+
+/** An ORDINARY record no container stands for, waiting for a cell or for its cell's claim (with or without a status). */
+export const isUnclaimedOrdinary = (a: IActualLRP): boolean =>
+  presenceOf(a) === 'ORDINARY' && stateOf(a) === 'UNCLAIMED';
 export const instanceKeyOf = (a: IActualLRP): InstanceKey => ({
   instanceGuid: a.status?.instanceGuid ?? '',
   cellId: a.status?.cellId ?? '',
@@ -87,11 +104,6 @@ export const mayBecome = (a: IActualLRP, to: ActualLRPState, toKey: InstanceKey)
 export type StatusPatch = { [K in keyof ActualLRPStatus]?: ActualLRPStatus[K] | null };
 
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** The first status of a new ORDINARY record: UNCLAIMED, no crashes (the converger's and DesireLRP's). */
-export function initial(now: number) {
-  return { state: 'UNCLAIMED', presence: 'ORDINARY', since: iso(now), crashCount: 0 } as const satisfies StatusPatch;
-}
 
 /**
  * UNCLAIMED again (Diego's UnclaimActualLRP, a crashed instance restarted, a lost cell's instance re-placed, work
@@ -264,20 +276,30 @@ export function promoted(suspect: IActualLRP): StatusPatch {
   return { ...suspect.status, presence: 'ORDINARY' };
 }
 
+/** Where the auction placed a new record at its creation (its cell, and why, as the placement annotation says it). */
+export interface PlacementAtCreation {
+  cellId: string;
+  annotations?: Record<string, string>;
+}
+
 /**
- * The new ORDINARY record of index `index` of `d` (Diego's CreateUnclaimedActualLRP), without status (the status
- * subresource ignores it on create: initial() is the second write): named by index, labelled, owned by its
- * DesiredLRP and held by the container finalizer.
+ * The new ORDINARY record of index `index` of `d` (Diego's CreateUnclaimedActualLRP): named by index, labelled, owned
+ * by its DesiredLRP and held by the container finalizer. No status: it is UNCLAIMED until a cell claims it (stateOf),
+ * so creating an instance is one write. `placed`: the auction already chose its cell (the converger's creations), so
+ * the placement is part of the same write.
  */
-export function newActualLRP(d: IDesiredLRP, index: number): IActualLRP {
+export function newActualLRP(d: IDesiredLRP, index: number, placed?: PlacementAtCreation): IActualLRP {
   const desiredName = d.metadata.name ?? '';
+  const labels = instanceLabels(d.metadata.uid ?? '', index, d.spec.processGuid);
+  const cellLabel = placed ? asLabelValue(placed.cellId) : undefined;
   return {
     apiVersion: API_VERSION,
     kind: 'ActualLRP',
     metadata: {
       name: actualLRPName(desiredName, index),
       namespace: d.metadata.namespace,
-      labels: instanceLabels(d.metadata.uid ?? '', index, d.spec.processGuid),
+      labels: cellLabel ? { ...labels, [LABEL_CELL_ID]: cellLabel } : labels,
+      ...(placed?.annotations ? { annotations: placed.annotations } : {}),
       finalizers: [FINALIZER_CONTAINER],
       ownerReferences: [
         {
@@ -290,7 +312,12 @@ export function newActualLRP(d: IDesiredLRP, index: number): IActualLRP {
         },
       ],
     },
-    spec: { processGuid: d.spec.processGuid, index, domain: d.spec.domain },
+    spec: {
+      processGuid: d.spec.processGuid,
+      index,
+      domain: d.spec.domain,
+      ...(placed ? { cellId: placed.cellId } : {}),
+    },
   };
 }
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IActualLRP, ITask } from '../crds/models.ts';
 import { DiegoClient, refOf } from '../lib/resources.ts';
 import { createNamespace, deleteNamespace, testKubeConfig } from '../../test/support/kube.ts';
-import { initial, type InstanceKey } from './actual-lrp.ts';
+import type { InstanceKey } from './actual-lrp.ts';
 import { FINALIZER_CONTAINER, placementPatch } from './names.ts';
 import {
   claim,
@@ -48,9 +48,7 @@ async function instance(cellId?: string, name = `web${++n}-0`): Promise<IActualL
     metadata: { name, namespace: ns, finalizers: [FINALIZER_CONTAINER] },
     spec: { processGuid: `web${n}`, index: 0, domain: 'cf-apps' },
   });
-  let a = await client.patchStatus('ActualLRP', refOf(created), initial(Date.now()));
-  if (cellId) a = await client.patch('ActualLRP', refOf(a), placementPatch(cellId));
-  return a;
+  return cellId ? client.patch('ActualLRP', refOf(created), placementPatch(cellId)) : created;
 }
 
 const get = (a: IActualLRP) => client.get('ActualLRP', ns, a.metadata.name ?? '');

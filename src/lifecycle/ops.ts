@@ -18,8 +18,8 @@ import {
   evacuatedByOf,
   evacuatingCopy,
   holds,
-  initial,
   type InstanceKey,
+  type PlacementAtCreation,
   instanceKeyOf,
   isEmptyKey,
   mayBecome,
@@ -57,26 +57,17 @@ const nameOf = (o: { metadata: { name?: string } }) => o.metadata.name ?? '';
 export const CREATE_CONCURRENCY = 16;
 
 /**
- * Diego's CreateUnclaimedActualLRP: index `index` of `d`, UNCLAIMED. Two writes, the object and then its status (a
- * compare-and-swap on the version just created, so it never overwrites a status someone else wrote since).
- * `moved-on` (exists) when the index exists already: its creator finishes it; a record left without status (a failed
- * second write) is finished by the converger (initialize).
+ * Diego's CreateUnclaimedActualLRP: index `index` of `d`, UNCLAIMED — one write, the record without a status
+ * (newActualLRP). `placed`: already on the cell the auction chose (the same write). `moved-on` (exists) when the index
+ * exists already: its creator made it.
  */
 export async function createInstance(
   client: DiegoClient,
   d: IDesiredLRP,
   index: number,
-  now: number,
+  placed?: PlacementAtCreation,
 ): Promise<Outcome<IActualLRP>> {
-  const created = await cas(() => client.create('ActualLRP', newActualLRP(d, index)));
-  if (created.outcome !== 'done') return created;
-  return cas(() => client.patchStatus('ActualLRP', refOf(created.value), initial(now)));
-}
-
-/** Gives a record created without its status (the creator's second write failed) its first status. */
-export async function initialize(client: DiegoClient, a: IActualLRP, now: number): Promise<Outcome<IActualLRP>> {
-  if (a.status?.state) return done(a);
-  return cas(() => client.patchStatus('ActualLRP', refOf(a), initial(now)));
+  return cas(() => client.create('ActualLRP', newActualLRP(d, index, placed)));
 }
 
 /**

@@ -747,11 +747,26 @@ describe('helm chart RBAC on the real API server', () => {
       expect(a?.status?.state).toBe('RUNNING');
       expect(a?.spec.cellId).toBe(cellId);
     }, 60_000);
-    // The auctioneer's Placed event was written too.
+    // Why it went there is on the record; an instance that fits nowhere gets the auctioneer's Warning Event.
+    const [placed] = await client.list('ActualLRP', { namespace: apps });
+    expect(placed?.metadata.annotations?.['diego.dev/placement']).toContain(cellId);
+    await client.create('DesiredLRP', {
+      metadata: { name: 'too-big', namespace: apps },
+      spec: {
+        processGuid: 'too-big',
+        domain: 'cf-apps',
+        rootFs: 'preloaded:busybox',
+        instances: 1,
+        memoryMb: 4096,
+        diskMb: 16,
+        action: { run: { path: '/bin/sleep', args: ['600'], user: 'root' } },
+      },
+    });
     await eventually(async () => {
       const ev = await kubectl(['get', 'events', '-n', apps, '-o', 'jsonpath={.items[*].reason}']);
-      expect(ev.stdout).toContain('Placed');
+      expect(ev.stdout).toContain('PlacementFailed');
     }, 30_000);
+    await client.delete('DesiredLRP', { namespace: apps, name: 'too-big' });
 
     await client.delete('DesiredLRP', { namespace: apps, name: 'sleeper' });
     await eventually(async () => expect(await client.list('ActualLRP', { namespace: apps })).toHaveLength(0), 60_000);

@@ -6,7 +6,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { GROUP, VERSION } from '../../src/crds/kinds.ts';
 import type { IActualLRP, ITask } from '../../src/crds/models.ts';
-import { instanceKeyOf } from '../../src/lifecycle/actual-lrp.ts';
+import { instanceKeyOf, isUnclaimedOrdinary } from '../../src/lifecycle/actual-lrp.ts';
 import { FINALIZER_CONTAINER } from '../../src/lifecycle/names.ts';
 import { claim, completeTask, crash, orThrow, releaseContainer, start, startTask } from '../../src/lifecycle/ops.ts';
 import type { Completion } from '../../src/lifecycle/task.ts';
@@ -190,7 +190,7 @@ export class SimCell {
     if (a.metadata.deletionTimestamp) return this.release(a);
     if (!this.o.autoStart || a.spec.cellId !== this.o.cellId) return;
     // Claim only what the controller has marked as an ORDINARY instance waiting for a cell.
-    if (a.status?.state === 'UNCLAIMED' && a.status.presence === 'ORDINARY') {
+    if (isUnclaimedOrdinary(a)) {
       if (this.evacuator.evacuating) return this.evacuator.reject('ActualLRP', a);
       const key = { instanceGuid: randomUUID(), cellId: this.o.cellId };
       const claimed = await claim(this.client, a, key, Date.now());
