@@ -55,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
           'metrics-tls-key': { type: 'string' },
           'image-credentials-cell-agent': { type: 'string', multiple: true, default: [] },
           'image-credentials-audience': { type: 'string', default: '' },
+          'kube-api-qps': { type: 'string', default: '1000' },
+          'kube-api-burst': { type: 'string', default: '2000' },
         },
       });
       const { runController } = await import('./cmd/controller.ts');
@@ -72,6 +74,10 @@ async function main(argv: string[]): Promise<number> {
         // system:serviceaccount:diego-system:diego-operator-cell-agent; none: not served.
         imageCredentialsCellAgents: values['image-credentials-cell-agent'],
         imageCredentialsAudience: values['image-credentials-audience'],
+        clientRateLimit: {
+          qps: nonNegative('--kube-api-qps', values['kube-api-qps']),
+          burst: nonNegative('--kube-api-burst', values['kube-api-burst']),
+        },
       });
     }
     case 'install-crds': {

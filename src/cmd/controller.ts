@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { registerCredentialsRoutes } from '../controllers/image-credentials-endpoint.ts';
 import { Manager } from '../controllers/manager.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
+import type { RateLimit } from '../lib/rate-limit.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 import { kubernetesAuth, opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
 import { buildWebhookServer } from '../webhooks/server.ts';
@@ -30,6 +31,8 @@ export interface ControllerOptions {
   imageCredentialsCellAgents?: string[];
   /** The audience the cell agents' tokens for that endpoint are issued for (empty: the API server's). */
   imageCredentialsAudience?: string;
+  /** The controllers' client-side request limit (--kube-api-qps, --kube-api-burst; qps 0: none). */
+  clientRateLimit?: RateLimit;
 }
 
 export async function runController(opts: ControllerOptions): Promise<number> {
@@ -60,7 +63,13 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     }
     await webhook.listen({ host: '0.0.0.0', port: opts.webhookPort });
   }
-  const manager = new Manager({ kc, log: opts.log, leaderElection: true, systemNamespace: opts.systemNamespace });
+  const manager = new Manager({
+    kc,
+    log: opts.log,
+    leaderElection: true,
+    systemNamespace: opts.systemNamespace,
+    clientRateLimit: opts.clientRateLimit,
+  });
   await manager.start();
   const [host, port] = splitAddress(opts.metricsAddress);
   // Ready when leading: a standby replica should not receive traffic meant for the active one.

@@ -8,6 +8,8 @@ import type { AuctionConfig } from '../auction/index.ts';
 import { EventRecorder } from '../lib/events.ts';
 import { LeaderElector } from '../lib/leader.ts';
 import { rawRequest } from '../lib/kube.ts';
+import { type RateLimit, TokenBucket } from '../lib/rate-limit.ts';
+import { metrics } from './metrics.ts';
 import { DiegoClient, isNotFound } from '../lib/resources.ts';
 import { Auctioneer } from './auctioneer.ts';
 import { DiegoCache, type Lease } from './cache.ts';
@@ -20,6 +22,12 @@ export const LEADER_LEASE_NAME = 'diego-operator-controller';
 /** Short enough that a standby takes over within Diego's 15 s lock TTL even after a retry period. */
 export const DEFAULT_LEADER_LEASE_MS = 12_000;
 
+/**
+ * The controllers' default client-side limit: high enough not to slow placement (one write per new instance), low
+ * enough that a runaway loop cannot flood the API server. Leader-election and presence Leases are not limited.
+ */
+export const DEFAULT_CLIENT_RATE_LIMIT: RateLimit = Object.freeze({ qps: 1000, burst: 2000 });
+
 export interface ManagerOptions {
   kc: KubeConfig;
   log: Logger;
@@ -31,6 +39,8 @@ export interface ManagerOptions {
   leaseDurationMs?: number;
   convergeIntervalMs?: number;
   auction?: Partial<AuctionConfig>;
+  /** The controllers' client-side request limit (default DEFAULT_CLIENT_RATE_LIMIT; qps 0: none). */
+  clientRateLimit?: RateLimit;
   task?: { expirePendingMs?: number; expireCompletedMs?: number; kickMs?: number };
 }
 
@@ -105,6 +115,11 @@ export class Manager {
   private async lead(signal: AbortSignal): Promise<void> {
     const { kc, log } = this.o;
     const client = new DiegoClient(kc);
+    const limit = this.o.clientRateLimit ?? DEFAULT_CLIENT_RATE_LIMIT;
+    if (limit.qps > 0) {
+      client.limiter = new TokenBucket(limit);
+      client.onLimited = (ms) => metrics.rateLimiterDuration.observe(ms / 1000);
+    }
     // Every write of the controllers is fenced by the lease: none goes out once the renew deadline has passed.
     const elector = this.elector;
     if (elector) client.fence = () => elector.fenceReason() ?? (signal.aborted ? 'leadership lost' : undefined);

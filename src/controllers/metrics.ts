@@ -26,6 +26,12 @@ export const metrics = {
   taskAuctionsFailed: counter('AuctioneerTaskAuctionsFailed', 'Tasks the auction could not place'),
   fetchStatesDuration: seconds('AuctioneerFetchStatesDuration', 'Time to assemble the cell states for an auction (s)'),
   auctionDuration: seconds('AuctioneerAuctionDuration', 'Time to run and commit one auction batch (s)'),
+  rateLimiterDuration: new Histogram({
+    name: 'rest_client_rate_limiter_duration_seconds',
+    help: "Time the controllers' requests waited for the client-side rate limit (--kube-api-qps, --kube-api-burst)",
+    registers: [registry],
+    buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10],
+  }),
   tasksPending: gauge('TasksPending', 'Tasks in state Pending'),
   tasksRunning: gauge('TasksRunning', 'Tasks in state Running'),
   tasksCompleted: gauge('TasksCompleted', 'Tasks in state Completed'),

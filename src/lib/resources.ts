@@ -5,6 +5,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, type KindInfo, KINDS, VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, ICell, IDesiredLRP, ITask } from '../crds/models.ts';
 import { FIELD_MANAGER, KubeError, rawRequest } from './kube.ts';
+import type { TokenBucket } from './rate-limit.ts';
 
 export type DiegoKind = KindInfo['kind'];
 export interface KindMap {
@@ -62,16 +63,31 @@ export class DiegoClient {
    * e.g. starved of CPU) stops writing at once, whatever its timers say.
    */
   fence?: () => string | undefined;
+  /**
+   * The client-side limit on this client's requests (--kube-api-qps, --kube-api-burst); none if absent. A write
+   * waits for its turn before the fence is asked, so a write queued behind the limit still never goes out late.
+   */
+  limiter?: TokenBucket;
+  /** Called with how long each request waited for the limiter (the rate limiter metric). */
+  onLimited?: (ms: number) => void;
   constructor(kc: KubeConfig) {
     this.kc = kc;
   }
 
-  #fenced(): void {
+  async #turn(): Promise<void> {
+    if (!this.limiter) return;
+    const waited = await this.limiter.take();
+    this.onLimited?.(waited);
+  }
+
+  async #fenced(): Promise<void> {
+    await this.#turn();
     const why = this.fence?.();
     if (why) throw new FencedError(why);
   }
 
-  get<K extends DiegoKind>(kind: K, namespace: string | undefined, name: string): Promise<KindMap[K]> {
+  async get<K extends DiegoKind>(kind: K, namespace: string | undefined, name: string): Promise<KindMap[K]> {
+    await this.#turn();
     return rawRequest(this.kc, { method: 'GET', path: resourcePath(kind, namespace, name) });
   }
 
@@ -86,6 +102,7 @@ export class DiegoClient {
       if (opts.labelSelector) q.set('labelSelector', opts.labelSelector);
       if (opts.fieldSelector) q.set('fieldSelector', opts.fieldSelector);
       if (cont) q.set('continue', cont);
+      await this.#turn();
       const page = await rawRequest<{ items: KindMap[K][]; metadata: { continue?: string } }>(this.kc, {
         method: 'GET',
         path: `${resourcePath(kind, opts.namespace)}?${q.toString()}`,
@@ -100,7 +117,7 @@ export class DiegoClient {
     kind: K,
     obj: Omit<KindMap[K], 'apiVersion' | 'kind'> & Partial<Pick<KindMap[K], 'apiVersion' | 'kind'>>,
   ): Promise<KindMap[K]> {
-    this.#fenced();
+    await this.#fenced();
     return rawRequest(this.kc, {
       method: 'POST',
       path: `${resourcePath(kind, obj.metadata.namespace)}?fieldManager=${FIELD_MANAGER}`,
@@ -123,7 +140,7 @@ export class DiegoClient {
   }
 
   async delete(kind: DiegoKind, ref: ObjectRef): Promise<void> {
-    this.#fenced();
+    await this.#fenced();
     const body = ref.resourceVersion ? { preconditions: { resourceVersion: ref.resourceVersion } } : undefined;
     try {
       await rawRequest(this.kc, { method: 'DELETE', path: resourcePath(kind, ref.namespace, ref.name), body });
@@ -138,7 +155,7 @@ export class DiegoClient {
     body: Record<string, unknown>,
     sub?: 'status',
   ): Promise<KindMap[K]> {
-    this.#fenced();
+    await this.#fenced();
     const withRv = ref.resourceVersion
       ? {
           ...body,

@@ -276,7 +276,7 @@ export async function evacuateRunning(
         namespace,
         labelSelector: selectorFor(desired.metadata.uid ?? ''),
       });
-      const running = instances.filter((a) => a.status?.presence === 'ORDINARY' && a.status.state === 'RUNNING');
+      const running = instances.filter((a) => presenceOf(a) === 'ORDINARY' && stateOf(a) === 'RUNNING');
       allRunning = running.length >= (desired.spec.instances ?? 1);
     }
     const d = decideRunning(desired ? ordinary : undefined, copy, me, strategy, allRunning);

@@ -18,6 +18,7 @@
 //   R  recovered                 the system got back to all work healthy within the scenario's bound
 import type { Logger } from 'pino';
 import { REASON_CELL_DISAPPEARED } from '../../src/controllers/task-lifecycle.ts';
+import { isUnclaimedOrdinary, presenceOf, stateOf } from '../../src/lifecycle/actual-lrp.ts';
 import type { IActualLRP, IDesiredLRP, ITask } from '../../src/crds/models.ts';
 import { createInformer, type Informer } from '../../src/lib/informer.ts';
 import { GROUP, VERSION } from '../../src/crds/kinds.ts';
@@ -320,7 +321,7 @@ export class Monitor {
     const missingNow = new Set<string>();
     for (const a of lrps) {
       const s = a.status;
-      if (s?.state !== 'RUNNING' || s.presence !== 'ORDINARY' || !s.instanceGuid || a.metadata.deletionTimestamp)
+      if (s?.state !== 'RUNNING' || presenceOf(a) !== 'ORDINARY' || !s.instanceGuid || a.metadata.deletionTimestamp)
         continue;
       const key = instanceKey(a.spec.processGuid, a.spec.index);
       if (host.instances.get(key)?.has(s.instanceGuid)) continue;
@@ -363,7 +364,7 @@ export class Monitor {
     };
     for (const a of lrps) {
       const s = a.status;
-      if (s?.state === 'CLAIMED' && s.presence === 'ORDINARY' && s.cellId && !a.metadata.deletionTimestamp)
+      if (s?.state === 'CLAIMED' && presenceOf(a) === 'ORDINARY' && s.cellId && !a.metadata.deletionTimestamp)
         pending(
           `ActualLRP ${a.metadata.name} ${s.instanceGuid}`,
           s.cellId,
@@ -373,12 +374,7 @@ export class Monitor {
         );
     }
     for (const a of lrps) {
-      if (
-        a.spec.cellId &&
-        a.status?.state === 'UNCLAIMED' &&
-        a.status.presence === 'ORDINARY' &&
-        !a.metadata.deletionTimestamp
-      )
+      if (a.spec.cellId && isUnclaimedOrdinary(a) && !a.metadata.deletionTimestamp)
         pending(`ActualLRP ${a.metadata.name}`, a.spec.cellId, describe(a));
     }
     const tasks = this.tasks.list();
@@ -587,8 +583,8 @@ export class Monitor {
       const key = instanceKey(a.spec.processGuid, a.spec.index);
       if (n === undefined || a.spec.index >= n) return { ok: false, why: `${a.metadata.name} is not desired` };
       const evidence = { record: { name: a.metadata.name, spec: a.spec, status: a.status } };
-      if (a.status?.presence !== 'ORDINARY') return { ok: false, why: `${a.metadata.name} is a copy`, evidence };
-      if (a.status.state !== 'RUNNING') return { ok: false, why: `${a.metadata.name} is ${a.status.state}`, evidence };
+      if (presenceOf(a) !== 'ORDINARY') return { ok: false, why: `${a.metadata.name} is a copy`, evidence };
+      if (a.status?.state !== 'RUNNING') return { ok: false, why: `${a.metadata.name} is ${stateOf(a)}`, evidence };
       const guids = host.instances.get(key);
       if (!guids || guids.size !== 1 || !guids.has(a.status.instanceGuid ?? ''))
         return {

@@ -13,6 +13,7 @@ import { type CellConfig, ChaosCluster, pool, WORK_NAMESPACE } from './cluster.t
 import { MarkerFile } from './host.ts';
 import { Monitor, type MonitorOptions, type Violation } from './monitor.ts';
 import { appSpec, taskSpec } from './work.ts';
+import { presenceOf } from '../../src/lifecycle/actual-lrp.ts';
 
 export interface ScenarioContext {
   /** Logs, marker files and results of each scenario go to <runDir>/<scenario>/. */
@@ -369,9 +370,9 @@ export const lostCellReturns: Scenario = {
               b,
               (a) =>
                 a.spec.processGuid === app &&
-                a.status?.presence === 'ORDINARY' &&
+                presenceOf(a) === 'ORDINARY' &&
                 suspected.has(a.spec.index) &&
-                a.status.state === 'CLAIMED' &&
+                a.status?.state === 'CLAIMED' &&
                 a.status.cellId !== victim,
               60_000,
               'a replacement CLAIMED on another cell',

@@ -1,5 +1,6 @@
 // The auctioneer's placement write cut before it reaches the API server (the API server restarting as the auction
-// commits): the work is auctioned again and placed, instead of being kept as "placed, not yet seen" for good.
+// commits): the work is auctioned again and placed, instead of being kept as "placed, not yet seen" for good. A new
+// instance is placed as it is created (one write): that create is cut too.
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.ts';
@@ -11,7 +12,13 @@ import { testKubeConfig } from '../support/kube.ts';
 const proxied = new KubeConfig();
 let proxy: FaultProxy;
 const cutOnce = new Set(['tasks/lost-place', 'actuallrps/lost-place-app-']);
+let createCut = false;
 function fault(r: ProxiedRequest): 'refuse' | undefined {
+  // The converger's create of the instance, placed by the auctioneer.
+  if (!createCut && r.method === 'POST' && r.path.endsWith('/actuallrps') && r.body.includes('"cellId"')) {
+    createCut = true;
+    return 'refuse';
+  }
   if (r.method !== 'PATCH' || r.path.includes('/status') || !r.body.includes('"cellId"')) return undefined;
   for (const target of cutOnce) {
     if (r.path.includes(`/${target}`)) {
@@ -65,9 +72,9 @@ describe('a placement write that never reached the API server', () => {
       // Started by the simulated cell (it leaves its tasks running).
       expect({ task: t.status?.state, lrp: a?.status?.state }).toEqual({ task: 'Running', lrp: 'RUNNING' });
     }, 60_000);
-    // Both first placement writes were cut.
-    expect(proxy.refused.map((r) => r.path.split('/').slice(-2)[0])).toEqual(
-      expect.arrayContaining(['tasks', 'actuallrps']),
+    // The task's first placement write and the instance's first (placed) create were cut.
+    expect(proxy.refused.map((r) => `${r.method} ${r.path.split('/').slice(-2).join('/')}`)).toEqual(
+      expect.arrayContaining(['PATCH tasks/lost-place', expect.stringMatching(/^POST .*\/actuallrps$/)]),
     );
   });
 });

@@ -9,6 +9,7 @@ import * as m from '../../src/bbs/models.ts';
 import { taskRequestInit, useBbsApp } from '../support/bbs-call.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
+import { stateOf } from '../../src/lifecycle/actual-lrp.ts';
 
 const env = useDiego('bbs-cell', { convergeIntervalMs: 1000 });
 const { bbs, placedLRP: placed } = useBbsApp(env, { maxTaskRetries: 1 });
@@ -168,7 +169,7 @@ describe('BBS cell-side ActualLRP routes', () => {
       ).find((a) => a.spec.index === 1);
       expect(again?.metadata.uid).toBeDefined();
       expect(again?.metadata.uid).not.toBe(uid1);
-      expect(again?.status?.state).toBe('UNCLAIMED');
+      expect(again && stateOf(again)).toBe('UNCLAIMED');
     }, 20_000);
     await remove(-1, undefined, E.InvalidRequest);
 

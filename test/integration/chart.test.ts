@@ -468,8 +468,22 @@ describe('helm chart', () => {
     expect(fs.spec.rules[0]).toMatchObject({
       resourceRules: [{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], namespaces: [ns] }],
     });
-    // Off: no FlowSchema.
-    expect((await render(['flowControl.enabled=false'])).objects.filter((o) => o.kind === 'FlowSchema')).toEqual([]);
+    // Everything else the operator's ServiceAccounts ask: a priority level of their own, one flow per user, matched
+    // after the Leases' schema and before the built-in service-accounts one (9000).
+    const workload = find(objects, 'FlowSchema', '-workload') as K8sObject & {
+      spec: { matchingPrecedence: number; priorityLevelConfiguration: { name: string }; distinguisherMethod: object };
+    };
+    const level = find(objects, 'PriorityLevelConfiguration', '-workload') as K8sObject & {
+      spec: { type: string; limited: { nominalConcurrencyShares: number } };
+    };
+    expect(workload.spec.priorityLevelConfiguration.name).toBe(level.metadata.name);
+    expect(workload.spec.distinguisherMethod).toEqual({ type: 'ByUser' });
+    expect(workload.spec.matchingPrecedence).toBeGreaterThan(600);
+    expect(workload.spec.matchingPrecedence).toBeLessThan(9000);
+    expect(level.spec).toMatchObject({ type: 'Limited', limited: { nominalConcurrencyShares: 40 } });
+    // Off: no FlowSchema, no priority level.
+    const off = (await render(['flowControl.enabled=false'])).objects;
+    expect(off.filter((o) => o.kind === 'FlowSchema' || o.kind === 'PriorityLevelConfiguration')).toEqual([]);
   });
 
   it('refuses to render the BBS without its TLS Secret, and says how to make one', async () => {

@@ -12,6 +12,7 @@ import type { IActualLRP } from '../../src/crds/models.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import { deleteLink, hostPortOf as hostPort, runcBackend, testRep } from '../support/runc-cell.ts';
+import { presenceOf } from '../../src/lifecycle/actual-lrp.ts';
 
 const env = useDiego('e2e-evac', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -106,7 +107,7 @@ describe('runc evacuation end to end', () => {
     }, 30_000);
     expect(copies.map(hostPort).sort()).toEqual([...oldPorts].sort());
     const after = await eventually(async () => {
-      const ordinary = (await instances()).filter((a) => a.status?.presence === 'ORDINARY');
+      const ordinary = (await instances()).filter((a) => presenceOf(a) === 'ORDINARY');
       expect(
         ordinary.filter((a) => a.status?.state === 'RUNNING' && a.status.cellId === `evac-b-${process.pid}`),
       ).toHaveLength(2);

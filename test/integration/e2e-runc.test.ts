@@ -17,6 +17,7 @@ import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import { kubectl } from '../support/kube.ts';
 import { deleteLink, hostPortOf, runcBackend, testRep } from '../support/runc-cell.ts';
+import { stateOf } from '../../src/lifecycle/actual-lrp.ts';
 
 const env = useDiego('e2e', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -432,7 +433,7 @@ describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
       await eventually(async () => {
         const a = await client.get('ActualLRP', env.ns, unplaced.metadata.name!);
         expect(a.spec.cellId ?? '').toBe('');
-        expect(a.status?.state).toBe('UNCLAIMED');
+        expect(stateOf(a)).toBe('UNCLAIMED');
       }, 30_000);
       // Why, as kubectl describe shows it (the placement error itself is soon the auction's again: no cell has the tag).
       await eventually(async () => {

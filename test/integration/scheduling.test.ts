@@ -7,6 +7,7 @@ import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import { kubectl } from '../support/kube.ts';
 import type { SimCellOptions } from '../support/sim-cell.ts';
+import { presenceOf, stateOf } from '../../src/lifecycle/actual-lrp.ts';
 
 const env = useDiego('sched', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -38,7 +39,7 @@ const instancesOf = async (d: IDesiredLRP): Promise<IActualLRP[]> =>
 async function running(d: IDesiredLRP, n: number): Promise<IActualLRP[]> {
   return eventually(async () => {
     const all = await instancesOf(d);
-    const ordinary = all.filter((a) => a.status?.presence === 'ORDINARY');
+    const ordinary = all.filter((a) => presenceOf(a) === 'ORDINARY');
     expect(ordinary.filter((a) => a.status?.state === 'RUNNING')).toHaveLength(n);
     expect(ordinary).toHaveLength(n);
     return ordinary;
@@ -159,7 +160,7 @@ describe('auctioneer', () => {
       expect(all[0]?.status?.placementError).toBe('insufficient resources: memory');
       return all;
     });
-    expect(waiting!.status?.state).toBe('UNCLAIMED');
+    expect(stateOf(waiting!)).toBe('UNCLAIMED');
     // kubectl describe answers "why not placed" and, later, "why here".
     await eventually(async () => {
       // The Event is recorded after the status write.
@@ -249,7 +250,7 @@ describe('cell presence', () => {
     const during = await eventually(async () => {
       const all = await instancesOf(d);
       expect(all.filter((a) => a.status?.presence === 'SUSPECT')).toHaveLength(3);
-      expect(all.filter((a) => a.status?.presence === 'ORDINARY' && a.spec.cellId === spare!.o.cellId)).toHaveLength(3);
+      expect(all.filter((a) => presenceOf(a) === 'ORDINARY' && a.spec.cellId === spare!.o.cellId)).toHaveLength(3);
       return all;
     }, 20_000);
     expect(during.filter((a) => a.status?.presence === 'SUSPECT').every((a) => a.status?.state === 'RUNNING')).toBe(
@@ -291,7 +292,7 @@ describe('cell presence', () => {
     lost!.pauseHeartbeat();
     await eventually(async () => {
       const all = await instancesOf(d);
-      expect(all.find((x) => x.status?.presence === 'ORDINARY')?.status?.state).toBe('UNCLAIMED');
+      expect(stateOf(all.find((x) => presenceOf(x) === 'ORDINARY')!)).toBe('UNCLAIMED');
     }, 20_000);
     // No cell runs the replacement: the suspect keeps serving, over more than one converge pass.
     await new Promise((r) => setTimeout(r, 5000));
