@@ -9,7 +9,8 @@ import { splitHostPort, startHealthServer, type HealthServer } from '../bbs/heal
 import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import { loadKubeConfig, rawRequest } from '../lib/kube.ts';
-import { DiegoClient, isNotFound } from '../lib/resources.ts';
+import { CachedDiegoClient } from '../bbs/cached-client.ts';
+import { type DiegoClient, isNotFound } from '../lib/resources.ts';
 import { untilSignal } from './signals.ts';
 
 export interface BbsOptions {
@@ -51,11 +52,14 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
     throw new BbsUsageError(`--max-body-bytes must be a whole number of bytes > 0 (got ${opts.maxBodyBytes})`);
   const { host, port } = splitHostPort(opts.listen);
   let client = opts.client;
+  let cached: CachedDiegoClient | undefined;
   if (!client) {
     const kc = loadKubeConfig(opts.kubeconfig);
     // Started before the operator (its CRDs) or before the system namespace exists: wait, saying so, not exit.
     await untilServed(kc, opts.systemNamespace, opts.log);
-    client = new DiegoClient(kc);
+    // Reads from informer caches, consistent with this process's own writes (bbs/cached-client.ts).
+    client = cached = new CachedDiegoClient(kc, { namespace: opts.namespace, log: opts.log });
+    await cached.start();
   }
   const app = buildBbsApp({
     client,
@@ -77,6 +81,7 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
     health = opts.healthAddress ? await startHealthServer(opts.healthAddress) : undefined;
   } catch (err) {
     await app.close();
+    await cached?.stop();
     throw err;
   }
   const address = `${host}:${(app.server.address() as AddressInfo).port}`;
@@ -87,6 +92,7 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
     close: async () => {
       await health?.close();
       await app.close();
+      await cached?.stop();
     },
   };
 }

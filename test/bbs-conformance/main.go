@@ -62,10 +62,22 @@ func tid() string { return trace.GenerateTraceID() }
 func main() {
 	url := flag.String("url", os.Getenv("BBS_URL"), "BBS URL, e.g. http://127.0.0.1:8889 (default $BBS_URL)")
 	cellID := flag.String("cell", os.Getenv("BBS_CELL_ID"), "id of the simulated cell (default $BBS_CELL_ID)")
-	scenario := flag.String("scenario", "api", "api: the BBS API with a simulated cell; cell: apps on a real cell (cell.go)")
+	scenario := flag.String("scenario", "api", "api: the BBS API with a simulated cell; cell: apps on a real cell (cell.go); load: bench/bbs.ts (load.go)")
 	files := flag.String("files", "", "cell scenario: base URL of the HTTP/1.0 server with lifecycle.tgz, droplet.tgz")
 	caFile := flag.String("ca", "", "cell scenario: PEM file of the cell's instance identity CA")
+	clients := flag.Int("clients", 1, "load scenario: concurrent callers")
+	duration := flag.Duration("duration", 10*time.Second, "load scenario: how long")
+	tlsCA := flag.String("tls-ca", "", "load scenario: the BBS's CA (with -tls-cert, -tls-key: mutual TLS)")
+	tlsCert := flag.String("tls-cert", "", "load scenario: client certificate")
+	tlsKey := flag.String("tls-key", "", "load scenario: client key")
 	flag.Parse()
+	if *scenario == "load" && *url != "" {
+		logger = lager.NewLogger("bbs-load")
+		logger.RegisterSink(lager.NewWriterSink(os.Stderr, lager.ERROR))
+		cfg := bbs.ClientConfig{URL: *url, IsTLS: *tlsCA != "", CAFile: *tlsCA, CertFile: *tlsCert, KeyFile: *tlsKey}
+		runLoad(cfg, *clients, *duration, fmt.Sprintf("load-%d", time.Now().UnixNano()%1_000_000_000))
+		return
+	}
 	if *url == "" || *cellID == "" {
 		fmt.Fprintln(os.Stderr, "usage: bbs-conformance -url http://HOST:PORT -cell CELL_ID")
 		os.Exit(2)

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBbsApp } from '../../src/bbs/app.ts';
+import { CachedDiegoClient } from '../../src/bbs/cached-client.ts';
 import { DownloadCache } from '../../src/cell-agent/executor/download-cache.ts';
 import { InstanceIdentity } from '../../src/cell-agent/executor/identity.ts';
 import type { Rep } from '../../src/cell-agent/rep.ts';
@@ -28,6 +29,7 @@ const bridge = `dbc${process.pid % 10000}`;
 const cellId = `bbs-cell-${process.pid}`;
 let rep: Rep;
 let app: ReturnType<typeof buildBbsApp>;
+let reads: CachedDiegoClient | undefined;
 let bbsUrl = '';
 let files: Http10Server;
 let caFile = '';
@@ -137,13 +139,17 @@ beforeAll(async () => {
     },
   );
   await rep.start();
-  app = buildBbsApp({ client: env.client, namespace: env.ns, systemNamespace: env.systemNamespace, logger: env.log });
+  // As `diego-operator bbs` runs it: reads from informer caches, consistent with its own writes.
+  reads = new CachedDiegoClient(env.client.kc, { namespace: env.ns, log: env.log });
+  await reads.start();
+  app = buildBbsApp({ client: reads, namespace: env.ns, systemNamespace: env.systemNamespace, logger: env.log });
   await app.listen({ host: '127.0.0.1', port: 0 });
   bbsUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 }, 600_000); // a cold machine builds the cflinuxfs4 rootfs once (about a minute)
 
 afterAll(async () => {
   await app?.close();
+  await reads?.stop();
   await rep?.stop();
   await files?.close();
   deleteLink(bridge);

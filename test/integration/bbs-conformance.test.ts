@@ -3,6 +3,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBbsApp } from '../../src/bbs/app.ts';
+import { CachedDiegoClient } from '../../src/bbs/cached-client.ts';
 import { runBbsClient } from '../support/bbs-go.ts';
 import { useDiego } from '../support/fixture.ts';
 
@@ -35,12 +36,19 @@ const STEPS = [
 const env = useDiego('bbs-go', { convergeIntervalMs: 1000 });
 let app: ReturnType<typeof buildBbsApp>;
 let url = '';
+let reads: CachedDiegoClient;
 beforeAll(async () => {
-  app = buildBbsApp({ client: env.client, namespace: env.ns, systemNamespace: env.systemNamespace, logger: env.log });
+  // As `diego-operator bbs` runs it: reads from informer caches, consistent with its own writes.
+  reads = new CachedDiegoClient(env.client.kc, { namespace: env.ns, log: env.log });
+  await reads.start();
+  app = buildBbsApp({ client: reads, namespace: env.ns, systemNamespace: env.systemNamespace, logger: env.log });
   await app.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 });
-afterAll(() => app.close());
+afterAll(async () => {
+  await app.close();
+  await reads.stop();
+});
 
 describe("Diego's Go BBS client", () => {
   it('runs the conformance scenario against the facade', { timeout: 300_000 }, async () => {
