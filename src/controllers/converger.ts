@@ -12,8 +12,8 @@ import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
 import { conditionUnchanged, setCondition, type Condition } from './conditions.ts';
-import { evacuatedByOf, evacuationDone, type PlacementAtCreation, stateOf } from '../lifecycle/actual-lrp.ts';
-import { crashPolicyFor, shouldRestart } from '../lifecycle/crash-policy.ts';
+import { evacuatedByOf, type PlacementAtCreation } from '../lifecycle/actual-lrp.ts';
+import { decide, type InstanceAction } from './converge-decision.ts';
 import { judgeEvacuatingCopy } from '../lifecycle/evacuation.ts';
 import { actualLRPName, selectorFor } from '../lifecycle/names.ts';
 import {
@@ -256,9 +256,14 @@ export class Converger {
       }
     };
     const uid = d.metadata.uid ?? '';
-    let missing: number[] = [];
-    const waiting = this.removed.waiting(uid, instances);
-    for (let i = 0; i < instances; i++) if (!ordinary.has(i) && !waiting.has(i)) missing.push(i);
+    const decision = decide({
+      desired: d,
+      ordinary,
+      waiting: this.removed.waiting(uid, instances),
+      isPresent: (cellId) => this.o.presence.isPresent(cellId),
+      now: this.o.now(),
+    });
+    let missing = decision.create;
     // In waves: between two, the DesiredLRP is read again from the cache (its latest version), so a scale-down or a
     // deletion during a large scale-up stops the creation within one wave.
     while (missing.length > 0 && !this.stopping.signal.aborted) {
@@ -274,13 +279,12 @@ export class Converger {
       if (latest !== d && missing.length > 0 && (latest?.spec.instances ?? 0) !== instances) break;
     }
     if (this.stopping.signal.aborted) return;
-    const extras: (() => Promise<void>)[] = [];
-    for (const [index, a] of ordinary) {
-      if (index >= instances)
-        extras.push(() => guarded(() => this.ensureGone(a))); // scale down retires the highest indices
-      else await guarded(() => this.step(d, a));
-    }
-    await fanOut(extras, REMOVE_CONCURRENCY);
+    for (const { record, action } of decision.act) await guarded(() => this.apply(record, action));
+    // Scale down retires the highest indices.
+    await fanOut(
+      decision.retire.map((a) => () => guarded(() => this.ensureGone(a))),
+      REMOVE_CONCURRENCY,
+    );
     for (const copy of copies) await guarded(() => this.stepCopy(d, copy, ordinary.get(copy.spec.index), instances));
     this.statusQueue.addAfter(key, STATUS_COALESCE_MS);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
@@ -330,40 +334,33 @@ export class Converger {
     if (a.spec.index < (d.spec.instances ?? 1)) this.removed.add(owner.uid, a.spec.index);
   }
 
-  /** Moves one ORDINARY instance along; returns ms until it needs another look, if timed. */
-  private async step(d: IDesiredLRP, a: IActualLRP): Promise<number | undefined> {
-    const { client, presence } = this.o;
-    if (a.metadata.deletionTimestamp) return this.ensureGone(a);
-    const state = stateOf(a); // no status yet: UNCLAIMED, as created
-    const placedOn = a.spec.cellId;
-    if (state === 'UNCLAIMED') {
-      if (placedOn && !presence.isPresent(placedOn)) return lookAgain(await unplace(client, a)); // its cell went away before claiming
-      if (!placedOn) this.o.onUnplacedWork?.();
-      return;
+  /** Applies the decision for one ORDINARY instance (converge-decision.ts); returns ms until another look, if timed. */
+  private async apply(a: IActualLRP, action: InstanceAction): Promise<number | undefined> {
+    const { client } = this.o;
+    switch (action.do) {
+      case 'remove':
+        return this.ensureGone(a);
+      case 'unplace':
+        return lookAgain(await unplace(client, a)); // the update comes back as an event
+      case 'auction':
+        this.o.onUnplacedWork?.();
+        return;
+      case 'forget-evacuation': {
+        const forgotten = await forgetEvacuation(client, a);
+        return forgotten.outcome !== 'done' ? lookAgain(forgotten) : undefined; // the write comes back as an event
+      }
+      case 'cell-lost':
+        return this.cellLost(a, action.cellId);
+      case 'wait':
+        return action.afterMs;
+      case 'restart': {
+        const restarted = await unclaim(client, a, { now: this.o.now() });
+        if (restarted.outcome !== 'done') return lookAgain(restarted);
+        this.log.info({ key: keyOf(a), crashCount: a.status?.crashCount }, 'restarting crashed instance');
+        this.o.onUnplacedWork?.();
+        return;
+      }
     }
-    // Who evacuated the record vouches for its EVACUATING copy only until the replacement runs.
-    if (evacuationDone(a)) {
-      const forgotten = await forgetEvacuation(client, a);
-      if (forgotten.outcome !== 'done') return lookAgain(forgotten);
-      return; // the write comes back as an event
-    }
-    if (state === 'CLAIMED' || state === 'RUNNING') {
-      const cell = a.status?.cellId ?? placedOn;
-      if (cell && !presence.isPresent(cell)) return this.cellLost(a, cell);
-      return;
-    }
-    // CRASHED: the instance is off its cell; restart it per the policy.
-    if (placedOn) return lookAgain(await unplace(client, a)); // the update comes back as an event
-    const since = a.status?.since ? Date.parse(a.status.since) : this.o.now();
-    const decision = shouldRestart(a.status?.crashCount ?? 0, since, this.o.now(), crashPolicyFor(d.spec));
-    if (decision.restart === 'later') return decision.afterMs;
-    if (decision.restart === 'now') {
-      const restarted = await unclaim(client, a, { now: this.o.now() });
-      if (restarted.outcome !== 'done') return lookAgain(restarted);
-      this.log.info({ key: keyOf(a), crashCount: a.status?.crashCount }, 'restarting crashed instance');
-      this.o.onUnplacedWork?.();
-    }
-    return;
   }
 
   /**
