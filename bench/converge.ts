@@ -8,6 +8,7 @@ import { connectOrStart } from '../src/lib/controlplane/index.ts';
 import { installCRDs, kubeConfigFromString, rawRequest } from '../src/lib/kube.ts';
 import { createLogger } from '../src/lib/log.ts';
 import { DiegoClient } from '../src/lib/resources.ts';
+import { registry } from '../src/lib/metrics.ts';
 import { SimCell } from '../test/support/sim-cell.ts';
 
 const APPS = Number(process.env.APPS ?? 100);
@@ -101,6 +102,16 @@ try {
     const d = n - (w0.get(key) ?? 0);
     if (d > 0) console.log(`  ${key.padEnd(32)} ${String(d).padStart(7)}  ${(d / total).toFixed(3)} per instance`);
   }
+  // Why watches were opened again (all informers of this process: the controller's and the 100 cells').
+  const watchEnds = new Map<string, number>();
+  for (const v of (await registry.getSingleMetric('informer_watches_total')?.get())?.values ?? []) {
+    const key = `${String(v.labels.end)}`;
+    watchEnds.set(key, (watchEnds.get(key) ?? 0) + v.value);
+  }
+  const lists = (await registry.getSingleMetric('informer_lists_total')?.get())?.values ?? [];
+  console.log(
+    `watches re-opened         ${[...watchEnds].map(([k, v]) => `${v} ${k}`).join(', ') || 'none'}; full lists ${lists.reduce((a, v) => a + v.value, 0)} (${cells.length * 2 + 5} informers)`,
+  );
   const load = loadavg().map((l) => l.toFixed(2));
   console.log(`machine                  ${cpus().length} CPUs, load average ${load.join(' ')} at the end`);
   console.log(

@@ -133,9 +133,7 @@ export async function bulkSync(d: BulkSyncDeps): Promise<BulkSyncResult> {
     const busyKeys = d.busy().keys;
     for (const work of [...d.lrps(), ...d.tasks()]) {
       const isTask = 'taskGuid' in work.spec;
-      const waiting = isTask
-        ? (work as ITask).status?.state === 'Pending'
-        : isUnclaimedOrdinary(work as IActualLRP);
+      const waiting = isTask ? (work as ITask).status?.state === 'Pending' : isUnclaimedOrdinary(work as IActualLRP);
       const key = isTask ? taskKey(work as ITask) : lrpKey(work as IActualLRP);
       if (!waiting || work.spec.cellId !== d.cellId || work.metadata.deletionTimestamp || busyKeys.has(key)) continue;
       await d.unclaimed?.(work).catch((err: unknown) => d.log.warn({ err, key: keyOf(work) }, 'bulk sync: claim'));

@@ -153,9 +153,7 @@ export class Auctioneer {
 
   private isUnplacedLRP(a: IActualLRP): boolean {
     return (
-      !a.metadata.deletionTimestamp &&
-      !a.spec.cellId &&
-      isUnclaimedOrdinary(a) // a new record has no status yet: UNCLAIMED
+      !a.metadata.deletionTimestamp && !a.spec.cellId && isUnclaimedOrdinary(a) // a new record has no status yet: UNCLAIMED
     );
   }
 
@@ -320,7 +318,10 @@ export class Auctioneer {
   }
 
   /** The index's SUSPECT copy is on a cell that came back: the converger promotes it; don't start another. */
-  private suspectIsBack(desiredName: string, a: { metadata: { namespace?: string }; spec: { index: number } }): boolean {
+  private suspectIsBack(
+    desiredName: string,
+    a: { metadata: { namespace?: string }; spec: { index: number } },
+  ): boolean {
     const copy = this.o.cache.actual.get(a.metadata.namespace, actualLRPName(desiredName, a.spec.index, 'SUSPECT'));
     return !!copy?.spec.cellId && !copy.metadata.deletionTimestamp && this.o.presence.isPresent(copy.spec.cellId);
   }

@@ -13,7 +13,7 @@ function source() {
     desired: new Map<string, Handler<IDesiredLRP>[]>(),
   };
   const on =
-    <T,>(m: Map<string, Handler<T>[]>) =>
+    <T>(m: Map<string, Handler<T>[]>) =>
     (event: string, fn: Handler<T>) =>
       m.set(event, [...(m.get(event) ?? []), fn]);
   const desired = new Map<string, IDesiredLRP>();
@@ -25,7 +25,7 @@ function source() {
     actualByDesiredUid: { get: () => actuals },
     desiredFor: () => desired.get('web'),
   };
-  const fire = <T,>(m: Map<string, Handler<T>[]>, event: string, obj: T, old?: T) =>
+  const fire = <T>(m: Map<string, Handler<T>[]>, event: string, obj: T, old?: T) =>
     (m.get(event) ?? []).forEach((fn) => fn(obj, old));
   return { src, handlers, fire, desired, actuals };
 }
@@ -75,7 +75,10 @@ describe('CellUsage (each cell’s usage kept from events, not recounted per auc
   it('counts tasks while Pending or Running on their cell', () => {
     const { src, handlers, fire } = source();
     const usage = new CellUsage(src);
-    const pending = { ...task('Pending', { placedOn: 'c1' }), spec: { ...task('Pending').spec, cellId: 'c1', memoryMb: 64 } };
+    const pending = {
+      ...task('Pending', { placedOn: 'c1' }),
+      spec: { ...task('Pending').spec, cellId: 'c1', memoryMb: 64 },
+    };
     fire(handlers.tasks, 'add', pending);
     expect(usage.of('c1')).toMatchObject({ memoryMb: 64, containers: 1, starting: 1, tasks: 1 });
     const runningTask = { ...pending, status: { state: 'Running' as const, cellId: 'c1' } };

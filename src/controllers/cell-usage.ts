@@ -106,7 +106,11 @@ export class CellUsage {
 
   private apply(s: Share, sign: 1 | -1): void {
     let u = this.byCell.get(s.cellId);
-    if (!u) this.byCell.set(s.cellId, (u = { memoryMb: 0, diskMb: 0, containers: 0, starting: 0, tasks: 0, lrps: new Map() }));
+    if (!u)
+      this.byCell.set(
+        s.cellId,
+        (u = { memoryMb: 0, diskMb: 0, containers: 0, starting: 0, tasks: 0, lrps: new Map() }),
+      );
     u.memoryMb += sign * s.memoryMb;
     u.diskMb += sign * s.diskMb;
     u.containers += sign;

@@ -84,6 +84,13 @@ const listsTotal = new Counter({
   registers: [registry],
 });
 
+const watchesTotal = new Counter({
+  name: 'informer_watches_total',
+  help: 'Watches that ended, by informer and how: closed (the server ended it: its timeout or a restart), gone (resourceVersion expired: a relist follows), error',
+  labelNames: ['informer', 'end'] as const,
+  registers: [registry],
+});
+
 type WatchEnd = 'closed' | 'gone';
 interface WatchEvent {
   type: string;
@@ -165,6 +172,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
         op = 'watch';
         const began = Date.now();
         const { end, events } = await this.watch();
+        watchesTotal.inc({ informer: this.name, end });
         if (end === 'gone') {
           this.log.info({ resourceVersion: this.resourceVersion }, 'Watch resourceVersion expired; relisting');
           this.resourceVersion = undefined;
@@ -178,6 +186,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
         if (signal.aborted) break;
         failures++;
         errorsTotal.inc({ informer: this.name, op });
+        if (op === 'watch') watchesTotal.inc({ informer: this.name, end: 'error' });
         this.log.warn({ err, op, failures }, `Informer ${op} failed; retrying`);
       }
       if (failures > 0) {

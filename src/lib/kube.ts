@@ -99,7 +99,14 @@ export async function requestOptionsFor(kc: KubeConfig, method: string): Promise
   if (cached?.identity !== identity) {
     cached = {
       identity,
-      agent: new Agent({ ...tls, keepAlive: true, maxSockets: 128, maxFreeSockets: 32, timeout: 30_000, scheduling: 'lifo' }),
+      agent: new Agent({
+        ...tls,
+        keepAlive: true,
+        maxSockets: 128,
+        maxFreeSockets: 32,
+        timeout: 30_000,
+        scheduling: 'lifo',
+      }),
     };
     agents.set(kc, cached);
   }
