@@ -4,6 +4,7 @@
 // compromised node could do with the cell agent's ServiceAccount to other cells' work is refused with a message naming
 // the rule, and what a rep does to its own (registration, presence, claims, crashes, hand-backs, evacuation, tasks)
 // still works: through the rep's own functions, then with real reps running an app and a task.
+import { suspectName } from '../../src/lifecycle/names.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -162,9 +163,9 @@ describe('a cell agent confined to its own cell', () => {
   /** An ActualLRP as the control plane and cell V would have left it (written as the admin). */
   async function instance(
     name: string,
-    placement: { cellId?: string; status?: Record<string, unknown>; owner?: boolean } = {},
+    placement: { cellId?: string; status?: Record<string, unknown>; owner?: boolean; bare?: boolean } = {},
   ): Promise<IActualLRP> {
-    await admin.create('ActualLRP', {
+    const created = await admin.create('ActualLRP', {
       metadata: {
         name,
         namespace: apps,
@@ -194,6 +195,8 @@ describe('a cell agent confined to its own cell', () => {
         ...(placement.cellId ? { cellId: placement.cellId } : {}),
       },
     });
+    // bare: as the converger creates it now, without a status (UNCLAIMED until claimed).
+    if (placement.bare) return created;
     return admin.patchStatus('ActualLRP', { namespace: apps, name }, { presence: 'ORDINARY', ...placement.status });
   }
 
@@ -458,6 +461,22 @@ describe('a cell agent confined to its own cell', () => {
     const current = await admin.get('ActualLRP', apps, ref.name);
     await asA.patchStatus('ActualLRP', refOf(current), crashedStatus(current, 'exit status 1'));
     expect((await admin.get('ActualLRP', apps, ref.name)).status).toMatchObject({ state: 'CRASHED', crashCount: 1 });
+
+    // An instance created on this cell in one write has no status yet: UNCLAIMED, so the cell claims it. A copy
+    // without its status (a SUSPECT the converger is making) is not an instance to claim.
+    const created = await instance(`created-${hex()}`, { cellId: A, bare: true });
+    expect(created.status).toBeUndefined();
+    const claimedNew = await asA.patchStatus('ActualLRP', refOf(created), {
+      state: 'CLAIMED',
+      cellId: A,
+      instanceGuid: guid,
+    });
+    expect(claimedNew.status?.state).toBe('CLAIMED');
+    const bareCopy = await instance(suspectName(`copy-${hex()}-0`), { cellId: A, bare: true });
+    await refused(
+      asA.patchStatus('ActualLRP', refOf(bareCopy), { state: 'CLAIMED', cellId: A, instanceGuid: guid }),
+      'actuallrp.transition',
+    );
 
     // The rep cannot fit it: back to the auction, with the reason (and this cell) in placementError.
     const unfit = await instance(`unfit-${hex()}`, { cellId: A, status: { state: 'UNCLAIMED' } });
