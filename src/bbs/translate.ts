@@ -226,7 +226,19 @@ export function taskFromCR(cr: ITask): Task {
   });
 }
 
+/**
+ * Translations of ActualLRP objects, per object: an informer holds one object per version, so a record listed by many
+ * requests (the BBS read cache) is translated once per version. Callers must not change the message.
+ */
+const translatedLRPs = new WeakMap<IActualLRP, ActualLRP>();
+
 export function actualLRPFromCR(cr: IActualLRP): ActualLRP {
+  let lrp = translatedLRPs.get(cr);
+  if (!lrp) translatedLRPs.set(cr, (lrp = translateActualLRP(cr)));
+  return lrp;
+}
+
+function translateActualLRP(cr: IActualLRP): ActualLRP {
   const st = cr.status ?? {};
   const net = st.netInfo ?? {};
   return create(ActualLRPSchema, {
