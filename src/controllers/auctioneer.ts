@@ -291,7 +291,10 @@ export class Auctioneer {
     }
     if (lrps.length === 0) return out;
     const done = metrics.auctionDuration.startTimer();
-    const results = runAuction(this.cellStates(), lrps, [], this.o.config);
+    const fetched = metrics.fetchStatesDuration.startTimer();
+    const cells = this.cellStates();
+    fetched();
+    const results = runAuction(cells, lrps, [], this.o.config);
     done();
     for (const p of results.lrps.placed) {
       const { key, processGuid, index, memoryMb, diskMb } = p.auction;

@@ -180,7 +180,8 @@ describe('auctioneer', () => {
     expect(placed!.status?.placementError).toBeUndefined();
     await eventually(async () => {
       const described = await kubectl(['describe', '-n', env.ns, 'actuallrp', placed!.metadata.name!]);
-      expect(described.stdout).toMatch(/Placed\s+.*placed on .* \(zone z1, score \d/);
+      // Why here: the placement annotation (no Event per placement).
+      expect(described.stdout).toMatch(/diego\.dev\/placement:\s+placed on .* \(zone z1, score \d/);
       if (process.env.SHOW_DESCRIBE) console.log(described.stdout);
     });
   });
