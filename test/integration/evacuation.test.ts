@@ -14,6 +14,7 @@ import { registry } from '../../src/lib/metrics.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import { kubectl } from '../support/kube.ts';
+import { presenceOf } from '../../src/lifecycle/actual-lrp.ts';
 
 const env = useDiego('evac', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -41,7 +42,7 @@ async function desire(
 
 const instancesOf = (d: IDesiredLRP): Promise<IActualLRP[]> =>
   client.list('ActualLRP', { namespace: env.ns, labelSelector: `diego.dev/desired-lrp-uid=${d.metadata.uid}` });
-const byPresence = (all: IActualLRP[], presence: string) => all.filter((a) => a.status?.presence === presence);
+const byPresence = (all: IActualLRP[], presence: string) => all.filter((a) => presenceOf(a) === presence);
 
 async function runningOn(d: IDesiredLRP, n: number, cellId: string): Promise<IActualLRP[]> {
   return eventually(async () => {
@@ -294,7 +295,8 @@ describe('evacuation', () => {
       // By the time the agent is gone, the replacement already runs elsewhere and no copy is left.
       const all = await instancesOf(d);
       expect(all).toHaveLength(1);
-      expect(all[0]!.status).toMatchObject({ presence: 'ORDINARY', state: 'RUNNING', cellId: other!.o.cellId });
+      expect(presenceOf(all[0]!)).toBe('ORDINARY');
+      expect(all[0]!.status).toMatchObject({ state: 'RUNNING', cellId: other!.o.cellId });
       // It gave its presence up; its Cell stays, marked evacuating, until it starts again.
       expect((await client.get('Cell', undefined, cellId)).status?.evacuating).toBe(true);
     } finally {
