@@ -221,7 +221,12 @@ export class CachedDiegoClient extends DiegoClient {
       if (!labels.every((r) => obj.metadata?.labels?.[r.key] === r.value)) continue;
       out.push(obj as KindMap[K]);
     }
-    return out;
+    // In the API server's order (by name, as etcd keys sort): callers that report per record see the same order.
+    return out.sort((a, b) => {
+      const x = a.metadata.name ?? '';
+      const y = b.metadata.name ?? '';
+      return x < y ? -1 : x > y ? 1 : 0;
+    });
   }
 
   override async create<K extends DiegoKind>(

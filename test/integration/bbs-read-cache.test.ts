@@ -68,6 +68,14 @@ describe('the BBS read cache', () => {
     await eventually(async () => expect(await notFound(reads.get('DesiredLRP', ns, 'theirs'))).toBe(true));
   });
 
+  it("lists in the API server's order (by name), whatever order the cache saw the objects in", async () => {
+    for (const name of ['order-c', 'order-a', 'order-b']) await reads.create('DesiredLRP', desired(name));
+    const names = (l: IDesiredLRP[]) => l.map((d) => d.metadata.name).filter((n) => n?.startsWith('order-'));
+    const fromCache = names(await reads.list('DesiredLRP', { namespace: ns }));
+    expect(fromCache).toEqual(['order-a', 'order-b', 'order-c']);
+    expect(fromCache).toEqual(names(await admin.list('DesiredLRP', { namespace: ns })));
+  });
+
   it('asks the API server what it cannot answer: other namespaces, cluster-scoped kinds, other selectors', async () => {
     await reads.create('DesiredLRP', desired('selected', 2));
     const api = reads.reads.api;
