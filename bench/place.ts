@@ -14,8 +14,8 @@
 //   PLACE_SIZES=2000,10000 PLACE_ROUNDS=1 npm run bench:place
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pool } from '../src/lib/pool.ts';
 import { type ControlPlane, startControlPlane } from '../src/lib/controlplane/index.ts';
@@ -138,6 +138,14 @@ async function schedulerRun(n: number, schedulerBin: string): Promise<Result> {
             },
           },
         });
+        // The API server's TaintNodesByCondition admission adds node.kubernetes.io/not-ready at creation; the node
+        // lifecycle controller (not running here) would lift it once the node is Ready.
+        await rawRequest(kc, {
+          method: 'PATCH',
+          path: `/api/v1/nodes/${name}`,
+          contentType: 'application/merge-patch+json',
+          body: { spec: { taints: null } },
+        });
         // What a kubelet watches: the pods bound to its node.
         const w = createInformer(kc, { path: `/api/v1/pods`, fieldSelector: `spec.nodeName=${name}`, logger: log });
         watches.push(w);
@@ -163,7 +171,7 @@ async function schedulerRun(n: number, schedulerBin: string): Promise<Result> {
     scheduler = startProcess(
       schedulerBin,
       [`--config=${config}`, '--secure-port=0'],
-      join(cp.dir, 'kube-scheduler.log'),
+      join(logs, `kube-scheduler-${n}.log`),
     );
     const bound = new Set<string>();
     const pods = createInformer<{ metadata: { name?: string }; spec?: { nodeName?: string } }>(kc, {
@@ -269,7 +277,7 @@ async function diegoRun(n: number): Promise<Result> {
         `--kube-api-qps=${QPS}`,
         `--kube-api-burst=${BURST}`,
       ],
-      join(cp.dir, 'controller.log'),
+      join(logs, `controller-${n}.log`),
     );
     const seen = (a: { metadata: { name?: string }; spec: { cellId?: string } }) => {
       if (a.spec.cellId) placed.add(a.metadata.name ?? '');
@@ -348,6 +356,9 @@ const schedulerBin = execFileSync('bash', [join(repo, 'hack/build-kube-scheduler
   .split('\n')
   .at(-1)!;
 const run = randomBytes(3).toString('hex');
+/** The placers' logs, kept after the run (the control plane's directory goes with it). */
+const logs = mkdtempSync(join(tmpdir(), `bench-place-${run}-`));
+console.log(`placers' logs in ${logs}`);
 console.log(
   `bench:place ${run}: ${NODES} nodes/cells, sizes ${SIZES.join(', ')}, ${ROUNDS} round(s); ${cpus().length} CPUs, load ${loadavg()
     .map((l) => l.toFixed(2))

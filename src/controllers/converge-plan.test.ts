@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { IDesiredLRP } from '../crds/models.ts';
-import { Backoff, orphansForPass, stillToCreate } from './converge-plan.ts';
+import { Backoff, EXPECTATION_TTL_MS, Expectations, orphansForPass, stillToCreate } from './converge-plan.ts';
 
 const desired = (uid: string, instances: number, deleting = false): IDesiredLRP =>
   ({
@@ -67,5 +67,21 @@ describe('orphansForPass (a bounded batch per pass)', () => {
     expect(orphansForPass(orphans, (o) => o, b, 0, 4)).toEqual(['o1', 'o3', 'o4', 'o5']);
     expect(orphansForPass(orphans, (o) => o, b, 1000, 4)).toEqual(['o0', 'o1', 'o2', 'o3']);
     expect(orphansForPass(orphans, (o) => o, b, 0, 100)).toHaveLength(8);
+  });
+});
+
+describe('Expectations (created instances the cache has not shown yet are not created again)', () => {
+  it('expects an index from its create until it is seen, or until the TTL passes', () => {
+    const e = new Expectations();
+    e.created('u', 0, 1000);
+    e.created('u', 1, 1000);
+    expect([...e.pending('u', 2000)]).toEqual([0, 1]);
+    e.seen('u', 0);
+    expect([...e.pending('u', 2000)]).toEqual([1]);
+    expect([...e.pending('u', 1000 + EXPECTATION_TTL_MS)]).toEqual([]); // its event was lost: create it again
+    e.created('v', 3, 0);
+    e.forget('v');
+    expect([...e.pending('v', 1)]).toEqual([]);
+    expect([...e.pending('nobody', 1)]).toEqual([]);
   });
 });

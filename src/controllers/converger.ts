@@ -15,7 +15,7 @@ import { conditionUnchanged, setCondition, type Condition } from './conditions.t
 import { evacuatedByOf, type PlacementAtCreation } from '../lifecycle/actual-lrp.ts';
 import { decide, type InstanceAction } from './converge-decision.ts';
 import { judgeEvacuatingCopy } from '../lifecycle/evacuation.ts';
-import { actualLRPName, selectorFor } from '../lifecycle/names.ts';
+import { actualLRPName, LABEL_DESIRED_LRP_UID, selectorFor } from '../lifecycle/names.ts';
 import {
   CREATE_CONCURRENCY,
   createInstance,
@@ -33,6 +33,7 @@ import {
 import {
   Backoff,
   CREATE_WAVE,
+  Expectations,
   FANOUT_BACKOFF,
   orphansForPass,
   REMOVE_CONCURRENCY,
@@ -86,6 +87,8 @@ export class Converger {
   private readonly queue: WorkQueue;
   private readonly statusQueue: WorkQueue;
   private readonly removed = new RemovedIndices();
+  /** Instances created whose records the cache has not shown yet. */
+  private readonly expected = new Expectations();
   /**
    * Uids of forged copies this converger deleted: their finalizer is its to release (the forger will not). Only
    * these: a real copy being deleted waits for its cell to stop the container, whatever its ORDINARY record says.
@@ -111,12 +114,19 @@ export class Converger {
     const enqueueDesired = (d: IDesiredLRP) => this.queue.add(keyOf(d));
     cache.desired.on('add', enqueueDesired);
     cache.desired.on('update', enqueueDesired);
-    cache.desired.on('delete', enqueueDesired);
+    cache.desired.on('delete', (d: IDesiredLRP) => {
+      this.expected.forget(d.metadata.uid ?? '');
+      enqueueDesired(d);
+    });
     const enqueueOwner = (a: IActualLRP) => {
       const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP');
       if (owner) this.queue.add(`${a.metadata.namespace}/${owner.name}`);
     };
-    cache.actual.on('add', enqueueOwner);
+    cache.actual.on('add', (a: IActualLRP) => {
+      const uid = a.metadata.labels?.[LABEL_DESIRED_LRP_UID];
+      if (uid) this.expected.seen(uid, a.spec.index);
+      enqueueOwner(a);
+    });
     cache.actual.on('update', enqueueOwner);
     cache.actual.on('delete', (a: IActualLRP) => {
       this.noteRemoved(a);
@@ -256,10 +266,13 @@ export class Converger {
       }
     };
     const uid = d.metadata.uid ?? '';
+    // Not created again: indices removed since the last pass (Diego's), and those created whose events are on the way.
+    const waiting = this.expected.pending(uid, this.o.now());
+    for (const i of this.removed.waiting(uid, instances)) waiting.add(i);
     const decision = decide({
       desired: d,
       ordinary,
-      waiting: this.removed.waiting(uid, instances),
+      waiting,
       isPresent: (cellId) => this.o.presence.isPresent(cellId),
       now: this.o.now(),
     });
@@ -318,6 +331,7 @@ export class Converger {
       if (placed && created?.outcome !== 'done') this.o.placer?.creationFailed(namespace, name);
     }
     if (created.outcome !== 'done') return lookAgain(created);
+    this.expected.created(d.metadata.uid ?? '', index, this.o.now());
     this.log.info({ key: `${namespace}/${name}`, cellId: placed?.cellId }, 'instance desired');
     if (!placed) this.o.onUnplacedWork?.();
   }
