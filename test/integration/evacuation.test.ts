@@ -42,7 +42,9 @@ async function desire(
 
 const instancesOf = (d: IDesiredLRP): Promise<IActualLRP[]> =>
   client.list('ActualLRP', { namespace: env.ns, labelSelector: `diego.dev/desired-lrp-uid=${d.metadata.uid}` });
-const byPresence = (all: IActualLRP[], presence: string) => all.filter((a) => presenceOf(a) === presence);
+// ORDINARY records may have no status yet (UNCLAIMED); a copy counts once its status says what it is.
+const byPresence = (all: IActualLRP[], presence: string) =>
+  all.filter((a) => (presence === 'ORDINARY' ? presenceOf(a) === presence : a.status?.presence === presence));
 
 async function runningOn(d: IDesiredLRP, n: number, cellId: string): Promise<IActualLRP[]> {
   return eventually(async () => {
