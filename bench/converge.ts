@@ -112,6 +112,13 @@ try {
   console.log(
     `watches re-opened         ${[...watchEnds].map(([k, v]) => `${v} ${k}`).join(', ') || 'none'}; full lists ${lists.reduce((a, v) => a + v.value, 0)} (${cells.length * 2 + 5} informers)`,
   );
+  // Watchers the API server closed because they did not read fast enough (its watch cache's dispatch budget).
+  const apiMetrics = String(await rawRequest<string>(kc, { method: 'GET', path: '/metrics' }));
+  const terminated = apiMetrics
+    .split('\n')
+    .filter((l) => l.startsWith('apiserver_terminated_watchers_total{'))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  console.log(`watchers the API server closed as unresponsive: ${terminated}`);
   const load = loadavg().map((l) => l.toFixed(2));
   console.log(`machine                  ${cpus().length} CPUs, load average ${load.join(' ')} at the end`);
   console.log(
