@@ -78,6 +78,7 @@ func runLoad(cfg bbs.ClientConfig, clients int, duration time.Duration, prefix s
 					DiskMb:      1024,
 					LogGuid:     guid,
 					Ports:       []uint32{8080},
+					MetricTags:  map[string]*models.MetricTagValue{"source_id": {Static: guid}},
 					Action:      models.WrapAction(&models.RunAction{Path: "/tmp/lifecycle/launcher", Args: []string{"app"}, User: "vcap"}),
 				}
 				t := time.Now()
