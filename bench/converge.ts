@@ -10,6 +10,7 @@ import { createLogger } from '../src/lib/log.ts';
 import { DiegoClient } from '../src/lib/resources.ts';
 import { registry } from '../src/lib/metrics.ts';
 import { SimCell } from '../test/support/sim-cell.ts';
+import { apiWrites, sumWrites } from './api-metrics.ts';
 
 const APPS = Number(process.env.APPS ?? 100);
 const INSTANCES = Number(process.env.INSTANCES ?? 100);
@@ -22,23 +23,7 @@ const client = new DiegoClient(kc);
 const systemNamespace = `bench-sys-${randomBytes(3).toString('hex')}`;
 const ns = `bench-${randomBytes(3).toString('hex')}`;
 
-/** Mutating requests the apiserver has served so far (from its own /metrics), by "VERB resource[/subresource]". */
-async function writes(): Promise<Map<string, number>> {
-  const text = await rawRequest<string>(kc, { method: 'GET', path: '/metrics' });
-  const out = new Map<string, number>();
-  for (const line of String(text).split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const verb = /verb="(POST|PUT|PATCH|DELETE|APPLY)"/.exec(line)?.[1];
-    if (!verb) continue;
-    const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? '?';
-    const sub = /subresource="([^"]+)"/.exec(line)?.[1];
-    const key = `${verb} ${resource}${sub ? `/${sub}` : ''}`;
-    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-  }
-  return out;
-}
-
-const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+const sum = sumWrites;
 
 try {
   await installCRDs(kc);
@@ -59,7 +44,7 @@ try {
   );
   const total = APPS * INSTANCES;
   console.log(`desiring ${total} instances (${APPS} DesiredLRPs × ${INSTANCES}) on ${CELLS} cells ...`);
-  const w0 = await writes();
+  const w0 = await apiWrites(kc);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: APPS }, (_, i) =>
@@ -88,7 +73,7 @@ try {
     await new Promise((r) => setTimeout(r, 250));
   }
   const doneAt = performance.now();
-  const w1 = await writes();
+  const w1 = await apiWrites(kc);
   const perCell = cells.map((cell) => c.actualByCell.get(cell.o.cellId).length);
   const mean = perCell.reduce((a, b) => a + b, 0) / perCell.length;
   const sd = Math.sqrt(perCell.reduce((a, b) => a + (b - mean) ** 2, 0) / perCell.length);

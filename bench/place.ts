@@ -24,6 +24,7 @@ import { installCRDs, kubeConfigFromString, rawRequest } from '../src/lib/kube.t
 import { createLogger } from '../src/lib/log.ts';
 import { DiegoClient } from '../src/lib/resources.ts';
 import { SimCell } from '../test/support/sim-cell.ts';
+import { apiWrites, sumWrites } from './api-metrics.ts';
 
 const SIZES = (process.env.PLACE_SIZES ?? '2000,10000').split(',').map(Number);
 const ROUNDS = Number(process.env.PLACE_ROUNDS ?? 1);
@@ -51,25 +52,9 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (CLK_TCK 100)
 }
 
-/** Mutating requests the API server has served, by "VERB resource[/subresource]" (from its /metrics). */
-async function writes(cp: ControlPlane): Promise<Map<string, number>> {
-  const text = await rawRequest<string>(kubeConfigFromString(cp.kubeconfig), { method: 'GET', path: '/metrics' });
-  const out = new Map<string, number>();
-  for (const line of String(text).split('\n')) {
-    if (!line.startsWith('apiserver_request_total{')) continue;
-    const verb = /verb="(POST|PUT|PATCH|DELETE|APPLY)"/.exec(line)?.[1];
-    if (!verb) continue;
-    const resource = /resource="([^"]*)"/.exec(line)?.[1] ?? '?';
-    const sub = /subresource="([^"]+)"/.exec(line)?.[1];
-    const key = `${verb} ${resource}${sub ? `/${sub}` : ''}`;
-    out.set(key, (out.get(key) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
-  }
-  return out;
-}
-
 const diff = (a: Map<string, number>, b: Map<string, number>) =>
   new Map([...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)] as const).filter(([, v]) => v > 0));
-const total = (m: Map<string, number>) => [...m.values()].reduce((x, y) => x + y, 0);
+const total = sumWrites;
 
 async function until(what: string, ok: () => boolean, timeoutMs = 900_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -102,10 +87,36 @@ async function stopProcess(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Runs `work` (the units' creation up to the last one placed) and measures it: time, CPU of both processes, writes. */
+async function measure(
+  who: Result['who'],
+  n: number,
+  cp: ControlPlane,
+  placer: number,
+  work: () => Promise<void>,
+): Promise<Result> {
+  const apiserver = cp.processes.find((p) => p.name === 'kube-apiserver')!.pid;
+  const w0 = await apiWrites(kubeConfigFromString(cp.kubeconfig));
+  const cpu0 = [cpuSeconds(apiserver), cpuSeconds(placer)];
+  const t0 = performance.now();
+  await work();
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = [cpuSeconds(apiserver), cpuSeconds(placer)];
+  const w1 = await apiWrites(kubeConfigFromString(cp.kubeconfig));
+  return {
+    who,
+    n,
+    seconds,
+    apiserverCpu: cpu1[0]! - cpu0[0]!,
+    placerCpu: cpu1[1]! - cpu0[1]!,
+    writes: diff(w0, w1),
+    load: loadavg()[0]!,
+  };
+}
+
 async function schedulerRun(n: number, schedulerBin: string): Promise<Result> {
   const cp = await startControlPlane({ logger: log });
   const kc = kubeConfigFromString(cp.kubeconfig);
-  const apiserver = cp.processes.find((p) => p.name === 'kube-apiserver')!.pid;
   const ns = 'bench';
   const watches: { stop(): Promise<void> }[] = [];
   let scheduler: ChildProcess | undefined;
@@ -202,34 +213,21 @@ async function schedulerRun(n: number, schedulerBin: string): Promise<Result> {
     await rawRequest(kc, { method: 'POST', path: `/api/v1/namespaces/${ns}/pods`, body: pod('warmup', 'warmup') });
     await until('the warm-up pod to be bound', () => bound.has('warmup'), 120_000);
     bound.clear();
-    const w0 = await writes(cp);
-    const cpu0 = [cpuSeconds(apiserver), cpuSeconds(scheduler.pid!)];
-    const t0 = performance.now();
-    await pool(
-      Array.from(
-        { length: n },
-        (_, i) => () =>
-          rawRequest(kc, {
-            method: 'POST',
-            path: `/api/v1/namespaces/${ns}/pods`,
-            body: pod(`app-${Math.floor(i / PER_APP)}-${i % PER_APP}`, `app-${Math.floor(i / PER_APP)}`),
-          }).then(() => undefined),
-      ),
-      64,
-    );
-    await until(`${n} pods bound`, () => bound.size >= n);
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu1 = [cpuSeconds(apiserver), cpuSeconds(scheduler.pid!)];
-    const w1 = await writes(cp);
-    return {
-      who: 'kube-scheduler',
-      n,
-      seconds,
-      apiserverCpu: cpu1[0]! - cpu0[0]!,
-      placerCpu: cpu1[1]! - cpu0[1]!,
-      writes: diff(w0, w1),
-      load: loadavg()[0]!,
-    };
+    return await measure('kube-scheduler', n, cp, scheduler.pid!, async () => {
+      await pool(
+        Array.from(
+          { length: n },
+          (_, i) => () =>
+            rawRequest(kc, {
+              method: 'POST',
+              path: `/api/v1/namespaces/${ns}/pods`,
+              body: pod(`app-${Math.floor(i / PER_APP)}-${i % PER_APP}`, `app-${Math.floor(i / PER_APP)}`),
+            }).then(() => undefined),
+        ),
+        64,
+      );
+      await until(`${n} pods bound`, () => bound.size >= n);
+    });
   } finally {
     if (scheduler) await stopProcess(scheduler);
     await Promise.all(watches.map((w) => w.stop()));
@@ -241,7 +239,6 @@ async function diegoRun(n: number): Promise<Result> {
   const cp = await startControlPlane({ logger: log });
   const kc = kubeConfigFromString(cp.kubeconfig);
   const client = new DiegoClient(kc);
-  const apiserver = cp.processes.find((p) => p.name === 'kube-apiserver')!.pid;
   const system = 'diego-system';
   const ns = 'bench';
   const cells: SimCell[] = [];
@@ -307,30 +304,17 @@ async function diegoRun(n: number): Promise<Result> {
     await desired('warmup', 1);
     await until('the warm-up instance to be placed', () => placed.has('warmup-0'), 120_000);
     placed.clear();
-    const w0 = await writes(cp);
-    const cpu0 = [cpuSeconds(apiserver), cpuSeconds(controller.pid!)];
-    const t0 = performance.now();
-    const apps = Math.ceil(n / PER_APP);
-    await pool(
-      Array.from(
-        { length: apps },
-        (_, i) => () => desired(`app-${i}`, Math.min(PER_APP, n - i * PER_APP)).then(() => undefined),
-      ),
-      64,
-    );
-    await until(`${n} instances placed`, () => placed.size >= n);
-    const seconds = (performance.now() - t0) / 1000;
-    const cpu1 = [cpuSeconds(apiserver), cpuSeconds(controller.pid!)];
-    const w1 = await writes(cp);
-    return {
-      who: 'diego-operator',
-      n,
-      seconds,
-      apiserverCpu: cpu1[0]! - cpu0[0]!,
-      placerCpu: cpu1[1]! - cpu0[1]!,
-      writes: diff(w0, w1),
-      load: loadavg()[0]!,
-    };
+    return await measure('diego-operator', n, cp, controller.pid!, async () => {
+      const apps = Math.ceil(n / PER_APP);
+      await pool(
+        Array.from(
+          { length: apps },
+          (_, i) => () => desired(`app-${i}`, Math.min(PER_APP, n - i * PER_APP)).then(() => undefined),
+        ),
+        64,
+      );
+      await until(`${n} instances placed`, () => placed.size >= n);
+    });
   } finally {
     if (controller) await stopProcess(controller);
     await actuals.stop();
