@@ -129,6 +129,8 @@ export class Converger {
     });
     cache.actual.on('update', enqueueOwner);
     cache.actual.on('delete', (a: IActualLRP) => {
+      const uid = a.metadata.labels?.[LABEL_DESIRED_LRP_UID];
+      if (uid) this.expected.seen(uid, a.spec.index); // gone already: nothing to wait for
       this.noteRemoved(a);
       this.forged.delete(a.metadata.uid ?? '');
       enqueueOwner(a);
@@ -331,7 +333,10 @@ export class Converger {
       if (placed && created?.outcome !== 'done') this.o.placer?.creationFailed(namespace, name);
     }
     if (created.outcome !== 'done') return lookAgain(created);
-    this.expected.created(d.metadata.uid ?? '', index, this.o.now());
+    // Unless its event came before the answer (the watch can be faster than the create's response).
+    const shown = this.o.cache.actual.get(namespace, name);
+    if (shown?.metadata.uid !== created.value.metadata.uid)
+      this.expected.created(d.metadata.uid ?? '', index, this.o.now());
     this.log.info({ key: `${namespace}/${name}`, cellId: placed?.cellId }, 'instance desired');
     if (!placed) this.o.onUnplacedWork?.();
   }
