@@ -23,8 +23,6 @@ const client = new DiegoClient(kc);
 const systemNamespace = `bench-sys-${randomBytes(3).toString('hex')}`;
 const ns = `bench-${randomBytes(3).toString('hex')}`;
 
-const sum = sumWrites;
-
 try {
   await installCRDs(kc);
   await rawRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name: ns } } });
@@ -79,7 +77,7 @@ try {
   const sd = Math.sqrt(perCell.reduce((a, b) => a + (b - mean) ** 2, 0) / perCell.length);
   console.log(`all ${total} placed after   ${((placedAt - t0) / 1000).toFixed(1)} s`);
   console.log(`all ${total} RUNNING after  ${((doneAt - t0) / 1000).toFixed(1)} s`);
-  const written = sum(w1) - sum(w0);
+  const written = sumWrites(w1) - sumWrites(w0);
   console.log(
     `API writes               ${written} (${(written / ((doneAt - t0) / 1000)).toFixed(0)} per second, ${(written / total).toFixed(2)} per instance)`,
   );

@@ -54,7 +54,6 @@ function cpuSeconds(pid: number): number {
 
 const diff = (a: Map<string, number>, b: Map<string, number>) =>
   new Map([...b].map(([k, v]) => [k, v - (a.get(k) ?? 0)] as const).filter(([, v]) => v > 0));
-const total = sumWrites;
 
 async function until(what: string, ok: () => boolean, timeoutMs = 900_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -328,7 +327,7 @@ function report(r: Result): void {
   console.log(
     `${r.who.padEnd(15)} N=${String(r.n).padEnd(6)} ${(r.n / r.seconds).toFixed(0).padStart(5)} units/s  ` +
       `${r.seconds.toFixed(1).padStart(6)} s  apiserver ${perUnit(r.apiserverCpu)} ms CPU/unit  ` +
-      `placer ${perUnit(r.placerCpu)} ms CPU/unit  writes ${(total(r.writes) / r.n).toFixed(2)}/unit  load ${r.load.toFixed(2)}`,
+      `placer ${perUnit(r.placerCpu)} ms CPU/unit  writes ${(sumWrites(r.writes) / r.n).toFixed(2)}/unit  load ${r.load.toFixed(2)}`,
   );
   const parts = [...r.writes]
     .sort(([a], [b]) => a.localeCompare(b))
@@ -371,6 +370,6 @@ for (const n of SIZES) {
   const d = best('diego-operator');
   console.log(
     `N=${n}: units/s ${(n / d.seconds / (n / k.seconds)).toFixed(2)}×, apiserver CPU per unit ${(d.apiserverCpu / k.apiserverCpu).toFixed(2)}×, ` +
-      `placer CPU per unit ${(d.placerCpu / k.placerCpu).toFixed(2)}×, writes per unit ${(total(d.writes) / total(k.writes)).toFixed(2)}×`,
+      `placer CPU per unit ${(d.placerCpu / k.placerCpu).toFixed(2)}×, writes per unit ${(sumWrites(d.writes) / sumWrites(k.writes)).toFixed(2)}×`,
   );
 }
