@@ -1,4 +1,5 @@
 // What benchmarks read from the API server's own /metrics.
+import { readFileSync } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { rawRequest } from '../src/lib/kube.ts';
 
@@ -19,3 +20,10 @@ export async function apiWrites(kc: KubeConfig): Promise<Map<string, number>> {
 }
 
 export const sumWrites = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+
+/** CPU seconds (user + system) a process has used. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (CLK_TCK 100)
+}

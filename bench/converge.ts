@@ -10,7 +10,7 @@ import { createLogger } from '../src/lib/log.ts';
 import { DiegoClient } from '../src/lib/resources.ts';
 import { registry } from '../src/lib/metrics.ts';
 import { SimCell } from '../test/support/sim-cell.ts';
-import { apiWrites, sumWrites } from './api-metrics.ts';
+import { apiWrites, cpuSeconds, sumWrites } from './api-metrics.ts';
 
 const APPS = Number(process.env.APPS ?? 100);
 const INSTANCES = Number(process.env.INSTANCES ?? 100);
@@ -43,6 +43,10 @@ try {
   const total = APPS * INSTANCES;
   console.log(`desiring ${total} instances (${APPS} DesiredLRPs × ${INSTANCES}) on ${CELLS} cells ...`);
   const w0 = await apiWrites(kc);
+  // CPU of the parts: where the seconds to RUNNING go (an external cluster has no local processes to read).
+  const pids = cp.processes.filter((p) => p.name === 'kube-apiserver' || p.name === 'etcd');
+  const cpuOf = () => [...pids.map((p) => cpuSeconds(p.pid)), cpuSeconds(process.pid)];
+  const c0 = cpuOf();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: APPS }, (_, i) =>
@@ -71,6 +75,7 @@ try {
     await new Promise((r) => setTimeout(r, 250));
   }
   const doneAt = performance.now();
+  const c1 = cpuOf();
   const w1 = await apiWrites(kc);
   const perCell = cells.map((cell) => c.actualByCell.get(cell.o.cellId).length);
   const mean = perCell.reduce((a, b) => a + b, 0) / perCell.length;
@@ -85,6 +90,13 @@ try {
     const d = n - (w0.get(key) ?? 0);
     if (d > 0) console.log(`  ${key.padEnd(32)} ${String(d).padStart(7)}  ${(d / total).toFixed(3)} per instance`);
   }
+  const cpuLine = [...pids.map((p) => p.name), 'this process (controller, 100 sim cells, bench)']
+    .map(
+      (name, i) =>
+        `${name} ${(c1[i]! - c0[i]!).toFixed(1)} s (${(((c1[i]! - c0[i]!) / total) * 1000).toFixed(2)} ms/instance)`,
+    )
+    .join(', ');
+  console.log(`CPU until RUNNING        ${cpuLine}`);
   // Why watches were opened again (all informers of this process: the controller's and the 100 cells').
   const watchEnds = new Map<string, number>();
   for (const v of (await registry.getSingleMetric('informer_watches_total')?.get())?.values ?? []) {

@@ -14,7 +14,7 @@
 //   PLACE_SIZES=2000,10000 PLACE_ROUNDS=1 npm run bench:place
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pool } from '../src/lib/pool.ts';
@@ -24,7 +24,7 @@ import { installCRDs, kubeConfigFromString, rawRequest } from '../src/lib/kube.t
 import { createLogger } from '../src/lib/log.ts';
 import { DiegoClient } from '../src/lib/resources.ts';
 import { SimCell } from '../test/support/sim-cell.ts';
-import { apiWrites, sumWrites } from './api-metrics.ts';
+import { apiWrites, cpuSeconds, sumWrites } from './api-metrics.ts';
 
 const SIZES = (process.env.PLACE_SIZES ?? '2000,10000').split(',').map(Number);
 const ROUNDS = Number(process.env.PLACE_ROUNDS ?? 1);
@@ -43,13 +43,6 @@ interface Result {
   placerCpu: number;
   writes: Map<string, number>;
   load: number;
-}
-
-/** CPU seconds (user + system) a process has used. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (CLK_TCK 100)
 }
 
 const diff = (a: Map<string, number>, b: Map<string, number>) =>
