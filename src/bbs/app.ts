@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { DiegoClient } from '../lib/resources.ts';
 import { BbsFailure, toBbsError } from './errors.ts';
 import { registerEventRoutes } from './event-routes.ts';
+import { CachedDiegoClient } from './cached-client.ts';
 import { EventHub } from './events.ts';
 import { bbsRoutes } from './handlers.ts';
 import { actualLRPLifecycleRoutes } from './actual-lrp-lifecycle.ts';
@@ -99,8 +100,15 @@ export function buildBbsApp(opts: BbsAppOptions): FastifyInstance {
       handler: (_req, reply) => reply.code(405).header('allow', 'POST').type('text/plain').send('Method Not Allowed\n'),
     });
   }
-  // The event streams watch the namespace through one shared informer per kind, started by the first subscriber.
-  const hub = new EventHub({ kubeConfig: () => opts.client.kc, namespace: opts.namespace, logger: opts.logger });
+  // The event streams watch the namespace through one shared informer per kind, started by the first subscriber:
+  // the read cache's, when the client has one (the same objects, watched once).
+  const { client } = opts;
+  const hub = new EventHub({
+    kubeConfig: () => client.kc,
+    namespace: opts.namespace,
+    logger: opts.logger,
+    ...(client instanceof CachedDiegoClient ? { sharedInformer: (kind) => client.informerOf(kind) } : {}),
+  });
   registerEventRoutes(app, hub);
   // A body the shell refuses before a handler runs (too large, bad Content-Length) still gets the route's BBS
   // envelope, so Diego's clients report our message instead of "Invalid Response with status code: 413".

@@ -127,6 +127,14 @@ export class CachedDiegoClient extends DiegoClient {
     for (const c of this.caches.values()) for (const w of c.waiters) w();
   }
 
+  /**
+   * The informer this client reads `kind` from (started on first use), for other readers of the same objects in this
+   * process, e.g. the BBS event hub: one watch per kind. Stopped by stop().
+   */
+  informerOf(kind: DiegoKind): Informer<KubernetesObject> | undefined {
+    return this.stopped || !isCached(kind) ? undefined : this.cache(kind).informer;
+  }
+
   private cache(kind: CachedKind): Cache {
     const c = this.caches.get(kind);
     if (c) return c;

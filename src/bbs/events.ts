@@ -1,4 +1,5 @@
-// The BBS event hub: one shared informer per Diego kind (not one apiserver watch per subscriber), its changes
+// The BBS event hub: one shared informer per Diego kind (not one apiserver watch per subscriber; the read cache's when
+// the facade has one, so the process watches each kind once), its changes
 // turned into BBS events once (event-calc.ts) and fanned out to every subscribed SSE stream. Like Diego's hub
 // (bbs events/hub.go), a subscriber that falls too far behind is dropped rather than buffered without bound,
 // and closing the hub ends every stream.
@@ -35,7 +36,7 @@ const eventsTotal = new Counter({
   registers: [registry],
 });
 
-type Kind = 'DesiredLRP' | 'ActualLRP' | 'Task';
+export type Kind = 'DesiredLRP' | 'ActualLRP' | 'Task';
 const TOPICS: Record<Topic, Kind> = { desired: 'DesiredLRP', instance: 'ActualLRP', group: 'ActualLRP', task: 'Task' };
 
 export interface EventHubOptions {
@@ -45,13 +46,22 @@ export interface EventHubOptions {
   logger: Logger;
   /** How long the first subscriber of a kind waits for its informer's initial list (default 30 s). */
   syncTimeoutMs?: number;
+  /**
+   * An informer of the namespace's objects of `kind` that another part of the process already keeps (the BBS read
+   * cache): the hub listens to it instead of opening a second watch of the same objects. Its owner starts and stops
+   * it. Kinds it answers undefined for get an informer of the hub's own.
+   */
+  sharedInformer?: (kind: Kind) => Informer<KubernetesObject> | undefined;
 }
 
 export class EventHub {
   private readonly opts: EventHubOptions;
   private readonly log: Logger;
   private readonly subs = new Set<Subscriber>();
-  private readonly informers = new Map<Kind, { informer: Informer<KubernetesObject>; started: Promise<void> }>();
+  private readonly informers = new Map<
+    Kind,
+    { informer: Informer<KubernetesObject>; started: Promise<void>; shared: boolean }
+  >();
   private closed = false;
 
   constructor(opts: EventHubOptions) {
@@ -90,10 +100,11 @@ export class EventHub {
       this.unsubscribe(sub);
       sub.close();
     }
-    await Promise.all([...this.informers.values()].map((i) => i.informer.stop()));
+    await Promise.all([...this.informers.values()].filter((i) => !i.shared).map((i) => i.informer.stop()));
   }
 
   private emit(topic: Topic, events: BbsEvent[]): void {
+    if (this.closed) return; // a shared informer goes on delivering after the hub closed
     for (const ev of events) {
       eventsTotal.inc({ event: ev.name });
       for (const sub of this.subs) if (sub.topics.includes(topic)) sub.deliver(ev);
@@ -103,11 +114,14 @@ export class EventHub {
   private startInformer(kind: Kind): Promise<void> {
     const known = this.informers.get(kind);
     if (known) return known.started;
-    const informer = createInformer<KubernetesObject>(this.opts.kubeConfig(), {
-      path: resourcePath(kind, this.opts.namespace),
-      name: `bbs-events-${kind.toLowerCase()}`,
-      logger: this.log,
-    });
+    const shared = this.opts.sharedInformer?.(kind);
+    const informer =
+      shared ??
+      createInformer<KubernetesObject>(this.opts.kubeConfig(), {
+        path: resourcePath(kind, this.opts.namespace),
+        name: `bbs-events-${kind.toLowerCase()}`,
+        logger: this.log,
+      });
     // The initial list replays what exists; Diego streams only changes, so nothing is emitted until synced.
     const on = (fn: (before: KubernetesObject | undefined, after: KubernetesObject | undefined) => void) => {
       informer.on('add', (obj) => {
@@ -127,8 +141,8 @@ export class EventHub {
     } else {
       on((b, a) => this.emit('task', taskEvents(b as ITask, a as ITask)));
     }
-    const started = informer.start();
-    this.informers.set(kind, { informer, started });
+    const started = informer.start(); // a shared informer's start() answers its first one's promise
+    this.informers.set(kind, { informer, started, shared: !!shared });
     return started;
   }
 

@@ -2,10 +2,14 @@
 // read back at once (create, update, delete), others' writes show after the watch's delay, what the cache cannot
 // answer goes to the API server, and a stalled watch costs a bounded wait, never a stale answer to its own write.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { buildBbsApp } from '../../src/bbs/app.ts';
 import { CachedDiegoClient, parseSelector } from '../../src/bbs/cached-client.ts';
 import type { IDesiredLRP } from '../../src/crds/models.ts';
 import { isNotFound, DiegoClient, refOf } from '../../src/lib/resources.ts';
 import { createLogger } from '../../src/lib/log.ts';
+import { registry } from '../../src/lib/metrics.ts';
 import { eventually } from '../support/eventually.ts';
 import { createNamespace, deleteNamespace, testKubeConfig } from '../support/kube.ts';
 
@@ -83,6 +87,39 @@ describe('the BBS read cache', () => {
     expect(others.map((d) => d.metadata.name)).toContain('selected');
     await reads.list('Cell');
     expect(reads.reads.api - api).toBe(2);
+  });
+
+  it("streams BBS events from the cache's own watch: one watch per kind in the process", async () => {
+    const app = buildBbsApp({ client: reads, namespace: ns, systemNamespace: ns, logger: log });
+    try {
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const { port } = app.server.address() as AddressInfo;
+      const frames: string[] = [];
+      const req = request({ host: '127.0.0.1', port, path: '/v1/events.r1', method: 'GET' });
+      await new Promise<void>((resolve, reject) => {
+        req.on('response', (res) => {
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => frames.push(chunk));
+          resolve();
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      // A change made by someone else reaches the stream (made again until it does: the subscription is registered
+      // as the stream opens).
+      let n = 0;
+      await eventually(async () => {
+        await admin.create('DesiredLRP', desired(`streamed-${n++}`));
+        expect(frames.join('')).toContain('event: desired_lrp_created');
+      });
+      req.destroy();
+      const lists = (await registry.getSingleMetric('informer_lists_total')?.get())?.values ?? [];
+      const informers = lists.map((v) => String(v.labels.informer));
+      expect(informers).toContain('bbs-desiredlrps');
+      expect(informers.filter((n) => n.startsWith('bbs-events-'))).toEqual([]);
+    } finally {
+      await app.close();
+    }
   });
 
   it('a stalled watch: a read waits a bounded time for its own write, then asks the API server', async () => {
