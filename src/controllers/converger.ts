@@ -101,6 +101,11 @@ export class Converger {
   private readonly orphanBackoff = new Backoff();
   /** The orphan batch of a pass still running: the next pass does not start another on top of it. */
   private orphanBatch?: Promise<void>;
+  /**
+   * The running full pass: the DesiredLRPs it queued that have not been reconciled since, and the end of its timer.
+   * ConvergenceLRPDuration covers the pass up to its last reconcile, as Diego's covers convergence and its actions.
+   */
+  private pass?: { pending: Set<string>; end: () => void };
 
   constructor(opts: ConvergerOptions) {
     this.o = withDefaults({ convergeIntervalMs: 30_000, now: Date.now, concurrency: 4 }, opts);
@@ -139,7 +144,7 @@ export class Converger {
     const onCell = (cellId: string) => cache.actualByCell.get(cellId).forEach(enqueueOwner);
     presence.on('disappeared', onCell);
     presence.on('appeared', onCell);
-    this.queue.run((key) => this.reconcile(key), this.o.concurrency);
+    this.queue.run((key) => this.reconcile(key).finally(() => this.reconciled(key)), this.o.concurrency);
     this.statusQueue.run((key) => this.reconcileStatus(key), 2);
     this.fullPass();
     this.timer = setInterval(() => this.fullPass(), this.o.convergeIntervalMs);
@@ -154,10 +159,20 @@ export class Converger {
 
   /** Diego's periodic pass: every DesiredLRP, orphans, and the convergence metrics. */
   fullPass(): void {
-    const end = metrics.convergenceLRPDuration.startTimer();
+    this.pass?.end(); // still reconciling when the next pass starts: it ends here
+    const timer = metrics.convergenceLRPDuration.startTimer();
+    const pass = { pending: new Set<string>(), end: () => {} };
+    pass.end = () => {
+      if (this.pass === pass) this.pass = undefined;
+      timer();
+    };
+    this.pass = pass;
     const { cache } = this.o;
     this.removed.clear(); // Diego's pass creates every missing index, removed ones included
-    for (const d of cache.desired.list()) this.queue.add(keyOf(d));
+    for (const d of cache.desired.list()) {
+      pass.pending.add(keyOf(d));
+      this.queue.add(keyOf(d));
+    }
     const total = { desired: 0, RUNNING: 0, CLAIMED: 0, UNCLAIMED: 0, CRASHED: 0, missing: 0, extra: 0, suspects: 0 };
     let crashing = 0;
     for (const d of cache.desired.list()) {
@@ -189,9 +204,15 @@ export class Converger {
     metrics.suspectRunningActualLRPs.set(total.suspects);
     metrics.presentCells.set(this.o.presence.presentCells().length);
     metrics.convergenceLRPRuns.inc();
-    end();
+    if (pass.pending.size === 0) pass.end();
     // Stale UNCLAIMED instances are re-auctioned on every pass, as in Diego.
     this.o.onUnplacedWork?.();
+  }
+
+  /** A DesiredLRP was reconciled (or failed to be: it is retried with backoff, outside the pass). */
+  private reconciled(key: string): void {
+    const pass = this.pass;
+    if (pass?.pending.delete(key) && pass.pending.size === 0) pass.end();
   }
 
   /** One pass's batch of orphans, REMOVE_CONCURRENCY at a time; one that fails backs off. */

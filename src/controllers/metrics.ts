@@ -18,7 +18,10 @@ export const metrics = {
   crashingDesiredLRPs: gauge('CrashingDesiredLRPs', 'DesiredLRPs with at least one CRASHED instance'),
   suspectRunningActualLRPs: gauge('SuspectRunningActualLRPs', 'SUSPECT ActualLRPs still RUNNING'),
   presentCells: gauge('PresentCells', 'Cells whose lease is current'),
-  convergenceLRPDuration: seconds('ConvergenceLRPDuration', 'Duration of a full LRP convergence pass (s)'),
+  convergenceLRPDuration: seconds(
+    'ConvergenceLRPDuration',
+    'Duration of a full LRP convergence pass, from its start until every DesiredLRP it queued was reconciled (s)',
+  ),
   convergenceLRPRuns: counter('ConvergenceLRPRuns', 'Full LRP convergence passes'),
   lrpAuctionsStarted: counter('AuctioneerLRPAuctionsStarted', 'LRP instances placed by the auction'),
   lrpAuctionsFailed: counter('AuctioneerLRPAuctionsFailed', 'LRP instances the auction could not place'),
