@@ -38,6 +38,9 @@ export interface ApiserverFiles {
   caCert: string;
   servingCert: string;
   servingKey: string;
+  /** For a real node: the API server's client certificate to kubelets (logs, exec, port-forward). */
+  kubeletClientCert?: string;
+  kubeletClientKey?: string;
   saPublicKey: string;
   saPrivateKey: string;
 }
@@ -49,15 +52,21 @@ export async function startApiserver(
   port: number,
   files: ApiserverFiles,
   admin: TlsOptions,
+  address = '127.0.0.1',
 ): Promise<ManagedProcess> {
-  const server = `https://127.0.0.1:${port}`;
+  const server = `https://${address}:${port}`;
+  // With a real node (files.kubeletClientCert): pods get ServiceAccount tokens, and the API server talks to kubelets.
+  const node = files.kubeletClientCert
+    ? [`--kubelet-client-certificate=${files.kubeletClientCert}`, `--kubelet-client-key=${files.kubeletClientKey}`]
+    : // No ServiceAccount controller runs, so there is no "default" SA and Pod creates would fail.
+      ['--disable-admission-plugins=ServiceAccount'];
   // prettier-ignore
   const proc = await startProcess('kube-apiserver', join(binDir, 'kube-apiserver'), [
     `--etcd-servers=http://127.0.0.1:${etcdPort}`,
     `--secure-port=${port}`,
-    '--bind-address=127.0.0.1',
+    `--bind-address=${address}`,
     // Otherwise it advertises the default-route IP, and fails on hosts without one.
-    '--advertise-address=127.0.0.1',
+    `--advertise-address=${address}`,
     // Only used for self-signed certs when --tls-cert-file is unset; keep it out of /var/run.
     `--cert-dir=${join(dir, 'apiserver-certs')}`,
     `--tls-cert-file=${files.servingCert}`,
@@ -69,8 +78,7 @@ export async function startApiserver(
     '--service-cluster-ip-range=10.0.0.0/24',
     '--authorization-mode=RBAC',
     '--allow-privileged=true',
-    // No ServiceAccount controller runs, so there is no "default" SA and Pod creates would fail.
-    '--disable-admission-plugins=ServiceAccount',
+    ...node,
     // APF's config bootstrap only slows startup; a test apiserver needs no fairness.
     '--enable-priority-and-fairness=false',
   ], join(dir, 'kube-apiserver.log'));
@@ -94,17 +102,31 @@ export async function startApiserver(
   });
 }
 
+/** For a real node: kube-controller-manager runs every controller, and signs ServiceAccount tokens with this key. */
+export interface ClusterFiles {
+  caCert: string;
+  saPrivateKey: string;
+}
+
 export async function startControllerManager(
   binDir: string,
   dir: string,
   port: number,
   kubeconfigPath: string,
+  cluster?: ClusterFiles,
 ): Promise<ManagedProcess> {
+  const controllers = cluster
+    ? [
+        '--controllers=*',
+        `--service-account-private-key-file=${cluster.saPrivateKey}`,
+        `--root-ca-file=${cluster.caCert}`,
+      ]
+    : // Only what the apiserver can't do alone: cascading deletes, namespace teardown, and the type checking of
+      // ValidatingAdmissionPolicies (their status.typeChecking, which the chart test reads).
+      ['--controllers=garbage-collector-controller,namespace-controller,validatingadmissionpolicy-status-controller'];
   // prettier-ignore
   const proc = await startProcess('kube-controller-manager', join(binDir, 'kube-controller-manager'), [
-    // Only what the apiserver can't do alone: cascading deletes, namespace teardown, and the type checking of
-    // ValidatingAdmissionPolicies (their status.typeChecking, which the chart test reads).
-    '--controllers=garbage-collector-controller,namespace-controller,validatingadmissionpolicy-status-controller',
+    ...controllers,
     '--leader-elect=false',
     '--use-service-account-credentials=false',
     '--bind-address=127.0.0.1',

@@ -64,6 +64,13 @@ export interface StartOptions {
   logger?: Logger;
   /** Parent of the per-run temp dir. Default os.tmpdir(). */
   dataDir?: string;
+  /**
+   * For a real node (src/lib/node): the API server binds and advertises this address instead of 127.0.0.1 (an
+   * interface the caller made that the node's network reaches, e.g. the host end of a veth pair), has a client
+   * certificate for kubelets, and admits ServiceAccounts; kube-controller-manager (implied) runs every controller
+   * and signs ServiceAccount tokens.
+   */
+  nodeAddress?: string;
 }
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -133,8 +140,9 @@ async function startOnce(binDir: string, opts: StartOptions, log: Logger): Promi
 
   try {
     const [etcdClient, etcdPeer, apiPort] = [await freePort(), await freePort(), await freePort()];
-    const server = `https://127.0.0.1:${apiPort}`;
-    const { files, admin, kubeconfig } = await writeCredentials(dir, server);
+    const address = opts.nodeAddress ?? '127.0.0.1';
+    const server = `https://${address}:${apiPort}`;
+    const { files, admin, kubeconfig } = await writeCredentials(dir, server, opts.nodeAddress);
     const kubeconfigPath = join(dir, 'admin.kubeconfig');
     await writeFile(kubeconfigPath, kubeconfig, { mode: 0o600 });
 
@@ -144,13 +152,16 @@ async function startOnce(binDir: string, opts: StartOptions, log: Logger): Promi
     procs.push({ proc: await starters.get('etcd')!(), ports: [etcdClient, etcdPeer] });
     step('etcd', t);
     t = performance.now();
-    starters.set('kube-apiserver', () => startApiserver(binDir, dir, etcdClient, apiPort, files, admin));
+    starters.set('kube-apiserver', () => startApiserver(binDir, dir, etcdClient, apiPort, files, admin, address));
     procs.push({ proc: await starters.get('kube-apiserver')!(), ports: [apiPort] });
     step('kube-apiserver', t);
-    if (opts.controllerManager) {
+    if (opts.controllerManager || opts.nodeAddress) {
       t = performance.now();
       const kcmPort = await freePort();
-      starters.set('kube-controller-manager', () => startControllerManager(binDir, dir, kcmPort, kubeconfigPath));
+      const cluster = opts.nodeAddress ? { caCert: files.caCert, saPrivateKey: files.saPrivateKey } : undefined;
+      starters.set('kube-controller-manager', () =>
+        startControllerManager(binDir, dir, kcmPort, kubeconfigPath, cluster),
+      );
       procs.push({ proc: await starters.get('kube-controller-manager')!(), ports: [kcmPort] });
       step('kube-controller-manager', t);
     }
@@ -193,12 +204,13 @@ async function startOnce(binDir: string, opts: StartOptions, log: Logger): Promi
 
 // One CA signs the apiserver's serving cert and the admin client cert; a separate
 // EC key pair signs service-account tokens.
-async function writeCredentials(dir: string, server: string) {
+async function writeCredentials(dir: string, server: string, nodeAddress?: string) {
   const ca = await createCA({ commonName: 'diego-local-ca' });
-  const [serving, adminCert, sa] = await Promise.all([
+  const [serving, adminCert, sa, kubeletClient] = await Promise.all([
     issueCert(ca, {
       commonName: 'kube-apiserver',
-      ipAddresses: ['127.0.0.1', '10.0.0.1'], // 10.0.0.1: the "kubernetes" Service IP
+      // 10.0.0.1: the "kubernetes" Service IP
+      ipAddresses: ['127.0.0.1', '10.0.0.1', ...(nodeAddress ? [nodeAddress] : [])],
       dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
       usage: 'server',
     }),
@@ -208,8 +220,18 @@ async function writeCredentials(dir: string, server: string) {
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
       publicKeyEncoding: { type: 'spki', format: 'pem' },
     }),
+    nodeAddress
+      ? issueCert(ca, {
+          commonName: 'kube-apiserver-kubelet-client',
+          organizations: ['system:masters'],
+          usage: 'client',
+        })
+      : undefined,
   ]);
   const caFiles = await writeCertFiles(dir, 'ca', ca);
+  const kubeletClientFiles = kubeletClient
+    ? await writeCertFiles(dir, 'apiserver-kubelet-client', kubeletClient)
+    : undefined;
   const servingFiles = await writeCertFiles(dir, 'apiserver', serving);
   await writeCertFiles(dir, 'admin', adminCert);
   const saPublicKey = join(dir, 'sa.pub');
@@ -223,6 +245,8 @@ async function writeCredentials(dir: string, server: string) {
       servingKey: servingFiles.keyPath,
       saPublicKey,
       saPrivateKey,
+      kubeletClientCert: kubeletClientFiles?.certPath,
+      kubeletClientKey: kubeletClientFiles?.keyPath,
     },
     admin: { ca: ca.certPem, cert: adminCert.certPem, key: adminCert.keyPem },
     kubeconfig: adminKubeconfig(server, ca.certPem, adminCert),

@@ -32,13 +32,14 @@ export async function startProcess(
   bin: string,
   args: string[],
   logPath: string,
+  opts: { env?: NodeJS.ProcessEnv } = {},
 ): Promise<ManagedProcess> {
   const fd = openSync(logPath, 'a');
   const setpriv = setprivPath();
   const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', bin, ...args]] : [bin, args];
   let child;
   try {
-    child = spawn(cmd, argv, { stdio: ['ignore', fd, fd] });
+    child = spawn(cmd, argv, { stdio: ['ignore', fd, fd], ...(opts.env ? { env: opts.env } : {}) });
   } finally {
     closeSync(fd); // the child has its own copy
   }

@@ -1,0 +1,49 @@
+// Runs a one-node cluster from real parts (src/lib/node: control plane, kube-scheduler, containerd, kubelet,
+// kube-proxy) until Ctrl-C. Builds (or finds cached) the node's binaries first.
+//   node hack/cluster.ts
+// Prints `export KUBECONFIG=...` on stdout; logs go to stderr.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { startCluster, type Cluster } from '../src/lib/node/index.ts';
+import { pauseImage } from '../src/lib/node/oci-archive.ts';
+
+const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
+const here = import.meta.dirname;
+const build = (script: string) =>
+  execFileSync(join(here, script), { stdio: ['ignore', 'pipe', 'inherit'] })
+    .toString()
+    .trim()
+    .split('\n')
+    .pop()!;
+const nodeBinDir = build('build-node.sh');
+const schedulerBin = build('build-kube-scheduler.sh');
+const cache = join(process.env.HOME ?? '/root', '.cache', 'diego-operator', 'images');
+mkdirSync(cache, { recursive: true });
+const running: { cluster?: Cluster } = {};
+let signalled = 0;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    signalled++;
+    const { cluster } = running;
+    if (!cluster || signalled > 1) process.exit(130);
+    logger.info('stopping the cluster (Ctrl-C again to force)');
+    cluster.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  });
+}
+const cluster = (running.cluster = await startCluster({
+  nodeBinDir,
+  schedulerBin,
+  pauseImage: pauseImage(cache),
+  logger,
+}));
+console.log(`export KUBECONFIG=${cluster.cp.kubeconfigPath}`);
+logger.info({ node: cluster.nodeName, ip: cluster.nodeIp, dir: cluster.dir }, 'cluster running; press Ctrl-C to stop');
+await new Promise(() => {});

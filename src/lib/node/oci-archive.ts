@@ -1,0 +1,136 @@
+// Packs a root filesystem directory into a single-layer OCI image archive (an OCI layout in a tar), without Docker or a
+// registry, for `ctr images import` (containerd reads the image's name from the index's io.containerd.image.name
+// annotation). Reproducible: the layer is a tar sorted by name with zeroed times and owners kept numerically, gzip
+// without a name or time, so the same tree gives the same digests; the archive's tag can be the config's digest.
+// The command line is hack/oci-archive.ts.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+export interface ImageSpec {
+  rootfs: string;
+  out: string;
+  name: string;
+  entrypoint?: string[];
+  cmd?: string[];
+  user?: string;
+  workdir?: string;
+  env?: string[];
+}
+
+const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+/** Writes the archive; answers the config's digest. */
+export function buildArchive(spec: ImageSpec): string {
+  const work = mkdtempSync(join(tmpdir(), 'oci-archive-'));
+  try {
+    // The layer: GNU tar sorted by name, times zeroed, numeric owners as they are in the tree.
+    const layer = execFileSync(
+      'tar',
+      [
+        '--sort=name',
+        '--mtime=@0',
+        '--numeric-owner',
+        '--format=posix',
+        '--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime',
+        '-C',
+        resolve(spec.rootfs),
+        '-cf',
+        '-',
+        '.',
+      ],
+      { maxBuffer: 4 * 2 ** 30 },
+    );
+    const gz = gzipSync(layer, { level: 6 });
+    const blobs = join(work, 'blobs', 'sha256');
+    mkdirSync(blobs, { recursive: true });
+    const put = (b: Buffer | string) => {
+      const d = sha256(b);
+      writeFileSync(join(blobs, d), b);
+      return { digest: `sha256:${d}`, size: Buffer.byteLength(b) };
+    };
+    const layerBlob = put(gz);
+    const config = JSON.stringify({
+      architecture: process.arch === 'x64' ? 'amd64' : process.arch,
+      os: 'linux',
+      created: '1970-01-01T00:00:00Z',
+      config: {
+        ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
+        ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+        ...(spec.user ? { User: spec.user } : {}),
+        ...(spec.workdir ? { WorkingDir: spec.workdir } : {}),
+        Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...(spec.env ?? [])],
+      },
+      rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(layer)}`] },
+      history: [{ created: '1970-01-01T00:00:00Z', created_by: 'hack/oci-archive.ts' }],
+    });
+    const configBlob = put(config);
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...configBlob },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layerBlob }],
+    });
+    const manifestBlob = put(manifest);
+    const tag = spec.name.includes(':', spec.name.lastIndexOf('/'))
+      ? spec.name.slice(spec.name.lastIndexOf(':') + 1)
+      : 'latest';
+    const name = spec.name.includes(':', spec.name.lastIndexOf('/')) ? spec.name : `${spec.name}:latest`;
+    writeFileSync(
+      join(work, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            ...manifestBlob,
+            annotations: { 'io.containerd.image.name': name, 'org.opencontainers.image.ref.name': tag },
+          },
+        ],
+      }),
+    );
+    writeFileSync(join(work, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    execFileSync('tar', [
+      '--sort=name',
+      '--mtime=@0',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '-C',
+      work,
+      '-cf',
+      resolve(spec.out),
+      'oci-layout',
+      'index.json',
+      'blobs',
+    ]);
+    return configBlob.digest;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The pod sandbox ("pause") image, made from this host's busybox-static (Debian's package): a process that sleeps
+ * until killed, which is all a sandbox's first process has to do when pods do not share a PID namespace. Written
+ * once into `dir`; answers the archive's path and the image's name.
+ */
+export function pauseImage(dir: string): { archive: string; name: string } {
+  const name = 'diego.dev/pause:1';
+  const archive = join(dir, 'pause.oci.tar');
+  if (existsSync(archive)) return { archive, name };
+  const rootfs = mkdtempSync(join(tmpdir(), 'pause-rootfs-'));
+  try {
+    mkdirSync(join(rootfs, 'bin'));
+    copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+    buildArchive({ rootfs, out: `${archive}.tmp`, name, entrypoint: ['/bin/busybox', 'sleep', '2147483647'] });
+    renameSync(`${archive}.tmp`, archive);
+  } finally {
+    rmSync(rootfs, { recursive: true, force: true });
+  }
+  return { archive, name };
+}
