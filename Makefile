@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NODE := node
 
-.PHONY: all deps control-plane build manifests check-manifests typecheck lint format test test-unit test-integration chaos run clean
+.PHONY: all deps control-plane build manifests check-manifests typecheck lint format test test-unit test-integration test-cluster chaos run clean
 
 all: build
 
@@ -39,7 +39,7 @@ format:
 ## test: install what is needed, then lint and run every test (unit + integration on a real apiserver)
 test: deps lint check-manifests
 	@mkdir -p .tmp
-	vitest run --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json; status=$$?; \
+	vitest run --project unit --project integration --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json; status=$$?; \
 	  $(NODE) hack/test-summary.ts .tmp/vitest.json; exit $$status
 
 test-unit: deps
@@ -47,6 +47,10 @@ test-unit: deps
 
 test-integration: deps
 	vitest run --project integration
+
+## test-cluster: the cluster suite: a real node (kubelet, containerd, kube-proxy; built the first time, ~10 min)
+test-cluster: deps
+	vitest run --project cluster
 
 ## chaos: the long chaos suite (docs/chaos.md): faults injected into real processes, invariants checked on the host;
 ## about an hour on 2 cores. CHAOS_ARGS passes flags, e.g. CHAOS_ARGS="--scenarios agent-kill-tasks --scale 0.2"

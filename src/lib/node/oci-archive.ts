@@ -5,7 +5,17 @@
 // The command line is hack/oci-archive.ts.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -19,12 +29,14 @@ export interface ImageSpec {
   user?: string;
   workdir?: string;
   env?: string[];
+  /** Tag the image with the first 12 hex digits of its config's digest (`name` is then the repository only). */
+  tagFromDigest?: boolean;
 }
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
-/** Writes the archive; answers the config's digest. */
-export function buildArchive(spec: ImageSpec): string {
+/** Writes the archive; answers the config's digest and the image's name (with its tag). */
+export function buildArchive(spec: ImageSpec): { digest: string; name: string } {
   const work = mkdtempSync(join(tmpdir(), 'oci-archive-'));
   try {
     // The layer: GNU tar sorted by name, times zeroed, numeric owners as they are in the tree.
@@ -75,10 +87,13 @@ export function buildArchive(spec: ImageSpec): string {
       layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layerBlob }],
     });
     const manifestBlob = put(manifest);
-    const tag = spec.name.includes(':', spec.name.lastIndexOf('/'))
-      ? spec.name.slice(spec.name.lastIndexOf(':') + 1)
-      : 'latest';
-    const name = spec.name.includes(':', spec.name.lastIndexOf('/')) ? spec.name : `${spec.name}:latest`;
+    const hasTag = spec.name.includes(':', spec.name.lastIndexOf('/'));
+    const tag = spec.tagFromDigest
+      ? configBlob.digest.slice('sha256:'.length, 'sha256:'.length + 12)
+      : hasTag
+        ? spec.name.slice(spec.name.lastIndexOf(':') + 1)
+        : 'latest';
+    const name = `${hasTag ? spec.name.slice(0, spec.name.lastIndexOf(':')) : spec.name}:${tag}`;
     writeFileSync(
       join(work, 'index.json'),
       JSON.stringify({
@@ -108,7 +123,7 @@ export function buildArchive(spec: ImageSpec): string {
       'index.json',
       'blobs',
     ]);
-    return configBlob.digest;
+    return { digest: configBlob.digest, name };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -128,6 +143,34 @@ export function pauseImage(dir: string): { archive: string; name: string } {
     mkdirSync(join(rootfs, 'bin'));
     copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
     buildArchive({ rootfs, out: `${archive}.tmp`, name, entrypoint: ['/bin/busybox', 'sleep', '2147483647'] });
+    renameSync(`${archive}.tmp`, archive);
+  } finally {
+    rmSync(rootfs, { recursive: true, force: true });
+  }
+  return { archive, name };
+}
+
+/** A busybox image (this host's busybox-static with its applets linked in /bin) for test pods. */
+export function busyboxImage(dir: string): { archive: string; name: string } {
+  const name = 'diego.dev/busybox:1';
+  const archive = join(dir, 'busybox.oci.tar');
+  if (existsSync(archive)) return { archive, name };
+  const rootfs = mkdtempSync(join(tmpdir(), 'busybox-rootfs-'));
+  try {
+    for (const d of ['bin', 'tmp', 'etc']) mkdirSync(join(rootfs, d));
+    copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+    execFileSync(join(rootfs, 'bin', 'busybox'), ['--install', '-s', join(rootfs, 'bin')]);
+    // --install links to the absolute path it ran from: make the links relative to the image's /bin/busybox.
+    for (const f of readdirSync(join(rootfs, 'bin')).filter((f) => f !== 'busybox')) {
+      rmSync(join(rootfs, 'bin', f));
+      symlinkSync('busybox', join(rootfs, 'bin', f));
+    }
+    writeFileSync(
+      join(rootfs, 'etc', 'passwd'),
+      'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n',
+    );
+    writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
+    buildArchive({ rootfs, out: `${archive}.tmp`, name, cmd: ['/bin/sh'] });
     renameSync(`${archive}.tmp`, archive);
   } finally {
     rmSync(rootfs, { recursive: true, force: true });

@@ -1,0 +1,70 @@
+// Starts one real cluster for the cluster project (src/lib/node: control plane, kube-scheduler, and a node of
+// containerd + kubelet + kube-proxy in its own network namespace), imports the test images, and hands the
+// kubeconfig to the tests. Stops it at the end and checks that nothing of the node is left on this host.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { ensureBinaries } from '../../src/lib/controlplane/index.ts';
+import { createLogger } from '../../src/lib/log.ts';
+import { startCluster, type Cluster } from '../../src/lib/node/index.ts';
+import { busyboxImage, pauseImage } from '../../src/lib/node/oci-archive.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    clusterKubeconfig: string;
+    clusterKubeconfigPath: string;
+    clusterKubectl: string;
+    clusterNode: { name: string; ip: string; podCidr: string; netns: string; dir: string };
+    /** Images present on the node (imagePullPolicy: Never). */
+    clusterImages: { busybox: string };
+  }
+}
+
+let cluster: Cluster | undefined;
+
+const hack = join(import.meta.dirname, '..', '..', 'hack');
+const build = (script: string) =>
+  execFileSync(join(hack, script), { stdio: ['ignore', 'pipe', 'inherit'] })
+    .toString()
+    .trim()
+    .split('\n')
+    .pop()!;
+
+export async function setup(project: TestProject): Promise<void> {
+  const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  const images = join(process.env.HOME ?? '/root', '.cache', 'diego-operator', 'images');
+  mkdirSync(images, { recursive: true });
+  cluster = await startCluster({
+    nodeBinDir: build('build-node.sh'),
+    schedulerBin: build('build-kube-scheduler.sh'),
+    pauseImage: pauseImage(images),
+    logger: log,
+  });
+  const busybox = busyboxImage(images);
+  await cluster.importImage(busybox.archive);
+  project.provide('clusterKubeconfig', cluster.cp.kubeconfig);
+  project.provide('clusterKubeconfigPath', cluster.cp.kubeconfigPath);
+  project.provide('clusterKubectl', join(await ensureBinaries(), 'kubectl'));
+  project.provide('clusterNode', {
+    name: cluster.nodeName,
+    ip: cluster.nodeIp,
+    podCidr: cluster.podCidr,
+    netns: cluster.netns,
+    dir: cluster.dir,
+  });
+  project.provide('clusterImages', { busybox: busybox.name });
+}
+
+export async function teardown(): Promise<void> {
+  if (!cluster) return;
+  const { dir, netns } = cluster;
+  await cluster.stop();
+  // Nothing of the node may be left: mounts, its network namespace, its cgroups, its directory.
+  const left: string[] = [];
+  if (readFileSync('/proc/self/mountinfo', 'utf8').includes(dir)) left.push(`mounts under ${dir}`);
+  if (execFileSync('ip', ['netns', 'list']).toString().includes(netns)) left.push(`network namespace ${netns}`);
+  if (existsSync(join('/sys/fs/cgroup/memory', netns))) left.push(`cgroup /${netns}`);
+  if (existsSync(dir) && !process.env.DIEGO_KEEP_CONTROL_PLANE) left.push(`directory ${dir}`);
+  if (left.length > 0) throw new Error(`the cluster's node left behind: ${left.join(', ')}`);
+}
