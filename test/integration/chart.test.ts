@@ -372,7 +372,8 @@ describe('helm chart', () => {
 
     const bad = await helmRun(['template', release, chart, '--set', 'cellAgent.backend=docker']);
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toContain('cellAgent.backend must be runc, containerd or process (got "docker")');
+    // values.schema.json refuses it before the template's own check would.
+    expect(bad.stderr).toContain("at '/cellAgent/backend': value must be one of 'runc', 'containerd', 'process'");
   });
 
   it('with the BBS, NetworkPolicies, a ServiceMonitor and another system namespace: the API server accepts every object', async () => {
@@ -484,6 +485,36 @@ describe('helm chart', () => {
     // Off: no FlowSchema, no priority level.
     const off = (await render(['flowControl.enabled=false'])).objects;
     expect(off.filter((o) => o.kind === 'FlowSchema' || o.kind === 'PriorityLevelConfiguration')).toEqual([]);
+  });
+
+  it('refuses wrong values with a message naming each (values.schema.json), on template, install and upgrade', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--set', 'controller.replicas=two'], /at '\/controller\/replicas': got string, want integer/],
+      [
+        ['--set', 'image.pullPolicy=Sometimes'],
+        /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/,
+      ],
+      [['--set', 'controler.replicas=2'], /additional properties 'controler' not allowed/],
+      [['--set', 'bbs.port=70000'], /at '\/bbs\/port': maximum: got 70,000, want 65,535/],
+      [
+        [
+          '--set',
+          'cellAgent.defaultEgress[0].protocol=smtp',
+          '--set',
+          'cellAgent.defaultEgress[0].destinations[0]=10.0.0.1',
+        ],
+        /at '\/cellAgent\/defaultEgress\/0\/protocol'/,
+      ],
+    ];
+    for (const [set, message] of cases) {
+      const res = await helmRun(['template', release, chart, ...set]);
+      expect(res.code, set.join(' ')).not.toBe(0);
+      expect(res.stderr, set.join(' ')).toMatch(message);
+    }
+    // The same check guards install and upgrade (a dry run: nothing is created).
+    const install = await helmRun(['install', release, chart, '--dry-run=client', '--set', 'controller.replicas=two']);
+    expect(install.code).not.toBe(0);
+    expect(install.stderr).toMatch(/at '\/controller\/replicas': got string, want integer/);
   });
 
   it('refuses to render the BBS without its TLS Secret, and says how to make one', async () => {
