@@ -1,5 +1,6 @@
 // npm run bench:converge-pass — the controller's own cost of a convergence pass at 20k, 50k and 100k instances,
-// without an API server: objects shaped as the informers hold them (managedFields included), indexed as DiegoCache
+// without an API server: objects shaped as the informers hold them (without managedFields: src/lib/informer.ts
+// strips them), indexed as DiegoCache
 // indexes them, then
 // * cell usage built from the objects' events (src/controllers/cell-usage.ts), as at the controller's start;
 // * a full pass of the converger's decisions: every DesiredLRP's decide() and tally() (src/controllers/
@@ -18,45 +19,6 @@ import type { IActualLRP, IDesiredLRP } from '../src/crds/models.ts';
 const SIZES = (process.env.SIZES ?? '20000,50000,100000').split(',').map(Number);
 const PER_APP = 100;
 const CELLS = 1000;
-
-const managedFields = (t: string) => [
-  {
-    manager: 'diego-operator',
-    operation: 'Update',
-    apiVersion: 'diego.dev/v1alpha1',
-    time: t,
-    fieldsType: 'FieldsV1',
-    fieldsV1: {
-      'f:metadata': {
-        'f:annotations': { '.': {}, 'f:diego.dev/placement': {} },
-        'f:finalizers': { '.': {}, 'v:"diego.dev/container"': {} },
-        'f:labels': { '.': {}, 'f:diego.dev/cell-id': {}, 'f:diego.dev/desired-lrp-uid': {}, 'f:diego.dev/index': {} },
-        'f:ownerReferences': { '.': {}, 'k:{"uid":"u"}': {} },
-      },
-      'f:spec': { '.': {}, 'f:cellId': {}, 'f:domain': {}, 'f:index': {}, 'f:processGuid': {} },
-    },
-  },
-  {
-    manager: 'diego-operator',
-    operation: 'Update',
-    apiVersion: 'diego.dev/v1alpha1',
-    time: t,
-    fieldsType: 'FieldsV1',
-    subresource: 'status',
-    fieldsV1: {
-      'f:status': {
-        '.': {},
-        'f:availabilityZone': {},
-        'f:cellId': {},
-        'f:instanceGuid': {},
-        'f:netInfo': { '.': {}, 'f:address': {}, 'f:instanceAddress': {}, 'f:ports': {} },
-        'f:routable': {},
-        'f:since': {},
-        'f:state': {},
-      },
-    },
-  },
-];
 
 function world(n: number) {
   const t = new Date().toISOString();
@@ -113,7 +75,6 @@ function world(n: number) {
                   blockOwnerDeletion: true,
                 },
               ],
-              managedFields: managedFields(t),
             },
             spec: { processGuid: `${name}-f3a1c6f0-9d2e-4b8a-a1d7-5e0c2b4f6a8d`, index: i, domain: 'cf-apps', cellId },
             status: {

@@ -206,6 +206,10 @@ describe('informer', () => {
     expect(inf.list().map(keyOf).sort()).toEqual([`${ns}/a`, `${ns}/c`]);
     expect(inf.get(ns, 'a')?.data).toEqual({ v: '2' });
     expect(inf.get(ns, 'b')).toBeUndefined();
+    // Cached without managedFields (from the list and from watch events); the server still has them.
+    for (const o of inf.list()) expect(o.metadata?.managedFields).toBeUndefined();
+    const served = await core.readNamespacedConfigMap({ namespace: ns, name: 'a' });
+    expect(served.metadata?.managedFields?.length).toBeGreaterThan(0);
 
     // A write that changes nothing does not bump the resourceVersion: no update.
     await update('a', '2');
