@@ -22,12 +22,18 @@ const schedulerBin = build('build-kube-scheduler.sh');
 const cache = join(process.env.HOME ?? '/root', '.cache', 'diego-operator', 'images');
 mkdirSync(cache, { recursive: true });
 const running: { cluster?: Cluster } = {};
+const starting = new AbortController();
 let signalled = 0;
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
     signalled++;
     const { cluster } = running;
-    if (!cluster || signalled > 1) process.exit(130);
+    if (signalled > 1) process.exit(130);
+    if (!cluster) {
+      logger.info('stopping what was started (Ctrl-C again to force)');
+      starting.abort();
+      return;
+    }
     logger.info('stopping the cluster (Ctrl-C again to force)');
     cluster.stop().then(
       () => process.exit(0),
@@ -43,7 +49,11 @@ const cluster = (running.cluster = await startCluster({
   schedulerBin,
   pauseImage: pauseImage(cache),
   logger,
+  signal: starting.signal,
+  // Another OCI runtime for containerd (default Debian's /usr/sbin/runc).
+  runc: process.env.DIEGO_NODE_RUNC,
 }));
 console.log(`export KUBECONFIG=${cluster.cp.kubeconfigPath}`);
 logger.info({ node: cluster.nodeName, ip: cluster.nodeIp, dir: cluster.dir }, 'cluster running; press Ctrl-C to stop');
-await new Promise(() => {});
+// Children are unref()ed: keep this process alive until a signal stops the cluster.
+setInterval(() => {}, 2 ** 30);

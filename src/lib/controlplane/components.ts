@@ -57,7 +57,15 @@ export async function startApiserver(
   const server = `https://${address}:${port}`;
   // With a real node (files.kubeletClientCert): pods get ServiceAccount tokens, and the API server talks to kubelets.
   const node = files.kubeletClientCert
-    ? [`--kubelet-client-certificate=${files.kubeletClientCert}`, `--kubelet-client-key=${files.kubeletClientKey}`]
+    ? [
+        `--kubelet-client-certificate=${files.kubeletClientCert}`,
+        `--kubelet-client-key=${files.kubeletClientKey}`,
+        // Kubelets are authorized by the Node authorizer and confined to their own node by NodeRestriction.
+        '--authorization-mode=Node,RBAC',
+        '--enable-admission-plugins=NodeRestriction',
+        // The node's name resolves nowhere: reach kubelets at their InternalIP.
+        '--kubelet-preferred-address-types=InternalIP,Hostname',
+      ]
     : // No ServiceAccount controller runs, so there is no "default" SA and Pod creates would fail.
       ['--disable-admission-plugins=ServiceAccount'];
   // prettier-ignore
@@ -76,8 +84,8 @@ export async function startApiserver(
     `--service-account-key-file=${files.saPublicKey}`,
     `--service-account-signing-key-file=${files.saPrivateKey}`,
     '--service-cluster-ip-range=10.0.0.0/24',
-    '--authorization-mode=RBAC',
     '--allow-privileged=true',
+    ...(files.kubeletClientCert ? [] : ['--authorization-mode=RBAC']),
     ...node,
     // APF's config bootstrap only slows startup; a test apiserver needs no fairness.
     '--enable-priority-and-fairness=false',

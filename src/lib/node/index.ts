@@ -35,6 +35,10 @@ export interface ClusterOptions {
   logger?: Logger;
   /** Default 'diego-node'. */
   nodeName?: string;
+  /** The OCI runtime containerd runs (default /usr/sbin/runc, Debian's). */
+  runc?: string;
+  /** Aborting while starting stops what was started (e.g. Ctrl-C): startCluster then rejects. */
+  signal?: AbortSignal;
 }
 
 export interface Cluster {
@@ -162,12 +166,18 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     // containerd with the CRI, in the node's namespace.
     await mkdir(join(dir, 'cni'), { recursive: true });
     await writeFile(join(dir, 'cni', '10-diego-node.conflist'), cniConfig(podCidr, dir));
-    await writeFile(join(dir, 'containerd.toml'), containerdConfig(dir, opts.pauseImage.name));
+    const runc = opts.runc ?? (await runcFor(dir, log));
+    await writeFile(join(dir, 'containerd.toml'), containerdConfig(dir, opts.pauseImage.name, runc));
     const [cmd, args] = inNode(join(opts.nodeBinDir, 'containerd'), ['--config', join(dir, 'containerd.toml')]);
     procs.push(await startProcess('containerd', cmd, [...args], join(dir, 'containerd.log'), { env }));
-    await until('containerd to answer', 60_000, async () => {
-      await run(join(opts.nodeBinDir, 'ctr'), ['--address', containerdSocket, 'version']);
-    });
+    await until(
+      'containerd to answer',
+      60_000,
+      async () => {
+        await run(join(opts.nodeBinDir, 'ctr'), ['--address', containerdSocket, 'version']);
+      },
+      opts.signal,
+    );
     await ctr(['images', 'import', '--snapshotter', 'overlayfs', opts.pauseImage.archive]);
 
     // The kubelet: cgroup v1 (failCgroupV1: false), cgroupfs, under a cgroup root of its own.
@@ -194,15 +204,21 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     procs.push(await startProcess('kube-proxy', pcmd, [...pargs], join(dir, 'kube-proxy.log'), { env }));
 
     // Ready: the node says so.
-    await until(`node ${nodeName} to be Ready (see ${join(dir, 'kubelet.log')})`, 180_000, async () => {
-      const exited = procs.find((p) => p.exitInfo);
-      if (exited) throw new Fatal(`${exited.name} exited (${JSON.stringify(exited.exitInfo)}); see ${exited.logPath}`);
-      const node = await getJson(cp!, `/api/v1/nodes/${nodeName}`);
-      const ready = (node as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions?.find(
-        (c) => c.type === 'Ready',
-      );
-      if (ready?.status !== 'True') throw new Error(`node ${nodeName} not Ready yet`);
-    });
+    await until(
+      `node ${nodeName} to be Ready (see ${join(dir, 'kubelet.log')})`,
+      180_000,
+      async () => {
+        const exited = procs.find((p) => p.exitInfo);
+        if (exited)
+          throw new Fatal(`${exited.name} exited (${JSON.stringify(exited.exitInfo)}); see ${exited.logPath}`);
+        const node = await getJson(cp!, `/api/v1/nodes/${nodeName}`);
+        const ready = (
+          node as { status?: { conditions?: { type: string; status: string }[] } }
+        ).status?.conditions?.find((c) => c.type === 'Ready');
+        if (ready?.status !== 'True') throw new Error(`node ${nodeName} not Ready yet`);
+      },
+      opts.signal,
+    );
     log.info({ nodeName, nodeIp, podCidr, netns, dir }, 'node ready');
     return {
       cp,
@@ -235,9 +251,10 @@ async function sh(cmd: string, args: string[]): Promise<string> {
   }
 }
 
-async function until(what: string, timeoutMs: number, check: () => Promise<void>): Promise<void> {
+async function until(what: string, timeoutMs: number, check: () => Promise<void>, signal?: AbortSignal): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (signal?.aborted) throw new Fatal(`stopped while waiting for ${what}`);
     try {
       await check();
       return;
@@ -293,7 +310,7 @@ function cniConfig(podCidr: string, dir: string): string {
   );
 }
 
-function containerdConfig(dir: string, pauseImage: string): string {
+function containerdConfig(dir: string, pauseImage: string, runc: string): string {
   return `version = 3
 root = ${JSON.stringify(join(dir, 'containerd', 'root'))}
 state = ${JSON.stringify(join(dir, 'containerd', 'state'))}
@@ -316,20 +333,21 @@ state = ${JSON.stringify(join(dir, 'containerd', 'state'))}
     sandbox = ${JSON.stringify(pauseImage)}
 
 [plugins.'io.containerd.cri.v1.runtime']
+  # Pod network namespaces under the state directory, not /var/run/netns: stop() finds every one.
+  netns_mounts_under_state_dir = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = 'runc'
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = 'io.containerd.runc.v2'
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-        BinaryName = '/usr/sbin/runc'
+        BinaryName = ${JSON.stringify(runc)}
+        Root = ${JSON.stringify(join(dir, 'runc'))}
         SystemdCgroup = false
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ['/usr/lib/cni']
     conf_dir = ${JSON.stringify(join(dir, 'cni'))}
 
 [plugins.'io.containerd.grpc.v1.cri']
-  # Pod network namespaces under the state directory, not /var/run/netns: stop() finds every one.
-  netns_mounts_under_state_dir = true
   stream_server_address = '127.0.0.1'
   stream_server_port = '0'
 `;
@@ -400,6 +418,42 @@ function kubeProxyConfig(kubeconfig: string, nodeName: string, podCidr: string):
     null,
     2,
   );
+}
+
+/**
+ * Debian's runc, or, where this host's root lacks CAP_SYS_RESOURCE (as on these VMs), a wrapper that raises a
+ * negative oomScoreAdj to 0 before runc sees it: the kubelet asks -998 for sandboxes and -997 for Guaranteed pods,
+ * and runc fails a container whose oom_score_adj it cannot lower ("failed to update /proc/self/oom_score_adj").
+ */
+async function runcFor(dir: string, log: Logger): Promise<string> {
+  const capEff = /CapEff:\s*([0-9a-f]+)/.exec(await readFile('/proc/self/status', 'utf8'))?.[1] ?? '0';
+  const CAP_SYS_RESOURCE = 24n;
+  if ((BigInt(`0x${capEff}`) >> CAP_SYS_RESOURCE) & 1n) return '/usr/sbin/runc';
+  log.warn('no CAP_SYS_RESOURCE here: pods run with oom_score_adj >= 0 (negative values are raised to 0)');
+  const wrapper = join(dir, 'runc-oom-clamp');
+  const clamp = `sed -i -E 's/"oomScoreAdj": ?-[0-9]+/"oomScoreAdj":0/'`;
+  await writeFile(
+    wrapper,
+    [
+      '#!/bin/sh',
+      '# runc, with negative oomScoreAdj raised to 0 (no CAP_SYS_RESOURCE on this host): src/lib/node/index.ts.',
+      'prev=',
+      'for a in "$@"; do',
+      '  case "$prev" in',
+      `    --bundle|-b) [ -f "$a/config.json" ] && ${clamp} "$a/config.json" ;;`,
+      `    --process|-p) [ -f "$a" ] && ${clamp} "$a" ;;`,
+      '  esac',
+      '  case "$a" in',
+      `    --bundle=*) [ -f "\${a#--bundle=}/config.json" ] && ${clamp} "\${a#--bundle=}/config.json" ;;`,
+      '  esac',
+      '  prev=$a',
+      'done',
+      'exec /usr/sbin/runc "$@"',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  return wrapper;
 }
 
 /** The v1 hierarchies the kubelet puts pods in. */
