@@ -8,7 +8,8 @@
 # * Node 24 from the npm `node` package (node_modules/node/bin/node);
 # * dist/ compiled here and `npm ci --omit=dev --ignore-scripts` into the image's /app.
 # The result is an OCI archive (src/lib/node/oci-archive.ts: sorted, zero-time, so the same inputs give the same
-# digests) tagged with its config digest: diego-operator:<first 12 hex of the digest>. The Debian part is cached
+# digests) tagged with its config digest: docker.io/library/diego-operator:<first 12 hex of the digest> (what the
+# chart's default image.repository, diego-operator, means to a container runtime). The Debian part is cached
 # (keyed by its package list); the rest is rebuilt each time (seconds).
 #   hack/build-image.sh [OUT_DIR]     (default: $HOME/.cache/diego-operator/images)
 # Prints the archive's path and the image's name on its last line: "<archive> <name>".
@@ -72,7 +73,8 @@ install -m 0755 node_modules/node/bin/node "$stage/rootfs/usr/local/bin/node"
 chown -R 0:0 "$app"
 
 archive="$out/diego-operator.oci.tar"
-read -r _ name < <(node hack/oci-archive.ts --rootfs "$stage/rootfs" --out "$archive.tmp" --name diego-operator \
+# Named as the CRI normalizes the chart's default `image.repository: diego-operator`.
+read -r _ name < <(node hack/oci-archive.ts --rootfs "$stage/rootfs" --out "$archive.tmp" --name docker.io/library/diego-operator \
   --tag-from-digest --entrypoint '["node","/app/dist/main.js"]' --cmd '["help"]' --user 65532:65532 --workdir /app \
   --env NODE_ENV=production)
 mv "$archive.tmp" "$archive"

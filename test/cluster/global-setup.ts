@@ -16,8 +16,10 @@ declare module 'vitest' {
     clusterKubeconfigPath: string;
     clusterKubectl: string;
     clusterNode: { name: string; ip: string; podCidr: string; netns: string; dir: string };
-    /** Images present on the node (imagePullPolicy: Never). */
-    clusterImages: { busybox: string };
+    /** Images present on the node (imagePullPolicy: Never): busybox, and the operator's (hack/build-image.sh). */
+    clusterImages: { busybox: string; operator: string };
+    /** helm (hack/build-helm.sh). */
+    clusterHelm: string;
   }
 }
 
@@ -43,6 +45,8 @@ export async function setup(project: TestProject): Promise<void> {
   });
   const busybox = busyboxImage(images);
   await cluster.importImage(busybox.archive);
+  const [operatorArchive, operator] = build('build-image.sh').split(' ') as [string, string];
+  await cluster.importImage(operatorArchive);
   project.provide('clusterKubeconfig', cluster.cp.kubeconfig);
   project.provide('clusterKubeconfigPath', cluster.cp.kubeconfigPath);
   project.provide('clusterKubectl', join(await ensureBinaries(), 'kubectl'));
@@ -53,7 +57,8 @@ export async function setup(project: TestProject): Promise<void> {
     netns: cluster.netns,
     dir: cluster.dir,
   });
-  project.provide('clusterImages', { busybox: busybox.name });
+  project.provide('clusterImages', { busybox: busybox.name, operator });
+  project.provide('clusterHelm', build('build-helm.sh'));
 }
 
 export async function teardown(): Promise<void> {
