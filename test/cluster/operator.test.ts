@@ -23,6 +23,7 @@ const [repository, tag] = inject('clusterImages')
   .operator.replace(/^docker\.io\/library\//, '')
   .split(':') as [string, string];
 const system = 'diego-system';
+const stateDir = join(node.dir, 'cell');
 const apps = 'apps';
 const release = 'diego';
 
@@ -102,6 +103,9 @@ beforeAll(async () => {
     `image.tag=${tag}`,
     '--set',
     'image.pullPolicy=Never',
+    // Under the node's directory, a shared mount (the state is mounted Bidirectional), as /var/lib is on systemd hosts.
+    '--set',
+    `cellAgent.stateDir=${stateDir}`,
     '--wait',
     '--timeout',
     '8m',
@@ -110,8 +114,9 @@ beforeAll(async () => {
   console.log(`helm install → every pod Ready: ${installSeconds.toFixed(1)} s`);
 }, 600_000);
 
+let uninstalled = false;
 afterAll(async () => {
-  await helm('uninstall', release, '--namespace', system, '--wait').catch(() => undefined);
+  if (!uninstalled) await helm('uninstall', release, '--namespace', system, '--wait').catch(() => undefined);
 });
 
 describe('diego-operator installed with helm on a real node', () => {
@@ -181,5 +186,39 @@ describe('diego-operator installed with helm on a real node', () => {
     // The same instances (instance guids, host ports) still run and answer: adopted, not restarted.
     const after = await answering('web', 2);
     expect(after.map((a) => a.status?.instanceGuid).sort()).toEqual(before.map((a) => a.status?.instanceGuid).sort());
+  });
+
+  it('uninstalls: apps deleted first leave no container, network namespace, cgroup or finalizer; the CRDs stay', async () => {
+    const guids = running(await instances('web')).map((a) => a.status!.instanceGuid!);
+    expect(guids.length).toBeGreaterThan(0);
+    await kubectl('-n', apps, 'delete', 'desiredlrps', '--all', '--wait=true');
+    await eventually(async () => expect(await client.list('ActualLRP', { namespace: apps })).toEqual([]), 120_000);
+    await helm('uninstall', release, '--namespace', system, '--wait');
+    uninstalled = true;
+    await eventually(async () => expect(await pods(`app.kubernetes.io/instance=${release}`)).toEqual([]), 120_000);
+    // On the host: nothing of the instances.
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const runcRoot = join(stateDir, 'runc');
+    const containers = (() => {
+      try {
+        return readdirSync(runcRoot);
+      } catch {
+        return [];
+      }
+    })();
+    expect(containers).toEqual([]);
+    for (const g of guids) {
+      expect(readdirSync('/run/netns').filter((n) => n.includes(g))).toEqual([]);
+      expect(readdirSync('/sys/fs/cgroup/memory').filter((n) => n.includes(g))).toEqual([]);
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(g);
+    }
+    // Helm keeps CRDs (crds/ is installed once and never deleted).
+    const crds = await rawRequest<{ items: { metadata: { name: string } }[] }>(kc, {
+      method: 'GET',
+      path: '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
+    });
+    expect(crds.items.map((c) => c.metadata.name)).toEqual(
+      expect.arrayContaining(['desiredlrps.diego.dev', 'actuallrps.diego.dev']),
+    );
   });
 });

@@ -50,7 +50,8 @@ export interface Cluster {
   podCidr: string;
   /** The node's network namespace, as `ip netns` names it. */
   netns: string;
-  /** Working directory: containerd's root and state, the kubelet's root, logs. */
+  /** Working directory: containerd's root and state, the kubelet's root, logs. A shared mount: hostPath volumes
+   * with Bidirectional propagation go under it. */
   dir: string;
   /** containerd's socket (for ctr --address). */
   containerdSocket: string;
@@ -78,6 +79,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   const dir = await mkdtemp(join(tmpdir(), 'diego-node-'));
   trackDir(dir);
   await writeFile(join(dir, 'netns'), netns);
+  // Shared mount propagation under the node's directory, as systemd gives a node's whole tree: pods' hostPath
+  // volumes with mountPropagation Bidirectional (the cell agent's state) must live under a shared mount.
+  await sh('mount', ['--bind', dir, dir]);
+  await sh('mount', ['--make-rshared', dir]);
   const procs: ManagedProcess[] = [];
   let cp: ControlPlane | undefined;
   const cgroupRoot = `/${netns}`;
@@ -518,8 +523,62 @@ function killShims(socket: string): void {
   }
 }
 
+/**
+ * Containers that pods made with their own runc under the node's directory (the cell agent's instances: its runc root
+ * is <stateDir>/runc): deleted with their processes and cgroups, and the network namespaces they were given.
+ */
+async function removeRuncContainers(dir: string, log: Logger): Promise<void> {
+  const roots: string[] = [];
+  const walk = (path: string, depth: number) => {
+    if (depth > 6) return;
+    let entries;
+    try {
+      entries = readdirSync(path, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const child = join(path, e.name);
+      // A runc root holds one directory per container, each with a state.json.
+      let isRoot: boolean;
+      try {
+        isRoot = readdirSync(child, { withFileTypes: true }).some(
+          (c) => c.isDirectory() && existsSync(join(child, c.name, 'state.json')),
+        );
+      } catch {
+        continue;
+      }
+      if (isRoot) roots.push(child);
+      else if (!['containerd', 'kubelet'].includes(e.name) || depth > 0) walk(child, depth + 1);
+    }
+  };
+  walk(dir, 0);
+  for (const root of roots) {
+    for (const id of readdirSync(root)) {
+      const state = join(root, id, 'state.json');
+      if (!existsSync(state)) continue;
+      let netnsPaths: string[] = [];
+      try {
+        const s = JSON.parse(readFileSync(state, 'utf8')) as {
+          config?: { namespaces?: { type: string; path?: string }[] };
+        };
+        netnsPaths = (s.config?.namespaces ?? []).filter((n) => n.type === 'NEWNET' && n.path).map((n) => n.path!);
+      } catch {
+        // unreadable: the delete below still kills it
+      }
+      await sh('runc', ['--root', root, 'delete', '--force', id]).catch((err: unknown) =>
+        log.warn({ err, id }, 'runc delete'),
+      );
+      for (const p of netnsPaths.filter((p) => /^\/(var\/)?run\/netns\//.test(p)))
+        await sh('ip', ['netns', 'delete', p.slice(p.lastIndexOf('/') + 1)]).catch(() => undefined);
+    }
+  }
+}
+
 /** Unmounts what the node left under its directory, removes its cgroups, its network namespace and routes. */
 async function teardownNode(dir: string, netns: string, cgroupRoot: string, log: Logger): Promise<void> {
+  await removeRuncContainers(dir, log);
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .map((l) => l.split(' ')[4] ?? '')
