@@ -16,6 +16,8 @@ declare module 'vitest' {
     clusterKubeconfigPath: string;
     clusterKubectl: string;
     clusterNode: { name: string; ip: string; podCidr: string; netns: string; dir: string };
+    /** ctr and the node's containerd socket (faults: killing a pod's container as a crash would). */
+    clusterCtr: { bin: string; socket: string };
     /** Images present on the node (imagePullPolicy: Never): busybox, and the operator's (hack/build-image.sh). */
     clusterImages: { busybox: string; operator: string };
     /** helm (hack/build-helm.sh). */
@@ -37,8 +39,9 @@ export async function setup(project: TestProject): Promise<void> {
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
   const images = join(process.env.HOME ?? '/root', '.cache', 'diego-operator', 'images');
   mkdirSync(images, { recursive: true });
+  const nodeBinDir = build('build-node.sh');
   cluster = await startCluster({
-    nodeBinDir: build('build-node.sh'),
+    nodeBinDir,
     schedulerBin: build('build-kube-scheduler.sh'),
     pauseImage: pauseImage(images),
     logger: log,
@@ -57,6 +60,7 @@ export async function setup(project: TestProject): Promise<void> {
     netns: cluster.netns,
     dir: cluster.dir,
   });
+  project.provide('clusterCtr', { bin: join(nodeBinDir, 'ctr'), socket: cluster.containerdSocket });
   project.provide('clusterImages', { busybox: busybox.name, operator });
   project.provide('clusterHelm', build('build-helm.sh'));
 }

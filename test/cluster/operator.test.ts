@@ -143,7 +143,8 @@ describe('diego-operator installed with helm on a real node', () => {
     const bad = web('bad', 1);
     (bad.spec as Record<string, unknown>).action = { serial: { actions: [{ try: { action: { bogus: {} } } }] } };
     const err = await client.create('DesiredLRP', bad).catch((e: unknown) => e);
-    expect(String((err as { body?: unknown }).body ?? err)).toContain('validate.diego.dev');
+    const text = `${String(err)} ${JSON.stringify((err as { body?: unknown }).body ?? '')}`;
+    expect(text).toContain('validate.diego.dev');
     await expect(client.get('DesiredLRP', apps, 'bad')).rejects.toThrow();
   });
 
@@ -172,20 +173,26 @@ describe('diego-operator installed with helm on a real node', () => {
     await answering('after-failover', 1);
   });
 
-  it('adopts the running containers when the cell agent pod is deleted', async () => {
+  it('adopts the running containers when the cell agent is killed (-9) and the kubelet restarts it', async () => {
     const before = running(await instances('web'));
     expect(before).toHaveLength(2);
     const [agent] = await pods('app.kubernetes.io/component=cell-agent');
-    await kubectl('-n', system, 'delete', 'pod', agent!.metadata.name, '--wait=true');
+    const status = (p: Pod) =>
+      (p.status as { containerStatuses?: { containerID?: string; restartCount: number }[] } | undefined)
+        ?.containerStatuses?.[0];
+    const id = status(agent!)!.containerID!.replace(/^containerd:\/\//, '');
+    const { bin, socket } = inject('clusterCtr');
+    await run(bin, ['--address', socket, '-n', 'k8s.io', 'tasks', 'kill', '--signal', 'SIGKILL', id]);
     await eventually(async () => {
-      const fresh = (await pods('app.kubernetes.io/component=cell-agent')).filter(
-        (p) => p.metadata.name !== agent!.metadata.name,
-      );
-      expect(fresh.some(ready)).toBe(true);
+      const [now] = await pods('app.kubernetes.io/component=cell-agent');
+      expect(now!.metadata.name).toBe(agent!.metadata.name);
+      expect(status(now!)!.restartCount).toBeGreaterThan(status(agent!)!.restartCount);
+      expect(ready(now!)).toBe(true);
     }, 180_000);
     // The same instances (instance guids, host ports) still run and answer: adopted, not restarted.
     const after = await answering('web', 2);
     expect(after.map((a) => a.status?.instanceGuid).sort()).toEqual(before.map((a) => a.status?.instanceGuid).sort());
+    expect(after.map(hostPort).sort()).toEqual(before.map(hostPort).sort());
   });
 
   it('uninstalls: apps deleted first leave no container, network namespace, cgroup or finalizer; the CRDs stay', async () => {

@@ -549,7 +549,8 @@ async function removeRuncContainers(dir: string, log: Logger): Promise<void> {
       } catch {
         continue;
       }
-      if (isRoot) roots.push(child);
+      // (A runc root is named runc, or sits in one: containerd's <dir>/runc/k8s.io; the agent's <stateDir>/runc.)
+      if (isRoot && (e.name === 'runc' || path.endsWith('/runc'))) roots.push(child);
       else if (!['containerd', 'kubelet'].includes(e.name) || depth > 0) walk(child, depth + 1);
     }
   };
