@@ -200,25 +200,27 @@ describe('diego-operator installed with helm on a real node', () => {
     expect(guids.length).toBeGreaterThan(0);
     await kubectl('-n', apps, 'delete', 'desiredlrps', '--all', '--wait=true');
     await eventually(async () => expect(await client.list('ActualLRP', { namespace: apps })).toEqual([]), 120_000);
-    await helm('uninstall', release, '--namespace', system, '--wait');
-    uninstalled = true;
-    await eventually(async () => expect(await pods(`app.kubernetes.io/instance=${release}`)).toEqual([]), 120_000);
-    // On the host: nothing of the instances.
+    // On the host, once the cell agent has destroyed them: nothing of the instances.
     const { readdirSync, readFileSync } = await import('node:fs');
     const runcRoot = join(stateDir, 'runc');
-    const containers = (() => {
+    const containers = () => {
       try {
         return readdirSync(runcRoot);
       } catch {
         return [];
       }
-    })();
-    expect(containers).toEqual([]);
-    for (const g of guids) {
-      expect(readdirSync('/run/netns').filter((n) => n.includes(g))).toEqual([]);
-      expect(readdirSync('/sys/fs/cgroup/memory').filter((n) => n.includes(g))).toEqual([]);
-      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(g);
-    }
+    };
+    await eventually(() => {
+      expect(containers()).toEqual([]);
+      for (const g of guids) {
+        expect(readdirSync('/run/netns').filter((n) => n.includes(g))).toEqual([]);
+        expect(readdirSync('/sys/fs/cgroup/memory').filter((n) => n.includes(g))).toEqual([]);
+        expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(g);
+      }
+    }, 60_000);
+    await helm('uninstall', release, '--namespace', system, '--wait');
+    uninstalled = true;
+    await eventually(async () => expect(await pods(`app.kubernetes.io/instance=${release}`)).toEqual([]), 120_000);
     // Helm keeps CRDs (crds/ is installed once and never deleted).
     const crds = await rawRequest<{ items: { metadata: { name: string } }[] }>(kc, {
       method: 'GET',
