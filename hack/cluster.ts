@@ -2,25 +2,14 @@
 // kube-proxy) until Ctrl-C. Builds (or finds cached) the node's binaries first.
 //   node hack/cluster.ts
 // Prints `export KUBECONFIG=...` on stdout; logs go to stderr.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { pino } from 'pino';
-import { startCluster, type Cluster } from '../src/lib/node/index.ts';
+import { hackBuild, imageCacheDir, startCluster, type Cluster } from '../src/lib/node/index.ts';
 import { pauseImage } from '../src/lib/node/oci-archive.ts';
 
 const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' }, pino.destination(2));
-const here = import.meta.dirname;
-const build = (script: string) =>
-  execFileSync(join(here, script), { stdio: ['ignore', 'pipe', 'inherit'] })
-    .toString()
-    .trim()
-    .split('\n')
-    .pop()!;
-const nodeBinDir = build('build-node.sh');
-const schedulerBin = build('build-kube-scheduler.sh');
-const cache = join(process.env.HOME ?? '/root', '.cache', 'diego-operator', 'images');
-mkdirSync(cache, { recursive: true });
+const nodeBinDir = hackBuild('build-node.sh');
+const schedulerBin = hackBuild('build-kube-scheduler.sh');
+const cache = imageCacheDir();
 const running: { cluster?: Cluster } = {};
 const starting = new AbortController();
 let signalled = 0;

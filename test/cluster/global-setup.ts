@@ -2,12 +2,12 @@
 // containerd + kubelet + kube-proxy in its own network namespace), imports the test images, and hands the
 // kubeconfig to the tests. Stops it at the end and checks that nothing of the node is left on this host.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureBinaries } from '../../src/lib/controlplane/index.ts';
 import { createLogger } from '../../src/lib/log.ts';
-import { startCluster, type Cluster } from '../../src/lib/node/index.ts';
+import { hackBuild, imageCacheDir, startCluster, type Cluster } from '../../src/lib/node/index.ts';
 import { busyboxImage, pauseImage } from '../../src/lib/node/oci-archive.ts';
 
 declare module 'vitest' {
@@ -27,28 +27,19 @@ declare module 'vitest' {
 
 let cluster: Cluster | undefined;
 
-const hack = join(import.meta.dirname, '..', '..', 'hack');
-const build = (script: string) =>
-  execFileSync(join(hack, script), { stdio: ['ignore', 'pipe', 'inherit'] })
-    .toString()
-    .trim()
-    .split('\n')
-    .pop()!;
-
 export async function setup(project: TestProject): Promise<void> {
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
-  const images = join(process.env.HOME ?? '/root', '.cache', 'diego-operator', 'images');
-  mkdirSync(images, { recursive: true });
-  const nodeBinDir = build('build-node.sh');
+  const images = imageCacheDir();
+  const nodeBinDir = hackBuild('build-node.sh');
   cluster = await startCluster({
     nodeBinDir,
-    schedulerBin: build('build-kube-scheduler.sh'),
+    schedulerBin: hackBuild('build-kube-scheduler.sh'),
     pauseImage: pauseImage(images),
     logger: log,
   });
   const busybox = busyboxImage(images);
   await cluster.importImage(busybox.archive);
-  const [operatorArchive, operator] = build('build-image.sh').split(' ') as [string, string];
+  const [operatorArchive, operator] = hackBuild('build-image.sh').split(' ') as [string, string];
   await cluster.importImage(operatorArchive);
   project.provide('clusterKubeconfig', cluster.cp.kubeconfig);
   project.provide('clusterKubeconfigPath', cluster.cp.kubeconfigPath);
@@ -62,7 +53,7 @@ export async function setup(project: TestProject): Promise<void> {
   });
   project.provide('clusterCtr', { bin: join(nodeBinDir, 'ctr'), socket: cluster.containerdSocket });
   project.provide('clusterImages', { busybox: busybox.name, operator });
-  project.provide('clusterHelm', build('build-helm.sh'));
+  project.provide('clusterHelm', hackBuild('build-helm.sh'));
 }
 
 export async function teardown(): Promise<void> {

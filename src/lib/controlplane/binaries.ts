@@ -62,7 +62,7 @@ async function build(): Promise<string> {
 }
 
 // Walk up from this module (src/… or dist/…) to the checkout that has the build script.
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'hack', 'build-control-plane.sh'))) return dir;

@@ -8,9 +8,9 @@
 // and kubelets, and tests reach pods and ClusterIPs, while the node's iptables rules, bridge and ports stay inside
 // the namespace. The node's processes share this host's mount namespace (nsenter --net only), so the kubelet's and
 // containerd's mounts are the same ones; stop() tears down pods, mounts, cgroups, the namespace and the routes.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -21,6 +21,7 @@ import { issueCert, writeCertFiles, type CertKeyPair } from '../certs.ts';
 import { type ControlPlane, startControlPlane } from '../controlplane/index.ts';
 import { adminKubeconfig } from '../controlplane/kubeconfig.ts';
 import { type ManagedProcess, startProcess, stopProcess } from '../controlplane/process.ts';
+import { repoRoot } from '../controlplane/binaries.ts';
 import { trackDir, releaseDir, sweepStaleDirs } from '../controlplane/cleanup.ts';
 
 const run = promisify(execFile);
@@ -62,7 +63,30 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
-const SERVICE_CIDR = '10.0.0.0/24'; // the control plane's --service-cluster-ip-range
+const SERVICE_CIDR = '10.0.0.0/24';
+
+/**
+ * Runs hack/<script> (a build that caches its result: build-node.sh, build-kube-scheduler.sh, build-image.sh,
+ * build-helm.sh), its progress on stderr, and answers the last line it printed (a path, or "archive name").
+ */
+export function hackBuild(script: string): string {
+  return execFileSync(join(repoRoot(), 'hack', script), { stdio: ['ignore', 'pipe', 'inherit'] })
+    .toString()
+    .trim()
+    .split('\n')
+    .pop()!;
+}
+
+/** Where built images are kept (as the build scripts' caches): $DIEGO_CACHE_DIR or ~/.cache/diego-operator, /images. */
+export function imageCacheDir(): string {
+  const dir = join(
+    process.env.DIEGO_CACHE_DIR ??
+      join(process.env.XDG_CACHE_HOME ?? join(process.env.HOME ?? '/root', '.cache'), 'diego-operator'),
+    'images',
+  );
+  mkdirSync(dir, { recursive: true });
+  return dir;
+} // the control plane's --service-cluster-ip-range
 
 /** Starts the control plane, kube-scheduler and the node; resolves once the node is Ready. */
 export async function startCluster(opts: ClusterOptions): Promise<Cluster> {

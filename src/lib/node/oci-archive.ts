@@ -130,35 +130,45 @@ export function buildArchive(spec: ImageSpec): { digest: string; name: string } 
 }
 
 /**
- * The pod sandbox ("pause") image, made from this host's busybox-static (Debian's package): a process that sleeps
- * until killed, which is all a sandbox's first process has to do when pods do not share a PID namespace. Written
- * once into `dir`; answers the archive's path and the image's name.
+ * An image made from this host's busybox-static, written once into `dir` as `file`: `fill` lays out the root
+ * filesystem (busybox is in /bin already). Answers the archive's path and the image's name.
  */
-export function pauseImage(dir: string): { archive: string; name: string } {
-  const name = 'diego.dev/pause:1';
-  const archive = join(dir, 'pause.oci.tar');
-  if (existsSync(archive)) return { archive, name };
-  const rootfs = mkdtempSync(join(tmpdir(), 'pause-rootfs-'));
-  try {
-    mkdirSync(join(rootfs, 'bin'));
-    copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
-    buildArchive({ rootfs, out: `${archive}.tmp`, name, entrypoint: ['/bin/busybox', 'sleep', '2147483647'] });
-    renameSync(`${archive}.tmp`, archive);
-  } finally {
-    rmSync(rootfs, { recursive: true, force: true });
+function busyboxBased(
+  dir: string,
+  file: string,
+  spec: Omit<ImageSpec, 'rootfs' | 'out'>,
+  fill: (rootfs: string) => void = () => {},
+): { archive: string; name: string } {
+  const archive = join(dir, file);
+  if (!existsSync(archive)) {
+    const rootfs = mkdtempSync(join(tmpdir(), 'busybox-rootfs-'));
+    try {
+      mkdirSync(join(rootfs, 'bin'));
+      copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+      fill(rootfs);
+      buildArchive({ ...spec, rootfs, out: `${archive}.tmp` });
+      renameSync(`${archive}.tmp`, archive);
+    } finally {
+      rmSync(rootfs, { recursive: true, force: true });
+    }
   }
-  return { archive, name };
+  return { archive, name: spec.name };
 }
 
-/** A busybox image (this host's busybox-static with its applets linked in /bin) for test pods. */
-export function busyboxImage(dir: string): { archive: string; name: string } {
-  const name = 'diego.dev/busybox:1';
-  const archive = join(dir, 'busybox.oci.tar');
-  if (existsSync(archive)) return { archive, name };
-  const rootfs = mkdtempSync(join(tmpdir(), 'busybox-rootfs-'));
-  try {
-    for (const d of ['bin', 'tmp', 'etc']) mkdirSync(join(rootfs, d));
-    copyFileSync('/bin/busybox', join(rootfs, 'bin', 'busybox'));
+/**
+ * The pod sandbox ("pause") image: a process that sleeps until killed, which is all a sandbox's first process has to
+ * do when pods do not share a PID namespace.
+ */
+export const pauseImage = (dir: string) =>
+  busyboxBased(dir, 'pause.oci.tar', {
+    name: 'diego.dev/pause:1',
+    entrypoint: ['/bin/busybox', 'sleep', '2147483647'],
+  });
+
+/** A busybox image (its applets linked in /bin, root and nobody users) for test pods. */
+export const busyboxImage = (dir: string) =>
+  busyboxBased(dir, 'busybox.oci.tar', { name: 'diego.dev/busybox:1', cmd: ['/bin/sh'] }, (rootfs) => {
+    for (const d of ['tmp', 'etc']) mkdirSync(join(rootfs, d));
     execFileSync(join(rootfs, 'bin', 'busybox'), ['--install', '-s', join(rootfs, 'bin')]);
     // --install links to the absolute path it ran from: make the links relative to the image's /bin/busybox.
     for (const f of readdirSync(join(rootfs, 'bin')).filter((f) => f !== 'busybox')) {
@@ -170,10 +180,4 @@ export function busyboxImage(dir: string): { archive: string; name: string } {
       'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n',
     );
     writeFileSync(join(rootfs, 'etc', 'group'), 'root:x:0:\nnogroup:x:65534:\n');
-    buildArchive({ rootfs, out: `${archive}.tmp`, name, cmd: ['/bin/sh'] });
-    renameSync(`${archive}.tmp`, archive);
-  } finally {
-    rmSync(rootfs, { recursive: true, force: true });
-  }
-  return { archive, name };
-}
+  });
