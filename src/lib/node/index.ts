@@ -20,6 +20,7 @@ import { pino } from 'pino';
 import { issueCert, writeCertFiles, type CertKeyPair } from '../certs.ts';
 import { type ControlPlane, startControlPlane } from '../controlplane/index.ts';
 import { adminKubeconfig } from '../controlplane/kubeconfig.ts';
+import { kubeConfigFromString, rawRequest } from '../kube.ts';
 import { type ManagedProcess, startProcess, stopProcess } from '../controlplane/process.ts';
 import { repoRoot } from '../controlplane/binaries.ts';
 import { trackDir, releaseDir, sweepStaleDirs } from '../controlplane/cleanup.ts';
@@ -233,6 +234,7 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     procs.push(await startProcess('kube-proxy', pcmd, [...pargs], join(dir, 'kube-proxy.log'), { env }));
 
     // Ready: the node says so.
+    const kc = kubeConfigFromString(cp.kubeconfig);
     await until(
       `node ${nodeName} to be Ready (see ${join(dir, 'kubelet.log')})`,
       180_000,
@@ -240,10 +242,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
         const exited = procs.find((p) => p.exitInfo);
         if (exited)
           throw new Fatal(`${exited.name} exited (${JSON.stringify(exited.exitInfo)}); see ${exited.logPath}`);
-        const node = await getJson(cp!, `/api/v1/nodes/${nodeName}`);
-        const ready = (
-          node as { status?: { conditions?: { type: string; status: string }[] } }
-        ).status?.conditions?.find((c) => c.type === 'Ready');
+        const node = await rawRequest<{ status?: { conditions?: { type: string; status: string }[] } }>(kc, {
+          method: 'GET',
+          path: `/api/v1/nodes/${nodeName}`,
+        });
+        const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
         if (ready?.status !== 'True') throw new Error(`node ${nodeName} not Ready yet`);
       },
       opts.signal,
@@ -294,11 +297,6 @@ async function until(what: string, timeoutMs: number, check: () => Promise<void>
       await new Promise((r) => setTimeout(r, 500));
     }
   }
-}
-
-async function getJson(cp: ControlPlane, path: string): Promise<unknown> {
-  const { rawRequest, kubeConfigFromString } = await import('../kube.ts');
-  return rawRequest(kubeConfigFromString(cp.kubeconfig), { method: 'GET', path });
 }
 
 /** A /30 for the veth pair (and a /24 for pods) that no interface on this host uses. */
