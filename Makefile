@@ -36,11 +36,14 @@ lint: typecheck
 format:
 	prettier --write .
 
-## test: install what is needed, then lint and run every test (unit + integration on a real apiserver)
+## test: install what is needed, then lint and run every test: unit + integration on a real apiserver, then the
+## cluster suite (the chart on a real node; its kubelet, containerd and image are built the first time, ~20 min)
 test: deps lint check-manifests
 	@mkdir -p .tmp
+	@rm -f .tmp/vitest.json .tmp/vitest-cluster.json
 	vitest run --project unit --project integration --reporter=default --reporter=json --outputFile.json=.tmp/vitest.json; status=$$?; \
-	  $(NODE) hack/test-summary.ts .tmp/vitest.json; exit $$status
+	  vitest run --project cluster --reporter=default --reporter=json --outputFile.json=.tmp/vitest-cluster.json || status=1; \
+	  $(NODE) hack/test-summary.ts .tmp/vitest.json .tmp/vitest-cluster.json; exit $$status
 
 test-unit: deps
 	vitest run --project unit

@@ -120,6 +120,7 @@ export const chartValues = z
           .strict(),
         resources,
         evacuationTimeoutSeconds: count,
+        onSigterm: z.enum(['detach', 'evacuate']),
         terminationGracePeriodSeconds: count.nullish(),
         updateStrategy: passThrough,
         ...podPlacement,
@@ -135,7 +136,9 @@ export const chartValues = z
         tls: z
           .object({ existingSecret: str, certKey: str.min(1), keyKey: str.min(1), clientCaKey: str.min(1) })
           .strict(),
-        service: z.object({ type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']), annotations: map }).strict(),
+        service: z
+          .object({ type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']), clusterIP: str, annotations: map })
+          .strict(),
         resources,
         ...podPlacement,
       })
@@ -167,6 +170,7 @@ export const chartValues = z
           .strict(),
       })
       .strict(),
+    uninstall: z.object({ deleteWorkloads: bool, timeoutSeconds: count }).strict(),
     serviceMonitor: z
       .object({ enabled: bool, interval: str.min(1), labels: map, prometheusServiceAccount: str })
       .strict(),

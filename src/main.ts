@@ -11,10 +11,18 @@ Commands:
   cell-agent    Diego's rep and executor for one cell.
   bbs           Diego's BBS API (protobuf over HTTP, mutual TLS) on top of the CRDs.
   install-crds  Install or update the Diego CRDs in the cluster of --kubeconfig.
+  delete-workloads
+                Delete every DesiredLRP, Task and ActualLRP and wait (--timeout seconds, default 300) until the
+                cell agents destroyed their containers: what the chart runs before \`helm uninstall\` removes it.
   help          Show this text.
 
 Common flags:
   --kubeconfig PATH   Cluster to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+
+Cell agent stopping:
+  cell-agent  --on-sigterm evacuate|detach   SIGTERM evacuates the cell first (evacuate: Diego's rep, default) or
+                                             exits leaving the containers running for the next agent to adopt
+                                             (detach: a DaemonSet pod replaced). Cordoning the node evacuates.
 
 Image credentials (the registry credentials a docker:// DesiredLRP or Task names in spec.imageCredentialsSecret):
   controller  --image-credentials-cell-agent USER   Serve them on the webhook's TLS server to this ServiceAccount
@@ -87,6 +95,18 @@ async function main(argv: string[]): Promise<number> {
       log.info('Diego CRDs installed and established');
       return 0;
     }
+    case 'delete-workloads': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { kubeconfig: { type: 'string' }, timeout: { type: 'string', default: '300' } },
+      });
+      const { runDeleteWorkloads } = await import('./cmd/delete-workloads.ts');
+      return runDeleteWorkloads({
+        log,
+        kubeconfig: values.kubeconfig,
+        timeoutMs: nonNegative('--timeout', values.timeout) * 1000,
+      });
+    }
     case 'bbs': {
       const { values } = parseArgs({
         args: rest,
@@ -139,6 +159,7 @@ async function main(argv: string[]): Promise<number> {
           'state-dir': { type: 'string' },
           'system-namespace': { type: 'string', default: 'diego-system' },
           'evacuation-timeout': { type: 'string', default: '600' },
+          'on-sigterm': { type: 'string', default: 'evacuate' },
           'ops-address': { type: 'string', default: '127.0.0.1:17008' },
           'max-log-lines-per-second': { type: 'string', default: '0' },
           'container-metrics-interval': { type: 'string', default: '15' },
@@ -175,6 +196,10 @@ async function main(argv: string[]): Promise<number> {
       if (backend !== 'auto' && backend !== 'runc' && backend !== 'containerd' && backend !== 'process') {
         throw new Error(`--backend must be auto, runc, containerd or process (got "${backend}")`);
       }
+      const onSigterm = values['on-sigterm'];
+      if (onSigterm !== 'evacuate' && onSigterm !== 'detach') {
+        throw new Error(`--on-sigterm must be evacuate or detach (got "${onSigterm}")`);
+      }
       return runCellAgent({
         log,
         kubeconfig: values.kubeconfig,
@@ -199,6 +224,7 @@ async function main(argv: string[]): Promise<number> {
         stateDir,
         systemNamespace: values['system-namespace'],
         evacuationTimeoutMs: evacuationTimeoutMs(values['evacuation-timeout']),
+        onSigterm,
         opsAddress: values['ops-address'],
         maxLogLinesPerSecond: nonNegative('--max-log-lines-per-second', values['max-log-lines-per-second']),
         containerMetricsIntervalMs:

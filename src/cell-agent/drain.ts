@@ -1,7 +1,8 @@
-// When the cell agent evacuates (Diego's drain): SIGTERM evacuates, then the agent exits (a DaemonSet pod being
-// deleted, a host shutting down); cordoning the agent's Node (kubectl cordon / drain sets spec.unschedulable)
-// evacuates and keeps the cell registered but taking no work until the node is schedulable again. SIGINT
-// (Ctrl-C) stops at once, without evacuating.
+// When the cell agent evacuates (Diego's drain): cordoning the agent's Node (kubectl cordon / drain sets
+// spec.unschedulable) evacuates and keeps the cell registered but taking no work until the node is schedulable
+// again. SIGTERM either evacuates, then the agent exits (Diego's rep; a host shutting down), or, with
+// onSigterm 'detach' (the chart's default), the agent exits and leaves its containers running for the next agent
+// to adopt (a DaemonSet pod replaced by a rollout or deleted). SIGINT (Ctrl-C) stops at once, without evacuating.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { untilSignal } from '../cmd/signals.ts';
@@ -57,20 +58,33 @@ export function followNodeDrain(kc: KubeConfig, cell: Evacuable, nodeName: strin
   });
 }
 
-/** Serves until SIGINT or SIGTERM, evacuating on node drains meanwhile and on SIGTERM before returning. */
+/** What SIGTERM does: evacuate then stop (Diego), or leave the containers running for the next agent. */
+export type OnSigterm = 'evacuate' | 'detach';
+
+/** How the agent stops: its containers stopped, or left running (detached) for the next agent to adopt. */
+export type Stop = 'stop-containers' | 'detach';
+
+/**
+ * Serves until SIGINT or SIGTERM, evacuating on node drains meanwhile, and on SIGTERM before returning unless
+ * onSigterm is 'detach'. Says whether the caller stops its containers or leaves them running.
+ */
 export async function serveUntilStopped(
   kc: KubeConfig,
   cell: Evacuable,
-  opts: { log: Logger; nodeName?: string },
-): Promise<void> {
-  const { log, nodeName } = opts;
+  opts: { log: Logger; nodeName?: string; onSigterm?: OnSigterm },
+): Promise<Stop> {
+  const { log, nodeName, onSigterm = 'evacuate' } = opts;
   const warn = (err: unknown) => log.warn({ err }, 'evacuation failed');
   const node = nodeName ? followNodeDrain(kc, cell, nodeName, log) : undefined;
   const sig = await untilSignal();
   await node?.stop();
   if (sig !== 'SIGTERM') {
     log.info({ signal: sig }, 'stopping the cell agent without evacuating');
-    return;
+    return 'stop-containers';
+  }
+  if (onSigterm === 'detach') {
+    log.info({ signal: sig }, 'stopping the cell agent; its containers go on running for the next agent to adopt');
+    return 'detach';
   }
   log.info({ signal: sig }, 'evacuating before the cell agent stops');
   const result = await cell.evacuate().catch((err: unknown) => {
@@ -78,4 +92,5 @@ export async function serveUntilStopped(
     return undefined;
   });
   log.info({ ...result }, 'evacuation done: stopping the cell agent');
+  return 'stop-containers';
 }

@@ -13,7 +13,7 @@ import { RuncBackend } from '../cell-agent/backends/runc.ts';
 import { egressFromSecurityGroups, type SecurityGroupRuleSpec } from '../cell-agent/backends/egress.ts';
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
-import { serveUntilStopped } from '../cell-agent/drain.ts';
+import { type OnSigterm, serveUntilStopped } from '../cell-agent/drain.ts';
 import { Rep, type RepOptions } from '../cell-agent/rep.ts';
 import { DownloadCache } from '../cell-agent/executor/download-cache.ts';
 import { Downloader } from '../cell-agent/executor/downloader.ts';
@@ -60,6 +60,11 @@ export interface CellAgentOptions {
   systemNamespace?: string;
   /** Diego's evacuation_timeout (default 600 s): how long instances may take to move when the cell drains. */
   evacuationTimeoutMs?: number;
+  /**
+   * SIGTERM: 'evacuate' (Diego's rep; default) moves the instances to other cells first; 'detach' exits and leaves
+   * the containers running for the next agent to adopt (a DaemonSet rollout). Node drains evacuate either way.
+   */
+  onSigterm?: OnSigterm;
   /** host:port of /metrics, /healthz and the log stream /v1/logs/<logGuid> (default 127.0.0.1:17008). */
   opsAddress?: string;
   /** Diego's max_log_lines_per_second per instance; 0: unlimited (Diego's default). */
@@ -380,9 +385,13 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
     },
     'cell agent started',
   );
-  // SIGTERM and node drains evacuate (Diego's drain); SIGINT stops at once.
-  await serveUntilStopped(kc, rep, { log: opts.log, nodeName: process.env.NODE_NAME });
-  await rep.stop();
+  // Node drains evacuate (Diego's drain); SIGTERM evacuates or detaches (opts.onSigterm); SIGINT stops at once.
+  const how = await serveUntilStopped(kc, rep, {
+    log: opts.log,
+    nodeName: process.env.NODE_NAME,
+    onSigterm: opts.onSigterm,
+  });
+  await rep.stop({ leaveContainers: how === 'detach' });
   await ops.close();
   return 0;
 }

@@ -67,9 +67,9 @@ func main() {
 	caFile := flag.String("ca", "", "cell scenario: PEM file of the cell's instance identity CA")
 	clients := flag.Int("clients", 1, "load scenario: concurrent callers")
 	duration := flag.Duration("duration", 10*time.Second, "load scenario: how long")
-	tlsCA := flag.String("tls-ca", "", "load scenario: the BBS's CA (with -tls-cert, -tls-key: mutual TLS)")
-	tlsCert := flag.String("tls-cert", "", "load scenario: client certificate")
-	tlsKey := flag.String("tls-key", "", "load scenario: client key")
+	tlsCA := flag.String("tls-ca", "", "the BBS's CA (with -tls-cert, -tls-key: mutual TLS, an https:// URL)")
+	tlsCert := flag.String("tls-cert", "", "client certificate")
+	tlsKey := flag.String("tls-key", "", "client key")
 	flag.Parse()
 	if *scenario == "load" && *url != "" {
 		logger = lager.NewLogger("bbs-load")
@@ -87,7 +87,10 @@ func main() {
 	logger.RegisterSink(lager.NewWriterSink(os.Stderr, lager.ERROR))
 
 	var err error
-	client, err = bbs.NewClientWithConfig(bbs.ClientConfig{URL: *url, IsTLS: false, RequestTimeout: 30 * time.Second})
+	client, err = bbs.NewClientWithConfig(bbs.ClientConfig{
+		URL: *url, IsTLS: *tlsCA != "", CAFile: *tlsCA, CertFile: *tlsCert, KeyFile: *tlsKey,
+		RequestTimeout: 30 * time.Second,
+	})
 	check("client", err)
 
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)

@@ -1,17 +1,26 @@
 // diego-operator installed with `helm install` into a real cluster (test/cluster/global-setup.ts): the image built by
 // hack/build-image.sh, the chart's defaults (2 controller replicas with leader election, the webhook behind its
-// Service with the chart's certificate, the cell agent as a privileged DaemonSet). Then what users and faults do:
-// an app runs in runc containers made by the DaemonSet's pod and answers on the node's host ports; an invalid
-// manifest is refused through the webhook Service; the leader's pod is killed and work goes on; the cell agent's
-// pod is deleted and its successor adopts the running containers; `helm uninstall` leaves no container behind.
+// Service with the chart's certificate, the cell agent as a privileged DaemonSet) and the BBS with mutual TLS. Then
+// what users, operators and faults do: an app runs in runc containers made by the DaemonSet's pod and answers on the
+// node's host ports; an invalid manifest is refused through the webhook Service; Diego's Go BBS client runs its
+// scenario through the BBS Service; the leader's pod is killed and work goes on; the cell agent is killed (-9) or
+// its pod deleted and the running containers are adopted; `helm upgrade` (CRDs first) changes a value and rolls the
+// agent without moving an app; `kubectl drain` evacuates the node's instances to another cell; `helm uninstall` with
+// apps still running leaves no container, network namespace, cgroup, mount or finalizer behind.
 import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { cellObjectName } from '../../src/cell-agent/presence.ts';
 import type { IActualLRP } from '../../src/crds/models.ts';
+import { createCA, issueCert, writeCertFiles } from '../../src/lib/certs.ts';
 import { kubeConfigFromString, rawRequest } from '../../src/lib/kube.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
+import { API_SCENARIO_STEPS, runBbsClient } from '../support/bbs-go.ts';
 import { eventually } from '../support/eventually.ts';
+import { SimCell } from '../support/sim-cell.ts';
 
 const run = promisify(execFile);
 const repo = join(import.meta.dirname, '..', '..');
@@ -26,6 +35,10 @@ const system = 'diego-system';
 const stateDir = join(node.dir, 'cell');
 const apps = 'apps';
 const release = 'diego';
+// A fixed cluster IP for the BBS Service (in the control plane's 10.0.0.0/24), so its server certificate can name it.
+const bbsIp = '10.0.0.200';
+const bbsPort = 8889;
+const tlsDir = mkdtempSync(join(tmpdir(), 'diego-bbs-tls-'));
 
 const helm = (...args: string[]) =>
   run(inject('clusterHelm'), [...args, `--kubeconfig=${kubeconfig}`], { cwd: repo, timeout: 600_000 });
@@ -48,6 +61,27 @@ const instances = async (guid: string) =>
   (await client.list('ActualLRP', { namespace: apps })).filter((a) => a.spec.processGuid === guid);
 const running = (as: IActualLRP[]) => as.filter((a) => a.status?.state === 'RUNNING');
 const hostPort = (a: IActualLRP) => a.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
+/** Each runc container of the cell agent on the host and its init process (host invariants across agent restarts). */
+const runcRoot = join(stateDir, 'runc');
+function containerPids(): Record<string, number> {
+  const out: Record<string, number> = {};
+  const ids = existsSync(runcRoot) ? readdirSync(runcRoot) : [];
+  for (const id of ids) {
+    try {
+      out[id] = (
+        JSON.parse(readFileSync(join(runcRoot, id, 'state.json'), 'utf8')) as { init_process_pid: number }
+      ).init_process_pid;
+    } catch {
+      // removed meanwhile
+    }
+  }
+  return out;
+}
+const alive = (pid: number) => existsSync(`/proc/${pid}`);
+const agentPod = async () => {
+  const [p] = await pods('app.kubernetes.io/component=cell-agent');
+  return p!;
+};
 const leader = async () =>
   (
     await rawRequest<{ spec: { holderIdentity?: string } }>(kc, {
@@ -89,6 +123,27 @@ async function answering(guid: string, count: number, timeoutMs = 180_000): Prom
 let installSeconds = 0;
 beforeAll(async () => {
   await rawRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name: apps } } });
+  await rawRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name: system } } });
+  // The BBS's mutual TLS, as an operator provides it: a Secret with the server's certificate and the clients' CA.
+  const ca = await createCA({ commonName: 'bbs-test-ca' });
+  const server = await issueCert(ca, {
+    commonName: 'bbs',
+    ipAddresses: [bbsIp],
+    dnsNames: [`${release}-bbs.${system}.svc`],
+    usage: 'server',
+  });
+  const clientCert = await issueCert(ca, { commonName: 'cloud-controller', usage: 'client' });
+  await writeCertFiles(tlsDir, 'ca', ca);
+  await writeCertFiles(tlsDir, 'client', clientCert);
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  await rawRequest(kc, {
+    method: 'POST',
+    path: `/api/v1/namespaces/${system}/secrets`,
+    body: {
+      metadata: { name: 'bbs-tls' },
+      data: { 'tls.crt': b64(server.certPem), 'tls.key': b64(server.keyPem), 'ca.crt': b64(ca.certPem) },
+    },
+  });
   const t0 = Date.now();
   await helm(
     'install',
@@ -106,6 +161,12 @@ beforeAll(async () => {
     // Under the node's directory, a shared mount (the state is mounted Bidirectional), as /var/lib is on systemd hosts.
     '--set',
     `cellAgent.stateDir=${stateDir}`,
+    '--set',
+    'bbs.enabled=true',
+    '--set',
+    'bbs.tls.existingSecret=bbs-tls',
+    '--set',
+    `bbs.service.clusterIP=${bbsIp}`,
     '--wait',
     '--timeout',
     '8m',
@@ -117,12 +178,13 @@ beforeAll(async () => {
 let uninstalled = false;
 afterAll(async () => {
   if (!uninstalled) await helm('uninstall', release, '--namespace', system, '--wait').catch(() => undefined);
+  rmSync(tlsDir, { recursive: true, force: true });
 });
 
 describe('diego-operator installed with helm on a real node', () => {
   it('every pod is Ready under a real kubelet (probes, requests, securityContexts) and the node is a present Cell', async () => {
     const all = await pods(`app.kubernetes.io/instance=${release}`);
-    expect(all.length).toBeGreaterThanOrEqual(3); // 2 controllers + the cell agent
+    expect(all.length).toBeGreaterThanOrEqual(4); // 2 controllers, the cell agent, the BBS
     for (const p of all) expect(ready(p), p.metadata.name).toBe(true);
     await eventually(async () => {
       const cells = await client.list('Cell', { namespace: system });
@@ -139,6 +201,28 @@ describe('diego-operator installed with helm on a real node', () => {
     );
   });
 
+  it('apply → one instance RUNNING and answering, again and again: p50/p99 through the DaemonSet', async () => {
+    const samples: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const name = `lat-${i}`;
+      const t0 = Date.now();
+      await client.create('DesiredLRP', web(name, 1));
+      await answering(name, 1, 120_000);
+      samples.push(Date.now() - t0);
+      await client.delete('DesiredLRP', { namespace: apps, name });
+    }
+    await eventually(async () => {
+      const left = await client.list('ActualLRP', { namespace: apps });
+      expect(left.filter((a) => a.spec.processGuid.startsWith('lat-'))).toEqual([]);
+    }, 120_000);
+    const sorted = [...samples].sort((a, b) => a - b);
+    const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+    console.log(
+      `apply → 1 instance RUNNING and answering through the DaemonSet, ${samples.length} runs: ` +
+        `p50 ${(q(0.5) / 1000).toFixed(2)} s, p99 ${(q(0.99) / 1000).toFixed(2)} s`,
+    );
+  });
+
   it('refuses an invalid manifest through the webhook Service', async () => {
     const bad = web('bad', 1);
     (bad.spec as Record<string, unknown>).action = { serial: { actions: [{ try: { action: { bogus: {} } } }] } };
@@ -146,6 +230,35 @@ describe('diego-operator installed with helm on a real node', () => {
     const text = `${String(err)} ${JSON.stringify((err as { body?: unknown }).body ?? '')}`;
     expect(text).toContain('validate.diego.dev');
     await expect(client.get('DesiredLRP', apps, 'bad')).rejects.toThrow();
+  });
+
+  it("runs Diego's Go BBS client scenario through the BBS Service with mutual TLS", { timeout: 420_000 }, async () => {
+    const url = `https://${bbsIp}:${bbsPort}`;
+    // Without a client certificate the BBS refuses the connection.
+    const { request } = await import('node:https');
+    const ca = readFileSync(join(tlsDir, 'ca.crt'));
+    const noCert = await new Promise<string>((resolve) => {
+      const req = request(`${url}/v1/ping`, { method: 'POST', ca, timeout: 10_000 }, (res) => {
+        res.resume();
+        resolve(`answered ${res.statusCode}`);
+      });
+      req.on('error', (err) => resolve(`refused: ${err.message}`));
+      req.on('timeout', () => req.destroy(new Error('timed out')));
+      req.end();
+    });
+    expect(noCert).toMatch(/^refused/);
+    // The scenario's work asks for cflinuxfs4, which a simulated cell offers (the node's cell runs busybox).
+    const cell = await new SimCell(kc, { cellId: 'bbs-sim-cell', stacks: ['cflinuxfs4'] }).start();
+    try {
+      const tls = ['-tls-ca', join(tlsDir, 'ca.crt'), '-tls-cert', join(tlsDir, 'client.crt')];
+      const res = await runBbsClient(
+        ['-url', url, '-cell', cell.o.cellId, ...tls, '-tls-key', join(tlsDir, 'client.key')],
+        400_000,
+      );
+      expect({ code: res.code, ok: res.ok }, res.stderr.slice(-4000)).toEqual({ code: 0, ok: API_SCENARIO_STEPS });
+    } finally {
+      await cell.stop();
+    }
   });
 
   it('keeps placing after the leader controller pod is killed: the other replica takes the Lease', async () => {
@@ -195,31 +308,126 @@ describe('diego-operator installed with helm on a real node', () => {
     expect(after.map(hostPort).sort()).toEqual(before.map(hostPort).sort());
   });
 
-  it('uninstalls: apps deleted first leave no container, network namespace, cgroup or finalizer; the CRDs stay', async () => {
+  it('adopts the running containers when the cell agent pod is deleted (SIGTERM detaches) and the DaemonSet replaces it', async () => {
+    const before = running(await instances('web'));
+    expect(before).toHaveLength(2);
+    const pids = containerPids();
+    expect(Object.keys(pids).length).toBeGreaterThanOrEqual(2);
+    const old = await agentPod();
+    await kubectl('-n', system, 'delete', 'pod', old.metadata.name, '--wait=true');
+    await eventually(async () => {
+      const now = await agentPod();
+      expect(now.metadata.name).not.toBe(old.metadata.name);
+      expect(ready(now)).toBe(true);
+    }, 180_000);
+    const after = await answering('web', 2);
+    expect(after.map((a) => a.status?.instanceGuid).sort()).toEqual(before.map((a) => a.status?.instanceGuid).sort());
+    // On the host: the same containers with the same init processes, never restarted.
+    expect(containerPids()).toEqual(pids);
+    for (const pid of Object.values(pids)) expect(alive(pid)).toBe(true);
+  });
+
+  it('upgrades: CRDs applied first (Helm never upgrades crds/), then helm upgrade rolls the agent with a new value; no app moves', async () => {
+    // An older CRD stands in for the installed one: a printer column fewer.
+    const columns = async () =>
+      (
+        await rawRequest<{ spec: { versions: { additionalPrinterColumns?: { name: string }[] }[] } }>(kc, {
+          method: 'GET',
+          path: '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/actuallrps.diego.dev',
+        })
+      ).spec.versions[0]!.additionalPrinterColumns?.map((c) => c.name) ?? [];
+    const want = await columns();
+    await kubectl(
+      'patch',
+      'crd',
+      'actuallrps.diego.dev',
+      '--type=json',
+      '-p',
+      '[{"op":"remove","path":"/spec/versions/0/additionalPrinterColumns/0"}]',
+    );
+    expect(await columns()).not.toEqual(want);
+    // docs/cluster.md, "Upgrading": the chart's CRDs, server-side, before helm upgrade.
+    await kubectl('apply', '--server-side', '--force-conflicts', '-f', join(repo, 'charts/diego-operator/crds'));
+    expect(await columns()).toEqual(want);
+
+    const before = running(await instances('web'));
+    const pids = containerPids();
+    const old = await agentPod();
+    await helm(
+      'upgrade',
+      release,
+      'charts/diego-operator',
+      '--namespace',
+      system,
+      '--reuse-values',
+      '--set',
+      'cellAgent.capacity.memoryMb=3000',
+      '--wait',
+      '--timeout',
+      '8m',
+    );
+    await eventually(async () => {
+      const cell = await client.get('Cell', undefined, cellObjectName(node.name));
+      expect(cell.spec.capacity.memoryMb).toBe(3000);
+      const now = await agentPod();
+      expect(now.metadata.name).not.toBe(old.metadata.name);
+      expect(ready(now)).toBe(true);
+    }, 180_000);
+    const after = await answering('web', 2);
+    expect(after.map((a) => a.status?.instanceGuid).sort()).toEqual(before.map((a) => a.status?.instanceGuid).sort());
+    expect(containerPids()).toEqual(pids);
+  });
+
+  it('evacuates on kubectl drain: the instances move to another cell, then their containers stop; uncordon takes work again', async () => {
+    const cell = cellObjectName(node.name);
+    const other = await new SimCell(kc, { cellId: 'drain-sim-cell', stacks: ['busybox'] }).start();
+    const pids = containerPids();
+    expect(Object.keys(pids).length).toBeGreaterThanOrEqual(2);
+    try {
+      // Cordon and evict (the operator's own pods stay: on a one-node cluster they have nowhere else to go).
+      await kubectl(
+        'drain',
+        node.name,
+        '--ignore-daemonsets',
+        `--pod-selector=app.kubernetes.io/instance!=${release}`,
+        '--timeout=120s',
+      );
+      await eventually(async () => expect((await client.get('Cell', undefined, cell)).status?.evacuating).toBe(true));
+      await eventually(async () => {
+        const now = await instances('web');
+        expect(running(now).filter((a) => a.spec.cellId === other.o.cellId)).toHaveLength(2);
+        expect(now.filter((a) => a.spec.cellId === node.name)).toEqual([]);
+        expect(containerPids()).toEqual({});
+        for (const pid of Object.values(pids)) expect(alive(pid)).toBe(false);
+      }, 180_000);
+      await kubectl('uncordon', node.name);
+      await eventually(
+        async () => expect((await client.get('Cell', undefined, cell)).status?.evacuating).toBeFalsy(),
+        120_000,
+      );
+    } finally {
+      await other.stop();
+    }
+    // The other cell gone, its instances come back to the node.
+    await answering('web', 2, 240_000);
+  });
+
+  it('uninstalls with apps running: the hook deletes them; no container, network namespace, cgroup, mount or finalizer is left; the CRDs stay', async () => {
     const guids = running(await instances('web')).map((a) => a.status!.instanceGuid!);
-    expect(guids.length).toBeGreaterThan(0);
-    await kubectl('-n', apps, 'delete', 'desiredlrps', '--all', '--wait=true');
-    await eventually(async () => expect(await client.list('ActualLRP', { namespace: apps })).toEqual([]), 120_000);
-    // On the host, once the cell agent has destroyed them: nothing of the instances.
-    const { readdirSync, readFileSync } = await import('node:fs');
-    const runcRoot = join(stateDir, 'runc');
-    const containers = () => {
-      try {
-        return readdirSync(runcRoot);
-      } catch {
-        return [];
-      }
-    };
-    await eventually(() => {
-      expect(containers()).toEqual([]);
-      for (const g of guids) {
-        expect(readdirSync('/run/netns').filter((n) => n.includes(g))).toEqual([]);
-        expect(readdirSync('/sys/fs/cgroup/memory').filter((n) => n.includes(g))).toEqual([]);
-        expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(g);
-      }
-    }, 60_000);
-    await helm('uninstall', release, '--namespace', system, '--wait');
+    expect(guids).toHaveLength(2);
+    expect(Object.keys(containerPids()).length).toBeGreaterThanOrEqual(2);
+    await helm('uninstall', release, '--namespace', system, '--wait', '--timeout', '8m');
     uninstalled = true;
+    // The pre-delete hook returned only once every ActualLRP was gone, i.e. every container destroyed.
+    expect(await client.list('DesiredLRP')).toEqual([]);
+    expect(await client.list('ActualLRP')).toEqual([]);
+    expect(await client.list('Task')).toEqual([]);
+    expect(containerPids()).toEqual({});
+    for (const g of guids) {
+      expect(readdirSync('/run/netns').filter((n) => n.includes(g))).toEqual([]);
+      expect(readdirSync('/sys/fs/cgroup/memory').filter((n) => n.includes(g))).toEqual([]);
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(g);
+    }
     await eventually(async () => expect(await pods(`app.kubernetes.io/instance=${release}`)).toEqual([]), 120_000);
     // Helm keeps CRDs (crds/ is installed once and never deleted).
     const crds = await rawRequest<{ items: { metadata: { name: string } }[] }>(kc, {

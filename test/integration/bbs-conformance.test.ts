@@ -4,34 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBbsApp } from '../../src/bbs/app.ts';
 import { CachedDiegoClient } from '../../src/bbs/cached-client.ts';
-import { runBbsClient } from '../support/bbs-go.ts';
+import { API_SCENARIO_STEPS, runBbsClient } from '../support/bbs-go.ts';
 import { useDiego } from '../support/fixture.ts';
-
-const STEPS = [
-  'subscribe-instance-events',
-  'subscribe-task-events',
-  'ping',
-  'domains',
-  'desire-lrp',
-  'desire-lrp-unclaimed',
-  'desired-lrps',
-  'desired-lrp-by-process-guid',
-  'desired-lrp-scheduling-infos',
-  'desired-lrp-routing-infos',
-  'actual-lrps-by-process-guid',
-  'actual-lrps-by-cell-id',
-  'update-desired-lrp',
-  'remove-desired-lrp',
-  'lrp-instance-events',
-  'desire-task',
-  'task-by-guid',
-  'tasks',
-  'cancel-task',
-  'resolving-task',
-  'delete-task',
-  'task-not-found',
-  'task-events',
-];
 
 const env = useDiego('bbs-go', { convergeIntervalMs: 1000 });
 let app: ReturnType<typeof buildBbsApp>;
@@ -56,6 +30,6 @@ describe("Diego's Go BBS client", () => {
     const res = await runBbsClient(['-url', url, '-cell', cell!.o.cellId], 280_000);
     const { ok } = res;
     // stderr holds the failure message (and "go: downloading …" lines on a cold module cache).
-    expect({ code: res.code, ok }, res.stderr.slice(-4000)).toEqual({ code: 0, ok: STEPS });
+    expect({ code: res.code, ok }, res.stderr.slice(-4000)).toEqual({ code: 0, ok: API_SCENARIO_STEPS });
   });
 });

@@ -5,6 +5,33 @@ import { fileURLToPath } from 'node:url';
 
 const goDir = fileURLToPath(new URL('../bbs-conformance/', import.meta.url));
 
+/** The steps of the api scenario (main.go), in the order it reports them. */
+export const API_SCENARIO_STEPS = [
+  'subscribe-instance-events',
+  'subscribe-task-events',
+  'ping',
+  'domains',
+  'desire-lrp',
+  'desire-lrp-unclaimed',
+  'desired-lrps',
+  'desired-lrp-by-process-guid',
+  'desired-lrp-scheduling-infos',
+  'desired-lrp-routing-infos',
+  'actual-lrps-by-process-guid',
+  'actual-lrps-by-cell-id',
+  'update-desired-lrp',
+  'remove-desired-lrp',
+  'lrp-instance-events',
+  'desire-task',
+  'task-by-guid',
+  'tasks',
+  'cancel-task',
+  'resolving-task',
+  'delete-task',
+  'task-not-found',
+  'task-events',
+];
+
 export interface GoRun {
   code: number | null;
   stdout: string;
