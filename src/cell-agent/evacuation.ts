@@ -56,6 +56,8 @@ export interface EvacuationResult {
   timedOut: boolean;
   /** EVACUATING copies still on the cell at the end (removed, their containers stopped). */
   stranded: number;
+  /** Ended by resume() (the node uncordoned): what had not moved yet goes on running here. */
+  cancelled?: boolean;
 }
 
 export class Evacuator {
@@ -63,6 +65,7 @@ export class Evacuator {
   private readonly log: Logger;
   private running?: Promise<EvacuationResult>;
   private wakeUp?: () => void;
+  private cancelled = false;
 
   constructor(opts: EvacuatorOptions) {
     this.o = withDefaults({ timeoutMs: 600_000, pollIntervalMs: 10_000 }, opts);
@@ -74,10 +77,19 @@ export class Evacuator {
     return this.running !== undefined;
   }
 
-  /** The cell takes work again (a fresh start, or the node was uncordoned). */
+  /**
+   * The cell takes work again (a fresh start, or the node was uncordoned). An evacuation under way stops where it
+   * is: instances not yet moved go on running here (nothing is stranded), and the EVACUATING copies of those that
+   * were handed over stay until their replacements run, wherever the auction places them (this cell included).
+   */
   async resume(): Promise<void> {
-    if (this.running) await this.running;
+    if (this.running) {
+      this.cancelled = true;
+      this.wakeUp?.();
+      await this.running;
+    }
     this.running = undefined;
+    this.cancelled = false;
     const cell = await this.o.client.get('Cell', undefined, cellObjectName(this.o.cellId));
     if (cell.status?.evacuating) await setCellEvacuating(this.o.client, cellObjectName(this.o.cellId), false);
   }
@@ -118,8 +130,17 @@ export class Evacuator {
     this.log.info({ timeoutMs, containers: cell.lrpContainers().length }, 'evacuating the cell');
     let timedOut = false;
     for (;;) {
-      for (const c of cell.lrpContainers())
+      if (this.cancelled) {
+        this.log.info(
+          { containers: cell.lrpContainers().length },
+          'evacuation cancelled (the node is schedulable again): what has not moved goes on running here',
+        );
+        return { timedOut: false, stranded: 0, cancelled: true };
+      }
+      for (const c of cell.lrpContainers()) {
+        if (this.cancelled) break;
         await this.evacuateOne(c).catch((err: unknown) => this.log.warn({ err, name: c.name }, 'evacuating'));
+      }
       await this.removeOrphanCopies().catch((err: unknown) => this.log.warn({ err }, 'removing evacuated copies'));
       if (cell.lrpContainers().length === 0 && cell.taskContainers() === 0) break;
       const left = deadline - Date.now();

@@ -82,6 +82,17 @@ const agentPod = async () => {
   const [p] = await pods('app.kubernetes.io/component=cell-agent');
   return p!;
 };
+/** The cell agent pod `pod` says it adopted each of `instances` (its log), i.e. it supervises them. */
+async function readopted(pod: string, instances: IActualLRP[]): Promise<void> {
+  await eventually(async () => {
+    const { stdout } = await kubectl('-n', system, 'logs', pod);
+    const adopted = stdout
+      .split('\n')
+      .filter((l) => l.includes('instance re-adopted'))
+      .map((l) => (JSON.parse(l) as { instanceGuid?: string }).instanceGuid);
+    for (const a of instances) expect(adopted).toContain(a.status?.instanceGuid);
+  }, 60_000);
+}
 const leader = async () =>
   (
     await rawRequest<{ spec: { holderIdentity?: string } }>(kc, {
@@ -306,6 +317,7 @@ describe('diego-operator installed with helm on a real node', () => {
     const after = await answering('web', 2);
     expect(after.map((a) => a.status?.instanceGuid).sort()).toEqual(before.map((a) => a.status?.instanceGuid).sort());
     expect(after.map(hostPort).sort()).toEqual(before.map(hostPort).sort());
+    await readopted(agent!.metadata.name, before);
   });
 
   it('adopts the running containers when the cell agent pod is deleted (SIGTERM detaches) and the DaemonSet replaces it', async () => {
@@ -315,16 +327,18 @@ describe('diego-operator installed with helm on a real node', () => {
     expect(Object.keys(pids).length).toBeGreaterThanOrEqual(2);
     const old = await agentPod();
     await kubectl('-n', system, 'delete', 'pod', old.metadata.name, '--wait=true');
-    await eventually(async () => {
-      const now = await agentPod();
-      expect(now.metadata.name).not.toBe(old.metadata.name);
-      expect(ready(now)).toBe(true);
+    const now = await eventually(async () => {
+      const p = await agentPod();
+      expect(p.metadata.name).not.toBe(old.metadata.name);
+      expect(ready(p)).toBe(true);
+      return p;
     }, 180_000);
     const after = await answering('web', 2);
     expect(after.map((a) => a.status?.instanceGuid).sort()).toEqual(before.map((a) => a.status?.instanceGuid).sort());
-    // On the host: the same containers with the same init processes, never restarted.
+    // On the host: the same containers with the same init processes, never restarted; the new agent supervises them.
     expect(containerPids()).toEqual(pids);
     for (const pid of Object.values(pids)) expect(alive(pid)).toBe(true);
+    await readopted(now.metadata.name, before);
   });
 
   it('upgrades: CRDs applied first (Helm never upgrades crds/), then helm upgrade rolls the agent with a new value; no app moves', async () => {
@@ -376,6 +390,7 @@ describe('diego-operator installed with helm on a real node', () => {
     const after = await answering('web', 2);
     expect(after.map((a) => a.status?.instanceGuid).sort()).toEqual(before.map((a) => a.status?.instanceGuid).sort());
     expect(containerPids()).toEqual(pids);
+    await readopted((await agentPod()).metadata.name, before);
   });
 
   it('evacuates on kubectl drain: the instances move to another cell, then their containers stop; uncordon takes work again', async () => {
@@ -406,6 +421,7 @@ describe('diego-operator installed with helm on a real node', () => {
         120_000,
       );
     } finally {
+      await kubectl('uncordon', node.name).catch(() => undefined);
       await other.stop();
     }
     // The other cell gone, its instances come back to the node.

@@ -321,6 +321,19 @@ describe('a cell agent confined to its own cell', () => {
     expect((await admin.get('Cell', undefined, V)).spec.capacity.memoryMb).toBe(1024);
   });
 
+  it('lets a cell agent restarted with less capacity register below what it last reported available', async () => {
+    await asA.patchStatus('Cell', { name: A }, { available: { memoryMb: 1000, diskMb: 1024, containers: 10 } });
+    // A spec write (the chart upgraded with a smaller cellAgent.capacity): its old status cannot make it lie.
+    await registerCell(a.kc, cellSpec(A, { capacity: { memoryMb: 512, diskMb: 1024, containers: 10 } }));
+    expect((await admin.get('Cell', undefined, A)).spec.capacity.memoryMb).toBe(512);
+    // Its next status report must fit the new capacity.
+    await refused(
+      asA.patchStatus('Cell', { name: A }, { available: { memoryMb: 1000, diskMb: 1024, containers: 10 } }),
+      'cell.available',
+    );
+    await asA.patchStatus('Cell', { name: A }, { available: { memoryMb: 500, diskMb: 1024, containers: 10 } });
+  });
+
   it("refuses writes to another cell's presence Lease and to the controller's leader Lease", async () => {
     await refused(renewPresence(a.kc, ns, V, 3600), 'lease.cell-presence');
     await refused(releasePresence(a.kc, ns, V), 'lease.cell-presence');

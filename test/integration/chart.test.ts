@@ -258,6 +258,23 @@ describe('helm chart', () => {
     expect(JSON.stringify(volumes)).not.toContain('-webhook-cert');
   });
 
+  it('deletes the workloads before helm uninstall removes the operator (a pre-delete hook), unless told not to', async () => {
+    const { objects } = await render(['uninstall.timeoutSeconds=120']);
+    const job = find(objects, 'Job', '-delete-workloads');
+    expect(job.metadata.annotations).toMatchObject({
+      'helm.sh/hook': 'pre-delete',
+      'helm.sh/hook-delete-policy': 'before-hook-creation,hook-succeeded',
+    });
+    const spec = podSpec(job);
+    expect(spec.containers[0]!.args).toEqual(['delete-workloads', '--timeout=120']);
+    expect(spec.containers[0]!.securityContext).toMatchObject({ runAsNonRoot: true });
+    // Its RBAC exists before it runs (a lower hook weight) and goes with it.
+    for (const kind of ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding'])
+      expect(find(objects, kind, '-delete-workloads').metadata.annotations?.['helm.sh/hook-weight']).toBe('-10');
+    const off = await render(['uninstall.deleteWorkloads=false']);
+    expect(off.objects.filter((o) => o.metadata.name.endsWith('-delete-workloads'))).toEqual([]);
+  });
+
   it('runs the cell agent privileged in the host PID and network namespaces with the host mounts runc and CNI need', async () => {
     const { objects } = await render(['cellAgent.stateDir=/data/diego'], {
       setString: ['cellAgent.nodeSelector.diego\\.dev/cell=true'],
@@ -282,8 +299,17 @@ describe('helm chart', () => {
     expect(agent.args).toContain('--evacuation-timeout=600');
     expect(agent.args).toContain('--ops-address=$(HOST_IP):17008'); // the node's address, not every interface
     expect(agent.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'ops' });
-    // The kubelet must not kill the agent while it evacuates its instances.
-    expect((spec as unknown as { terminationGracePeriodSeconds: number }).terminationGracePeriodSeconds).toBe(630);
+    // SIGTERM detaches by default (the next agent pod adopts the containers): the kubelet's usual grace period.
+    const grace = (s: PodSpec) =>
+      (s as unknown as { terminationGracePeriodSeconds: number }).terminationGracePeriodSeconds;
+    expect(agent.args).toContain('--on-sigterm=detach');
+    expect(grace(spec)).toBe(30);
+    // With Diego's SIGTERM (evacuate), the kubelet must not kill the agent while it evacuates its instances.
+    const evacuating = podSpec(
+      find((await render(['cellAgent.onSigterm=evacuate'])).objects, 'DaemonSet', '-cell-agent'),
+    );
+    expect(evacuating.containers[0]!.args).toContain('--on-sigterm=evacuate');
+    expect(grace(evacuating)).toBe(630);
     expect(mounts).toMatchObject({
       '/run/netns': { host: '/run/netns', propagation: 'Bidirectional' },
       '/data/diego': { host: '/data/diego', propagation: 'Bidirectional' },
@@ -505,6 +531,11 @@ describe('helm chart', () => {
         ],
         /at '\/cellAgent\/defaultEgress\/0\/protocol'/,
       ],
+      [
+        ['--set', 'cellAgent.onSigterm=drain'],
+        /at '\/cellAgent\/onSigterm': value must be one of 'detach', 'evacuate'/,
+      ],
+      [['--set', 'uninstall.timeoutSeconds=soon'], /at '\/uninstall\/timeoutSeconds': got string, want integer/],
     ];
     for (const [set, message] of cases) {
       const res = await helmRun(['template', release, chart, ...set]);
@@ -537,6 +568,19 @@ describe('helm chart', () => {
     expect(allows(controller, '', 'limitranges', 'list')).toBe(true); // the webhook's namespace caps
     const leases = rulesOf(find(objects, 'Role', '-controller'));
     expect(allows(leases, 'coordination.k8s.io', 'leases', 'update')).toBe(true);
+    // The BBS checks at start that its namespace exists: that one namespace only.
+    const bbs = find(objects, 'ClusterRole', '-bbs') as unknown as {
+      rules: (PolicyRule & { resourceNames?: string[] })[];
+    };
+    expect(bbs.rules.find((r) => r.resources?.includes('namespaces'))).toMatchObject({
+      resourceNames: [ns],
+      verbs: ['get'],
+    });
+    // helm uninstall's hook deletes the workloads (and may do nothing else).
+    const hook = rulesOf(find(objects, 'ClusterRole', '-delete-workloads'));
+    expect(hook).toEqual([
+      { apiGroups: ['diego.dev'], resources: ['desiredlrps', 'tasks', 'actuallrps'], verbs: ['get', 'list', 'delete'] },
+    ]);
     const agent = rulesOf(find(objects, 'ClusterRole', '-cell-agent'));
     expect(allows(agent, '', 'nodes', 'get')).toBe(true);
     expect(allows(agent, 'diego.dev', 'cells', 'create')).toBe(true);

@@ -242,6 +242,31 @@ describe('evacuation', () => {
     }
   }, 60_000);
 
+  it('an uncordon mid-evacuation cancels it: what has not moved runs on, nothing is stranded', async () => {
+    // No other cell: the replacement cannot be placed, so the evacuation would wait for its timeout and then stop
+    // the instance. Uncordoning (resume) ends it at once instead, and the cell takes its own instance back.
+    const [cell] = await env.startCells(1, () => ({ ...opts, evacuationTimeoutMs: 600_000 }));
+    const d = await desire(1);
+    const [before] = await runningOn(d, 1, cell!.o.cellId);
+    const guid = before!.status!.instanceGuid!;
+    const evacuation = cell!.evacuator.evacuate();
+    await eventually(async () => expect(byPresence(await instancesOf(d), 'EVACUATING')).toHaveLength(1));
+    const started = Date.now();
+    await cell!.evacuator.resume();
+    expect(await evacuation).toEqual({ timedOut: false, stranded: 0, cancelled: true });
+    expect(Date.now() - started).toBeLessThan(60_000); // not the 600 s timeout
+    expect(cell!.containers.has(guid)).toBe(true);
+    expect((await client.get('Cell', undefined, cell!.name)).status?.evacuating).toBe(false);
+    // The replacement lands on this cell again; once it runs, the copy goes and its old container stops.
+    await eventually(async () => {
+      const all = await instancesOf(d);
+      expect(byPresence(all, 'EVACUATING')).toHaveLength(0);
+      const [now] = byPresence(all, 'ORDINARY');
+      expect(now?.status).toMatchObject({ state: 'RUNNING', cellId: cell!.o.cellId });
+      expect(cell!.containers.has(guid)).toBe(false);
+    }, 30_000);
+  }, 90_000);
+
   it('RECREATE: no copies; one instance at a time is stopped and placed elsewhere', async () => {
     const [draining] = await env.startCells(1, () => opts);
     const d = await desire(2, undefined, { updateStrategy: 'RECREATE' });
