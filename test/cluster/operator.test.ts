@@ -7,8 +7,8 @@
 // its pod deleted and the running containers are adopted; `helm upgrade` (CRDs first) changes a value and rolls the
 // agent without moving an app; `kubectl drain` evacuates the node's instances to another cell; `helm uninstall` with
 // apps still running leaves no container, network namespace, cgroup, mount or finalizer behind.
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +20,7 @@ import { kubeConfigFromString, rawRequest } from '../../src/lib/kube.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
 import { API_SCENARIO_STEPS, runBbsClient } from '../support/bbs-go.ts';
 import { eventually } from '../support/eventually.ts';
+import { alive, containerPids as hostContainerPids, ctr, leftOf } from './host.ts';
 import { SimCell } from '../support/sim-cell.ts';
 
 const run = promisify(execFile);
@@ -32,10 +33,12 @@ const [repository, tag] = inject('clusterImages')
   .operator.replace(/^docker\.io\/library\//, '')
   .split(':') as [string, string];
 const system = 'diego-system';
-const stateDir = join(node.dir, 'cell');
+const stateDir = inject('clusterStateDir');
+const external = inject('clusterExternal');
 const apps = 'apps';
 const release = 'diego';
-// A fixed cluster IP for the BBS Service (in the control plane's 10.0.0.0/24), so its server certificate can name it.
+// A fixed cluster IP for the BBS Service (in the control plane's 10.0.0.0/24), so its server certificate can name it;
+// on an external cluster (kind) the suite reaches the BBS through `kubectl port-forward` on 127.0.0.1 instead.
 const bbsIp = '10.0.0.200';
 const bbsPort = 8889;
 const tlsDir = mkdtempSync(join(tmpdir(), 'diego-bbs-tls-'));
@@ -63,21 +66,7 @@ const running = (as: IActualLRP[]) => as.filter((a) => a.status?.state === 'RUNN
 const hostPort = (a: IActualLRP) => a.status?.netInfo?.ports?.find((p) => p.containerPort === 8080)?.hostPort;
 /** Each runc container of the cell agent on the host and its init process (host invariants across agent restarts). */
 const runcRoot = join(stateDir, 'runc');
-function containerPids(): Record<string, number> {
-  const out: Record<string, number> = {};
-  const ids = existsSync(runcRoot) ? readdirSync(runcRoot) : [];
-  for (const id of ids) {
-    try {
-      out[id] = (
-        JSON.parse(readFileSync(join(runcRoot, id, 'state.json'), 'utf8')) as { init_process_pid: number }
-      ).init_process_pid;
-    } catch {
-      // removed meanwhile
-    }
-  }
-  return out;
-}
-const alive = (pid: number) => existsSync(`/proc/${pid}`);
+const containerPids = () => hostContainerPids(runcRoot);
 const agentPod = async () => {
   const [p] = await pods('app.kubernetes.io/component=cell-agent');
   return p!;
@@ -92,6 +81,27 @@ async function readopted(pod: string, instances: IActualLRP[]): Promise<void> {
       .map((l) => (JSON.parse(l) as { instanceGuid?: string }).instanceGuid);
     for (const a of instances) expect(adopted).toContain(a.status?.instanceGuid);
   }, 60_000);
+}
+/** `kubectl port-forward` of `target`'s `port` to a free local port, until stop(). */
+async function portForward(target: string, port: number): Promise<{ port: number; stop: () => void }> {
+  const child = spawn(inject('clusterKubectl'), [
+    `--kubeconfig=${kubeconfig}`,
+    '-n',
+    system,
+    'port-forward',
+    target,
+    `:${port}`,
+  ]);
+  const local = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`kubectl port-forward ${target} exited (${code}): ${out}`)));
+  });
+  return { port: local, stop: () => child.kill() };
 }
 const leader = async () =>
   (
@@ -139,8 +149,8 @@ beforeAll(async () => {
   const ca = await createCA({ commonName: 'bbs-test-ca' });
   const server = await issueCert(ca, {
     commonName: 'bbs',
-    ipAddresses: [bbsIp],
-    dnsNames: [`${release}-bbs.${system}.svc`],
+    ipAddresses: [bbsIp, '127.0.0.1'],
+    dnsNames: [`${release}-diego-operator-bbs.${system}.svc`],
     usage: 'server',
   });
   const clientCert = await issueCert(ca, { commonName: 'cloud-controller', usage: 'client' });
@@ -169,15 +179,13 @@ beforeAll(async () => {
     `image.tag=${tag}`,
     '--set',
     'image.pullPolicy=Never',
-    // Under the node's directory, a shared mount (the state is mounted Bidirectional), as /var/lib is on systemd hosts.
     '--set',
     `cellAgent.stateDir=${stateDir}`,
     '--set',
     'bbs.enabled=true',
     '--set',
     'bbs.tls.existingSecret=bbs-tls',
-    '--set',
-    `bbs.service.clusterIP=${bbsIp}`,
+    ...(external ? [] : ['--set', `bbs.service.clusterIP=${bbsIp}`]),
     '--wait',
     '--timeout',
     '8m',
@@ -212,14 +220,30 @@ describe('diego-operator installed with helm on a real node', () => {
     );
   });
 
-  it('apply → one instance RUNNING and answering, again and again: p50/p99 through the DaemonSet', async () => {
+  it('apply → healthy RUNNING, again and again: p50/p99 through the DaemonSet (the spec of bench:runc-start)', async () => {
+    // The host-process figure's app (bench/runc-start.ts): busybox httpd with a TCP check, no setup action.
+    const app = (name: string) => {
+      const d = web(name, 1);
+      const { setup: _, ...spec } = { ...d.spec, checkDefinition: { checks: [{ tcpCheck: { port: 8080 } }] } };
+      return {
+        ...d,
+        spec: { ...spec, action: { run: { ...d.spec.action.run, args: ['-f', '-p', '8080', '-h', '/'] } } },
+      };
+    };
     const samples: number[] = [];
     for (let i = 0; i < 12; i++) {
       const name = `lat-${i}`;
       const t0 = Date.now();
-      await client.create('DesiredLRP', web(name, 1));
-      await answering(name, 1, 120_000);
+      await client.create('DesiredLRP', app(name));
+      const [up] = await eventually(async () => {
+        const r = running(await instances(name));
+        expect(r).toHaveLength(1);
+        return r;
+      }, 120_000);
       samples.push(Date.now() - t0);
+      // It answers HTTP on the node's host port (a directory listing or a 404: any answer).
+      const res = await fetch(`http://${node.ip}:${hostPort(up!)}/`, { signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBeGreaterThan(0);
       await client.delete('DesiredLRP', { namespace: apps, name });
     }
     await eventually(async () => {
@@ -229,7 +253,7 @@ describe('diego-operator installed with helm on a real node', () => {
     const sorted = [...samples].sort((a, b) => a - b);
     const q = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
     console.log(
-      `apply → 1 instance RUNNING and answering through the DaemonSet, ${samples.length} runs: ` +
+      `apply → 1 instance healthy RUNNING through the DaemonSet, ${samples.length} runs: ` +
         `p50 ${(q(0.5) / 1000).toFixed(2)} s, p99 ${(q(0.99) / 1000).toFixed(2)} s`,
     );
   });
@@ -244,7 +268,8 @@ describe('diego-operator installed with helm on a real node', () => {
   });
 
   it("runs Diego's Go BBS client scenario through the BBS Service with mutual TLS", { timeout: 420_000 }, async () => {
-    const url = `https://${bbsIp}:${bbsPort}`;
+    const forward = external ? await portForward(`svc/${release}-diego-operator-bbs`, bbsPort) : undefined;
+    const url = forward ? `https://127.0.0.1:${forward.port}` : `https://${bbsIp}:${bbsPort}`;
     // Without a client certificate the BBS refuses the connection.
     const { request } = await import('node:https');
     const ca = readFileSync(join(tlsDir, 'ca.crt'));
@@ -268,6 +293,7 @@ describe('diego-operator installed with helm on a real node', () => {
       );
       expect({ code: res.code, ok: res.ok }, res.stderr.slice(-4000)).toEqual({ code: 0, ok: API_SCENARIO_STEPS });
     } finally {
+      forward?.stop();
       await cell.stop();
     }
   });
@@ -305,8 +331,7 @@ describe('diego-operator installed with helm on a real node', () => {
       (p.status as { containerStatuses?: { containerID?: string; restartCount: number }[] } | undefined)
         ?.containerStatuses?.[0];
     const id = status(agent!)!.containerID!.replace(/^containerd:\/\//, '');
-    const { bin, socket } = inject('clusterCtr');
-    await run(bin, ['--address', socket, '-n', 'k8s.io', 'tasks', 'kill', '--signal', 'SIGKILL', id]);
+    await ctr('-n', 'k8s.io', 'tasks', 'kill', '--signal', 'SIGKILL', id);
     await eventually(async () => {
       const [now] = await pods('app.kubernetes.io/component=cell-agent');
       expect(now!.metadata.name).toBe(agent!.metadata.name);
@@ -323,7 +348,7 @@ describe('diego-operator installed with helm on a real node', () => {
   it('adopts the running containers when the cell agent pod is deleted (SIGTERM detaches) and the DaemonSet replaces it', async () => {
     const before = running(await instances('web'));
     expect(before).toHaveLength(2);
-    const pids = containerPids();
+    const pids = await containerPids();
     expect(Object.keys(pids).length).toBeGreaterThanOrEqual(2);
     const old = await agentPod();
     await kubectl('-n', system, 'delete', 'pod', old.metadata.name, '--wait=true');
@@ -336,8 +361,8 @@ describe('diego-operator installed with helm on a real node', () => {
     const after = await answering('web', 2);
     expect(after.map((a) => a.status?.instanceGuid).sort()).toEqual(before.map((a) => a.status?.instanceGuid).sort());
     // On the host: the same containers with the same init processes, never restarted; the new agent supervises them.
-    expect(containerPids()).toEqual(pids);
-    for (const pid of Object.values(pids)) expect(alive(pid)).toBe(true);
+    expect(await containerPids()).toEqual(pids);
+    expect(await alive(Object.values(pids))).toEqual(Object.values(pids).map(() => true));
     await readopted(now.metadata.name, before);
   });
 
@@ -365,7 +390,7 @@ describe('diego-operator installed with helm on a real node', () => {
     expect(await columns()).toEqual(want);
 
     const before = running(await instances('web'));
-    const pids = containerPids();
+    const pids = await containerPids();
     const old = await agentPod();
     await helm(
       'upgrade',
@@ -389,14 +414,14 @@ describe('diego-operator installed with helm on a real node', () => {
     }, 180_000);
     const after = await answering('web', 2);
     expect(after.map((a) => a.status?.instanceGuid).sort()).toEqual(before.map((a) => a.status?.instanceGuid).sort());
-    expect(containerPids()).toEqual(pids);
+    expect(await containerPids()).toEqual(pids);
     await readopted((await agentPod()).metadata.name, before);
   });
 
   it('evacuates on kubectl drain: the instances move to another cell, then their containers stop; uncordon takes work again', async () => {
     const cell = cellObjectName(node.name);
     const other = await new SimCell(kc, { cellId: 'drain-sim-cell', stacks: ['busybox'] }).start();
-    const pids = containerPids();
+    const pids = await containerPids();
     expect(Object.keys(pids).length).toBeGreaterThanOrEqual(2);
     try {
       // Cordon and evict (the operator's own pods stay: on a one-node cluster they have nowhere else to go).
@@ -412,8 +437,8 @@ describe('diego-operator installed with helm on a real node', () => {
         const now = await instances('web');
         expect(running(now).filter((a) => a.spec.cellId === other.o.cellId)).toHaveLength(2);
         expect(now.filter((a) => a.spec.cellId === node.name)).toEqual([]);
-        expect(containerPids()).toEqual({});
-        for (const pid of Object.values(pids)) expect(alive(pid)).toBe(false);
+        expect(await containerPids()).toEqual({});
+        expect(await alive(Object.values(pids))).toEqual(Object.values(pids).map(() => false));
       }, 180_000);
       await kubectl('uncordon', node.name);
       await eventually(
@@ -431,19 +456,15 @@ describe('diego-operator installed with helm on a real node', () => {
   it('uninstalls with apps running: the hook deletes them; no container, network namespace, cgroup, mount or finalizer is left; the CRDs stay', async () => {
     const guids = running(await instances('web')).map((a) => a.status!.instanceGuid!);
     expect(guids).toHaveLength(2);
-    expect(Object.keys(containerPids()).length).toBeGreaterThanOrEqual(2);
+    expect(Object.keys(await containerPids()).length).toBeGreaterThanOrEqual(2);
     await helm('uninstall', release, '--namespace', system, '--wait', '--timeout', '8m');
     uninstalled = true;
     // The pre-delete hook returned only once every ActualLRP was gone, i.e. every container destroyed.
     expect(await client.list('DesiredLRP')).toEqual([]);
     expect(await client.list('ActualLRP')).toEqual([]);
     expect(await client.list('Task')).toEqual([]);
-    expect(containerPids()).toEqual({});
-    for (const g of guids) {
-      expect(readdirSync('/run/netns').filter((n) => n.includes(g))).toEqual([]);
-      expect(readdirSync('/sys/fs/cgroup/memory').filter((n) => n.includes(g))).toEqual([]);
-      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(g);
-    }
+    expect(await containerPids()).toEqual({});
+    for (const g of guids) expect(await leftOf(g)).toEqual([]);
     await eventually(async () => expect(await pods(`app.kubernetes.io/instance=${release}`)).toEqual([]), 120_000);
     // Helm keeps CRDs (crds/ is installed once and never deleted).
     const crds = await rawRequest<{ items: { metadata: { name: string } }[] }>(kc, {
