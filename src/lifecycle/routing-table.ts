@@ -176,7 +176,7 @@ function tcpMapping(r: TcpRoute, e: Endpoint): TcpMapping {
 
 /** The registrations of one process: its routes × the endpoints of its routable instances. */
 export function routesOf(d: IDesiredLRP, actuals: readonly IActualLRP[], opts: RoutingOptions = {}): ProcessRoutes {
-  const parsed = parseRoutes(d.spec.routes as Record<string, unknown> | undefined, d.spec.ports ?? []);
+  const parsed = parseRoutes(d.spec.routes, d.spec.ports ?? []);
   const out: ProcessRoutes = { http: [], internal: [], tcp: [], problems: parsed.problems };
   if (parsed.http.length + parsed.internal.length + parsed.tcp.length === 0) return out;
   const endpoints = actuals.filter((a) => a.spec.processGuid === d.spec.processGuid).flatMap(endpointsOf);
