@@ -54,6 +54,7 @@ export const chartValues = z
         controller: z.object({ name: str }).strict(),
         cellAgent: z.object({ name: str }).strict(),
         bbs: z.object({ name: str }).strict(),
+        routeEmitter: z.object({ name: str }).strict(),
       })
       .strict(),
     controller: z
@@ -139,6 +140,28 @@ export const chartValues = z
         service: z
           .object({ type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer']), clusterIP: str, annotations: map })
           .strict(),
+        resources,
+        ...podPlacement,
+      })
+      .strict(),
+    routeEmitter: z
+      .object({
+        enabled: bool,
+        replicas: count,
+        nats: z
+          .object({
+            servers: str,
+            user: str,
+            existingSecret: str,
+            passwordKey: str.min(1),
+            tls: z
+              .object({ enabled: bool, caKey: str.min(1), certKey: str.min(1), keyKey: str.min(1) })
+              .strict(),
+          })
+          .strict(),
+        directInstanceRoutes: bool,
+        emitEndpointUpdatedAt: bool,
+        metricsPort: port,
         resources,
         ...podPlacement,
       })

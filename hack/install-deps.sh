@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # containerd (containerd, ctr, the runc shim): the containerd backend and its tests; mmdebstrap (with
 # debian-archive-keyring): the Debian rootfs of preloaded stacks such as cflinuxfs4 (src/cell-agent/backends/rootfs.ts);
 # socat: the container proxy (src/cell-agent/executor/proxy.ts); iptables: egress rules and CNI's portmap;
-# unzip: zip downloads; tar: streaming files in and out.
+# unzip: zip downloads; tar: streaming files in and out; nats-server: the NATS bus the route emitter's tests
+# register routes on (as gorouter reads them).
 pkgs=(openssl util-linux ca-certificates git runc busybox-static containernetworking-plugins iproute2 containerd
-  mmdebstrap debian-archive-keyring socat iptables unzip tar)
+  mmdebstrap debian-archive-keyring socat iptables unzip tar nats-server)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -11,6 +11,9 @@ Commands:
   cell-agent    Diego's rep and executor for one cell.
   bbs           Diego's BBS API (protobuf over HTTP, mutual TLS) on top of the CRDs.
   install-crds  Install or update the Diego CRDs in the cluster of --kubeconfig.
+  route-emitter Diego's route-emitter: registers the instances of DesiredLRPs with routes with gorouter over NATS
+                (--nats-servers nats://host:4222; --nats-user, --nats-password-file, --nats-tls-ca/-cert/-key;
+                --direct-instance-routes, --emit-endpoint-updated-at as Diego's options). One replica emits at a time.
   delete-workloads
                 Delete every DesiredLRP, Task and ActualLRP and wait (--timeout seconds, default 300) until the
                 cell agents destroyed their containers: what the chart runs before \`helm uninstall\` removes it.
@@ -94,6 +97,45 @@ async function main(argv: string[]): Promise<number> {
       await installCRDs(loadKubeConfig(values.kubeconfig));
       log.info('Diego CRDs installed and established');
       return 0;
+    }
+    case 'route-emitter': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          kubeconfig: { type: 'string' },
+          'system-namespace': { type: 'string', default: 'diego-system' },
+          namespace: { type: 'string' },
+          'nats-servers': { type: 'string' },
+          'nats-user': { type: 'string' },
+          'nats-password-file': { type: 'string' },
+          'nats-tls-ca': { type: 'string' },
+          'nats-tls-cert': { type: 'string' },
+          'nats-tls-key': { type: 'string' },
+          'metrics-address': { type: 'string', default: ':8080' },
+          'metrics-auth': { type: 'string', default: 'auto' },
+          'direct-instance-routes': { type: 'boolean', default: false },
+          'emit-endpoint-updated-at': { type: 'boolean', default: false },
+        },
+      });
+      const servers = values['nats-servers'];
+      if (!servers) throw new Error('--nats-servers is required, e.g. --nats-servers nats://nats.example:4222');
+      const { runRouteEmitter } = await import('./cmd/route-emitter.ts');
+      return runRouteEmitter({
+        log,
+        kubeconfig: values.kubeconfig,
+        systemNamespace: values['system-namespace'],
+        namespace: values.namespace,
+        natsServers: servers,
+        natsUser: values['nats-user'],
+        natsPasswordFile: values['nats-password-file'],
+        natsTlsCa: values['nats-tls-ca'],
+        natsTlsCert: values['nats-tls-cert'],
+        natsTlsKey: values['nats-tls-key'],
+        metricsAddress: values['metrics-address'],
+        metricsAuth: authMode('--metrics-auth', values['metrics-auth']),
+        directInstanceRoutes: values['direct-instance-routes'],
+        emitEndpointUpdatedAt: values['emit-endpoint-updated-at'],
+      });
     }
     case 'delete-workloads': {
       const { values } = parseArgs({

@@ -12,6 +12,7 @@ import { type RateLimit, TokenBucket } from '../lib/rate-limit.ts';
 import { metrics } from './metrics.ts';
 import { DiegoClient, isNotFound } from '../lib/resources.ts';
 import { Auctioneer } from './auctioneer.ts';
+import { EndpointSlices } from './endpoint-slices.ts';
 import { DiegoCache, type Lease } from './cache.ts';
 import { Converger } from './converger.ts';
 import { CellPresence } from './presence.ts';
@@ -42,6 +43,8 @@ export interface ManagerOptions {
   /** The controllers' client-side request limit (default DEFAULT_CLIENT_RATE_LIMIT; qps 0: none). */
   clientRateLimit?: RateLimit;
   task?: { expirePendingMs?: number; expireCompletedMs?: number; kickMs?: number };
+  /** A headless Service and EndpointSlices for each routed DesiredLRP (endpoint-slices.ts). */
+  endpointSlices?: boolean;
 }
 
 interface Running {
@@ -50,6 +53,7 @@ interface Running {
   converger: Converger;
   auctioneer: Auctioneer;
   tasks: TaskController;
+  endpoints?: EndpointSlices;
 }
 
 export class Manager {
@@ -161,7 +165,11 @@ export class Manager {
       convergeIntervalMs: this.o.convergeIntervalMs,
       ...this.o.task,
     });
-    this.running = { cache, presence, converger, auctioneer, tasks };
+    const endpoints = this.o.endpointSlices
+      ? new EndpointSlices({ kc, cache, log, events: new EventRecorder(kc, 'diego-endpoints', log) })
+      : undefined;
+    endpoints?.register();
+    this.running = { cache, presence, converger, auctioneer, tasks, endpoints };
     signal.addEventListener('abort', () => void this.stopControllers(), { once: true });
     await cache.start();
     if (signal.aborted) return;
@@ -169,6 +177,7 @@ export class Manager {
     auctioneer.start();
     converger.start();
     tasks.start();
+    endpoints?.start();
     this.log.info('controllers started');
   }
 
@@ -177,7 +186,7 @@ export class Manager {
     if (!r) return;
     this.running = undefined;
     // Stop writing first, then stop watching.
-    await Promise.all([r.converger.stop(), r.auctioneer.stop(), r.tasks.stop()]);
+    await Promise.all([r.converger.stop(), r.auctioneer.stop(), r.tasks.stop(), r.endpoints?.stop()]);
     r.presence.stop();
     await r.cache.stop();
     this.log.info('controllers stopped');

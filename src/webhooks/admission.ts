@@ -1,5 +1,5 @@
 // admission.k8s.io/v1 AdmissionReview handling: turns a review request into an allow/deny response.
-import { describeErrors, validateSpec } from './validate.ts';
+import { describeErrors, routeErrors, validateSpec } from './validate.ts';
 
 export interface AdmissionRequest {
   uid: string;
@@ -31,7 +31,10 @@ export function review(body: AdmissionReview): AdmissionReview {
   if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') {
     return { ...base, response: { uid: request.uid, allowed: true } };
   }
-  const errors = validateSpec(request.kind.kind, request.object?.spec);
+  const spec = request.object?.spec;
+  const errors = validateSpec(request.kind.kind, spec);
+  if (request.kind.kind === 'DesiredLRP' && errors.length === 0 && spec && typeof spec === 'object')
+    errors.push(...routeErrors(spec as Record<string, unknown>));
   if (errors.length === 0) return { ...base, response: { uid: request.uid, allowed: true } };
   return {
     ...base,

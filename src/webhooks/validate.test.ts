@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_ACTION_DEPTH } from '../crds/actions.ts';
 import { review } from './admission.ts';
-import { formatPath, validateSpec } from './validate.ts';
+import { formatPath, routeErrors, validateSpec } from './validate.ts';
 
 const run = { run: { path: '/bin/true', user: 'root' } };
 const lrp = (extra: Record<string, unknown> = {}) => ({
@@ -53,10 +53,49 @@ describe('validateSpec', () => {
 
   it('limits all route values together to 128 KiB', () => {
     const routes = {
-      'cf-router': [{ hostnames: ['x'.repeat(70 * 1024)] }],
-      'tcp-router': [{ external_port: 'y'.repeat(70 * 1024) }],
+      'my-router': [{ hostnames: ['x'.repeat(70 * 1024)] }],
+      'other-router': [{ external_port: 'y'.repeat(70 * 1024) }],
     };
     expect(validateSpec('DesiredLRP', lrp({ routes })).map((e) => e.field)).toEqual(['spec.routes']);
+  });
+
+  it('refuses routes the route emitter could not register, naming the field', () => {
+    const routes = {
+      'cf-router': [
+        { hostnames: ['app.example.test', 'no spaces allowed'], port: 8080 },
+        { hostnames: ['b.test'], port: 9000 },
+      ],
+      'diego-ssh': { anything: 'goes' },
+    };
+    // Admission refuses them (review); validateSpec, which the controllers also ask, does not: stored objects run.
+    expect(validateSpec('DesiredLRP', lrp({ ports: [8080], routes }))).toEqual([]);
+    const denied = review({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: 'u',
+        kind: { group: 'diego.dev', version: 'v1alpha1', kind: 'DesiredLRP' },
+        operation: 'CREATE',
+        object: { spec: lrp({ ports: [8080], routes }) },
+      },
+    }).response!;
+    expect(denied.allowed).toBe(false);
+    expect(routeErrors(lrp({ ports: [8080], routes }))).toEqual([
+      {
+        field: 'spec.routes["cf-router"][0].hostnames[1]',
+        message: '"no spaces allowed" is not a host name (a DNS name, maybe with a leading "*." and a /path)',
+      },
+      {
+        field: 'spec.routes["cf-router"][1].port',
+        message: 'port 9000 is not one of spec.ports (8080): no instance serves it',
+      },
+    ]);
+    expect(
+      validateSpec(
+        'DesiredLRP',
+        lrp({ ports: [8080], routes: { 'cf-router': [{ hostnames: ['a.test'], port: 8080 }] } }),
+      ),
+    ).toEqual([]);
   });
 
   it('refuses a tree deeper than the limit without recursing into it', () => {

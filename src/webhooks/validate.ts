@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { actionDepth, MAX_ACTION_DEPTH } from '../crds/actions.ts';
 import { ANNOTATION_MAX_BYTES, ROUTES_MAX_BYTES, VOLUME_MOUNTED_FILES_MAX_BYTES } from '../crds/common.ts';
 import { KINDS, type KindInfo } from '../crds/kinds.ts';
+import { parseRoutes } from '../crds/routes.ts';
 import { diegoRules } from './diego-rules.ts';
 
 export interface FieldError {
@@ -87,6 +88,21 @@ export function validateSpec(kind: string, spec: unknown): FieldError[] {
   // A tree past the depth limit is not handed to zod at all.
   if (limits.some((e) => e.message.startsWith('action tree'))) return limits;
   return [...zodErrors(info.spec, spec, ['spec']), ...limits, ...diegoRules(spec as Record<string, unknown>)];
+}
+
+/**
+ * Admission only: a DesiredLRP's cf-router, tcp-router and internal-router routes must be what the route emitter
+ * can register. Not part of validateSpec: an object stored before this check still runs (its bad routes are
+ * skipped by the emitter, with an Event), it is only refused when written again.
+ */
+export function routeErrors(spec: Record<string, unknown>): FieldError[] {
+  const routes = spec.routes;
+  if (!routes || typeof routes !== 'object' || Array.isArray(routes)) return [];
+  const ports = Array.isArray(spec.ports) ? spec.ports.filter((p): p is number => typeof p === 'number') : [];
+  return parseRoutes(routes as Record<string, unknown>, ports).problems.map((p) => ({
+    field: `spec.${p.field}`,
+    message: p.message,
+  }));
 }
 
 export function describeErrors(errors: FieldError[]): string {

@@ -21,6 +21,7 @@ const lifecycle = <S extends Parameters<typeof bbs>[1]>(path: string, schema: S,
 const placedLRP = (cellId: string, instances: number) =>
   placed('cell-app', cellId, instances, {
     metricTags: { source_id: { static: 'src' } },
+    ports: [8080],
     routes: { routes: { 'cf-router': new TextEncoder().encode('[{"hostnames":["a.example"],"port":8080}]') } },
   });
 

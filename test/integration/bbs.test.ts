@@ -12,7 +12,7 @@ const env = useDiego('bbs', { convergeIntervalMs: 1000 });
 const { app, bbs } = useBbsApp(env);
 
 const desiredLRP = (processGuid: string, instances: number): MessageInitShape<typeof m.DesiredLRPSchema> =>
-  desiredLRPInit(processGuid, instances, { annotation: 'v1' });
+  desiredLRPInit(processGuid, instances, { annotation: 'v1', ports: [8080] });
 
 const actuals = (processGuid: string) =>
   bbs('/v1/actual_lrps/list', m.ActualLRPsRequestSchema, { processGuid }, m.ActualLRPsResponseSchema);

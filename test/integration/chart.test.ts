@@ -258,6 +258,56 @@ describe('helm chart', () => {
     expect(JSON.stringify(volumes)).not.toContain('-webhook-cert');
   });
 
+  it('runs the route emitter when asked: NATS from values, a Secret for credentials, read-only RBAC and its own Lease', async () => {
+    expect((await render()).objects.filter((o) => o.metadata.name.endsWith('-route-emitter'))).toEqual([]);
+    const { objects } = await render([
+      'routeEmitter.enabled=true',
+      'routeEmitter.nats.servers=tls://nats.cf.svc:4222',
+      'routeEmitter.nats.user=emitter',
+      'routeEmitter.nats.existingSecret=nats-creds',
+      'routeEmitter.nats.tls.enabled=true',
+      'routeEmitter.directInstanceRoutes=true',
+    ]);
+    const spec = podSpec(find(objects, 'Deployment', '-route-emitter'));
+    expect(spec.containers[0]!.args).toEqual(
+      expect.arrayContaining([
+        'route-emitter',
+        '--nats-servers=tls://nats.cf.svc:4222',
+        '--nats-user=emitter',
+        '--nats-password-file=/etc/diego-operator/nats/password',
+        '--nats-tls-ca=/etc/diego-operator/nats/ca.crt',
+        '--direct-instance-routes',
+      ]),
+    );
+    const reads = rulesOf(find(objects, 'ClusterRole', '-route-emitter'));
+    expect(allows(reads, 'diego.dev', 'actuallrps', 'watch')).toBe(true);
+    expect(allows(reads, 'diego.dev', 'desiredlrps', 'list')).toBe(true);
+    for (const verb of ['create', 'patch', 'update', 'delete'])
+      for (const r of ['actuallrps', 'desiredlrps'])
+        expect(allows(reads, 'diego.dev', r, verb), `${r} ${verb}`).toBe(false);
+    const lease = find(objects, 'Role', '-route-emitter') as unknown as {
+      rules: (PolicyRule & { resourceNames?: string[] })[];
+    };
+    expect(lease.rules.find((r) => r.verbs.includes('update'))?.resourceNames).toEqual([
+      'diego-operator-route-emitter',
+    ]);
+    const missing = await helmRun(['template', release, chart, '--set', 'routeEmitter.enabled=true']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/routeEmitter\.nats\.servers is required/);
+    const noSecret = await helmRun([
+      'template',
+      release,
+      chart,
+      '--set',
+      'routeEmitter.enabled=true',
+      '--set',
+      'routeEmitter.nats.servers=nats://n:4222',
+      '--set',
+      'routeEmitter.nats.user=u',
+    ]);
+    expect(noSecret.stderr).toMatch(/routeEmitter\.nats\.existingSecret is required/);
+  });
+
   it('deletes the workloads before helm uninstall removes the operator (a pre-delete hook), unless told not to', async () => {
     const { objects } = await render(['uninstall.timeoutSeconds=120']);
     const job = find(objects, 'Job', '-delete-workloads');
