@@ -154,9 +154,7 @@ export const chartValues = z
             user: str,
             existingSecret: str,
             passwordKey: str.min(1),
-            tls: z
-              .object({ enabled: bool, caKey: str.min(1), certKey: str.min(1), keyKey: str.min(1) })
-              .strict(),
+            tls: z.object({ enabled: bool, caKey: str.min(1), certKey: str.min(1), keyKey: str.min(1) }).strict(),
           })
           .strict(),
         directInstanceRoutes: bool,
