@@ -66,6 +66,7 @@ export const chartValues = z
         podDisruptionBudget: z.object({ enabled: bool, minAvailable: z.union([count, str]) }).strict(),
         kubeApiQps: z.number().min(0),
         kubeApiBurst: count,
+        endpointSlices: bool,
         ...podPlacement,
       })
       .strict(),

@@ -22,6 +22,10 @@ Commands:
 Common flags:
   --kubeconfig PATH   Cluster to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
 
+Controller:
+  controller  --endpoint-slices true|false   A headless Service and EndpointSlices for each DesiredLRP with routes (or
+                                             the annotation diego.dev/endpoints: "true"); default true.
+
 Cell agent stopping:
   cell-agent  --on-sigterm evacuate|detach   SIGTERM evacuates the cell first (evacuate: Diego's rep, default) or
                                              exits leaving the containers running for the next agent to adopt
@@ -68,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
           'image-credentials-audience': { type: 'string', default: '' },
           'kube-api-qps': { type: 'string', default: '1000' },
           'kube-api-burst': { type: 'string', default: '2000' },
+          'endpoint-slices': { type: 'string', default: 'true' },
         },
       });
       const { runController } = await import('./cmd/controller.ts');
@@ -89,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
           qps: nonNegative('--kube-api-qps', values['kube-api-qps']),
           burst: nonNegative('--kube-api-burst', values['kube-api-burst']),
         },
+        endpointSlices: bool('--endpoint-slices', values['endpoint-slices']),
       });
     }
     case 'install-crds': {
@@ -315,6 +321,12 @@ function authMode(flag: string, value: string): 'kubernetes' | 'none' | 'auto' {
 }
 
 /** A flag's value as a number ≥ 0, or an error that names the flag. */
+function bool(flag: string, value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new Error(`${flag} must be true or false (got "${value}")`);
+}
+
 function nonNegative(flag: string, value: string): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} must be a number ≥ 0 (got "${value}")`);

@@ -33,6 +33,8 @@ export interface ControllerOptions {
   imageCredentialsAudience?: string;
   /** The controllers' client-side request limit (--kube-api-qps, --kube-api-burst; qps 0: none). */
   clientRateLimit?: RateLimit;
+  /** Services and EndpointSlices for routed DesiredLRPs (--endpoint-slices). */
+  endpointSlices?: boolean;
 }
 
 export async function runController(opts: ControllerOptions): Promise<number> {
@@ -69,6 +71,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     leaderElection: true,
     systemNamespace: opts.systemNamespace,
     clientRateLimit: opts.clientRateLimit,
+    endpointSlices: opts.endpointSlices,
   });
   await manager.start();
   const [host, port] = splitAddress(opts.metricsAddress);

@@ -38,7 +38,7 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
     const webhook = await startLocalWebhook(kc, log);
     const cellDir = await mkdtemp(join(tmpdir(), 'diego-dev-cell-'));
     const pki = await devPki(join(cellDir, 'pki'));
-    const manager = new Manager({ kc, log });
+    const manager = new Manager({ kc, log, endpointSlices: true });
     await manager.start();
     const cell = await startCellAgent(kc, {
       log,

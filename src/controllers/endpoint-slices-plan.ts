@@ -13,7 +13,7 @@ import type { IActualLRP, IDesiredLRP } from '../crds/models.ts';
 import { parseRoutes } from '../crds/routes.ts';
 
 export const ENDPOINTS_ANNOTATION = 'diego.dev/endpoints';
-export const MANAGED_BY = 'diego.dev/endpoint-slices';
+export const MANAGED_BY = 'endpoint-slices.diego.dev';
 /** The label every slice of ours has: the DesiredLRP it lists (and the Service, by kubernetes.io/service-name). */
 export const DESIRED_LABEL = 'diego.dev/desired-lrp';
 /** EndpointSlice's limit on endpoints per slice (the API server refuses more than 1000; kube uses 100). */
@@ -60,6 +60,20 @@ export function wantsEndpoints(d: IDesiredLRP): boolean {
 
 const ipv6 = (ip: string) => ip.includes(':');
 
+/**
+ * Whether an EndpointSlice may hold `ip`: the API server refuses loopback, link-local and unspecified addresses
+ * (a cell on 127.0.0.1, as `make run`'s, is reachable only from its own host: its instances get no endpoints).
+ */
+export function sliceAddress(ip: string): boolean {
+  if (ipv6(ip)) {
+    const v = ip.toLowerCase();
+    return v !== '::' && v !== '::1' && !/^fe[89ab][0-9a-f]:/.test(v);
+  }
+  const [a, b] = ip.split('.').map(Number);
+  if (a === undefined || b === undefined) return false;
+  return a !== 127 && a !== 0 && !(a === 169 && b === 254);
+}
+
 /** The Service and slices a DesiredLRP should have now; undefined when it wants none. */
 export function planEndpoints(d: IDesiredLRP, actuals: readonly IActualLRP[]): EndpointsPlan | undefined {
   if (!wantsEndpoints(d) || !(d.spec.ports ?? []).length) return undefined;
@@ -73,7 +87,7 @@ export function planEndpoints(d: IDesiredLRP, actuals: readonly IActualLRP[]): E
     const net = s.netInfo;
     const inside = net.preferredAddress === 'INSTANCE' && !!net.instanceAddress;
     const address = inside ? net.instanceAddress! : net.address;
-    if (!address) continue;
+    if (!address || !sliceAddress(address)) continue;
     // Each container port at the address it is reached on; an instance missing a mapping is left out.
     const mapped = containerPorts.map((p) => {
       const m = net.ports?.find((x) => x.containerPort === p);

@@ -34,14 +34,18 @@ export interface SimCellOptions {
   /** Start claimed tasks on its own (default true); they stay Running until complete() unless autoComplete. */
   autoStartTasks?: boolean;
   autoComplete?: Completion;
+  /** The address its instances report (default 127.0.0.1). */
+  address?: string;
   /** Evacuation timeout (Diego: 600 s) and polling interval (Diego: 10 s) for evacuate(). */
   evacuationTimeoutMs?: number;
   evacuationPollIntervalMs?: number;
 }
 
 export class SimCell {
-  readonly o: Required<Omit<SimCellOptions, 'autoComplete' | 'evacuationTimeoutMs' | 'evacuationPollIntervalMs'>> &
-    Pick<SimCellOptions, 'autoComplete' | 'evacuationTimeoutMs' | 'evacuationPollIntervalMs'>;
+  readonly o: Required<
+    Omit<SimCellOptions, 'autoComplete' | 'evacuationTimeoutMs' | 'evacuationPollIntervalMs' | 'address'>
+  > &
+    Pick<SimCellOptions, 'autoComplete' | 'evacuationTimeoutMs' | 'evacuationPollIntervalMs' | 'address'>;
   readonly client: DiegoClient;
   private readonly kc: KubeConfig;
   private actual?: Informer<IActualLRP>;
@@ -200,7 +204,7 @@ export class SimCell {
       this.claims.set(keyOf(a), (this.claims.get(keyOf(a)) ?? 0) + 1);
       if (!this.o.autoRun) return;
       const netInfo = {
-        address: '127.0.0.1',
+        address: this.o.address ?? '127.0.0.1',
         instanceAddress: '10.255.0.1',
         ports: [{ containerPort: 8080, hostPort: 61000 }],
       };
