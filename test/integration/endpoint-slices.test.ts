@@ -2,7 +2,7 @@
 // routed DesiredLRP in step with its instances (simulated cells), as kube-proxy, Ingress controllers and Gateway API
 // implementations read them; the garbage collector removes them with the DesiredLRP.
 import { describe, expect, it } from 'vitest';
-import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
+import type { IActualLRP } from '../../src/crds/models.ts';
 import { rawRequest } from '../../src/lib/kube.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
@@ -37,7 +37,7 @@ const desire = (
       routes: routes as Record<string, unknown>,
       action: { run: { path: '/bin/app', user: 'root' } },
     },
-  } as Omit<IDesiredLRP, 'apiVersion' | 'kind'>);
+  });
 
 const slices = async (service: string) =>
   (
