@@ -237,4 +237,24 @@ describe('route emitter → NATS → router', { timeout: 240_000 }, () => {
       expect(warning?.message).toContain('spec.routes["cf-router"][0].hostnames[1]');
     }, 30_000);
   });
+
+  it('keeps an evacuating instance routed until its replacement on another cell is registered', async () => {
+    await client.create('DesiredLRP', web(1));
+    await routedToRunning(1);
+    const [cell] = await env.startCells(1, () => ({ address: '10.250.0.9' }));
+    // Sample the router's table while this cell evacuates: never empty.
+    let empty = 0;
+    const sampler = setInterval(() => {
+      if (router.endpoints(host).length === 0) empty++;
+    }, 50);
+    try {
+      const result = await rep.evacuate();
+      expect(result.timedOut).toBe(false);
+      await eventually(() => expect(router.endpoints(host)).toEqual(['10.250.0.9:61000']), 30_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(empty).toBe(0);
+    expect(cell!.containers.size).toBe(1);
+  });
 });
