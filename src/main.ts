@@ -22,6 +22,11 @@ Commands:
 Common flags:
   --kubeconfig PATH   Cluster to use (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
 
+Cell-local route emitter (Diego's local mode; else run the route-emitter role):
+  cell-agent  --route-emitter-nats-servers URL      Register this cell's instances' routes over this NATS (with
+                                                    --route-emitter-nats-user/-password-file/-tls-ca/-tls-cert/-tls-key,
+                                                    --route-emitter-direct-instance-routes, -emit-endpoint-updated-at).
+
 Controller:
   controller  --endpoint-slices true|false   A headless Service and EndpointSlices for each DesiredLRP with routes (or
                                              the annotation diego.dev/endpoints: "true"); default true.
@@ -208,6 +213,14 @@ async function main(argv: string[]): Promise<number> {
           'system-namespace': { type: 'string', default: 'diego-system' },
           'evacuation-timeout': { type: 'string', default: '600' },
           'on-sigterm': { type: 'string', default: 'evacuate' },
+          'route-emitter-nats-servers': { type: 'string' },
+          'route-emitter-nats-user': { type: 'string' },
+          'route-emitter-nats-password-file': { type: 'string' },
+          'route-emitter-nats-tls-ca': { type: 'string' },
+          'route-emitter-nats-tls-cert': { type: 'string' },
+          'route-emitter-nats-tls-key': { type: 'string' },
+          'route-emitter-direct-instance-routes': { type: 'boolean', default: false },
+          'route-emitter-emit-endpoint-updated-at': { type: 'boolean', default: false },
           'ops-address': { type: 'string', default: '127.0.0.1:17008' },
           'max-log-lines-per-second': { type: 'string', default: '0' },
           'container-metrics-interval': { type: 'string', default: '15' },
@@ -273,6 +286,21 @@ async function main(argv: string[]): Promise<number> {
         systemNamespace: values['system-namespace'],
         evacuationTimeoutMs: evacuationTimeoutMs(values['evacuation-timeout']),
         onSigterm,
+        routeEmitter: values['route-emitter-nats-servers']
+          ? {
+              servers: values['route-emitter-nats-servers'],
+              user: values['route-emitter-nats-user'],
+              pass: await readSecretFile(
+                '--route-emitter-nats-password-file',
+                values['route-emitter-nats-password-file'],
+              ),
+              tlsCaFile: values['route-emitter-nats-tls-ca'],
+              tlsCertFile: values['route-emitter-nats-tls-cert'],
+              tlsKeyFile: values['route-emitter-nats-tls-key'],
+              directInstanceRoutes: values['route-emitter-direct-instance-routes'],
+              emitEndpointUpdatedAt: values['route-emitter-emit-endpoint-updated-at'],
+            }
+          : undefined,
         opsAddress: values['ops-address'],
         maxLogLinesPerSecond: nonNegative('--max-log-lines-per-second', values['max-log-lines-per-second']),
         containerMetricsIntervalMs:
@@ -321,6 +349,17 @@ function authMode(flag: string, value: string): 'kubernetes' | 'none' | 'auto' {
 }
 
 /** A flag's value as a number ≥ 0, or an error that names the flag. */
+/** The trimmed contents of a secret file given by `flag`; undefined without one. */
+async function readSecretFile(flag: string, path: string | undefined): Promise<string | undefined> {
+  if (!path) return undefined;
+  const { readFile } = await import('node:fs/promises');
+  return (
+    await readFile(path, 'utf8').catch(() => {
+      throw new Error(`cannot read ${flag} ${path}: mount the file there or leave the flag out`);
+    })
+  ).trim();
+}
+
 function bool(flag: string, value: string): boolean {
   if (value === 'true') return true;
   if (value === 'false') return false;

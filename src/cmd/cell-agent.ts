@@ -14,6 +14,9 @@ import { egressFromSecurityGroups, type SecurityGroupRuleSpec } from '../cell-ag
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { type OnSigterm, serveUntilStopped } from '../cell-agent/drain.ts';
+import { NatsBus, type NatsOptions } from '../controllers/nats-bus.ts';
+import { RouteEmitter } from '../controllers/route-emitter.ts';
+import type { RoutingOptions } from '../lifecycle/routing-table.ts';
 import { Rep, type RepOptions } from '../cell-agent/rep.ts';
 import { DownloadCache } from '../cell-agent/executor/download-cache.ts';
 import { Downloader } from '../cell-agent/executor/downloader.ts';
@@ -28,6 +31,7 @@ import {
   secretSource,
   tokenFrom,
 } from '../cell-agent/image-credentials.ts';
+import { EventRecorder } from '../lib/events.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { registry, startOpsServer } from '../lib/metrics.ts';
 import { opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
@@ -65,6 +69,8 @@ export interface CellAgentOptions {
    * the containers running for the next agent to adopt (a DaemonSet rollout). Node drains evacuate either way.
    */
   onSigterm?: OnSigterm;
+  /** Cell-local route emitter (Diego's local mode): registers this cell's instances' routes over this NATS. */
+  routeEmitter?: Omit<NatsOptions, 'log'> & Pick<RoutingOptions, 'directInstanceRoutes' | 'emitEndpointUpdatedAt'>;
   /** host:port of /metrics, /healthz and the log stream /v1/logs/<logGuid> (default 127.0.0.1:17008). */
   opsAddress?: string;
   /** Diego's max_log_lines_per_second per instance; 0: unlimited (Diego's default). */
@@ -365,6 +371,7 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
   const [host, port] = parseAddress(opts.opsAddress ?? DEFAULT_OPS_ADDRESS); // a typo fails before any work
   const zone = opts.zone || (await nodeZone(kc, process.env.NODE_NAME)) || '';
   const rep = await startCellAgent(kc, { ...opts, zone });
+  const routes = opts.routeEmitter ? await startLocalRouteEmitter(kc, opts, opts.routeEmitter) : undefined;
   // Off loopback, the log stream and the metrics need a Kubernetes token allowed to read them (ops-auth.ts).
   const security = await opsSecurity(kc, host, opts.opsAuth ?? 'auto', {
     certFile: opts.opsTlsCert,
@@ -391,9 +398,35 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
     nodeName: process.env.NODE_NAME,
     onSigterm: opts.onSigterm,
   });
+  await routes?.stop();
   await rep.stop({ leaveContainers: how === 'detach' });
   await ops.close();
   return 0;
+}
+
+/** The cell's own route emitter: its instances only, their DesiredLRPs read one by one (no cluster-wide watch). */
+async function startLocalRouteEmitter(
+  kc: KubeConfig,
+  opts: CellAgentOptions,
+  o: NonNullable<CellAgentOptions['routeEmitter']>,
+): Promise<{ stop(): Promise<void> }> {
+  const bus = await NatsBus.connect({ ...o, log: opts.log });
+  const emitter = new RouteEmitter({
+    kc,
+    bus,
+    log: opts.log,
+    cellId: opts.cellId,
+    events: new EventRecorder(kc, 'diego-route-emitter', opts.log),
+    directInstanceRoutes: o.directInstanceRoutes,
+    emitEndpointUpdatedAt: o.emitEndpointUpdatedAt,
+  });
+  await emitter.start();
+  return {
+    stop: async () => {
+      await emitter.stop();
+      await bus.close();
+    },
+  };
 }
 
 const unhandledRejections = new Counter({

@@ -28,7 +28,8 @@ import {
 import type { EventRecorder } from '../lib/events.ts';
 import { createInformer, type Informer } from '../lib/informer.ts';
 import { registry } from '../lib/metrics.ts';
-import { DiegoClient } from '../lib/resources.ts';
+import { pool } from '../lib/pool.ts';
+import { DiegoClient, isNotFound } from '../lib/resources.ts';
 import { WorkQueue } from '../lib/workqueue.ts';
 
 /** What the emitter needs of a message bus (NATS in production, see nats-bus.ts). */
@@ -61,7 +62,12 @@ export interface RouteEmitterOptions extends RoutingOptions {
   events?: EventRecorder;
   /** Only DesiredLRPs and ActualLRPs of this namespace (default: all). */
   namespace?: string;
-  /** Cell-local mode: only the instances placed on this cell. */
+  /**
+   * Cell-local mode (Diego's local route-emitter): only the instances placed on this cell, and their DesiredLRPs
+   * read one by one (GET, through the instance's owner reference) instead of watching every DesiredLRP, so a cell's
+   * memory does not grow with the cluster. A route change reaches the routers at the next change of one of the
+   * process's instances on this cell or at the next sync.
+   */
   cellId?: string;
   /** Default emit interval until a router says otherwise (Diego: routing-release's 20 s). */
   emitIntervalMs?: number;
@@ -160,11 +166,14 @@ export class RouteEmitter {
   async start(): Promise<void> {
     const ns = this.o.namespace;
     const path = (plural: string) => `/apis/${GROUP}/${VERSION}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
-    this.desired = createInformer<IDesiredLRP>(this.o.kc, {
-      path: path('desiredlrps'),
-      logger: this.log,
-      name: 'route-emitter-desiredlrps',
-    });
+    // Cell-local mode reads DesiredLRPs one by one (lookUpDesired).
+    this.desired = this.o.cellId
+      ? undefined
+      : createInformer<IDesiredLRP>(this.o.kc, {
+          path: path('desiredlrps'),
+          logger: this.log,
+          name: 'route-emitter-desiredlrps',
+        });
     this.actual = createInformer<IActualLRP>(this.o.kc, {
       path: path('actuallrps'),
       ...(this.o.cellId ? { fieldSelector: `spec.cellId=${this.o.cellId}` } : {}),
@@ -185,9 +194,9 @@ export class RouteEmitter {
       if (m.size === 0) this.actualBy.delete(k);
       this.queue.add(k);
     };
-    this.desired.on('add', desiredSeen(false));
-    this.desired.on('update', desiredSeen(false));
-    this.desired.on('delete', desiredSeen(true));
+    this.desired?.on('add', desiredSeen(false));
+    this.desired?.on('update', desiredSeen(false));
+    this.desired?.on('delete', desiredSeen(true));
     this.actual.on('add', actualSeen(false));
     this.actual.on('update', actualSeen(false));
     this.actual.on('delete', actualSeen(true));
@@ -196,7 +205,7 @@ export class RouteEmitter {
       this.log.info('NATS connection back: emitting the whole table');
       this.emitAll();
     });
-    await Promise.all([this.desired.start(), this.actual.start()]);
+    await Promise.all([this.desired?.start(), this.actual.start()]);
     this.queue.run((key) => this.reconcile(key), 4);
     const greeting = await this.o.bus.greet().catch(() => undefined);
     if (greeting) this.setInterval(greeting);
@@ -225,9 +234,27 @@ export class RouteEmitter {
   }
 
   /** Re-computes one process from the caches and sends what changed. */
-  private reconcile(key: string): Promise<void> {
-    this.apply(key, this.desiredBy.get(key), [...(this.actualBy.get(key)?.values() ?? [])]);
-    return Promise.resolve();
+  private async reconcile(key: string): Promise<void> {
+    const actuals = [...(this.actualBy.get(key)?.values() ?? [])];
+    if (this.o.cellId) await this.lookUpDesired(key, actuals);
+    this.apply(key, this.desiredBy.get(key), actuals);
+  }
+
+  /** Cell-local mode: the process's DesiredLRP, read by the owner reference of one of its instances. */
+  private async lookUpDesired(key: string, actuals: IActualLRP[], fresh = false): Promise<void> {
+    if (actuals.length === 0) {
+      this.desiredBy.delete(key);
+      return;
+    }
+    const a = actuals[0]!;
+    const owner = a.metadata.ownerReferences?.find((o) => o.kind === 'DesiredLRP')?.name;
+    if (!owner || (!fresh && this.desiredBy.get(key)?.metadata.name === owner)) return;
+    try {
+      this.desiredBy.set(key, await this.client.get('DesiredLRP', a.metadata.namespace, owner));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      this.desiredBy.delete(key);
+    }
   }
 
   private apply(key: string, d: IDesiredLRP | undefined, actuals: IActualLRP[]): void {
@@ -311,7 +338,7 @@ export class RouteEmitter {
     const end = syncDuration.startTimer();
     const ns = this.o.namespace;
     const [desired, actual] = await Promise.all([
-      this.client.list('DesiredLRP', { ...(ns ? { namespace: ns } : {}) }),
+      this.o.cellId ? Promise.resolve([]) : this.client.list('DesiredLRP', { ...(ns ? { namespace: ns } : {}) }),
       this.client.list('ActualLRP', {
         ...(ns ? { namespace: ns } : {}),
         ...(this.o.cellId ? { fieldSelector: `spec.cellId=${this.o.cellId}` } : {}),
@@ -322,6 +349,16 @@ export class RouteEmitter {
     for (const d of desired) slot(processKey(d.metadata.namespace, d.spec.processGuid)).d = d;
     for (const a of actual) slot(processKey(a.metadata.namespace, a.spec.processGuid)).a.push(a);
     for (const k of this.sent.keys()) slot(k);
+    if (this.o.cellId) {
+      // Each process on this cell: its DesiredLRP read again (a route change shows here at the latest).
+      await pool(
+        [...byKey].map(([k, v]) => async () => {
+          await this.lookUpDesired(k, v.a, true);
+          v.d = this.desiredBy.get(k);
+        }),
+        8,
+      ).catch((err: unknown) => this.log.warn({ err }, 'sync: reading DesiredLRPs'));
+    }
     for (const [k, { d, a }] of byKey) this.apply(k, d, a);
     end();
   }

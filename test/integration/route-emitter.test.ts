@@ -238,6 +238,49 @@ describe('route emitter → NATS → router', { timeout: 240_000 }, () => {
     }, 30_000);
   });
 
+  it("cell-local mode: a cell's own emitter registers its instances, reading their DesiredLRPs one by one", async () => {
+    await emitter.stop();
+    const local = new RouteEmitter({
+      kc: env.kc,
+      bus,
+      log: env.log,
+      cellId: `routes-cell-${process.pid}`,
+      syncIntervalMs: 2_000,
+      unregisterResendMs: 1_000,
+    });
+    try {
+      await local.start();
+      await client.create('DesiredLRP', web(2));
+      await routedToRunning(2);
+      await answersFrom(2);
+      // A route change reaches the routers by the next sync (the cell watches no DesiredLRP).
+      const other = 'other.example.test';
+      await client.patch(
+        'DesiredLRP',
+        { namespace: env.ns, name: 'web' },
+        {
+          spec: { routes: { 'cf-router': [{ hostnames: [other], port: 8080 }] } },
+        },
+      );
+      await eventually(() => {
+        expect(router.endpoints(other)).toHaveLength(2);
+        expect(router.endpoints(host)).toEqual([]);
+      }, 30_000);
+    } finally {
+      await local.stop();
+      // The global emitter again, for what follows.
+      emitter = new RouteEmitter({
+        kc: env.kc,
+        bus,
+        log: env.log,
+        namespace: env.ns,
+        syncIntervalMs: 5_000,
+        unregisterResendMs: 1_000,
+      });
+      await emitter.start();
+    }
+  });
+
   it('keeps an evacuating instance routed until its replacement on another cell is registered', async () => {
     await client.create('DesiredLRP', web(1));
     await routedToRunning(1);
