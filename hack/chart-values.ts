@@ -148,6 +148,7 @@ export const chartValues = z
     routeEmitter: z
       .object({
         enabled: bool,
+        mode: z.enum(['global', 'cell']),
         replicas: count,
         nats: z
           .object({

@@ -306,6 +306,23 @@ describe('helm chart', () => {
       'routeEmitter.nats.user=u',
     ]);
     expect(noSecret.stderr).toMatch(/routeEmitter\.nats\.existingSecret is required/);
+    // Cell mode (Diego's local route emitter): no Deployment; each cell agent emits, with the Secret mounted.
+    const cell = await render([
+      'routeEmitter.enabled=true',
+      'routeEmitter.mode=cell',
+      'routeEmitter.nats.servers=nats://nats.cf.svc:4222',
+      'routeEmitter.nats.user=emitter',
+      'routeEmitter.nats.existingSecret=nats-creds',
+    ]);
+    expect(cell.objects.filter((o) => o.metadata.name.endsWith('-route-emitter'))).toEqual([]);
+    const agent = podSpec(find(cell.objects, 'DaemonSet', '-cell-agent'));
+    expect(agent.containers[0]!.args).toEqual(
+      expect.arrayContaining([
+        '--route-emitter-nats-servers=nats://nats.cf.svc:4222',
+        '--route-emitter-nats-password-file=/etc/diego-operator/nats/password',
+      ]),
+    );
+    expect(JSON.stringify(agent.volumes)).toContain('nats-creds');
   });
 
   it('deletes the workloads before helm uninstall removes the operator (a pre-delete hook), unless told not to', async () => {
