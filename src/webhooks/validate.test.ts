@@ -12,6 +12,18 @@ const lrp = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** An AdmissionReview of a DesiredLRP with `spec`. */
+const request = (spec: unknown, operation: 'CREATE' | 'UPDATE' | 'DELETE' = 'CREATE') => ({
+  apiVersion: 'admission.k8s.io/v1' as const,
+  kind: 'AdmissionReview' as const,
+  request: {
+    uid: 'u1',
+    kind: { group: 'diego.dev', version: 'v1alpha1', kind: 'DesiredLRP' },
+    operation,
+    object: { spec },
+  },
+});
+
 describe('validateSpec', () => {
   it('accepts a valid DesiredLRP and Task', () => {
     expect(validateSpec('DesiredLRP', lrp())).toEqual([]);
@@ -188,16 +200,7 @@ describe("egress rules (Diego's SecurityGroupRule.Validate)", () => {
     const spec = lrp({
       egressRules: [{ protocol: 'tcp', destinations: ['10.0.0.1'], portRange: { start: 9, end: 8 } }],
     });
-    const res = review({
-      apiVersion: 'admission.k8s.io/v1',
-      kind: 'AdmissionReview',
-      request: {
-        uid: 'u2',
-        kind: { group: 'diego.dev', version: 'v1alpha1', kind: 'DesiredLRP' },
-        operation: 'CREATE',
-        object: { spec },
-      },
-    }).response!;
+    const res = review(request(spec)).response!;
     expect(res.allowed).toBe(false);
     expect(res.status?.message).toContain('spec.egressRules[0].portRange');
     expect(res.status?.details?.causes[0]?.field).toBe('spec.egressRules[0].portRange');
@@ -211,17 +214,6 @@ describe('formatPath', () => {
 });
 
 describe('admission review', () => {
-  const request = (spec: unknown, operation: 'CREATE' | 'UPDATE' | 'DELETE' = 'CREATE') => ({
-    apiVersion: 'admission.k8s.io/v1' as const,
-    kind: 'AdmissionReview' as const,
-    request: {
-      uid: 'u1',
-      kind: { group: 'diego.dev', version: 'v1alpha1', kind: 'DesiredLRP' },
-      operation,
-      object: { spec },
-    },
-  });
-
   it('allows a valid object and echoes the uid', () => {
     expect(review(request(lrp())).response).toEqual({ uid: 'u1', allowed: true });
   });
