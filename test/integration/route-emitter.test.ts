@@ -156,8 +156,22 @@ describe('route emitter → NATS → router', { timeout: 240_000 }, () => {
     });
     expect(first!.message.private_instance_id).toBe(first!.message.server_cert_domain_san);
 
+    const three = new Set(await routedToRunning(3));
+    const scaled = Date.now();
     await client.patch('DesiredLRP', { namespace: env.ns, name: 'web' }, { spec: { instances: 5 } });
-    await routedToRunning(5);
+    const five = await routedToRunning(5);
+    const lastNew = Math.max(
+      ...router.received
+        .filter(
+          (r) =>
+            r.subject === 'router.register' &&
+            five.filter((g) => !three.has(g)).includes(r.message.private_instance_id!),
+        )
+        .map((r) => r.at),
+    );
+    console.log(
+      `scale 3 → 5: both new instances registered ${((lastNew - scaled) / 1000).toFixed(2)} s after the patch`,
+    );
     await client.patch('DesiredLRP', { namespace: env.ns, name: 'web' }, { spec: { instances: 1 } });
     const [left] = await routedToRunning(1);
     await answersFrom(1);
@@ -169,10 +183,32 @@ describe('route emitter → NATS → router', { timeout: 240_000 }, () => {
     expect(unregistered.has(left)).toBe(false);
   });
 
+  it('apply → routable through the router, again and again: p50/p99', async () => {
+    const samples: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t0 = Date.now();
+      await client.create('DesiredLRP', web(1));
+      await routedToRunning(1);
+      expect((await viaRouter('/')).status).toBe(200);
+      samples.push(Date.now() - t0);
+      await client.delete('DesiredLRP', { namespace: env.ns, name: 'web' });
+      await eventually(async () => {
+        expect(router.endpoints(host)).toEqual([]);
+        expect(await client.list('ActualLRP', { namespace: env.ns })).toEqual([]);
+      }, 60_000);
+    }
+    const sorted = [...samples].sort((a, b) => a - b);
+    const q = (p: number) => (sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]! / 1000).toFixed(2);
+    console.log(
+      `apply → 1 instance answering through the router (runc, TCP check), 10 runs: p50 ${q(0.5)} s, p99 ${q(0.99)} s`,
+    );
+  });
+
   it('unregisters a crashed instance and registers it again once restarted', async () => {
     await client.create('DesiredLRP', web(1));
     const [before] = await routedToRunning(1);
     const mark = router.received.length;
+    const killed = Date.now();
     execFileSync('runc', ['--root', path.join(dir, 'state', 'runc'), 'exec', `${prefix}${before}`, 'killall', 'httpd']);
     const [after] = await eventually(async () => {
       const guids = await routedToRunning(1, 5_000);
@@ -188,6 +224,10 @@ describe('route emitter → NATS → router', { timeout: 240_000 }, () => {
     );
     expect(unregisteredAt).toBeGreaterThanOrEqual(0);
     expect(registeredAt).toBeGreaterThan(unregisteredAt);
+    console.log(
+      `crash → unregistered ${((since[unregisteredAt]!.at - killed) / 1000).toFixed(2)} s, ` +
+        `restarted instance registered ${((since[registeredAt]!.at - killed) / 1000).toFixed(2)} s after the kill`,
+    );
     await answersFrom(1);
   });
 

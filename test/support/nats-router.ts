@@ -65,7 +65,8 @@ export interface RouterEndpoint {
 export class TestRouter {
   /** URI → host:port → the last registration. */
   readonly routes = new Map<string, Map<string, RouterEndpoint>>();
-  readonly received: { subject: string; message: RegistryMessage }[] = [];
+  /** Every message, with when it arrived (ms since the epoch). */
+  readonly received: { subject: string; message: RegistryMessage; at: number }[] = [];
   private nc?: NatsConnection;
   private http?: Server;
   private pruner?: NodeJS.Timeout;
@@ -98,7 +99,7 @@ export class TestRouter {
     nc.subscribe('router.register', {
       callback: (_e, msg) => {
         const m = decode(msg.data);
-        this.received.push({ subject: 'router.register', message: m });
+        this.received.push({ subject: 'router.register', message: m, at: Date.now() });
         for (const uri of m.uris) {
           const eps = this.routes.get(uri) ?? this.routes.set(uri, new Map()).get(uri)!;
           eps.set(`${m.host}:${m.port}`, { message: m, seenAt: Date.now() });
@@ -108,7 +109,7 @@ export class TestRouter {
     nc.subscribe('router.unregister', {
       callback: (_e, msg) => {
         const m = decode(msg.data);
-        this.received.push({ subject: 'router.unregister', message: m });
+        this.received.push({ subject: 'router.unregister', message: m, at: Date.now() });
         for (const uri of m.uris) {
           this.routes.get(uri)?.delete(`${m.host}:${m.port}`);
           if (this.routes.get(uri)?.size === 0) this.routes.delete(uri);
