@@ -1,7 +1,7 @@
 // The route emitter's NATS connection (@nats-io/transport-node, the maintained NATS client for Node): publishes
 // JSON messages, asks the routers for their intervals (router.greet, answered on an inbox), hears router.start,
 // and reconnects forever (the emitter re-sends its table when the connection is back).
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { RouteBus, RouterGreeting } from './route-emitter.ts';
 
@@ -38,14 +38,13 @@ export class NatsBus implements RouteBus {
       o.tlsCaFile || o.tlsCertFile
         ? { caFile: o.tlsCaFile, certFile: o.tlsCertFile, keyFile: o.tlsKeyFile }
         : undefined;
-    const nc = await connect({
+    const nc = await connectUntilUp(o, {
       servers: o.servers.split(',').map((s) => s.trim()),
       name: 'diego-operator-route-emitter',
       ...(o.user ? { user: o.user, pass: o.pass } : {}),
       ...(tls ? { tls } : {}),
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1000,
-      waitOnFirstConnect: true,
     });
     const bus = new NatsBus(nc, o);
     nc.subscribe('router.start', {
@@ -93,6 +92,29 @@ export class NatsBus implements RouteBus {
 
   async close(): Promise<void> {
     await this.nc.drain().catch(() => this.nc.close());
+  }
+}
+
+/**
+ * Connects, retrying every 2 s while no server answers (NATS may start after us), but failing at once when a server
+ * refuses us (credentials, TLS): retrying would not help, and the pod's restarts and this message say what to fix.
+ */
+async function connectUntilUp(o: NatsOptions, opts: NodeConnectionOptions): Promise<NatsConnection> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connect(opts);
+    } catch (err) {
+      const text = err instanceof Error ? err.message : String(err);
+      if (/authori[sz]ation|authentication|permission|certificate|tls|ssl/i.test(text))
+        throw new Error(
+          `NATS at ${o.servers} refused the route emitter: ${text}. Check --nats-user, --nats-password-file and ` +
+            '--nats-tls-ca/--nats-tls-cert/--nats-tls-key (chart: routeEmitter.nats)',
+          { cause: err },
+        );
+      if (attempt === 1 || attempt % 30 === 0)
+        o.log.warn({ err, servers: o.servers }, 'NATS not reachable yet; retrying');
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
   }
 }
 
