@@ -28,8 +28,7 @@ afterAll(async () => {
   await rawRequest(kc, { method: 'DELETE', path: `/api/v1/namespaces/${ns}` }).catch(() => undefined);
 });
 
-// Our own node's plumbing; a kind cluster (hack/kind-e2e.sh) brings its own.
-describe.skipIf(inject('clusterExternal'))('the node', () => {
+describe('the node', () => {
   it('runs a pod reachable from this host, directly and through a Service, that reaches the API server', async () => {
     // The default ServiceAccount comes from kube-controller-manager; pods wait for it.
     await eventually(
