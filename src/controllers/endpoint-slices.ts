@@ -18,8 +18,9 @@ const FIELD_MANAGER = 'diego-operator-endpoints';
 interface Meta {
   name: string;
   namespace?: string;
+  uid?: string;
   labels?: Record<string, string>;
-  ownerReferences?: { uid: string }[];
+  ownerReferences?: { uid: string; kind?: string; name?: string }[];
 }
 
 export interface EndpointSlicesOptions {
@@ -78,7 +79,10 @@ export class EndpointSlices {
         method: 'GET',
         path: `${slicesPath}?labelSelector=${encodeURIComponent(`${DESIRED_LABEL}=${name}`)}`,
       })
-    ).items.filter((s) => s.metadata.ownerReferences?.some((o) => o.uid === d.metadata.uid));
+    ).items.filter((s) =>
+      // Ours, or a deleted DesiredLRP of this name's (recreated faster than the garbage collector removed them).
+      s.metadata.ownerReferences?.some((o) => o.uid === d.metadata.uid || (o.kind === 'DesiredLRP' && o.name === name)),
+    );
     const keep = new Set<string>();
     if (plan) {
       const owner = {
@@ -90,7 +94,9 @@ export class EndpointSlices {
         blockOwnerDeletion: false,
       };
       const labels = { [DESIRED_LABEL]: name, 'app.kubernetes.io/managed-by': 'diego-operator' };
-      if (!(await this.ownService(d, plan.service))) return;
+      const free = await this.ownService(d, plan.service);
+      // Taken by another object: look again later (it may go). A previous DesiredLRP of this name's: gone soon.
+      if (free !== 'ours') return { requeueAfterMs: free === 'stale' ? 1_000 : 60_000 };
       await applyAt(
         this.o.kc,
         `/api/v1/namespaces/${namespace}/services/${plan.service}`,
@@ -161,10 +167,27 @@ export class EndpointSlices {
     }
   }
 
-  /** The Service name is free or already this DesiredLRP's. */
-  private async ownService(d: IDesiredLRP, name: string): Promise<boolean> {
-    const svc = await this.service(d.metadata.namespace ?? '', name);
-    if (!svc || svc.metadata.ownerReferences?.some((o) => o.uid === d.metadata.uid)) return true;
+  /**
+   * Whether the Service name is free or already this DesiredLRP's ('ours'), still held by a deleted DesiredLRP of
+   * the same name ('stale': deleted here rather than waiting for the garbage collector), or someone else's.
+   */
+  private async ownService(d: IDesiredLRP, name: string): Promise<'ours' | 'stale' | 'taken'> {
+    const namespace = d.metadata.namespace ?? '';
+    const svc = await this.service(namespace, name);
+    if (!svc || svc.metadata.ownerReferences?.some((o) => o.uid === d.metadata.uid)) return 'ours';
+    const previous = svc.metadata.ownerReferences?.find(
+      (o) => o.kind === 'DesiredLRP' && o.name === d.metadata.name && o.uid !== d.metadata.uid,
+    );
+    if (previous) {
+      await rawRequest(this.o.kc, {
+        method: 'DELETE',
+        path: `/api/v1/namespaces/${namespace}/services/${name}`,
+        body: { preconditions: { uid: svc.metadata.uid } },
+      }).catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+      return 'stale';
+    }
     this.o.events?.record(
       { apiVersion: 'diego.dev/v1alpha1', kind: 'DesiredLRP', metadata: d.metadata },
       'Warning',
@@ -172,6 +195,6 @@ export class EndpointSlices {
       `a Service named ${name} exists and is not this DesiredLRP's: no Service or EndpointSlices for its instances; ` +
         `rename one of them, or set the annotation diego.dev/endpoints: "false"`,
     );
-    return false;
+    return 'taken';
   }
 }

@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Rep } from '../../src/cell-agent/rep.ts';
@@ -23,7 +23,13 @@ import { impersonating } from '../support/identities.ts';
 import { freePort, NatsServer, TestRouter } from '../support/nats-router.ts';
 import { deleteLink, hostPortOf, runcBackend, testRep } from '../support/runc-cell.ts';
 
-const env = useDiego('routes', { convergeIntervalMs: 2000 });
+const env = useDiego('routes', { convergeIntervalMs: 2000, endpointSlices: true });
+// The cell reports this host's first non-loopback IPv4 address (as a node's InternalIP), so its instances can be
+// EndpointSlice endpoints too (a slice may not hold 127.0.0.1); the router reaches them through CNI's port mappings.
+const hostIp =
+  Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === 'IPv4' && !i.internal)?.address ?? '127.0.0.1';
 const { client } = env;
 const dir = mkdtempSync(path.join(tmpdir(), 'diego-routes-'));
 const prefix = `rt${process.pid}-`;
@@ -49,7 +55,7 @@ beforeAll(async () => {
       subnet: 234,
       ipamDataDir: path.join(dir, 'ipam'),
     }),
-    { cellId: `routes-cell-${process.pid}`, livenessIntervalMs: 500 },
+    { cellId: `routes-cell-${process.pid}`, livenessIntervalMs: 500, executor: { externalIp: hostIp } },
   );
   await rep.start();
   nats = await new NatsServer(await freePort()).start();
@@ -100,12 +106,28 @@ const runningNow = async () =>
     (a) => a.spec.processGuid === 'web' && a.status?.state === 'RUNNING' && a.status.routable !== false,
   );
 
+/** address:port of the ready endpoints in the EndpointSlices of Service `service`. */
+async function readyEndpoints(service: string): Promise<string[]> {
+  const { items } = await rawRequest<{
+    items: { ports: { port: number }[]; endpoints: { addresses: string[]; conditions: { ready: boolean } }[] }[];
+  }>(env.kc, {
+    method: 'GET',
+    path: `/apis/discovery.k8s.io/v1/namespaces/${env.ns}/endpointslices?labelSelector=${encodeURIComponent(`kubernetes.io/service-name=${service}`)}`,
+  });
+  return items
+    .flatMap((s) => s.endpoints.filter((e) => e.conditions.ready).map((e) => `${e.addresses[0]}:${s.ports[0]?.port}`))
+    .sort();
+}
+
 /** The router holds exactly the running instances' addresses for the route. */
 async function routedToRunning(count: number, timeoutMs = 45_000): Promise<string[]> {
   return eventually(async () => {
     const up = await runningNow();
     expect(up).toHaveLength(count);
     const want = up.map((a) => `${a.status!.netInfo!.address}:${hostPortOf(a)}`).sort();
+    // The Service's EndpointSlices list the same instances, ready (loopback addresses cannot be listed).
+    const ready = await readyEndpoints('web');
+    expect(ready).toEqual(hostIp === '127.0.0.1' ? [] : want);
     const why = `router received ${router.received.length} messages; the emitter holds ${JSON.stringify(emitter.table().map((m) => `${m.host}:${m.port}`))}`;
     expect(router.endpoints(host), why).toEqual(want);
     return up.map((a) => a.status!.instanceGuid!);
