@@ -33,6 +33,8 @@ if [[ " $suites " == *" cluster "* ]]; then
   docker build -t "$image" .
   kind load docker-image "$image" --name "$name"
   make deps
+  # The suite's NATS listens on this machine's end of the kind network, which the pods reach.
+  host_ip=$(docker network inspect kind -f '{{range .IPAM.Config}}{{if .Gateway}}{{.Gateway}} {{end}}{{end}}' | awk '{print $1}')
   DIEGO_CLUSTER_KUBECONFIG=$kubeconfig DIEGO_CLUSTER_IMAGE=$image DIEGO_CLUSTER_NODE_CONTAINER=$name-control-plane \
-    vitest run --project cluster
+    DIEGO_CLUSTER_HOST_IP=$host_ip vitest run --project cluster
 fi

@@ -31,6 +31,8 @@ declare module 'vitest' {
     clusterExternal: boolean;
     /** The cell agent's state dir on the node (cellAgent.stateDir). */
     clusterStateDir: string;
+    /** An address of this machine that the cluster's pods reach (servers the suite starts for them bind it). */
+    clusterHostIp: string;
   }
 }
 
@@ -69,6 +71,11 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide('clusterHost', {});
   // Under the node's directory, a shared mount (the state is mounted Bidirectional), as /var/lib is on systemd hosts.
   project.provide('clusterStateDir', join(cluster.dir, 'cell'));
+  // The host end of the node's veth pair: the API server's address, reached from pods through the node.
+  project.provide(
+    'clusterHostIp',
+    new URL(kubeConfigFromString(cluster.cp.kubeconfig).getCurrentCluster()!.server).hostname,
+  );
 }
 
 /** A one-node cluster made elsewhere (kind): its first node, the image given, the chart's default state dir. */
@@ -102,6 +109,10 @@ async function useExternal(project: TestProject, kubeconfigPath: string): Promis
   project.provide('clusterImages', { busybox: '', operator: image });
   project.provide('clusterHost', { container });
   project.provide('clusterStateDir', '/var/lib/diego-cell');
+  const hostIp = process.env.DIEGO_CLUSTER_HOST_IP;
+  if (!hostIp)
+    throw new Error('DIEGO_CLUSTER_KUBECONFIG needs DIEGO_CLUSTER_HOST_IP: an address of this machine its pods reach');
+  project.provide('clusterHostIp', hostIp);
 }
 
 export async function teardown(): Promise<void> {

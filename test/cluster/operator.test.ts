@@ -8,6 +8,7 @@
 // agent without moving an app; `kubectl drain` evacuates the node's instances to another cell; `helm uninstall` with
 // apps still running leaves no container, network namespace, cgroup, mount or finalizer behind.
 import { execFile, spawn } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import { DiegoClient } from '../../src/lib/resources.ts';
 import { API_SCENARIO_STEPS, runBbsClient } from '../support/bbs-go.ts';
 import { eventually } from '../support/eventually.ts';
 import { alive, containerPids as hostContainerPids, ctr, leftOf } from './host.ts';
+import { freePort, NatsServer, TestRouter } from '../support/nats-router.ts';
 import { SimCell } from '../support/sim-cell.ts';
 
 const run = promisify(execFile);
@@ -142,7 +144,14 @@ async function answering(guid: string, count: number, timeoutMs = 180_000): Prom
 }
 
 let installSeconds = 0;
+// The NATS the routers read, on this machine where the pods reach it, and a gorouter stand-in on it
+// (test/support/nats-router.ts); the chart's route-emitter Deployment registers routes there.
+let nats: NatsServer;
+let router: TestRouter;
+
 beforeAll(async () => {
+  nats = await new NatsServer(await freePort(), inject('clusterHostIp')).start();
+  router = await new TestRouter({ natsUrl: nats.url, registerIntervalSeconds: 2, staleThresholdSeconds: 10 }).start();
   await rawRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name: apps } } });
   await rawRequest(kc, { method: 'POST', path: '/api/v1/namespaces', body: { metadata: { name: system } } });
   // The BBS's mutual TLS, as an operator provides it: a Secret with the server's certificate and the clients' CA.
@@ -186,6 +195,10 @@ beforeAll(async () => {
     '--set',
     'bbs.tls.existingSecret=bbs-tls',
     ...(external ? [] : ['--set', `bbs.service.clusterIP=${bbsIp}`]),
+    '--set',
+    'routeEmitter.enabled=true',
+    '--set',
+    `routeEmitter.nats.servers=${nats.url}`,
     '--wait',
     '--timeout',
     '8m',
@@ -198,6 +211,8 @@ let uninstalled = false;
 afterAll(async () => {
   if (!uninstalled) await helm('uninstall', release, '--namespace', system, '--wait').catch(() => undefined);
   rmSync(tlsDir, { recursive: true, force: true });
+  await router?.stop();
+  await nats?.kill();
 });
 
 describe('diego-operator installed with helm on a real node', () => {
@@ -270,6 +285,46 @@ describe('diego-operator installed with helm on a real node', () => {
       console.log(
         `apply → 1 instance ${what} through the DaemonSet, ${xs.length} runs: p50 ${q(xs, 0.5)} s, p99 ${q(xs, 0.99)} s`,
       );
+  });
+
+  it("registers the app's routes with gorouter over NATS from the route-emitter pods; a request by Host answers", async () => {
+    const host = 'web.apps.example.test';
+    await client.patch(
+      'DesiredLRP',
+      { namespace: apps, name: 'web' },
+      {
+        spec: { routes: { 'cf-router': [{ hostnames: [host], port: 8080 }] } },
+      },
+    );
+    const up = await answering('web', 2);
+    const want = up.map((a) => `${node.ip}:${hostPort(a)}`).sort();
+    await eventually(() => expect(router.endpoints(host)).toEqual(want), 120_000);
+    const bodies = new Set<string>();
+    await eventually(async () => {
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(`${router.url}/`, { headers: { host }, timeout: 5_000 }, (r) => {
+          let body = '';
+          r.on('data', (d: Buffer) => (body += d.toString()));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(res.status).toBe(200);
+      bodies.add(res.body.trim());
+      expect(bodies.size).toBe(2);
+    }, 60_000);
+    // The Service's EndpointSlices list the same instances (the controller's --endpoint-slices, on by default).
+    await eventually(async () => {
+      const { items } = await rawRequest<{
+        items: { ports: { port: number }[]; endpoints: { addresses: string[] }[] }[];
+      }>(kc, {
+        method: 'GET',
+        path: `/apis/discovery.k8s.io/v1/namespaces/${apps}/endpointslices?labelSelector=${encodeURIComponent('kubernetes.io/service-name=web')}`,
+      });
+      const listed = items.flatMap((sl) => sl.endpoints.map((e) => `${e.addresses[0]}:${sl.ports[0]?.port}`));
+      expect(listed.sort()).toEqual(want);
+    }, 60_000);
   });
 
   it('refuses an invalid manifest through the webhook Service', async () => {

@@ -14,16 +14,18 @@ import type { RegistryMessage } from '../../src/lifecycle/routing-table.ts';
 export class NatsServer {
   private proc?: ChildProcess;
   readonly port: number;
-  constructor(port: number) {
+  readonly host: string;
+  constructor(port: number, host = '127.0.0.1') {
     this.port = port;
+    this.host = host;
   }
 
   get url(): string {
-    return `nats://127.0.0.1:${this.port}`;
+    return `nats://${this.host}:${this.port}`;
   }
 
   async start(): Promise<this> {
-    const proc = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(this.port)], {
+    const proc = spawn('nats-server', ['-a', this.host, '-p', String(this.port)], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.proc = proc;
