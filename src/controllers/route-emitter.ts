@@ -90,6 +90,11 @@ const httpRouteCount = new Gauge({
   help: 'Distinct HTTP route host names in the routing table',
   registers: [registry],
 });
+const tcpRouteCount = new Gauge({
+  name: 'TCPRouteCount',
+  help: 'TCP route mappings (route × instance) in the routing table (listed in EndpointSlices, not sent to a routing API)',
+  registers: [registry],
+});
 const internalRouteCount = new Gauge({
   name: 'InternalRouteCount',
   help: 'Internal (service discovery) registrations in the routing table',
@@ -380,14 +385,17 @@ export class RouteEmitter {
   private updateGauges(): void {
     let http = 0;
     let internal = 0;
+    let tcp = 0;
     const hosts = new Set<string>();
     for (const r of this.sent.values()) {
       http += r.http.length;
       internal += r.internal.length;
+      tcp += r.tcp.length;
       for (const m of r.http) for (const u of m.uris) hosts.add(u);
     }
     routesTotal.set(http);
     internalRouteCount.set(internal);
+    tcpRouteCount.set(tcp);
     httpRouteCount.set(hosts.size);
   }
 }

@@ -203,6 +203,11 @@ describe('route emitter → NATS → router', { timeout: 240_000 }, () => {
     );
     expect(unregistered.size).toBeGreaterThanOrEqual(4);
     expect(unregistered.has(left)).toBe(false);
+    // Diego's metrics: the table holds one registration, four unregistrations went out.
+    const metric = async (name: string) => (await registry.getSingleMetric(name)?.get())?.values[0]?.value;
+    expect(await metric('RoutesTotal')).toBe(1);
+    expect(await metric('HTTPRouteCount')).toBe(1);
+    expect(await metric('RoutesUnregistered')).toBeGreaterThanOrEqual(4);
   });
 
   it('apply → routable through the router, again and again: p50/p99', async () => {
