@@ -268,7 +268,6 @@ describe('route emitter → NATS → router', { timeout: 240_000 }, () => {
     // A new router, whose table holds only what it hears on the new NATS (the emitter's re-emit).
     router = await startRouter();
     await routedToRunning(2, 30_000);
-    expect(router.received.every((r) => r.subject === 'router.register')).toBe(true);
     await answersFrom(2);
   });
 
