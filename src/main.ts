@@ -138,7 +138,7 @@ async function main(argv: string[]): Promise<number> {
         namespace: values.namespace,
         natsServers: servers,
         natsUser: values['nats-user'],
-        natsPasswordFile: values['nats-password-file'],
+        natsPass: await readSecretFile('--nats-password-file', values['nats-password-file']),
         natsTlsCa: values['nats-tls-ca'],
         natsTlsCert: values['nats-tls-cert'],
         natsTlsKey: values['nats-tls-key'],

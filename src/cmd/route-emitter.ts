@@ -1,7 +1,6 @@
 // The `route-emitter` role: Diego's route-emitter in global mode. One replica at a time emits (leader election on
 // the Lease diego-operator-route-emitter); the others wait with their NATS connection open, so a failover only
 // waits for the Lease. /metrics, /healthz and /readyz (ready = emitting) on the metrics address.
-import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { NatsBus } from '../controllers/nats-bus.ts';
@@ -24,7 +23,8 @@ export interface RouteEmitterRoleOptions {
   namespace?: string;
   natsServers: string;
   natsUser?: string;
-  natsPasswordFile?: string;
+  /** The NATS password (main.ts reads it from --nats-password-file). */
+  natsPass?: string;
   natsTlsCa?: string;
   natsTlsCert?: string;
   natsTlsKey?: string;
@@ -37,17 +37,10 @@ export interface RouteEmitterRoleOptions {
 export async function runRouteEmitter(opts: RouteEmitterRoleOptions): Promise<number> {
   const kc = loadKubeConfig(opts.kubeconfig);
   const { log } = opts;
-  const pass = opts.natsPasswordFile
-    ? (
-        await readFile(opts.natsPasswordFile, 'utf8').catch(() => {
-          throw new Error(`cannot read --nats-password-file ${opts.natsPasswordFile}: mount the NATS password there`);
-        })
-      ).trim()
-    : undefined;
   const bus = await NatsBus.connect({
     servers: opts.natsServers,
     user: opts.natsUser,
-    pass,
+    pass: opts.natsPass,
     tlsCaFile: opts.natsTlsCa,
     tlsCertFile: opts.natsTlsCert,
     tlsKeyFile: opts.natsTlsKey,
