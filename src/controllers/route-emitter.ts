@@ -155,6 +155,8 @@ export class RouteEmitter {
   /** Problems last reported per process, so an Event is recorded once per change. */
   private readonly told = new Map<string, string>();
   private readonly unregisters = new Map<string, Pending>();
+  /** Registrations per route host name (HTTPRouteCount counts the names). */
+  private readonly hostRefs = new Map<string, number>();
   private emitIntervalMs: number;
   private readonly timers: NodeJS.Timeout[] = [];
   private emitTimer?: NodeJS.Timeout;
@@ -231,6 +233,9 @@ export class RouteEmitter {
     clearTimeout(this.emitTimer);
     await this.queue.shutDown();
     await Promise.all([this.desired?.stop(), this.actual?.stop()]);
+    // This emitter's table leaves the process's gauges (another may take over in the same process).
+    for (const r of this.sent.values()) this.count(r, -1);
+    this.sent.clear();
   }
 
   /** The registrations currently held for gorouter (for tests and the web view). */
@@ -275,7 +280,8 @@ export class RouteEmitter {
     else this.sent.set(key, next);
     if (d) this.reportProblems(key, d, next);
     else this.told.delete(key);
-    this.updateGauges();
+    this.count(before, -1);
+    this.count(next, +1);
   }
 
   private register(subject: string, m: RegistryMessage): void {
@@ -382,20 +388,18 @@ export class RouteEmitter {
     );
   }
 
-  private updateGauges(): void {
-    let http = 0;
-    let internal = 0;
-    let tcp = 0;
-    const hosts = new Set<string>();
-    for (const r of this.sent.values()) {
-      http += r.http.length;
-      internal += r.internal.length;
-      tcp += r.tcp.length;
-      for (const m of r.http) for (const u of m.uris) hosts.add(u);
-    }
-    routesTotal.set(http);
-    internalRouteCount.set(internal);
-    tcpRouteCount.set(tcp);
-    httpRouteCount.set(hosts.size);
+  /** The table's gauges, kept by adding each process's registrations in and out (no pass over the table). */
+  private count(r: ProcessRoutes, sign: 1 | -1): void {
+    const add = (g: Gauge, n: number) => (sign > 0 ? g.inc(n) : g.dec(n));
+    add(routesTotal, r.http.length);
+    add(internalRouteCount, r.internal.length);
+    add(tcpRouteCount, r.tcp.length);
+    for (const m of r.http)
+      for (const u of m.uris) {
+        const n = (this.hostRefs.get(u) ?? 0) + sign;
+        if (n > 0) this.hostRefs.set(u, n);
+        else this.hostRefs.delete(u);
+      }
+    httpRouteCount.set(this.hostRefs.size);
   }
 }
