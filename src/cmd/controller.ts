@@ -35,6 +35,10 @@ export interface ControllerOptions {
   clientRateLimit?: RateLimit;
   /** Services and EndpointSlices for routed DesiredLRPs (--endpoint-slices). */
   endpointSlices?: boolean;
+  /** host:port of the read-only live web view (--web-address); empty or absent: not served. */
+  webAddress?: string;
+  /** Who may read the web view (--web-auth): as metricsAuth. */
+  webAuth?: OpsAuthMode | 'auto';
 }
 
 export async function runController(opts: ControllerOptions): Promise<number> {
