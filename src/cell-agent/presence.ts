@@ -114,3 +114,15 @@ export async function untilRegistrable(
     }
   }
 }
+
+/**
+ * The ops server's URL as others reach it (the Cell's spec.opsUrl): the listening URL, with the cell's address in
+ * place of a wildcard host (an agent listening on 0.0.0.0 is reached at its node's address).
+ */
+export function advertisedOpsUrl(listening: string, host: string, externalIp: string | undefined): string {
+  const url = new URL(listening);
+  if (externalIp && (host === '0.0.0.0' || host === '::' || host === '')) {
+    url.hostname = externalIp.includes(':') ? `[${externalIp}]` : externalIp;
+  }
+  return url.toString().replace(/\/$/, '');
+}

@@ -172,6 +172,8 @@ export class Rep {
   readonly telemetry: CellTelemetry;
   /** Registry credentials of docker:// work, asked for just before its pull. */
   private readonly imageCredentials: ImageCredentialsSource;
+  /** Where this cell's ops server listens, as advertised on its Cell (advertiseOps). */
+  private opsUrl: string | undefined;
 
   constructor(opts: RepOptions) {
     this.o = withDefaults(
@@ -227,23 +229,37 @@ export class Rep {
     });
   }
 
+  /** The Cell object this agent presents (the auction's CellPresence); the ops server's URL once it listens. */
+  private register(): Promise<void> {
+    return registerCell(this.o.kc, {
+      cellId: this.o.cellId,
+      zone: this.o.zone ?? '',
+      capacity: this.o.capacity,
+      rootfsProviders: [
+        // As Diego's rep: both fixed-set schemes with the same stacks (the auction matches the exact scheme).
+        { name: 'preloaded', properties: this.o.stacks },
+        { name: 'preloaded+layer', properties: this.o.stacks },
+        ...(this.o.rootfsProviders ?? []).map((name) => ({ name })),
+      ],
+      placementTags: this.o.placementTags ?? [],
+      optionalPlacementTags: this.o.optionalPlacementTags ?? [],
+      volumeDrivers: this.o.volumeDrivers ?? [],
+      ...(this.opsUrl ? { opsUrl: this.opsUrl } : {}),
+    });
+  }
+
+  /**
+   * Names the ops server (log stream, metrics) on the Cell, so that readers such as `kubectl diego logs` find the
+   * cell's log stream. Called once the server listens (its port may only be known then); kept for re-registrations.
+   */
+  async advertiseOps(url: string): Promise<void> {
+    this.opsUrl = url;
+    await this.register();
+  }
+
   async start(): Promise<void> {
     const { kc, cellId } = this.o;
-    const register = () =>
-      registerCell(kc, {
-        cellId,
-        zone: this.o.zone ?? '',
-        capacity: this.o.capacity,
-        rootfsProviders: [
-          // As Diego's rep: both fixed-set schemes with the same stacks (the auction matches the exact scheme).
-          { name: 'preloaded', properties: this.o.stacks },
-          { name: 'preloaded+layer', properties: this.o.stacks },
-          ...(this.o.rootfsProviders ?? []).map((name) => ({ name })),
-        ],
-        placementTags: this.o.placementTags ?? [],
-        optionalPlacementTags: this.o.optionalPlacementTags ?? [],
-        volumeDrivers: this.o.volumeDrivers ?? [],
-      });
+    const register = () => this.register();
     // Before the namespace or the CRDs exist (an agent started before the operator), wait rather than exit.
     await untilRegistrable(
       kc,

@@ -13,6 +13,7 @@ import { RuncBackend } from '../cell-agent/backends/runc.ts';
 import { egressFromSecurityGroups, type SecurityGroupRuleSpec } from '../cell-agent/backends/egress.ts';
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
+import { advertisedOpsUrl } from '../cell-agent/presence.ts';
 import { type OnSigterm, serveUntilStopped } from '../cell-agent/drain.ts';
 import { NatsBus, type NatsOptions } from '../controllers/nats-bus.ts';
 import { RouteEmitter } from '../controllers/route-emitter.ts';
@@ -384,6 +385,7 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
     ...security,
     routes: (app, auth) => registerLogRoutes(app, rep.telemetry.hub, {}, auth),
   });
+  await rep.advertiseOps(advertisedOpsUrl(ops.url, host, opts.externalIp || process.env.HOST_IP));
   opts.log.info(
     {
       ops: ops.url,

@@ -32,6 +32,10 @@ export const CellSpec = doc(
     ),
     repAddress: doc(z.string().max(1024).optional(), "Address of the cell-agent's API."),
     repUrl: doc(z.string().max(1024).optional(), "URL of the cell-agent's API."),
+    opsUrl: doc(
+      z.string().max(1024).optional(),
+      "URL of the cell-agent's ops server: /metrics, /healthz and the log stream /v1/namespaces/<ns>/logs/<logGuid> that `kubectl diego logs` reads (set by the agent once the server listens).",
+    ),
     zone: doc(z.string().max(256).optional(), 'Availability zone (from the node label topology.kubernetes.io/zone).'),
     capacity: doc(Resources, 'Total resources the cell offers.'),
     rootfsProviders: doc(z.array(Provider).max(64).optional(), 'Root filesystems the cell can run.'),
