@@ -9,6 +9,7 @@ import { loadKubeConfig } from '../lib/kube.ts';
 import type { RateLimit } from '../lib/rate-limit.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 import { kubernetesAuth, opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
+import { startWebView } from '../controllers/web-view.ts';
 import { buildWebhookServer } from '../webhooks/server.ts';
 import { untilSignal } from './signals.ts';
 
@@ -86,9 +87,21 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     keyFile: opts.metricsTlsKey,
   });
   const ops = await startOpsServer({ host, port, ready: () => manager.isLeader, logger: opts.log, ...security });
+  // The live web view (docs/web-view.md): opt-in, read-only, checked as /metrics is (a standby shows that it is one).
+  let web: Awaited<ReturnType<typeof startWebView>> | undefined;
+  if (opts.webAddress) {
+    const [webHost, webPort] = splitAddress(opts.webAddress);
+    const webSecurity = await opsSecurity(kc, webHost, opts.webAuth ?? 'auto', {
+      certFile: opts.metricsTlsCert,
+      keyFile: opts.metricsTlsKey,
+    });
+    web = await startWebView({ source: manager, host: webHost, port: webPort, logger: opts.log, ...webSecurity });
+    opts.log.info({ url: web.url, auth: webSecurity.auth ? 'kubernetes' : 'none' }, 'web view listening');
+  }
   opts.log.info(
     {
       metrics: ops.url,
+      web: web?.url,
       webhookPort: webhook ? opts.webhookPort : undefined,
       imageCredentials: webhook && (opts.imageCredentialsCellAgents ?? []).length > 0 ? 'served' : 'not served',
     },
@@ -96,6 +109,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   );
   const sig = await untilSignal();
   opts.log.info({ signal: sig }, 'shutting down');
+  await web?.close();
   await manager.stop();
   await Promise.all([webhook?.close(), ops.close()]);
   return 0;

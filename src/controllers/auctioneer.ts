@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { withDefaults } from '../lib/options.ts';
 import {
   type AuctionConfig,
+  type AuctionResults,
   type CellState,
   explain,
   type LRPAuction,
@@ -26,6 +27,7 @@ import { pool } from '../lib/pool.ts';
 import { metrics } from './metrics.ts';
 import type { CellPresence } from './presence.ts';
 import { CellUsage, holdsCapacity } from './cell-usage.ts';
+import type { DecisionSink } from './auction-decisions.ts';
 
 export interface AuctioneerOptions {
   client: DiegoClient;
@@ -41,6 +43,8 @@ export interface AuctioneerOptions {
   /** Parked work is retried at least this often even without a capacity change (Diego: 30 s convergence). */
   retryIntervalMs?: number;
   now?: () => number;
+  /** Where each placement and failure is also recorded (the web view's recent decisions); none if absent. */
+  decisions?: DecisionSink;
 }
 
 interface Assumed {
@@ -252,6 +256,7 @@ export class Auctioneer {
       this.parked.set(f.auction.key, this.capacityVersion);
       writes.push(() => this.rejectTask(t, f.placementError, explain(f.explanation)));
     }
+    this.recordDecisions(results);
     metrics.lrpAuctionsStarted.inc(results.lrps.placed.length);
     metrics.lrpAuctionsFailed.inc(results.lrps.failed.length);
     metrics.taskAuctionsStarted.inc(results.tasks.placed.length);
@@ -296,6 +301,7 @@ export class Auctioneer {
     fetched();
     const results = runAuction(cells, lrps, [], this.o.config);
     done();
+    this.recordDecisions(results);
     for (const p of results.lrps.placed) {
       const { key, processGuid, index, memoryMb, diskMb } = p.auction;
       this.assumed.set(key, { cellId: p.cellId, processGuid, index, memoryMb, diskMb });
@@ -303,6 +309,55 @@ export class Auctioneer {
     }
     metrics.lrpAuctionsStarted.inc(results.lrps.placed.length);
     return out;
+  }
+
+  private recordDecisions(results: AuctionResults): void {
+    const sink = this.o.decisions;
+    if (!sink) return;
+    const at = this.o.now();
+    for (const p of results.lrps.placed) {
+      const { key, processGuid, index } = p.auction;
+      sink.record({
+        at,
+        kind: 'lrp',
+        key,
+        processGuid,
+        index,
+        cellId: p.cellId,
+        zone: p.zone,
+        score: p.score,
+        explanation: p.explanation,
+      });
+    }
+    for (const f of results.lrps.failed) {
+      const { key, processGuid, index } = f.auction;
+      sink.record({
+        at,
+        kind: 'lrp',
+        key,
+        processGuid,
+        index,
+        placementError: f.placementError,
+        explanation: f.explanation,
+      });
+    }
+    for (const p of results.tasks.placed) {
+      const { key, taskGuid } = p.auction;
+      sink.record({
+        at,
+        kind: 'task',
+        key,
+        taskGuid,
+        cellId: p.cellId,
+        zone: p.zone,
+        score: p.score,
+        explanation: p.explanation,
+      });
+    }
+    for (const f of results.tasks.failed) {
+      const { key, taskGuid } = f.auction;
+      sink.record({ at, kind: 'task', key, taskGuid, placementError: f.placementError, explanation: f.explanation });
+    }
   }
 
   /** A placement made by placeAtCreation whose record was not created (it existed, or the write failed). */
