@@ -6,7 +6,9 @@
 // stopped. Written against a small interface so the rep and the tests' simulated cells share it.
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
+import { API_VERSION } from '../crds/kinds.ts';
 import type { IActualLRP, ITask } from '../crds/models.ts';
+import type { EventRecorder } from '../lib/events.ts';
 import { registry } from '../lib/metrics.ts';
 import { withDefaults } from '../lib/options.ts';
 import { DiegoClient, isNotFound } from '../lib/resources.ts';
@@ -50,6 +52,8 @@ export interface EvacuatorOptions {
   timeoutMs?: number;
   /** Diego: evacuation_polling_interval 10 s; removed copies wake the loop sooner. */
   pollIntervalMs?: number;
+  /** Evacuating / Evacuated Events on the Cell (kubectl describe cell); none if absent. */
+  events?: EventRecorder;
 }
 
 export interface EvacuationResult {
@@ -61,11 +65,12 @@ export interface EvacuationResult {
 }
 
 export class Evacuator {
-  private readonly o: Required<EvacuatorOptions>;
+  private readonly o: Required<Omit<EvacuatorOptions, 'events'>> & Pick<EvacuatorOptions, 'events'>;
   private readonly log: Logger;
   private running?: Promise<EvacuationResult>;
   private wakeUp?: () => void;
   private cancelled = false;
+  private cellUid?: Promise<string | undefined>;
 
   constructor(opts: EvacuatorOptions) {
     this.o = withDefaults({ timeoutMs: 600_000, pollIntervalMs: 10_000 }, opts);
@@ -128,12 +133,22 @@ export class Evacuator {
     );
     const deadline = Date.now() + timeoutMs;
     this.log.info({ timeoutMs, containers: cell.lrpContainers().length }, 'evacuating the cell');
+    this.event(
+      'Normal',
+      'Evacuating',
+      `moving ${cell.lrpContainers().length} LRP instances elsewhere, waiting for ${cell.taskContainers()} tasks; it takes no new work (at most ${Math.round(timeoutMs / 1000)}s)`,
+    );
     let timedOut = false;
     for (;;) {
       if (this.cancelled) {
         this.log.info(
           { containers: cell.lrpContainers().length },
           'evacuation cancelled (the node is schedulable again): what has not moved goes on running here',
+        );
+        this.event(
+          'Normal',
+          'EvacuationCancelled',
+          `the node is schedulable again: ${cell.lrpContainers().length} instances not moved yet go on running here`,
         );
         return { timedOut: false, stranded: 0, cancelled: true };
       }
@@ -160,7 +175,28 @@ export class Evacuator {
     const count = await this.cleanup();
     stranded.set(count);
     this.log.info({ timedOut, stranded: count }, 'evacuation ended');
+    if (timedOut)
+      this.event(
+        'Warning',
+        'EvacuationTimedOut',
+        `evacuation timed out after ${Math.round(timeoutMs / 1000)}s: ${count} instances stopped before their replacements ran`,
+      );
+    else this.event('Normal', 'Evacuated', 'every instance moved and every task ended: the cell is empty');
     return { timedOut, stranded: count };
+  }
+
+  /** An Event on this cell's Cell (read once per evacuation: kubectl describe finds events by the object's uid). */
+  private event(type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const events = this.o.events;
+    if (!events) return;
+    const name = cellObjectName(this.o.cellId);
+    this.cellUid ??= this.o.client.get('Cell', undefined, name).then(
+      (c) => c.metadata.uid,
+      () => undefined,
+    );
+    void this.cellUid.then((uid) =>
+      events.record({ apiVersion: API_VERSION, kind: 'Cell', metadata: { name, uid } }, type, reason, message),
+    );
   }
 
   /** One container: still starting → unclaim and destroy it; running → keep it while its copy is needed. */

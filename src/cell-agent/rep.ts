@@ -213,6 +213,7 @@ export class Rep {
       log: this.log,
       timeoutMs: opts.evacuationTimeoutMs,
       pollIntervalMs: opts.evacuationPollingIntervalMs,
+      events: this.events,
       cell: {
         lrpContainers: () => [...this.running.values()].flatMap((r) => (r.instance ? [r.instance] : [])),
         taskContainers: () => [...this.running.values()].filter((r) => !r.instance).length,
@@ -816,7 +817,23 @@ export class Rep {
     const crashed = await this.report(a, (current) =>
       crash(this.client, current, this.keyOf(instanceGuid), reason, { now: Date.now(), runningSince }),
     );
-    if (crashed.outcome === 'done') this.log.info({ key: lrpKey(a), reason }, 'instance crashed');
+    if (crashed.outcome !== 'done') return;
+    this.log.info({ key: lrpKey(a), reason }, 'instance crashed');
+    // The converger records the crash (count, next restart) on the DesiredLRP; a failed check says more here.
+    const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP');
+    if (owner && /^Instance (became unhealthy|never healthy)/.test(reason)) {
+      const target = {
+        apiVersion: owner.apiVersion,
+        kind: owner.kind,
+        metadata: { name: owner.name, namespace: a.metadata.namespace, uid: owner.uid },
+      };
+      this.events.record(
+        target,
+        'Warning',
+        'HealthCheckFailed',
+        `instance ${a.spec.index} on cell ${this.o.cellId}: ${reason}`,
+      );
+    }
   }
 
   /** "Stop, then remove": the container is gone, so the record may go. */

@@ -12,6 +12,7 @@ import { WorkQueue, type ReconcileResult } from '../lib/workqueue.ts';
 import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
 import { conditionUnchanged, setCondition, type Condition } from './conditions.ts';
+import { crashEvent, desiredConditions } from './explain.ts';
 import { evacuatedByOf, type PlacementAtCreation } from '../lifecycle/actual-lrp.ts';
 import { decide, type InstanceAction } from './converge-decision.ts';
 import { judgeEvacuatingCopy } from '../lifecycle/evacuation.ts';
@@ -132,7 +133,10 @@ export class Converger {
       if (uid) this.expected.seen(uid, a.spec.index);
       enqueueOwner(a);
     });
-    cache.actual.on('update', enqueueOwner);
+    cache.actual.on('update', (a: IActualLRP, old?: IActualLRP) => {
+      this.noteCrash(a, old);
+      enqueueOwner(a);
+    });
     cache.actual.on('delete', (a: IActualLRP) => {
       const uid = a.metadata.labels?.[LABEL_DESIRED_LRP_UID];
       if (uid) this.expected.seen(uid, a.spec.index); // gone already: nothing to wait for
@@ -326,7 +330,16 @@ export class Converger {
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
   }
 
-  /** Writes the DesiredLRP's instance counts and Ready condition from the cache (coalesced). */
+  /** A Warning Event on the DesiredLRP when one of its instances has just crashed (once per crash: a transition). */
+  private noteCrash(a: IActualLRP, old: IActualLRP | undefined): void {
+    if (!this.o.events || a.status?.state !== 'CRASHED') return;
+    const owner = a.metadata.ownerReferences?.find((r) => r.kind === 'DesiredLRP');
+    const d = owner && this.o.cache.desired.get(a.metadata.namespace ?? '', owner.name);
+    const event = d && crashEvent(d, old, a);
+    if (d && event) this.o.events.record(d, event.type, event.reason, event.message);
+  }
+
+  /** Writes the DesiredLRP's instance counts and Ready, Available and Crashing conditions from the cache (coalesced). */
   private async reconcileStatus(key: string): Promise<ReconcileResult> {
     const [namespace = '', name = ''] = key.split('/');
     const d = this.o.cache.desired.get(namespace, name);
@@ -563,17 +576,17 @@ export class Converger {
       crashedInstances: count.CRASHED,
       selector: selectorFor(d.metadata.uid ?? ''),
     };
+    // Available and Crashing say why instances are not running (an invalid spec: Ready says it, they stay as were).
+    const conditions = [ready, ...(override ? [] : desiredConditions(d, actuals))];
     const same =
       Object.entries(next).every(([k, v]) => (status as Record<string, unknown>)[k] === v) &&
-      conditionUnchanged(status.conditions, ready);
+      conditions.every((c) => conditionUnchanged(status.conditions, c));
     if (same) return;
+    const at = new Date(this.o.now());
     await this.o.client.patchStatus(
       'DesiredLRP',
       { namespace: d.metadata.namespace, name: d.metadata.name ?? '' },
-      {
-        ...next,
-        conditions: setCondition(status.conditions, ready, new Date(this.o.now())),
-      },
+      { ...next, conditions: conditions.reduce((list, c) => setCondition(list, c, at), status.conditions) },
     );
   }
 }

@@ -12,6 +12,7 @@ import { type RateLimit, TokenBucket } from '../lib/rate-limit.ts';
 import { metrics } from './metrics.ts';
 import { DiegoClient, isNotFound } from '../lib/resources.ts';
 import { Auctioneer } from './auctioneer.ts';
+import { CellReady } from './cell-ready.ts';
 import { EndpointSlices } from './endpoint-slices.ts';
 import { DiegoCache, type Lease } from './cache.ts';
 import { Converger } from './converger.ts';
@@ -55,6 +56,7 @@ interface Running {
   auctioneer: Auctioneer;
   tasks: TaskController;
   endpoints?: EndpointSlices;
+  cellReady: CellReady;
 }
 
 export class Manager {
@@ -167,13 +169,15 @@ export class Manager {
       presence,
       log,
       convergeIntervalMs: this.o.convergeIntervalMs,
+      events: new EventRecorder(kc, 'diego-tasks', log),
       ...this.o.task,
     });
     const endpoints = this.o.endpointSlices
       ? new EndpointSlices({ kc, cache, log, events: new EventRecorder(kc, 'diego-endpoints', log) })
       : undefined;
     endpoints?.register();
-    this.running = { cache, presence, converger, auctioneer, tasks, endpoints };
+    const cellReady = new CellReady({ client, cache, presence, log });
+    this.running = { cache, presence, converger, auctioneer, tasks, endpoints, cellReady };
     signal.addEventListener('abort', () => void this.stopControllers(), { once: true });
     await cache.start();
     if (signal.aborted) return;
@@ -182,6 +186,7 @@ export class Manager {
     converger.start();
     tasks.start();
     endpoints?.start();
+    cellReady.start();
     this.log.info('controllers started');
   }
 
@@ -190,7 +195,13 @@ export class Manager {
     if (!r) return;
     this.running = undefined;
     // Stop writing first, then stop watching.
-    await Promise.all([r.converger.stop(), r.auctioneer.stop(), r.tasks.stop(), r.endpoints?.stop()]);
+    await Promise.all([
+      r.converger.stop(),
+      r.auctioneer.stop(),
+      r.tasks.stop(),
+      r.endpoints?.stop(),
+      r.cellReady.stop(),
+    ]);
     r.presence.stop();
     await r.cache.stop();
     this.log.info('controllers stopped');

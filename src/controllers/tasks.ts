@@ -10,6 +10,8 @@ import { describeErrors, validateSpec } from '../webhooks/validate.ts';
 import type { DiegoCache } from './cache.ts';
 import { metrics } from './metrics.ts';
 import type { CellPresence } from './presence.ts';
+import type { EventRecorder } from '../lib/events.ts';
+import { taskFailedEvent } from './explain.ts';
 import { httpFetch } from '../lib/http.ts';
 import { type CallbackFetch, postCallback } from './task-callback.ts';
 import { deleteTask, demoteTask, failTask, initializeTask, resolveTask, unplace } from '../lifecycle/ops.ts';
@@ -30,10 +32,12 @@ export interface TaskControllerOptions {
   convergeIntervalMs?: number;
   now?: () => number;
   fetch?: CallbackFetch;
+  /** Where a failed Task's Warning Event goes (kubectl describe); none if absent. */
+  events?: EventRecorder;
 }
 
 export class TaskController {
-  private readonly o: Required<TaskControllerOptions>;
+  private readonly o: Required<Omit<TaskControllerOptions, 'events'>> & Pick<TaskControllerOptions, 'events'>;
   private readonly log: Logger;
   private readonly queue: WorkQueue;
   private timer?: NodeJS.Timeout;
@@ -57,7 +61,11 @@ export class TaskController {
   start(): void {
     const enqueue = (t: ITask) => this.queue.add(keyOf(t));
     this.o.cache.tasks.on('add', enqueue);
-    this.o.cache.tasks.on('update', enqueue);
+    this.o.cache.tasks.on('update', (t: ITask, old?: ITask) => {
+      const failed = this.o.events && taskFailedEvent(old, t);
+      if (failed) this.o.events?.record(t, failed.type, failed.reason, failed.message);
+      enqueue(t);
+    });
     this.o.presence.on('disappeared', (cellId) => this.o.cache.tasksByCell.get(cellId).forEach(enqueue));
     this.queue.run((key) => this.reconcile(key), 4);
     this.fullPass();
