@@ -100,7 +100,9 @@ export class EventRecorder {
         apiVersion: target.apiVersion,
         kind: target.kind,
         name: target.metadata.name,
-        namespace,
+        // A cluster-scoped object's (a Cell's) Event lives in "default" but names no namespace: kubectl describe
+        // looks it up by involvedObject.namespace="".
+        namespace: target.metadata.namespace,
         uid: target.metadata.uid,
         resourceVersion: target.metadata.resourceVersion,
       },

@@ -487,6 +487,14 @@ describe('runc end to end: restarts, leftovers, capacity, bulk sync', () => {
       return a!;
     }, 60_000);
     expect(crashed.status?.crashReason).toMatch(/^Instance became unhealthy/);
+    // kubectl describe says so: the cell's HealthCheckFailed, and the converger's Crashed with the restart.
+    await eventually(async () => {
+      const described = (await kubectl(['describe', '-n', env.ns, 'desiredlrp', 'web'])).stdout.replace(/\s+/g, ' ');
+      expect(described).toMatch(/Warning HealthCheckFailed .*instance 0 on cell \S+: Instance became unhealthy/);
+      expect(described).toMatch(
+        /Warning Crashed .*instance 0 on cell \S+ crashed: Instance became unhealthy.*crash count 1; restarting now/,
+      );
+    }, 30_000);
     await client.delete('DesiredLRP', { namespace: env.ns, name: 'web' });
     await eventually(async () => expect(await instances()).toHaveLength(0), 30_000);
 

@@ -15,6 +15,7 @@ import { cellObjectName, registerCell, releasePresence, renewPresence } from '..
 import { DiegoClient } from '../../src/lib/resources.ts';
 import { createLogger } from '../../src/lib/log.ts';
 import { type EvacuationResult, Evacuator } from '../../src/cell-agent/evacuation.ts';
+import { EventRecorder } from '../../src/lib/events.ts';
 
 export interface SimCellOptions {
   cellId: string;
@@ -86,6 +87,7 @@ export class SimCell {
       log: this.log,
       timeoutMs: this.o.evacuationTimeoutMs,
       pollIntervalMs: this.o.evacuationPollIntervalMs,
+      events: new EventRecorder(kc, 'sim-cell', this.log),
       cell: {
         lrpContainers: () =>
           [...this.containers].flatMap((instanceGuid) => {
