@@ -4,11 +4,13 @@ import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { rawRequest } from '../lib/kube.ts';
 import { type Lease, leasePath, microTime } from '../lib/lease.ts';
-import { DEFAULT_PRESENCE_TTL_S, LABEL_CELL_PRESENCE } from '../lifecycle/names.ts';
+import {
+  ANNOTATION_BBS_DOMAIN as ANNOTATION_DOMAIN,
+  DEFAULT_PRESENCE_TTL_S,
+  LABEL_BBS_DOMAIN as LABEL_DOMAIN,
+  LABEL_CELL_PRESENCE,
+} from '../lifecycle/names.ts';
 import { isAlreadyExists } from '../lib/resources.ts';
-
-const LABEL_DOMAIN = 'diego.dev/bbs-domain';
-const ANNOTATION_DOMAIN = 'diego.dev/bbs-domain';
 
 /** Domain names may hold any characters; the Lease name is a hash, the domain itself an annotation. */
 const domainLeaseName = (domain: string) =>

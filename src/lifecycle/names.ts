@@ -12,6 +12,9 @@ export const LABEL_PROCESS_GUID = 'diego.dev/process-guid';
 export const LABEL_CELL_ID = 'diego.dev/cell-id';
 /** On cell presence Leases, so the controller watches those and not the other Leases of the namespace. */
 export const LABEL_CELL_PRESENCE = 'diego.dev/cell-presence';
+/** On BBS domain Leases (the Lease name is a hash; the domain itself is the annotation of the same name). */
+export const LABEL_BBS_DOMAIN = 'diego.dev/bbs-domain';
+export const ANNOTATION_BBS_DOMAIN = 'diego.dev/bbs-domain';
 /** Diego's presence TTL (Locket: 15 s): a cell whose Lease is not renewed within it is gone. */
 export const DEFAULT_PRESENCE_TTL_S = 15;
 /** Finalizer a cell-agent holds on work it runs, so the record outlives the container ("stop, then remove"). */
