@@ -119,6 +119,7 @@ export interface WebViewModel {
     runningTasks: number;
   };
   zones: ZoneView[];
+  /** Instances on no cell: UNCLAIMED (waiting for placement) or CRASHED (left their cell, waiting to restart). */
   unplaced: InstanceView[];
   crashing: CrashingAppView[];
   pendingTasks: TaskView[];

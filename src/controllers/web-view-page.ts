@@ -54,7 +54,7 @@ export const WEB_VIEW_PAGE = String.raw`<!doctype html>
     <input id="token" type="password" placeholder="bearer token (kubectl create token …)" autocomplete="off">
     <button type="submit">Connect</button></form>
   <section><h2>Cells by zone</h2><div id="zones" class="zones"></div></section>
-  <section id="unplaced-section"><h2>Waiting for placement</h2><div id="unplaced"></div></section>
+  <section id="unplaced-section"><h2>Not on a cell: waiting for placement, or crashed and waiting to restart</h2><div id="unplaced"></div></section>
   <div class="row">
     <section><h2>Crashing apps</h2><div id="crashing"></div></section>
     <section><h2>Pending tasks</h2><div id="pending-tasks"></div></section>
