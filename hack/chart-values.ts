@@ -67,6 +67,7 @@ export const chartValues = z
         kubeApiQps: z.number().min(0),
         kubeApiBurst: count,
         endpointSlices: bool,
+        webView: z.object({ enabled: bool, port }).strict(),
         ...podPlacement,
       })
       .strict(),

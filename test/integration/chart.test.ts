@@ -509,6 +509,19 @@ describe('helm chart', () => {
     }
   });
 
+  it('serves the live web view only when asked: its address, its port, and a role to bind its viewers to', async () => {
+    const { yaml, objects } = await render([]);
+    expect(yaml).not.toContain('--web-address');
+    expect(objects.filter((o) => o.metadata.name.endsWith('-web-viewer'))).toEqual([]);
+    const on = await render(['controller.webView.enabled=true', 'controller.webView.port=8181']);
+    await dryRunApply(on.yaml);
+    const c = podSpec(find(on.objects, 'Deployment', '-controller')).containers[0]!;
+    expect(c.args).toContain('--web-address=:8181');
+    expect(c.ports).toContainEqual({ name: 'web', containerPort: 8181, protocol: 'TCP' });
+    const viewer = rulesOf(find(on.objects, 'ClusterRole', '-web-viewer'));
+    expect(viewer).toEqual([{ apiGroups: ['diego.dev'], resources: ['desiredlrps'], verbs: ['list'] }]);
+  });
+
   it('with cert-manager, one controller and no cell agent; and with the webhook off: the API server accepts every object', async () => {
     await stubCRD('cert-manager.io', 'Issuer', 'issuers');
     await stubCRD('cert-manager.io', 'Certificate', 'certificates');
