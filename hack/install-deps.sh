@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 # debian-archive-keyring): the Debian rootfs of preloaded stacks such as cflinuxfs4 (src/cell-agent/backends/rootfs.ts);
 # socat: the container proxy (src/cell-agent/executor/proxy.ts); iptables: egress rules and CNI's portmap;
 # unzip: zip downloads; tar: streaming files in and out; nats-server: the NATS bus the route emitter's tests
-# register routes on (as gorouter reads them).
+# register routes on (as gorouter reads them); chromium: the controller's web view is tested in headless Chromium.
 pkgs=(openssl util-linux ca-certificates git runc busybox-static containernetworking-plugins iproute2 containerd
-  mmdebstrap debian-archive-keyring socat iptables unzip tar nats-server)
+  mmdebstrap debian-archive-keyring socat iptables unzip tar nats-server chromium)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
