@@ -10,10 +10,10 @@ const cell = (cellId: string, zone: string, extra: Partial<ICell['status']> = {}
     status: { available: { memoryMb: 512, diskMb: 4096, containers: 8 }, ...extra },
   }) as unknown as ICell;
 
-const app = (name: string, uid: string, instances: number): IDesiredLRP =>
+const app = (name: string, uid: string, instances: number, memoryMb = 128): IDesiredLRP =>
   ({
     metadata: { name, namespace: 'ns', uid },
-    spec: { processGuid: `${name}-guid`, instances },
+    spec: { processGuid: `${name}-guid`, instances, memoryMb },
   }) as unknown as IDesiredLRP;
 
 const instance = (
@@ -53,7 +53,7 @@ const input = (over: Partial<WebViewInput>): WebViewInput => ({
 
 describe('buildWebView', () => {
   const web = app('web', 'u-web', 2);
-  const worker = app('worker', 'u-worker', 1);
+  const worker = app('worker', 'u-worker', 1, 256);
 
   it('groups cells by zone (sorted) and lists each instance on its cell with its app and state', () => {
     const v = buildWebView(
@@ -78,6 +78,7 @@ describe('buildWebView', () => {
     ]);
     expect(a.counts).toEqual({ instances: 2, running: 2, claimed: 0, crashed: 0, tasks: 0 });
     expect(a.capacity).toEqual({ memoryMb: 1024, diskMb: 4096, containers: 10 });
+    expect(a.used).toEqual({ memoryMb: 384, diskMb: 0, containers: 2 });
     expect(v.zones[1]!.cells[0]!.instances[0]).toMatchObject({ app: 'ns/web', index: 1, state: 'CLAIMED' });
     expect(v.totals).toMatchObject({ cells: 3, presentCells: 3, apps: 2, instances: 3, running: 2, claimed: 1 });
   });
@@ -125,6 +126,7 @@ describe('buildWebView', () => {
       { app: 'ns/worker', processGuid: 'worker-guid', instances: 1, crashed: 0, crashCount: 5, lastCrashReason: 'OOM' },
     ]);
     expect(v.zones[0]!.cells[0]!.counts.crashed).toBe(1);
+    expect(v.zones[0]!.cells[0]!.used).toEqual({ memoryMb: 384, diskMb: 0, containers: 2 }); // a crash frees its share
   });
 
   it('lists pending tasks (oldest first) and puts running tasks on their cell', () => {

@@ -4,6 +4,7 @@
 import type { IActualLRP, ICell, IDesiredLRP, ITask } from '../crds/models.ts';
 import { LABEL_DESIRED_LRP_UID } from '../lifecycle/names.ts';
 import type { AuctionDecision } from './auction-decisions.ts';
+import { holdsCapacity } from './cell-usage.ts';
 
 export interface WebViewInput {
   now: number;
@@ -68,6 +69,8 @@ export interface CellView {
   unknown: boolean;
   capacity?: { memoryMb: number; diskMb: number; containers: number };
   available?: { memoryMb: number; diskMb: number; containers: number };
+  /** What the work placed on it takes (as the auction counts it: crashed instances and finished tasks take nothing). */
+  used: { memoryMb: number; diskMb: number; containers: number };
   /** Counted over all its instances; `instances` lists at most the limit. */
   counts: { instances: number; running: number; claimed: number; crashed: number; tasks: number };
   instances: InstanceView[];
@@ -148,6 +151,7 @@ export function buildWebView(input: WebViewInput, limits: WebViewLimits = DEFAUL
         unknown: !cell,
         ...(cell ? { capacity: cell.spec.capacity } : {}),
         ...(cell?.status?.available ? { available: cell.status.available } : {}),
+        used: { memoryMb: 0, diskMb: 0, containers: 0 },
         counts: { instances: 0, running: 0, claimed: 0, crashed: 0, tasks: 0 },
         instances: [],
         tasks: [],
@@ -158,6 +162,13 @@ export function buildWebView(input: WebViewInput, limits: WebViewLimits = DEFAUL
     return v;
   };
   for (const c of input.cells) if (!c.metadata.deletionTimestamp) cellView(c.spec.cellId, c);
+  const use = (o: IActualLRP | ITask, memoryMb = 0, diskMb = 0): void => {
+    if (!holdsCapacity(o) || !o.spec.cellId) return;
+    const used = cellView(o.spec.cellId).used;
+    used.memoryMb += memoryMb;
+    used.diskMb += diskMb;
+    used.containers++;
+  };
 
   const totals = {
     cells: 0,
@@ -191,6 +202,7 @@ export function buildWebView(input: WebViewInput, limits: WebViewLimits = DEFAUL
     else if (state === 'CLAIMED') totals.claimed++;
     else if (state === 'UNCLAIMED') totals.unclaimed++;
     else if (state === 'CRASHED') totals.crashed++;
+    use(a, d?.spec.memoryMb, d?.spec.diskMb);
     const cellId = a.spec.cellId || a.status?.cellId;
     if (cellId) {
       const c = cellView(cellId);
@@ -224,6 +236,7 @@ export function buildWebView(input: WebViewInput, limits: WebViewLimits = DEFAUL
 
   const pendingTasks: TaskView[] = [];
   for (const t of input.tasks) {
+    use(t, t.spec.memoryMb, t.spec.diskMb);
     const state = t.status?.state ?? 'Pending';
     const view: TaskView = {
       key: keyOf(t),

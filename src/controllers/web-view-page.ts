@@ -82,7 +82,8 @@ export const WEB_VIEW_PAGE = String.raw`<!doctype html>
   }
   function cell(c) {
     const cap = c.capacity, av = c.available;
-    const mem = cap && av ? pct(cap.memoryMb, av.memoryMb) : undefined;
+    // What the auction counts as used; what the cell's agent reports left, when it is less.
+    const mem = cap ? Math.max(pct(cap.memoryMb, cap.memoryMb - c.used.memoryMb), av ? pct(cap.memoryMb, av.memoryMb) : 0) : undefined;
     const more = c.counts.instances - c.instances.length;
     return '<div class="cell' + (c.present ? '' : ' absent') + '" data-cell-id="' + esc(c.cellId) + '" data-zone="' + esc(c.zone) + '">' +
       '<div class="name">' + esc(c.cellId) + (c.evacuating ? ' · evacuating' : '') + (c.present ? '' : ' · not present') + (c.unknown ? ' · no Cell' : '') + '</div>' +
