@@ -168,4 +168,16 @@ describe('web view server', () => {
     expect((await get('/api/view', 'good')).status).toBe(200);
     expect(asked[0]).toEqual({ resource: { group: 'diego.dev', resource: 'desiredlrps', verb: 'list' } });
   });
+
+  it('with auth, ends a stream after reauthMs so the page reconnects and its token is checked again', async () => {
+    const auth: OpsAuth = {
+      authenticate: (token) => Promise.resolve({ username: token }),
+      authorize: () => Promise.resolve(true),
+    };
+    const source: WebViewSource = { controllers: undefined, decisions: new RecentDecisions() };
+    view = await startWebView({ source, host: '127.0.0.1', port: 0, auth, keepAliveMs: 50, reauthMs: 200 });
+    const events = new EventReader(await fetch(`${view.url}/api/events`, { headers: { authorization: 'Bearer x' } }));
+    await events.next();
+    expect(await events.ended()).toBe(true);
+  });
 });

@@ -40,6 +40,11 @@ export interface WebViewOptions {
   maxClients?: number;
   /** A comment line this often keeps idle connections through proxies (default 15 s). */
   keepAliveMs?: number;
+  /**
+   * With auth, a stream ends after this long (default 10 min) and the page reconnects, so a token that was revoked or
+   * expired stops seeing updates.
+   */
+  reauthMs?: number;
   now?: () => number;
 }
 
@@ -56,6 +61,7 @@ interface Client {
   blocked: boolean;
   /** The version of the snapshot it last got. */
   sent: number;
+  connectedAt: number;
 }
 
 export async function startWebView(opts: WebViewOptions): Promise<WebView> {
@@ -126,8 +132,14 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
     for (const c of clients) send(c);
   }, coalesceMs);
   tick.unref();
+  const reauthMs = opts.reauthMs ?? 600_000;
   const keepAlive = setInterval(() => {
-    for (const c of clients) if (!c.blocked) c.res.write(': keep-alive\n\n');
+    for (const c of clients) {
+      if (opts.auth && now() - c.connectedAt >= reauthMs) {
+        clients.delete(c);
+        c.res.end();
+      } else if (!c.blocked) c.res.write(': keep-alive\n\n');
+    }
   }, opts.keepAliveMs ?? 15_000);
   keepAlive.unref();
 
@@ -167,7 +179,7 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    const c: Client = { res, blocked: false, sent: -1 };
+    const c: Client = { res, blocked: false, sent: -1, connectedAt: now() };
     clients.add(c);
     res.on('drain', () => {
       c.blocked = false;
