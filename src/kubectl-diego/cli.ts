@@ -224,8 +224,8 @@ async function logs(s: Session, io: Io, name: string, o: LogsOptions): Promise<v
   // Without -f the buffered lines are the answer; with -f they come first unless only new lines are asked for.
   const recent = !follow || o.recent !== false;
   const { sources, problems } = logSources(target, await list(s, 'Cell', undefined), { follow, recent });
+  if (sources.length === 0) throw new CliError(`cannot read the lines of ${what}: ${problems.join('; ') || 'no cell'}`);
   for (const p of problems) io.err(`warning: ${p}\n`);
-  if (sources.length === 0) throw new CliError(`cannot read the lines of ${what}: ${problems[0] ?? 'no cell'}`);
   const stop = new AbortController();
   const streams = await cellStreams(s.kc, {
     caFile: o.opsCa,
