@@ -60,9 +60,12 @@ test-cluster: deps
 chaos: deps
 	$(NODE) test/chaos/main.ts $(CHAOS_ARGS)
 
-## run: the whole system locally — control plane, CRDs, operator, a sample app (Ctrl-C stops it all)
-run: deps
-	$(NODE) src/main.ts dev
+## run: the whole system locally — control plane, CRDs, operator, a sample app. Ctrl-C, or SIGTERM to make (which
+## make passes on), stops it all. Installs only what it needs (not the tests' helm, nats-server, chromium).
+## RUN_ARGS passes flags, e.g. RUN_ARGS=--no-sample (diego-operator dev --help).
+run:
+	@hack/install-deps.sh run
+	exec $(NODE) src/main.ts dev $(RUN_ARGS)
 
 clean:
 	rm -rf dist coverage .tmp

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what diego-operator needs on a fresh Debian 12 machine: Debian packages (only the missing ones),
 # npm dependencies (including Node 24 from the npm `node` package), and the Go-built control plane.
+# `hack/install-deps.sh run` (make run) installs only what `diego-operator dev` needs: not the tests' nats-server,
+# chromium and helm.
 set -euo pipefail
+for_tests=true; [ "${1:-}" = run ] && for_tests=false
 cd "$(dirname "$0")/.."
 
 # Debian packages: openssl (certificates), util-linux (setpriv: children die with their parent), git;
@@ -12,7 +15,8 @@ cd "$(dirname "$0")/.."
 # unzip: zip downloads; tar: streaming files in and out; nats-server: the NATS bus the route emitter's tests
 # register routes on (as gorouter reads them); chromium: the controller's web view is tested in headless Chromium.
 pkgs=(openssl util-linux ca-certificates git runc busybox-static containernetworking-plugins iproute2 containerd
-  mmdebstrap debian-archive-keyring socat iptables unzip tar nats-server chromium)
+  mmdebstrap debian-archive-keyring socat iptables unzip tar)
+if $for_tests; then pkgs+=(nats-server chromium); fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -33,4 +37,4 @@ fi
 # The control plane (etcd, kube-apiserver, kube-controller-manager, kubectl), built once per machine.
 hack/build-control-plane.sh >/dev/null
 # helm (for the chart test, test/integration/chart.test.ts), built once per machine into the same cache.
-hack/build-helm.sh >/dev/null
+if $for_tests; then hack/build-helm.sh >/dev/null; fi

@@ -3,6 +3,7 @@
 // plain-HTTP health listener.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { buildBbsApp } from '../bbs/app.ts';
 import { splitHostPort, startHealthServer, type HealthServer } from '../bbs/health.ts';
@@ -12,6 +13,8 @@ import { loadKubeConfig, rawRequest } from '../lib/kube.ts';
 import { CachedDiegoClient } from '../bbs/cached-client.ts';
 import { type DiegoClient, isNotFound } from '../lib/resources.ts';
 import { untilSignal } from './signals.ts';
+import { createLogger } from '../lib/log.ts';
+import { kubeconfigOption, roleCommand, valueOption } from './flags.ts';
 
 export interface BbsOptions {
   log: Logger;
@@ -139,4 +142,53 @@ export async function runBbs(opts: BbsOptions): Promise<number> {
   opts.log.info({ signal: sig }, 'shutting down');
   await bbs.close();
   return 0;
+}
+
+/** The flags of `diego-operator bbs`, as commander gives them (values as typed). */
+interface BbsFlags {
+  kubeconfig?: string;
+  namespace: string;
+  systemNamespace: string;
+  listen: string;
+  healthAddress: string;
+  maxBodyBytes: string;
+  insecureHttp?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+}
+
+export function bbsCommand(): Command {
+  return roleCommand('bbs', "Diego's BBS API (protobuf over HTTP, mutual TLS) on top of the CRDs, for BBS clients.")
+    .addOption(kubeconfigOption())
+    .addOption(valueOption('--namespace <ns>', 'Where DesiredLRPs and Tasks created through the API go.', 'default'))
+    .addOption(valueOption('--system-namespace <ns>', "The operator's namespace (Cells).", 'diego-system'))
+    .addOption(valueOption('--listen <host:port>', 'Where the API listens.', '127.0.0.1:8889'))
+    .addOption(
+      valueOption(
+        '--health-address <host:port>',
+        "The plain-HTTP health listener (Diego's health_addr); empty: none.",
+        '127.0.0.1:8890',
+      ),
+    )
+    .addOption(valueOption('--max-body-bytes <n>', 'Largest request body accepted.', String(10 * 1024 * 1024)))
+    .option('--insecure-http', 'Serve plain HTTP without client authentication: local development only.')
+    .option('--tls-cert <file>', "The API's server certificate (PEM).")
+    .option('--tls-key <file>', 'Its private key (PEM).')
+    .option('--tls-client-ca <file>', "CA (PEM) that clients' certificates must chain to (mutual TLS).")
+    .action(async (f: BbsFlags) => {
+      process.exitCode = await runBbs({
+        log: createLogger(),
+        kubeconfig: f.kubeconfig,
+        namespace: f.namespace,
+        systemNamespace: f.systemNamespace,
+        listen: f.listen,
+        healthAddress: f.healthAddress,
+        maxBodyBytes: Number(f.maxBodyBytes),
+        insecureHttp: f.insecureHttp ?? false,
+        tlsCert: f.tlsCert,
+        tlsKey: f.tlsKey,
+        tlsClientCa: f.tlsClientCa,
+      });
+    });
 }

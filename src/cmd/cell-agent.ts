@@ -4,6 +4,7 @@ import { readFile, statfs } from 'node:fs/promises';
 import { Counter } from 'prom-client';
 import { hostname, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
+import { type Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { ContainerdBackend } from '../cell-agent/backends/containerd.ts';
@@ -35,7 +36,18 @@ import {
 import { EventRecorder } from '../lib/events.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { registry, startOpsServer } from '../lib/metrics.ts';
+import { createLogger } from '../lib/log.ts';
 import { opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
+import {
+  authMode,
+  kubeconfigOption,
+  list,
+  nonNegative,
+  readSecretFile,
+  repeatableOption,
+  roleCommand,
+  valueOption,
+} from './flags.ts';
 
 export interface CellAgentOptions {
   log: Logger;
@@ -453,3 +465,358 @@ export function parseAddress(address: string): [string, number] {
 export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock';
 export const defaultCellId = (): string => process.env.NODE_NAME ?? hostname();
 export const defaultStateDir = (): string => join(tmpdir(), 'diego-cell');
+
+/** The flags of `diego-operator cell-agent`, as commander gives them (values as typed). */
+interface CellAgentFlags {
+  kubeconfig?: string;
+  cellId?: string;
+  zone: string;
+  memoryMb: string;
+  diskMb: string;
+  containers: string;
+  stacks: string;
+  placementTags: string;
+  optionalPlacementTags: string;
+  volumeDrivers: string;
+  volumeDriverPaths: string;
+  backend: string;
+  containerdAddress: string;
+  insecureDockerRegistry: string[];
+  stateDir?: string;
+  systemNamespace: string;
+  evacuationTimeout: string;
+  onSigterm: string;
+  routeEmitterNatsServers?: string;
+  routeEmitterNatsUser?: string;
+  routeEmitterNatsPasswordFile?: string;
+  routeEmitterNatsTlsCa?: string;
+  routeEmitterNatsTlsCert?: string;
+  routeEmitterNatsTlsKey?: string;
+  routeEmitterDirectInstanceRoutes?: boolean;
+  routeEmitterEmitEndpointUpdatedAt?: boolean;
+  opsAddress: string;
+  maxLogLinesPerSecond: string;
+  containerMetricsInterval: string;
+  pollingInterval: string;
+  logAppLines?: boolean;
+  defaultContainerMemoryMb: string;
+  defaultContainerDiskMb: string;
+  defaultContainerMaxPids: string;
+  opsAuth: string;
+  opsTlsCert?: string;
+  opsTlsKey?: string;
+  cacheDir?: string;
+  maxCacheSizeMb: string;
+  instanceIdentityCaCert?: string;
+  instanceIdentityCaKey?: string;
+  instanceIdentityValidity: string;
+  trustedCertsDir?: string;
+  externalIp?: string;
+  defaultEgress?: string;
+  dnsServer: string[];
+  containerProxy?: boolean;
+  containerProxyRequireClientCerts?: boolean;
+  containerProxyTrustedCa?: string;
+  imageCredentialsUrl: string;
+  imageCredentialsCa?: string;
+  imageCredentialsTokenFile?: string;
+}
+
+export function cellAgentCommand(): Command {
+  return roleCommand('cell-agent', "Diego's rep and executor for one cell: runs the work the auctioneer places on it.")
+    .addOption(kubeconfigOption())
+    .option('--cell-id <id>', "The Cell object's name (default: $NODE_NAME, else the host name).")
+    .addOption(
+      new Option(
+        '--zone <zone>',
+        "The cell's availability zone; empty: the node's topology.kubernetes.io/zone.",
+      ).default(process.env.DIEGO_ZONE ?? '', '$DIEGO_ZONE'),
+    )
+    .addOption(
+      valueOption('--memory-mb <mb|auto>', "Memory capacity offered to work; auto: the host's memory.", 'auto'),
+    )
+    .addOption(
+      valueOption(
+        '--disk-mb <mb|auto>',
+        "Disk capacity offered to work; auto: the state directory's filesystem less the download cache's room.",
+        'auto',
+      ),
+    )
+    .addOption(valueOption('--containers <n>', 'Most containers at once.', '250'))
+    .addOption(
+      valueOption(
+        '--stacks <list>',
+        'Root filesystems offered, comma-separated: <stack>=<rootfs> or a preloaded stack name.',
+        'busybox',
+      ),
+    )
+    .addOption(
+      valueOption('--placement-tags <list>', 'Placement tags work must ask for to run here, comma-separated.', ''),
+    )
+    .addOption(valueOption('--optional-placement-tags <list>', 'Placement tags work may ask for, comma-separated.', ''))
+    .addOption(
+      valueOption('--volume-drivers <list>', 'Volume drivers advertised besides those found, comma-separated.', ''),
+    )
+    .addOption(
+      valueOption(
+        '--volume-driver-paths <dirs>',
+        "Directories of volume driver specs (<name>.json, .spec, .sock), ':'- or ','-separated (Diego's volman driver_paths).",
+        '',
+      ),
+    )
+    .addOption(
+      valueOption(
+        '--backend <kind>',
+        'How containers run: runc, containerd (docker:// images), process, or auto (runc when root and installed, else process).',
+        'auto',
+      ),
+    )
+    .addOption(
+      valueOption(
+        '--containerd-address <socket>',
+        "containerd's socket (the containerd backend).",
+        DEFAULT_CONTAINERD_ADDRESS,
+      ),
+    )
+    .addOption(
+      repeatableOption(
+        '--insecure-docker-registry <host:port>',
+        "A registry pulled over plain HTTP besides loopback ones (Diego's insecure_docker_registry_list).",
+      ),
+    )
+    .option('--state-dir <dir>', `Where containers, logs and the download cache live (default: ${defaultStateDir()}).`)
+    .addOption(valueOption('--system-namespace <ns>', "The operator's namespace.", 'diego-system'))
+    .addOption(
+      valueOption(
+        '--evacuation-timeout <seconds>',
+        "How long instances may take to move elsewhere when the cell drains (Diego's evacuation_timeout).",
+        '600',
+      ),
+    )
+    .addOption(
+      valueOption(
+        '--on-sigterm <evacuate|detach>',
+        "SIGTERM evacuates the cell first (evacuate: Diego's rep), or exits leaving the containers running for the next agent to adopt (detach: a DaemonSet pod replaced). Cordoning the node evacuates either way.",
+        'evacuate',
+      ),
+    )
+    .option(
+      '--route-emitter-nats-servers <urls>',
+      "Register this cell's instances' routes over this NATS (Diego's local route emitter; else run the route-emitter role), e.g. nats://nats:4222.",
+    )
+    .option('--route-emitter-nats-user <user>', 'NATS user.')
+    .option('--route-emitter-nats-password-file <file>', "File holding the NATS user's password.")
+    .option('--route-emitter-nats-tls-ca <file>', "CA (PEM) of the NATS servers' certificates.")
+    .option('--route-emitter-nats-tls-cert <file>', 'Client certificate (PEM) for NATS.')
+    .option('--route-emitter-nats-tls-key <file>', 'Its private key (PEM).')
+    .option('--route-emitter-direct-instance-routes', "Register the instances' own address and port (Diego's option).")
+    .option('--route-emitter-emit-endpoint-updated-at', "Send each endpoint's update time (Diego's option).")
+    .addOption(
+      valueOption(
+        '--ops-address <host:port>',
+        '/metrics, /healthz and the log stream /v1/logs/<logGuid>.',
+        DEFAULT_OPS_ADDRESS,
+      ),
+    )
+    .addOption(
+      valueOption(
+        '--max-log-lines-per-second <n>',
+        "Log lines each instance may write per second; 0: unlimited (Diego's default).",
+        '0',
+      ),
+    )
+    .addOption(valueOption('--container-metrics-interval <seconds>', 'How often container metrics are reported.', '15'))
+    .addOption(
+      valueOption(
+        '--polling-interval <seconds>',
+        "How often the rep bulk-syncs its containers with its work (Diego's polling_interval).",
+        '30',
+      ),
+    )
+    .option('--log-app-lines', "Also write every app log line to the agent's own log.")
+    .addOption(
+      valueOption(
+        '--default-container-memory-mb <mb>',
+        'Memory limit of containers whose work sets none; 0: none.',
+        '0',
+      ),
+    )
+    .addOption(
+      valueOption('--default-container-disk-mb <mb>', 'Disk limit of containers whose work sets none; 0: none.', '0'),
+    )
+    .addOption(
+      valueOption(
+        '--default-container-max-pids <n>',
+        'Process limit of containers whose work sets none; 0: none.',
+        '0',
+      ),
+    )
+    .addOption(
+      valueOption(
+        '--ops-auth <mode>',
+        'Who may read the ops endpoints: kubernetes (a token, over TLS), none, or auto (kubernetes unless on loopback).',
+        'auto',
+      ),
+    )
+    .option(
+      '--ops-tls-cert <file>',
+      "The ops server's TLS certificate (PEM) when authenticated (default: self-signed).",
+    )
+    .option('--ops-tls-key <file>', 'Its private key (PEM).')
+    .option('--cache-dir <dir>', 'The download cache (default: <state-dir>/cache).')
+    .addOption(
+      valueOption(
+        '--max-cache-size-mb <mb>',
+        "The download cache's size bound (Diego's max_cache_size_in_bytes).",
+        '10000',
+      ),
+    )
+    .option(
+      '--instance-identity-ca-cert <file>',
+      "CA (PEM) that signs instances' identity certificates; without it, none.",
+    )
+    .option('--instance-identity-ca-key <file>', 'Its private key (PEM).')
+    .addOption(
+      valueOption(
+        '--instance-identity-validity <seconds>',
+        "Lifetime of instance identity certificates (Diego's default: 24 h).",
+        '86400',
+      ),
+    )
+    .option('--trusted-certs-dir <dir>', 'CA certificates containers may ask for (trustedSystemCertificatesPath).')
+    .option('--external-ip <ip>', 'The address instances advertise (default: $HOST_IP, else 127.0.0.1).')
+    .option(
+      '--default-egress <json>',
+      'Egress rules every container gets, a JSON array in the CRDs\' egressRules form, e.g. \'[{"protocol":"all","destinations":["0.0.0.0-9.255.255.255"]}]\'.',
+    )
+    .addOption(repeatableOption('--dns-server <ip>', 'A resolver containers may always query on port 53.'))
+    .option(
+      '--container-proxy',
+      "A TLS proxy beside each instance (Diego's enable_container_proxy; needs the identity CA).",
+    )
+    .option(
+      '--container-proxy-require-client-certs',
+      'The proxy verifies client certificates against --container-proxy-trusted-ca.',
+    )
+    .option('--container-proxy-trusted-ca <file>', "CAs (PEM) of the proxy's clients.")
+    .addOption(
+      valueOption(
+        '--image-credentials-url <url>',
+        "Ask the controller's image credentials endpoint (https://...) just before a docker:// pull; empty: the agent reads the Secret itself (local development with an admin kubeconfig only).",
+        '',
+      ),
+    )
+    .option('--image-credentials-ca <file>', "CA (PEM) of the endpoint's certificate (default: the system's).")
+    .option(
+      '--image-credentials-token-file <file>',
+      "Token presented to it, re-read each time (default: the kubeconfig's token).",
+    )
+    .action(async (f: CellAgentFlags) => {
+      process.exitCode = await runCellAgent(await cellAgentOptions(f));
+    });
+}
+
+/** The flags' values checked and turned into the agent's options; errors name the flag. */
+async function cellAgentOptions(f: CellAgentFlags): Promise<CellAgentOptions> {
+  const maxCacheMb = nonNegative('--max-cache-size-mb', f.maxCacheSizeMb);
+  const stateDir = f.stateDir ?? defaultStateDir();
+  const backend = f.backend;
+  if (backend !== 'auto' && backend !== 'runc' && backend !== 'containerd' && backend !== 'process') {
+    throw new Error(`--backend must be auto, runc, containerd or process (got "${backend}")`);
+  }
+  const onSigterm = f.onSigterm;
+  if (onSigterm !== 'evacuate' && onSigterm !== 'detach') {
+    throw new Error(`--on-sigterm must be evacuate or detach (got "${onSigterm}")`);
+  }
+  return {
+    log: createLogger(),
+    kubeconfig: f.kubeconfig,
+    cellId: f.cellId ?? defaultCellId(),
+    zone: f.zone,
+    memoryMb: await capacityMb('--memory-mb', f.memoryMb, stateDir),
+    // Diego's auto disk capacity leaves the download cache's room out.
+    diskMb:
+      f.diskMb === 'auto'
+        ? Math.max(1, (await capacityMb('--disk-mb', 'auto', stateDir)) - maxCacheMb)
+        : await capacityMb('--disk-mb', f.diskMb, stateDir),
+    containers: Number(f.containers),
+    stacks: list(f.stacks),
+    placementTags: list(f.placementTags),
+    optionalPlacementTags: list(f.optionalPlacementTags),
+    volumeDrivers: list(f.volumeDrivers),
+    // Diego's volman.driver_paths is ':'-separated (filepath.SplitList); commas work too.
+    volumeDriverPaths: f.volumeDriverPaths.split(/[,:]/).filter(Boolean),
+    backend,
+    containerdAddress: f.containerdAddress,
+    insecureDockerRegistries: f.insecureDockerRegistry,
+    stateDir,
+    systemNamespace: f.systemNamespace,
+    evacuationTimeoutMs: evacuationTimeoutMs(f.evacuationTimeout),
+    onSigterm,
+    routeEmitter: f.routeEmitterNatsServers
+      ? {
+          servers: f.routeEmitterNatsServers,
+          user: f.routeEmitterNatsUser,
+          pass: await readSecretFile('--route-emitter-nats-password-file', f.routeEmitterNatsPasswordFile),
+          tlsCaFile: f.routeEmitterNatsTlsCa,
+          tlsCertFile: f.routeEmitterNatsTlsCert,
+          tlsKeyFile: f.routeEmitterNatsTlsKey,
+          directInstanceRoutes: f.routeEmitterDirectInstanceRoutes ?? false,
+          emitEndpointUpdatedAt: f.routeEmitterEmitEndpointUpdatedAt ?? false,
+        }
+      : undefined,
+    opsAddress: f.opsAddress,
+    maxLogLinesPerSecond: nonNegative('--max-log-lines-per-second', f.maxLogLinesPerSecond),
+    containerMetricsIntervalMs: nonNegative('--container-metrics-interval', f.containerMetricsInterval) * 1000,
+    pollingIntervalMs: nonNegative('--polling-interval', f.pollingInterval) * 1000 || 30_000,
+    logAppLines: f.logAppLines ?? false,
+    defaultContainerMemoryMb: nonNegative('--default-container-memory-mb', f.defaultContainerMemoryMb),
+    defaultContainerDiskMb: nonNegative('--default-container-disk-mb', f.defaultContainerDiskMb),
+    defaultContainerMaxPids: nonNegative('--default-container-max-pids', f.defaultContainerMaxPids),
+    opsAuth: authMode('--ops-auth', f.opsAuth),
+    opsTlsCert: f.opsTlsCert,
+    opsTlsKey: f.opsTlsKey,
+    cacheDir: f.cacheDir,
+    maxCacheBytes: maxCacheMb * 1_000_000,
+    instanceIdentityCaCert: f.instanceIdentityCaCert,
+    instanceIdentityCaKey: f.instanceIdentityCaKey,
+    instanceIdentityValidityMs:
+      nonNegative('--instance-identity-validity', f.instanceIdentityValidity) * 1000 || undefined,
+    trustedCertsDir: f.trustedCertsDir,
+    externalIp: f.externalIp,
+    defaultEgress: defaultEgress(f.defaultEgress),
+    dnsServers: f.dnsServer,
+    containerProxy: f.containerProxy ?? false,
+    containerProxyRequireClientCerts: f.containerProxyRequireClientCerts ?? false,
+    containerProxyTrustedCa: f.containerProxyTrustedCa,
+    imageCredentialsUrl: f.imageCredentialsUrl,
+    imageCredentialsCa: f.imageCredentialsCa,
+    imageCredentialsTokenFile: f.imageCredentialsTokenFile,
+  };
+}
+
+/**
+ * --default-egress: a JSON array of egress rules in the CRDs' form (protocol, destinations, ports, portRange,
+ * icmpInfo, log), e.g. '[{"protocol":"all","destinations":["0.0.0.0-9.255.255.255"]}]'.
+ */
+function defaultEgress(value: string | undefined): unknown[] | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (err) {
+    throw new Error(`--default-egress must be a JSON array of egress rules: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (!Array.isArray(parsed)) throw new Error('--default-egress must be a JSON array of egress rules');
+  return parsed as unknown[];
+}
+
+/** --evacuation-timeout in seconds (Diego: 600), as milliseconds. */
+function evacuationTimeoutMs(value: string): number {
+  const s = Number(value);
+  if (!Number.isFinite(s) || s < 0)
+    throw new Error(`--evacuation-timeout must be seconds ≥ 0, e.g. 600 (got "${value}")`);
+  return s * 1000;
+}

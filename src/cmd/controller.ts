@@ -2,6 +2,7 @@
 // admission webhook server, and /metrics, /healthz, /readyz.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { registerCredentialsRoutes } from '../controllers/image-credentials-endpoint.ts';
 import { Manager } from '../controllers/manager.ts';
@@ -11,6 +12,8 @@ import { startOpsServer } from '../lib/metrics.ts';
 import { kubernetesAuth, opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
 import { startWebView } from '../controllers/web-view.ts';
 import { buildWebhookServer } from '../webhooks/server.ts';
+import { createLogger } from '../lib/log.ts';
+import { authMode, bool, kubeconfigOption, nonNegative, repeatableOption, roleCommand, valueOption } from './flags.ts';
 import { untilSignal } from './signals.ts';
 
 export interface ControllerOptions {
@@ -118,4 +121,106 @@ export async function runController(opts: ControllerOptions): Promise<number> {
 export function splitAddress(address: string): [string, number] {
   const i = address.lastIndexOf(':');
   return [address.slice(0, i) || '0.0.0.0', Number(address.slice(i + 1))];
+}
+
+/** The flags of `diego-operator controller`, as commander gives them (values as typed). */
+interface ControllerFlags {
+  kubeconfig?: string;
+  webhookPort: string;
+  webhookCertDir: string;
+  metricsAddress: string;
+  systemNamespace: string;
+  metricsAuth: string;
+  metricsTlsCert?: string;
+  metricsTlsKey?: string;
+  imageCredentialsCellAgent: string[];
+  imageCredentialsAudience: string;
+  kubeApiQps: string;
+  kubeApiBurst: string;
+  endpointSlices: string;
+  webAddress: string;
+  webAuth: string;
+}
+
+export function controllerCommand(): Command {
+  return roleCommand(
+    'controller',
+    'The converger, auctioneer and task controller (leader-elected), the admission webhook server, and /metrics, /healthz, /readyz.',
+  )
+    .addOption(kubeconfigOption())
+    .addOption(
+      valueOption('--webhook-port <port>', "The webhook's TLS port (also the image credentials endpoint).", '9443'),
+    )
+    .addOption(
+      valueOption(
+        '--webhook-cert-dir <dir>',
+        "Directory with the webhook's serving certificate (tls.crt, tls.key); --webhook-cert-dir= runs without the webhook server.",
+        '/tmp/k8s-webhook-server/serving-certs',
+      ),
+    )
+    .addOption(valueOption('--metrics-address <host:port>', 'Where /metrics, /healthz and /readyz listen.', ':8080'))
+    .addOption(valueOption('--system-namespace <ns>', "The operator's namespace (Leases, Cells).", 'diego-system'))
+    .addOption(
+      valueOption(
+        '--metrics-auth <mode>',
+        'Who may scrape /metrics: kubernetes (a token allowed to get /metrics, over TLS), none, or auto (kubernetes unless on loopback).',
+        'auto',
+      ),
+    )
+    .option('--metrics-tls-cert <file>', "/metrics' TLS certificate (PEM) when authenticated (default: self-signed).")
+    .option('--metrics-tls-key <file>', 'Its private key (PEM).')
+    .addOption(
+      repeatableOption(
+        '--image-credentials-cell-agent <user>',
+        "Serve image credentials (a docker:// DesiredLRP's or Task's spec.imageCredentialsSecret) on the webhook's TLS server to this ServiceAccount (system:serviceaccount:<ns>:<name>), only for work placed on the node its bound token names.",
+      ),
+    )
+    .addOption(
+      valueOption(
+        '--image-credentials-audience <aud>',
+        "Accept only tokens issued for this audience (empty: the API server's).",
+        '',
+      ),
+    )
+    .addOption(
+      valueOption(
+        '--kube-api-qps <n>',
+        "The controllers' client-side request rate to the API server; 0: unlimited.",
+        '1000',
+      ),
+    )
+    .addOption(valueOption('--kube-api-burst <n>', 'Requests allowed above --kube-api-qps in a burst.', '2000'))
+    .addOption(
+      valueOption(
+        '--endpoint-slices <true|false>',
+        'A headless Service and EndpointSlices for each DesiredLRP with routes (or the annotation diego.dev/endpoints: "true").',
+        'true',
+      ),
+    )
+    .addOption(
+      valueOption('--web-address <host:port>', 'Serve a read-only live web view of the cluster here; empty: off.', ''),
+    )
+    .addOption(valueOption('--web-auth <mode>', 'Who may read the web view: as --metrics-auth.', 'auto'))
+    .action(async (f: ControllerFlags) => {
+      process.exitCode = await runController({
+        log: createLogger(),
+        kubeconfig: f.kubeconfig,
+        webhookPort: Number(f.webhookPort),
+        webhookCertDir: f.webhookCertDir,
+        metricsAddress: f.metricsAddress,
+        systemNamespace: f.systemNamespace,
+        metricsAuth: authMode('--metrics-auth', f.metricsAuth),
+        metricsTlsCert: f.metricsTlsCert,
+        metricsTlsKey: f.metricsTlsKey,
+        imageCredentialsCellAgents: f.imageCredentialsCellAgent,
+        imageCredentialsAudience: f.imageCredentialsAudience,
+        clientRateLimit: {
+          qps: nonNegative('--kube-api-qps', f.kubeApiQps),
+          burst: nonNegative('--kube-api-burst', f.kubeApiBurst),
+        },
+        endpointSlices: bool('--endpoint-slices', f.endpointSlices),
+        webAddress: f.webAddress,
+        webAuth: authMode('--web-auth', f.webAuth),
+      });
+    });
 }

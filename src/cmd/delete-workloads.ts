@@ -4,11 +4,14 @@
 // Without it, uninstalling would leave containers running with no agent watching them and ActualLRPs whose
 // finalizer nobody removes. The decision (what to delete, whether it is done) is pure; the loop around it is I/O.
 import type { Logger } from 'pino';
+import type { Command } from 'commander';
 import type { IActualLRP, IDesiredLRP, ITask } from '../crds/models.ts';
 import { FINALIZER_CONTAINER } from '../lifecycle/names.ts';
 import { loadKubeConfig } from '../lib/kube.ts';
 import { pool } from '../lib/pool.ts';
 import { DiegoClient, type DiegoKind } from '../lib/resources.ts';
+import { createLogger } from '../lib/log.ts';
+import { kubeconfigOption, nonNegative, roleCommand, valueOption } from './flags.ts';
 
 export interface Workloads {
   desiredLrps: IDesiredLRP[];
@@ -116,4 +119,20 @@ export async function runDeleteWorkloads(opts: DeleteWorkloadsOptions): Promise<
     ).catch((err: unknown) => log.warn({ err }, 'some deletions failed; trying again'));
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 2_000));
   }
+}
+
+export function deleteWorkloadsCommand(): Command {
+  return roleCommand(
+    'delete-workloads',
+    'Delete every DesiredLRP, Task and ActualLRP and wait until the cell agents destroyed their containers: what the chart runs before `helm uninstall` removes it.',
+  )
+    .addOption(kubeconfigOption())
+    .addOption(valueOption('--timeout <seconds>', 'How long to wait for the containers to be gone.', '300'))
+    .action(async (f: { kubeconfig?: string; timeout: string }) => {
+      process.exitCode = await runDeleteWorkloads({
+        log: createLogger(),
+        kubeconfig: f.kubeconfig,
+        timeoutMs: nonNegative('--timeout', f.timeout) * 1000,
+      });
+    });
 }

@@ -1,11 +1,14 @@
 // The `dev` role (make run): a local control plane, the CRDs, the webhook, whatever of the operator exists,
-// and a sample app, all on 127.0.0.1. Ctrl-C stops everything and leaves nothing behind.
+// and a sample app, all on 127.0.0.1. Ctrl-C, SIGTERM, SIGHUP or the parent's exit stops everything and leaves
+// nothing behind.
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { parseAllDocuments } from 'yaml';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { connectOrStart } from '../lib/controlplane/index.ts';
+import { connectOrStart, ensureBinaries } from '../lib/controlplane/index.ts';
 import { apply, installCRDs, kubeConfigFromString } from '../lib/kube.ts';
 import { tmpdir } from 'node:os';
 import { Manager } from '../controllers/manager.ts';
@@ -15,8 +18,10 @@ import { startCellAgent } from './cell-agent.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 import { startLocalWebhook } from '../webhooks/local.ts';
-import { untilSignal } from './signals.ts';
+import { untilStopped } from './signals.ts';
 import { createCA, issueCert, writeCertFiles } from '../lib/certs.ts';
+import { createLogger } from '../lib/log.ts';
+import { roleCommand } from './flags.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 export const SAMPLES = ['config/samples/desiredlrp.yaml', 'config/samples/task.yaml'];
@@ -28,13 +33,44 @@ export async function readManifests(path: string): Promise<KubernetesObject[]> {
     .filter((o): o is KubernetesObject => o !== null);
 }
 
+export function devCommand(): Command {
+  return roleCommand(
+    'dev',
+    'Run everything locally (make run): a control plane on 127.0.0.1, the CRDs, the operator, one cell, the BBS API and a sample app. Ctrl-C stops it all.',
+  )
+    .option('--no-sample', 'Do not apply the sample app and task.')
+    .action(async (f: { sample: boolean }) => {
+      process.exitCode = await runDev({ log: createLogger(), sample: f.sample });
+    });
+}
+
+/** One line on stderr per start-up step, so a wait says what it waits for. */
+const step = (what: string) => process.stderr.write(`[dev] ${what}…\n`);
+
 export async function runDev(opts: { log: Logger; sample: boolean }): Promise<number> {
   const { log } = opts;
-  const cp = await connectOrStart({ controllerManager: true, logger: log });
+  // From here on a signal (or the parent's exit) is a request to stop: start-up finishes its current step, then
+  // everything started is stopped in order.
+  let stopRequested: string | undefined;
+  const stopped = untilStopped().then((why) => {
+    stopRequested = why;
+    step(`stopping (${why})`);
+  });
+  let binDir: string | undefined;
+  if (!process.env.DIEGO_TEST_KUBECONFIG) {
+    step(
+      'looking for etcd, kube-apiserver, kube-controller-manager and kubectl (the first time they are built from Go modules: 5-40 min on 2 cores)',
+    );
+    binDir = await ensureBinaries();
+  }
+  step('starting the control plane: etcd, kube-apiserver, kube-controller-manager');
+  const cp = await connectOrStart({ controllerManager: true, logger: log, binDir });
   try {
     const kc = kubeConfigFromString(cp.kubeconfig);
+    step('installing the CRDs');
     await installCRDs(kc);
     log.info('CRDs installed');
+    step('starting the admission webhook, the controllers and cell dev-cell-0');
     const webhook = await startLocalWebhook(kc, log);
     const cellDir = await mkdtemp(join(tmpdir(), 'diego-dev-cell-'));
     const pki = await devPki(join(cellDir, 'pki'));
@@ -57,6 +93,7 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
     });
     // Diego's BBS API for Cloud Controller and other BBS clients, on loopback: with mutual TLS as Diego serves it
     // (a client certificate from the local CA is printed below), and in plain HTTP (it says so loudly).
+    step('starting the BBS API');
     const client = new DiegoClient(kc);
     const bbs = await startBbs({
       log,
@@ -86,7 +123,8 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
       routes: (app) => registerLogRoutes(app, cell.telemetry.hub),
     });
     try {
-      if (opts.sample) {
+      if (opts.sample && !stopRequested) {
+        step("applying the sample app and task, then waiting for the app's 3 instances to run (up to a minute)");
         for (const path of SAMPLES) {
           for (const obj of await readManifests(path)) {
             await apply(kc, { ...obj, metadata: { ...obj.metadata, namespace: obj.metadata?.namespace ?? 'default' } });
@@ -94,11 +132,13 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
         }
         log.info({ samples: SAMPLES }, 'sample app and task applied');
       }
-      const urls = opts.sample ? await sampleUrls(kc) : [];
-      process.stdout.write(`
+      const urls = opts.sample ? await sampleUrls(kc, () => stopRequested !== undefined) : [];
+      const kubectlDir = binDir && existsSync(join(binDir, 'kubectl')) ? binDir : undefined;
+      if (!stopRequested)
+        process.stdout.write(`
 diego-operator is running locally.
 
-  export KUBECONFIG=${cp.kubeconfigPath}
+  export KUBECONFIG=${cp.kubeconfigPath}${kubectlDir ? ` PATH=${kubectlDir}:$PATH   # kubectl is in ${kubectlDir}` : ''}
   kubectl get diego                      # DesiredLRPs, ActualLRPs, Tasks and Cells
   kubectl explain desiredlrp.spec        # the API, field by field
   kubectl scale desiredlrp/web --replicas=5
@@ -113,9 +153,10 @@ Running: the converger, auctioneer and task controller; one cell (dev-cell-0) th
 over plain HTTP. Instance identity certificates are signed by the local CA in ${pki.dir}.
 Press Ctrl-C to stop; the control plane and its files are removed.
 `);
-      await untilSignal();
-      log.info('stopping');
+      await stopped;
+      log.info({ reason: stopRequested }, 'stopping');
     } finally {
+      step('stopping the cell, the controllers, the BBS API and the webhook');
       await cell.stop();
       await rm(cellDir, { recursive: true, force: true });
       await manager.stop();
@@ -125,15 +166,16 @@ Press Ctrl-C to stop; the control plane and its files are removed.
       await webhook.stop();
     }
   } finally {
+    if (!cp.external) step('stopping the control plane');
     await cp.stop();
   }
   return 0;
 }
 
 /** Waits (up to a minute) for the sample app's instances to run, and returns their URLs on this host. */
-async function sampleUrls(kc: ReturnType<typeof kubeConfigFromString>): Promise<string[]> {
+async function sampleUrls(kc: ReturnType<typeof kubeConfigFromString>, stopping: () => boolean): Promise<string[]> {
   const client = new DiegoClient(kc);
-  for (let i = 0; i < 120; i++) {
+  for (let i = 0; i < 120 && !stopping(); i++) {
     const running = (await client.list('ActualLRP', { namespace: 'default' })).filter(
       (a) => a.spec.processGuid === 'web' && a.status?.state === 'RUNNING',
     );

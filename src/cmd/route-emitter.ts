@@ -2,6 +2,7 @@
 // the Lease diego-operator-route-emitter); the others wait with their NATS connection open, so a failover only
 // waits for the Lease. /metrics, /healthz and /readyz (ready = emitting) on the metrics address.
 import { hostname } from 'node:os';
+import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { NatsBus } from '../controllers/nats-bus.ts';
 import { RouteEmitter } from '../controllers/route-emitter.ts';
@@ -12,6 +13,8 @@ import { startOpsServer } from '../lib/metrics.ts';
 import { opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
 import { splitAddress } from './controller.ts';
 import { untilSignal } from './signals.ts';
+import { createLogger } from '../lib/log.ts';
+import { authMode, kubeconfigOption, readSecretFile, roleCommand, valueOption } from './flags.ts';
 
 export const ROUTE_EMITTER_LEASE_NAME = 'diego-operator-route-emitter';
 
@@ -86,4 +89,69 @@ export async function runRouteEmitter(opts: RouteEmitterRoleOptions): Promise<nu
   await emitter?.stop();
   await Promise.all([bus.close(), ops.close()]);
   return 0;
+}
+
+/** The flags of `diego-operator route-emitter`, as commander gives them (values as typed). */
+interface RouteEmitterFlags {
+  kubeconfig?: string;
+  systemNamespace: string;
+  namespace?: string;
+  natsServers?: string;
+  natsUser?: string;
+  natsPasswordFile?: string;
+  natsTlsCa?: string;
+  natsTlsCert?: string;
+  natsTlsKey?: string;
+  metricsAddress: string;
+  metricsAuth: string;
+  directInstanceRoutes?: boolean;
+  emitEndpointUpdatedAt?: boolean;
+}
+
+export function routeEmitterCommand(): Command {
+  return roleCommand(
+    'route-emitter',
+    "Diego's route-emitter: registers the instances of DesiredLRPs with routes with gorouter over NATS. One replica emits at a time.",
+  )
+    .addOption(kubeconfigOption())
+    .addOption(
+      valueOption('--system-namespace <ns>', "The operator's namespace (the emitter's Lease).", 'diego-system'),
+    )
+    .option('--namespace <ns>', "Only this namespace's DesiredLRPs (default: all).")
+    .option('--nats-servers <urls>', 'The NATS servers gorouter listens on, e.g. nats://nats.example:4222. Required.')
+    .option('--nats-user <user>', 'NATS user.')
+    .option('--nats-password-file <file>', "File holding the NATS user's password.")
+    .option('--nats-tls-ca <file>', "CA (PEM) of the NATS servers' certificates.")
+    .option('--nats-tls-cert <file>', 'Client certificate (PEM) for NATS.')
+    .option('--nats-tls-key <file>', 'Its private key (PEM).')
+    .addOption(valueOption('--metrics-address <host:port>', 'Where /metrics, /healthz and /readyz listen.', ':8080'))
+    .addOption(
+      valueOption(
+        '--metrics-auth <mode>',
+        'Who may scrape /metrics: kubernetes (a token, over TLS), none, or auto (kubernetes unless on loopback).',
+        'auto',
+      ),
+    )
+    .option('--direct-instance-routes', "Register the instances' own address and port (Diego's option).")
+    .option('--emit-endpoint-updated-at', "Send each endpoint's update time (Diego's option).")
+    .action(async (f: RouteEmitterFlags) => {
+      const servers = f.natsServers;
+      if (!servers) throw new Error('--nats-servers is required, e.g. --nats-servers nats://nats.example:4222');
+      process.exitCode = await runRouteEmitter({
+        log: createLogger(),
+        kubeconfig: f.kubeconfig,
+        systemNamespace: f.systemNamespace,
+        namespace: f.namespace,
+        natsServers: servers,
+        natsUser: f.natsUser,
+        natsPass: await readSecretFile('--nats-password-file', f.natsPasswordFile),
+        natsTlsCa: f.natsTlsCa,
+        natsTlsCert: f.natsTlsCert,
+        natsTlsKey: f.natsTlsKey,
+        metricsAddress: f.metricsAddress,
+        metricsAuth: authMode('--metrics-auth', f.metricsAuth),
+        directInstanceRoutes: f.directInstanceRoutes ?? false,
+        emitEndpointUpdatedAt: f.emitEndpointUpdatedAt ?? false,
+      });
+    });
 }

@@ -10,3 +10,24 @@ export function untilSignal(): Promise<NodeJS.Signals> {
     process.on('SIGTERM', on);
   });
 }
+
+/**
+ * Resolves on the first SIGINT, SIGTERM or SIGHUP (the terminal closed), or once the parent process is gone: Node has
+ * no PR_SET_PDEATHSIG, so a changed process.ppid (checked every second) means we were orphaned, e.g. `make run` was
+ * killed. Listening starts at the call, so a signal during a long start-up is kept, not fatal.
+ */
+export function untilStopped(pollMs = 1000): Promise<string> {
+  return new Promise((resolve) => {
+    const parent = process.ppid;
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    const done = (why: string) => {
+      for (const s of signals) process.off(s, done);
+      clearInterval(timer);
+      resolve(why);
+    };
+    for (const s of signals) process.on(s, done);
+    const timer = setInterval(() => {
+      if (process.ppid !== parent) done('parent process exited');
+    }, pollMs).unref();
+  });
+}
