@@ -68,8 +68,15 @@ export const WEB_VIEW_PAGE = String.raw`<!doctype html>
   const time = (iso) => iso ? new Date(iso).toLocaleTimeString() : '';
   const pct = (total, avail) => total > 0 ? Math.round(100 * (total - Math.max(0, avail)) / total) : 0;
 
-  const m = /[#&]token=([^&]+)/.exec(location.hash);
-  if (m) { sessionStorage.setItem('diego-web-view-token', decodeURIComponent(m[1])); history.replaceState(null, '', location.pathname + location.search); }
+  // A token in the fragment (never sent to the server): kept for the tab, then taken out of the address bar.
+  function tokenFromHash() {
+    const m = /[#&]token=([^&]+)/.exec(location.hash);
+    if (!m) return false;
+    sessionStorage.setItem('diego-web-view-token', decodeURIComponent(m[1]));
+    history.replaceState(null, '', location.pathname + location.search);
+    return true;
+  }
+  tokenFromHash();
   const token = () => sessionStorage.getItem('diego-web-view-token');
 
   function status(text, cls) { const s = $('status'); s.textContent = text; s.className = cls; }
@@ -121,10 +128,22 @@ export const WEB_VIEW_PAGE = String.raw`<!doctype html>
     }), ['time', 'work', 'decision', 'score', 'cells considered'], 'no auctions yet');
   }
 
+  // One stream at a time: a new connect() (a new token) aborts the one before, whose end then does nothing.
+  let current, retryTimer;
   async function connect() {
+    clearTimeout(retryTimer);
+    if (current) current.abort();
+    const ac = new AbortController();
+    current = ac;
+    const retry = (why) => {
+      if (ac !== current) return;
+      status(why + ', reconnecting…', 'down');
+      retryTimer = setTimeout(connect, 2000);
+    };
     const headers = token() ? { authorization: 'Bearer ' + token() } : {};
     let res;
-    try { res = await fetch('api/events', { headers, cache: 'no-store' }); } catch (e) { return retry('cannot reach the controller'); }
+    try { res = await fetch('api/events', { headers, cache: 'no-store', signal: ac.signal }); } catch (e) { return retry('cannot reach the controller'); }
+    if (ac !== current) return;
     if (res.status === 401 || res.status === 403) {
       const body = await res.json().catch(() => ({}));
       $('auth').style.display = 'block';
@@ -138,7 +157,7 @@ export const WEB_VIEW_PAGE = String.raw`<!doctype html>
     try {
       for (;;) {
         const { value, done } = await reader.read();
-        if (done) break;
+        if (done || ac !== current) break;
         buf += value;
         let i;
         while ((i = buf.indexOf('\n\n')) >= 0) {
@@ -154,12 +173,12 @@ export const WEB_VIEW_PAGE = String.raw`<!doctype html>
     } catch (e) { /* the connection broke */ }
     retry('disconnected');
   }
-  function retry(why) { status(why + ', reconnecting…', 'down'); setTimeout(connect, 2000); }
   $('auth').addEventListener('submit', (e) => {
     e.preventDefault();
     sessionStorage.setItem('diego-web-view-token', $('token').value.trim());
     connect();
   });
+  window.addEventListener('hashchange', () => { if (tokenFromHash()) connect(); });
   connect();
 })();
 </script>

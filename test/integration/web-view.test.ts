@@ -153,7 +153,7 @@ describe('web view', () => {
     }
   }, 180_000);
 
-  it('serves the data only to a token allowed to list DesiredLRPs cluster-wide, and bounds its watchers', async () => {
+  it('serves the data only to a token allowed to list DesiredLRPs cluster-wide (the page asks for one), and bounds its watchers', async () => {
     const kc = env.kc;
     const core = kc.makeApiClient(CoreV1Api);
     const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
@@ -211,6 +211,18 @@ describe('web view', () => {
       expect((await get('/api/events', viewer)).status).toBe(503);
       await reader.cancel();
       await eventually(() => expect(secured.clients).toBe(0), 10_000);
+
+      // In the browser: without a token the page asks for one; with one in the URL fragment it goes live.
+      await browser.navigate(`${secured.url}/`);
+      await eventually(async () => {
+        expect((await pageState()).status).toBe('not authorized');
+        expect(await browser.evaluate<string>(`getComputedStyle(document.getElementById('auth')).display`)).toBe(
+          'block',
+        );
+      }, 30_000);
+      await browser.navigate(`${secured.url}/#token=${viewer}`);
+      await eventually(async () => expect((await pageState()).status).toBe('live'), 30_000);
+      expect(await browser.evaluate<string>('location.hash')).toBe(''); // the token left the address bar
     } finally {
       await secured.close();
       await rbac.deleteClusterRoleBinding({ name: role }).catch(() => undefined);
