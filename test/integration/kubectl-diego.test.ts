@@ -7,14 +7,18 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { ProcessBackend } from '../../src/cell-agent/backends/process.ts';
-import { registerLogRoutes } from '../../src/cell-agent/logs/stream-server.ts';
-import { advertisedOpsUrl } from '../../src/cell-agent/presence.ts';
+import { logEnvelope } from '../../src/cell-agent/logs/envelope.ts';
+import { LogHub } from '../../src/cell-agent/logs/hub.ts';
+import { registerLogRoutes, streamKey } from '../../src/cell-agent/logs/stream-server.ts';
+import { advertisedOpsUrl, cellObjectName } from '../../src/cell-agent/presence.ts';
 import { Rep } from '../../src/cell-agent/rep.ts';
 import { upsertDomain } from '../../src/bbs/leases.ts';
 import { applyAt } from '../../src/lib/kube.ts';
 import { leasePath, microTime } from '../../src/lib/lease.ts';
 import { startOpsServer, type OpsServer } from '../../src/lib/metrics.ts';
+import { opsSecurity } from '../../src/lib/ops-auth.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 
@@ -24,7 +28,14 @@ const PLUGIN = path.join(import.meta.dirname, '../../src/kubectl-diego.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'kubectl-diego-'));
 let rep: Rep | undefined;
 let ops: OpsServer | undefined;
+let secureOps: OpsServer | undefined;
+const clusterRole = `kubectl-diego-test-${process.pid}`;
 afterAll(async () => {
+  await secureOps?.close();
+  const rbac = env.kc.makeApiClient(RbacAuthorizationV1Api);
+  await rbac.deleteClusterRoleBinding({ name: clusterRole }).catch(() => undefined);
+  for (const name of [clusterRole, `${clusterRole}-logs`])
+    await rbac.deleteClusterRole({ name }).catch(() => undefined);
   await ops?.close();
   await rep?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -346,6 +357,113 @@ describe('kubectl diego', () => {
       child.kill('SIGINT');
     }
     expect(await exited, err).toBe(0);
+  }, 240_000);
+
+  it("sends the kubeconfig's token to a cell that checks tokens, over TLS only as asked", async () => {
+    // A cell whose log stream is served as the chart serves it: TLS (self-signed) and Kubernetes tokens.
+    const [sim] = await env.startCells(1);
+    const hub = new LogHub();
+    const security = await opsSecurity(env.kc, '127.0.0.1', 'kubernetes', {});
+    secureOps = await startOpsServer({
+      host: '127.0.0.1',
+      port: 0,
+      ...security,
+      routes: (app, auth) => registerLogRoutes(app, hub, {}, auth),
+    });
+    expect(secureOps.url).toMatch(/^https:/);
+    await client.patch('Cell', { name: cellObjectName(sim!.o.cellId) }, { spec: { opsUrl: secureOps.url } });
+    const ns = env.ns;
+    const guid = `secure-${process.pid}`;
+    await client.create('DesiredLRP', {
+      metadata: { name: 'secure', namespace: ns },
+      spec: { processGuid: guid, domain: 'cf-apps', rootFs: 'preloaded:busybox', instances: 1, action: run('true') },
+    });
+    await eventually(
+      async () => {
+        const [a] = await client.list('ActualLRP', { namespace: ns });
+        expect(a?.status?.state).toBe('RUNNING');
+      },
+      60_000,
+      250,
+    );
+    const tags = { source_id: guid, instance_id: '0' };
+    hub.publish(streamKey(ns, guid), logEnvelope(tags, 'APP/PROC/WEB', 'OUT', 'only for those allowed'));
+
+    // A ServiceAccount that may read the Diego objects and, in this namespace, the apps' log lines.
+    const core = env.kc.makeApiClient(CoreV1Api);
+    const rbac = env.kc.makeApiClient(RbacAuthorizationV1Api);
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'reader' } } });
+    const token =
+      (
+        await core.createNamespacedServiceAccountToken({
+          namespace: ns,
+          name: 'reader',
+          body: { spec: { audiences: [], expirationSeconds: 600 } },
+        })
+      ).status?.token ?? '';
+    await rbac.createClusterRole({
+      body: {
+        metadata: { name: clusterRole },
+        rules: [
+          {
+            apiGroups: ['diego.dev'],
+            resources: ['cells', 'desiredlrps', 'actuallrps', 'tasks'],
+            verbs: ['get', 'list'],
+          },
+        ],
+      },
+    });
+    await rbac.createClusterRoleBinding({
+      body: {
+        metadata: { name: clusterRole },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
+        subjects: [{ kind: 'ServiceAccount', name: 'reader', namespace: ns }],
+      },
+    });
+    const admin = env.kc.getCurrentCluster()!;
+    const saConfig = new KubeConfig();
+    saConfig.loadFromOptions({
+      clusters: [admin],
+      users: [{ name: 'reader', token }],
+      contexts: [{ name: 'reader', cluster: admin.name, user: 'reader', namespace: ns }],
+      currentContext: 'reader',
+    });
+    const saPath = path.join(dir, 'reader.kubeconfig');
+    writeFileSync(saPath, saConfig.exportConfig());
+
+    // The agent's certificate is self-signed: refused unless asked otherwise.
+    const unverified = await plugin(['logs', 'secure'], saPath);
+    expectOneErrorLine(
+      unverified,
+      /^error: cannot read the log stream of cell .*(certificate|self-signed|self signed)/i,
+    );
+    // The token goes with the request; without `get desiredlrps/log` the cell refuses it.
+    const forbidden = await plugin(['logs', 'secure', '--ops-insecure-skip-tls-verify'], saPath);
+    expectOneErrorLine(forbidden, /^error: cell .* refused its log stream: 403 .*may not get desiredlrps\/log/);
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns,
+      body: {
+        metadata: { name: 'reader-logs' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${clusterRole}-logs` },
+        subjects: [{ kind: 'ServiceAccount', name: 'reader', namespace: ns }],
+      },
+    });
+    await rbac.createClusterRole({
+      body: {
+        metadata: { name: `${clusterRole}-logs` },
+        rules: [{ apiGroups: ['diego.dev'], resources: ['desiredlrps/log'], verbs: ['get'] }],
+      },
+    });
+    const allowed = await eventually(
+      async () => {
+        const r = await plugin(['logs', 'secure', '--ops-insecure-skip-tls-verify'], saPath);
+        expect(r.code, r.stderr).toBe(0);
+        return r;
+      },
+      30_000,
+      1000,
+    );
+    expect(allowed.stdout).toMatch(/^ {3}\S+ \[APP\/PROC\/WEB\/0\] OUT only for those allowed$/m);
   }, 240_000);
 });
 
