@@ -441,6 +441,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .argument('<index>', 'the instance index', int('index'))
     .action((guid: string, index: number, _o, cmd: Command) => withSession(cmd, (s) => retire(s, io, guid, index)));
 
+  if (argv.length === 0) {
+    io.out(program.helpInformation());
+    return 0;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
     if (!run) {
@@ -451,7 +455,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? 0 : 1;
+      return err.exitCode === 0 ? 0 : 1;
     }
     io.err(`error: ${errorLine(err, current?.server)}\n`);
     return 1;
