@@ -101,6 +101,10 @@ function session(g: Globals, io: Io): Session {
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new CliError('the kubeconfig has no current cluster (kubectl config use-context ...)');
+  // client-node's stand-in when it found no kubeconfig at all (as kubectl's localhost:8080).
+  if (!g.kubeconfig && cluster.server === 'http://localhost:8080') {
+    throw new CliError('no kubeconfig: give --kubeconfig, set $KUBECONFIG, or write ~/.kube/config');
+  }
   const objectNamespace = g.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
   return {
     kc,
