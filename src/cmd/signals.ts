@@ -21,9 +21,14 @@ export function untilStopped(pollMs = 1000): Promise<string> {
     const parent = process.ppid;
     const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     const done = (why: string) => {
-      for (const s of signals) process.off(s, done);
       clearInterval(timer);
       resolve(why);
+      // Not at once: a listener that stops listening while the signal is being delivered makes the next listener
+      // (the control plane's last-resort cleanup) think it is alone and kill the process. A second signal after
+      // this goes to those listeners: stop now.
+      setImmediate(() => {
+        for (const s of signals) process.off(s, done);
+      });
     };
     for (const s of signals) process.on(s, done);
     const timer = setInterval(() => {
