@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// diego-operator: one binary, several roles (see docs/architecture.md). Each role defines its flags in its own file
+// diego-operator: one binary, several roles (README.md, Commands). Each role defines its flags in its own file
 // (src/cmd/<role>.ts); only the role asked for is loaded, so `--help` and every start stay quick.
 import { Command, CommanderError } from 'commander';
 
@@ -43,7 +43,17 @@ async function main(argv: string[]): Promise<number> {
     )
     .helpOption('-h, --help', 'Show this text.')
     .helpCommand('help [command]', 'Show the roles, or the flags of one.')
-    .addHelpText('after', '\nRun `diego-operator <command> --help` for its flags and their defaults.')
+    .addHelpText(
+      'after',
+      `
+Run \`diego-operator <command> --help\` for its flags and their defaults.
+
+Environment:
+  KUBECONFIG   The cluster, unless --kubeconfig names one (else ~/.kube/config, or in-cluster).
+  LOG_LEVEL    trace, debug, info (default), warn, error or silent.
+  LOG_FORMAT   json (default when stdout is not a terminal) or pretty (one readable line per entry; default on a
+               terminal).`,
+    )
     .exitOverride()
     .configureOutput({ outputError: (message, write) => write(oneLine(message, '')) });
   // The role asked for (also in `help <role>`) is loaded with its flags; the others only show their summary.
