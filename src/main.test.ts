@@ -127,11 +127,16 @@ describe('diego-operator on the command line', () => {
   }, 120_000);
 
   it('refuses an unknown flag or command in one line, exit 2', async () => {
-    const [flag, command] = await Promise.all([run('cell-agent', '--bogus'), run('frobnicate')]);
+    const [flag, command, help] = await Promise.all([
+      run('cell-agent', '--bogus'),
+      run('frobnicate'),
+      run('help', 'frobnicate'),
+    ]);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toBe("diego-operator: unknown option '--bogus' (see diego-operator cell-agent --help)\n");
     expect(command.code).toBe(2);
     expect(command.stderr).toMatch(/^diego-operator: unknown command 'frobnicate'[^\n]*\n$/);
+    expect(help).toEqual(command);
   }, 120_000);
 
   it('refuses a bad value with the message naming the flag, as before, exit 1', async () => {

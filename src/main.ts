@@ -37,6 +37,7 @@ const ROLES: Record<string, { summary: string; load: () => Promise<Command> }> =
 /** Runs the role named in argv; resolves to the exit code. */
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 0) argv = ['help'];
+  if (argv[0] === 'help' && argv[1] && !(argv[1] in ROLES)) argv = argv.slice(1); // refused as an unknown command
   const program = new Command('diego-operator')
     .description(
       "Cloud Foundry's Diego scheduler as a Kubernetes operator. One binary; the first argument is the role.",

@@ -4,9 +4,9 @@
 import { Command, Option } from 'commander';
 import type { OpsAuthMode } from '../lib/ops-auth.ts';
 
-/** A role's command: its flags follow in the role's file; `--help`/`-h` print them with their defaults. */
+/** A role's command: its flags follow in the role's file; `--help`/`-h` (main.ts) print them with their defaults. */
 export function roleCommand(name: string, description: string): Command {
-  return new Command(name).description(description).helpOption('-h, --help', 'Show this command and its flags.');
+  return new Command(name).description(description);
 }
 
 /** --kubeconfig, which every role that talks to a cluster takes. */
