@@ -2,6 +2,7 @@
 // flag or value is one line naming it. Each case runs `node src/main.ts ...` as the chart and the tests do.
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -155,4 +156,56 @@ describe('diego-operator on the command line', () => {
       [1, 'diego-operator: --timeout must be a number ≥ 0 (got "-1")\n'],
     ]);
   }, 120_000);
+});
+
+describe('flags as the chart passes them', () => {
+  /** The values a role's command hands its action for `args` (the action itself not run). */
+  async function parsed(command: Command, args: string[]): Promise<Record<string, unknown>> {
+    let values: Record<string, unknown> = {};
+    command.exitOverride().action((f: Record<string, unknown>) => {
+      values = f;
+    });
+    await command.parseAsync(args, { from: 'user' });
+    return values;
+  }
+
+  it('takes --flag=value, an empty value, repeated flags and bare booleans', async () => {
+    const { controllerCommand } = await import('./cmd/controller.ts');
+    expect(
+      await parsed(controllerCommand(), [
+        '--webhook-cert-dir=',
+        '--endpoint-slices=false',
+        '--image-credentials-cell-agent=system:serviceaccount:d:a',
+        '--image-credentials-cell-agent',
+        'system:serviceaccount:d:b',
+      ]),
+    ).toMatchObject({
+      webhookCertDir: '',
+      webhookPort: '9443',
+      endpointSlices: 'false',
+      imageCredentialsCellAgent: ['system:serviceaccount:d:a', 'system:serviceaccount:d:b'],
+      webAddress: '',
+      webAuth: 'auto',
+    });
+    const { cellAgentCommand } = await import('./cmd/cell-agent.ts');
+    const agent = await parsed(cellAgentCommand(), [
+      '--cell-id=$(NODE_NAME)',
+      '--container-proxy',
+      '--route-emitter-direct-instance-routes',
+      '--dns-server=10.0.0.10',
+      '--dns-server=10.0.0.11',
+    ]);
+    expect(agent).toMatchObject({
+      cellId: '$(NODE_NAME)',
+      containerProxy: true,
+      routeEmitterDirectInstanceRoutes: true,
+      dnsServer: ['10.0.0.10', '10.0.0.11'],
+      insecureDockerRegistry: [],
+      onSigterm: 'evacuate',
+    });
+    expect(agent.logAppLines).toBeUndefined();
+    const { devCommand } = await import('./cmd/dev.ts');
+    expect(await parsed(devCommand(), [])).toEqual({ sample: true });
+    expect(await parsed(devCommand(), ['--no-sample'])).toEqual({ sample: false });
+  }, 60_000);
 });
