@@ -2,58 +2,13 @@
 // whatever else runs under it — when told to: SIGTERM (what make passes on, and what `kill` sends), or its parent
 // going away (make killed; Node has no PDEATHSIG, so dev mode watches its parent).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.ts';
+import { alive, children, descendants, type Proc, stat } from '../support/proc-tree.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-
-/** A process as /proc shows it; `start` (clock ticks since boot) tells a reused pid from the original. */
-interface Proc {
-  pid: number;
-  comm: string;
-  start: string;
-}
-
-function stat(pid: number): { comm: string; state: string; start: string } | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const close = text.lastIndexOf(')');
-    const fields = text.slice(close + 2).split(' '); // from field 3 (state) on
-    return { comm: text.slice(text.indexOf('(') + 1, close), state: fields[0]!, start: fields[19]! };
-  } catch {
-    return undefined;
-  }
-}
-
-function children(pid: number): number[] {
-  try {
-    return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
-      readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number),
-    );
-  } catch {
-    return [];
-  }
-}
-
-/** Every process below `pid`. */
-function descendants(pid: number): Proc[] {
-  const found: Proc[] = [];
-  const queue = children(pid);
-  for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
-    const s = stat(p);
-    if (s) found.push({ pid: p, comm: s.comm, start: s.start });
-    queue.push(...children(p));
-  }
-  return found;
-}
-
-/** Still running: present, the same process (not a reused pid), and not a zombie waiting to be reaped. */
-function alive(p: Proc): boolean {
-  const s = stat(p.pid);
-  return s !== undefined && s.start === p.start && s.state !== 'Z';
-}
 
 function env(): NodeJS.ProcessEnv {
   const e: NodeJS.ProcessEnv = { ...process.env, LOG_FORMAT: 'json' };

@@ -6,6 +6,7 @@ import { request as httpsRequest } from 'node:https';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.ts';
+import { alive, descendants } from '../support/proc-tree.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -62,9 +63,13 @@ describe('make run', () => {
       const kubeconfig = /export KUBECONFIG=(\S+)/.exec(out)?.[1];
       expect(existsSync(kubeconfig!)).toBe(true);
 
+      // Everything it started (the control plane, the app's runc processes, ...) stops with it.
+      const started = descendants(dev.pid!);
+      expect(started.map((p) => p.comm)).toEqual(expect.arrayContaining(['etcd', 'kube-apiserver']));
       dev.kill('SIGINT');
       expect(await exited).toBe(0);
       expect(existsSync(kubeconfig!)).toBe(false); // the control plane's directory is gone
+      expect(started.filter(alive)).toEqual([]);
     } finally {
       if (dev.exitCode === null) dev.kill('SIGKILL');
     }
