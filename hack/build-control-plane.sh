@@ -27,6 +27,10 @@ fi
 command -v go >/dev/null || { echo "go is required to build the control plane (Go >= 1.26)" >&2; exit 1; }
 rm -rf "$bin.tmp"; mkdir -p "$bin.tmp"
 start=$(date +%s)
+# SIGTERM (make passes it on; Ctrl-C reaches the whole process group anyway): stop the build running in the
+# background too, not only this script.
+pid=
+trap 'if [ -n "$pid" ]; then pkill -TERM -P "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null; fi; exit 143' TERM
 progress() { # a progress line while a long step runs: in place on a terminal, once a minute in logs
   local what=$1 pid=$2 n=0
   while kill -0 "$pid" 2>/dev/null; do

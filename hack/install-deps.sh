@@ -34,7 +34,12 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# The builds run in the background so that a SIGTERM (make passes it on) reaches them: bash runs a trap only between
+# commands, and `wait` is one it interrupts.
+child=
+build() { "$@" >/dev/null & child=$!; wait "$child"; }
+trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; fi; exit 143' TERM
 # The control plane (etcd, kube-apiserver, kube-controller-manager, kubectl), built once per machine.
-hack/build-control-plane.sh >/dev/null
+build hack/build-control-plane.sh
 # helm (for the chart test, test/integration/chart.test.ts), built once per machine into the same cache.
-if $for_tests; then hack/build-helm.sh >/dev/null; fi
+if $for_tests; then build hack/build-helm.sh; fi
