@@ -52,17 +52,25 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
   // From here on a signal (or the parent's exit) is a request to stop: start-up finishes its current step, then
   // everything started is stopped in order.
   let stopRequested: string | undefined;
+  const building = new AbortController(); // a stop during the (first, long) build ends the build
   const stopped = untilStopped().then((why) => {
     stopRequested = why;
     step(`stopping (${why})`);
+    building.abort();
   });
   let binDir: string | undefined;
   if (!process.env.DIEGO_TEST_KUBECONFIG) {
     step(
       'looking for etcd, kube-apiserver, kube-controller-manager and kubectl (the first time they are built from Go modules: 5-40 min on 2 cores)',
     );
-    binDir = await ensureBinaries();
+    try {
+      binDir = await ensureBinaries({ signal: building.signal });
+    } catch (err) {
+      if (stopRequested) return 0;
+      throw err;
+    }
   }
+  if (stopRequested) return 0;
   step('starting the control plane: etcd, kube-apiserver, kube-controller-manager');
   const cp = await connectOrStart({ controllerManager: true, logger: log, binDir });
   try {

@@ -12,12 +12,13 @@ let pending: Promise<string> | undefined;
  * Returns the directory holding the control-plane binaries. Uses $DIEGO_CONTROL_PLANE_BIN if
  * set; otherwise runs hack/build-control-plane.sh, which builds into a cache on first use
  * (tens of minutes; progress on stderr) and returns instantly afterwards. Memoized per
- * process; the script itself serializes concurrent builds with a lock file.
+ * process; the script itself serializes concurrent builds with a lock file. `signal` (for the call that starts the
+ * build) stops the build: the script gets SIGTERM and stops its Go build.
  */
-export function ensureBinaries(): Promise<string> {
+export function ensureBinaries(opts: { signal?: AbortSignal } = {}): Promise<string> {
   const fromEnv = process.env.DIEGO_CONTROL_PLANE_BIN;
   if (fromEnv) return Promise.resolve(checkBinDir(resolve(fromEnv), 'DIEGO_CONTROL_PLANE_BIN'));
-  pending ??= build().catch((err: unknown) => {
+  pending ??= build(opts.signal).catch((err: unknown) => {
     pending = undefined; // let a later call retry
     throw err;
   });
@@ -37,11 +38,11 @@ export function checkBinDir(dir: string, source: string, needControllerManager =
   return dir;
 }
 
-async function build(): Promise<string> {
+async function build(signal: AbortSignal | undefined): Promise<string> {
   const script = join(repoRoot(), 'hack', 'build-control-plane.sh');
   const out = await new Promise<string>((resolveOut, reject) => {
     // stderr is inherited so the (long) first build shows its progress.
-    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'], signal });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.once('error', reject);
