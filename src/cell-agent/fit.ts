@@ -91,6 +91,12 @@ export class CellResources {
     return this.#held.has(key);
   }
 
+  /** What `key` holds (undefined: nothing reserved). */
+  heldBy(key: string): Required<Need> | undefined {
+    const r = this.#held.get(key);
+    return r && { ...r };
+  }
+
   get count(): number {
     return this.#held.size;
   }

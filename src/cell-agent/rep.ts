@@ -16,7 +16,7 @@ import { createInformer, type Informer } from '../lib/informer.ts';
 import { withDefaults } from '../lib/options.ts';
 import { DiegoClient, isNotFound } from '../lib/resources.ts';
 import { type InstanceKey, isUnclaimedOrdinary, type NetInfo } from '../lifecycle/actual-lrp.ts';
-import { RESULT_MAX_BYTES } from '../lifecycle/names.ts';
+import { ordinaryNameOf, RESULT_MAX_BYTES } from '../lifecycle/names.ts';
 import {
   claim,
   completeTask,
@@ -62,6 +62,7 @@ import { EventRecorder } from '../lib/events.ts';
 import { adoptContainers, exitError, reattachAction, tagProcesses, waitForAction } from './adopt.ts';
 import { BulkSyncLoop, taskHandle } from './bulk-sync.ts';
 import { lrpKey, TAG_ACTION, taskKey } from './container-tags.ts';
+import { repCellState } from './rep-state.ts';
 import { CellResources, CellStatusPublisher, handBackLRP, insufficient, rejectTask } from './fit.ts';
 import { ResultStore, type SavedOutcome } from './results.ts';
 import { type RunningInstance, runVerdict } from './run-verdict.ts';
@@ -245,7 +246,8 @@ export class Rep {
       placementTags: this.o.placementTags ?? [],
       optionalPlacementTags: this.o.optionalPlacementTags ?? [],
       volumeDrivers: this.o.volumeDrivers ?? [],
-      ...(this.opsUrl ? { opsUrl: this.opsUrl } : {}),
+      // The ops server also answers the rep's GET /state (rep-state.ts): Diego's clients find it at repAddress.
+      ...(this.opsUrl ? { opsUrl: this.opsUrl, repAddress: this.opsUrl } : {}),
     });
   }
 
@@ -373,6 +375,38 @@ export class Rep {
   /** One bulk sync pass now (tests; an operator's nudge). */
   syncNow(): Promise<unknown> {
     return this.bulk?.syncNow() ?? Promise.resolve();
+  }
+
+  /**
+   * Diego's rep state (GET /state on the ops server; `cfdot cell-states`): the records of the containers running
+   * here, from this agent's caches, with what each reserved.
+   */
+  cellState(): Record<string, unknown> {
+    const lrps = (this.actual?.list() ?? []).filter(
+      (a) => a.status?.cellId === this.o.cellId && (a.status.state === 'CLAIMED' || a.status.state === 'RUNNING'),
+    );
+    const tasks = (this.tasks?.list() ?? []).filter(
+      (t) => t.status?.cellId === this.o.cellId && t.status.state === 'Running',
+    );
+    return repCellState({
+      cellId: this.o.cellId,
+      repUrl: this.opsUrl ?? '',
+      zone: this.o.zone ?? '',
+      total: this.o.capacity,
+      available: this.resources.remaining(),
+      stacks: this.o.stacks,
+      rootfsProviders: this.o.rootfsProviders ?? [],
+      placementTags: this.o.placementTags ?? [],
+      optionalPlacementTags: this.o.optionalPlacementTags ?? [],
+      volumeDrivers: this.o.volumeDrivers ?? [],
+      evacuating: this.evacuator.evacuating,
+      // An EVACUATING copy holds the ORDINARY record's reservation (the same container).
+      lrps: lrps.map((record) => ({
+        record,
+        held: this.resources.heldBy(`lrp:${record.metadata.namespace}/${ordinaryNameOf(record.metadata.name ?? '')}`),
+      })),
+      tasks: tasks.map((task) => ({ task, held: this.resources.heldBy(taskKey(task)) })),
+    });
   }
 
   /** What the Cell's status says about this cell right now. */

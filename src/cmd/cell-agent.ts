@@ -15,6 +15,7 @@ import { egressFromSecurityGroups, type SecurityGroupRuleSpec } from '../cell-ag
 import type { ContainerBackend } from '../cell-agent/backends/types.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { advertisedOpsUrl } from '../cell-agent/presence.ts';
+import { registerStateRoute } from '../cell-agent/rep-state.ts';
 import { type OnSigterm, serveUntilStopped } from '../cell-agent/drain.ts';
 import { NatsBus, type NatsOptions } from '../controllers/nats-bus.ts';
 import { RouteEmitter } from '../controllers/route-emitter.ts';
@@ -395,7 +396,10 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
     port,
     logger: opts.log,
     ...security,
-    routes: (app, auth) => registerLogRoutes(app, rep.telemetry.hub, {}, auth),
+    routes: (app, auth) => {
+      registerLogRoutes(app, rep.telemetry.hub, {}, auth);
+      registerStateRoute(app, () => rep.cellState(), auth);
+    },
   });
   await rep.advertiseOps(advertisedOpsUrl(ops.url, host, opts.externalIp || process.env.HOST_IP));
   opts.log.info(

@@ -16,6 +16,7 @@ import { DiegoClient } from '../lib/resources.ts';
 import { startBbs } from './bbs.ts';
 import { startCellAgent } from './cell-agent.ts';
 import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
+import { registerStateRoute } from '../cell-agent/rep-state.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 import { startLocalWebhook } from '../webhooks/local.ts';
 import { untilStopped } from './signals.ts';
@@ -128,8 +129,13 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
       port: 0,
       ready: () => manager.isLeader,
       logger: log,
-      routes: (app) => registerLogRoutes(app, cell.telemetry.hub),
+      routes: (app) => {
+        registerLogRoutes(app, cell.telemetry.hub);
+        registerStateRoute(app, () => cell.cellState());
+      },
     });
+    // The Cell names it: `kubectl diego logs` finds the log stream there, Diego's rep clients GET /state.
+    await cell.advertiseOps(ops.url);
     try {
       if (opts.sample && !stopRequested) {
         step("applying the sample app and task, then waiting for the app's 3 instances to run (up to a minute)");

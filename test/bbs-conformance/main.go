@@ -62,9 +62,10 @@ func tid() string { return trace.GenerateTraceID() }
 func main() {
 	url := flag.String("url", os.Getenv("BBS_URL"), "BBS URL, e.g. http://127.0.0.1:8889 (default $BBS_URL)")
 	cellID := flag.String("cell", os.Getenv("BBS_CELL_ID"), "id of the simulated cell (default $BBS_CELL_ID)")
-	scenario := flag.String("scenario", "api", "api: the BBS API with a simulated cell; cell: apps on a real cell (cell.go); load: bench/bbs.ts (load.go)")
+	scenario := flag.String("scenario", "api", "api: the BBS API with a simulated cell; cell: apps on a real cell (cell.go); cell-states: cfdot cell-states (cellstates.go); load: bench/bbs.ts (load.go)")
 	files := flag.String("files", "", "cell scenario: base URL of the HTTP/1.0 server with lifecycle.tgz, droplet.tgz")
 	caFile := flag.String("ca", "", "cell scenario: PEM file of the cell's instance identity CA")
+	processGuid := flag.String("guid", "", "cell-states scenario: the process guid of an app running on -cell")
 	clients := flag.Int("clients", 1, "load scenario: concurrent callers")
 	duration := flag.Duration("duration", 10*time.Second, "load scenario: how long")
 	tlsCA := flag.String("tls-ca", "", "the BBS's CA (with -tls-cert, -tls-key: mutual TLS, an https:// URL)")
@@ -96,6 +97,10 @@ func main() {
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000)
 	if *scenario == "cell" {
 		runCellScenario(*cellID, *files, *caFile, suffix)
+		return
+	}
+	if *scenario == "cell-states" {
+		runCellStatesScenario(*cellID, *processGuid)
 		return
 	}
 

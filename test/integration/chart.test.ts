@@ -643,7 +643,8 @@ describe('helm chart', () => {
     expect(allows(controller, 'diego.dev', 'desiredlrps', 'watch')).toBe(true);
     expect(allows(controller, '', 'events', 'create')).toBe(true);
     expect(allows(controller, 'diego.dev', 'desiredlrps', 'delete')).toBe(false);
-    expect(allows(controller, 'diego.dev', 'cells/status', 'patch')).toBe(false);
+    expect(allows(controller, 'diego.dev', 'cells/status', 'patch')).toBe(true); // the Ready condition (cell-ready.ts)
+    expect(allows(controller, 'diego.dev', 'cells', 'patch')).toBe(false);
     expect(allows(controller, 'diego.dev', 'tasks', 'create')).toBe(false);
     expect(allows(controller, '', 'limitranges', 'list')).toBe(true); // the webhook's namespace caps
     const leases = rulesOf(find(objects, 'Role', '-controller'));

@@ -1,0 +1,110 @@
+// `cfdot cell-states`, done with Diego's own clients (test/bbs-conformance, scenario "cell-states"): the cells from
+// the BBS facade, then each cell's GET /state through code.cloudfoundry.org/rep's client, against a cell agent run as
+// `diego-operator cell-agent` (its ops server answers /state and the Cell names it as the rep address).
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildBbsApp } from '../../src/bbs/app.ts';
+import { CachedDiegoClient } from '../../src/bbs/cached-client.ts';
+import { cellObjectName } from '../../src/cell-agent/presence.ts';
+import { runBbsClient } from '../support/bbs-go.ts';
+import { eventually } from '../support/eventually.ts';
+import { useDiego } from '../support/fixture.ts';
+
+const env = useDiego('rep-state', { convergeIntervalMs: 2000 });
+let app: ReturnType<typeof buildBbsApp>;
+let reads: CachedDiegoClient;
+let url = '';
+
+beforeAll(async () => {
+  reads = new CachedDiegoClient(env.client.kc, { namespace: env.ns, log: env.log });
+  await reads.start();
+  app = buildBbsApp({ client: reads, namespace: env.ns, systemNamespace: env.systemNamespace, logger: env.log });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await app.close();
+  await reads.stop();
+});
+
+describe('cell states (cfdot cell-states)', () => {
+  it(
+    "Diego's rep client reads a cell agent's GET /state, found through the BBS's Cells",
+    { timeout: 200_000 },
+    async () => {
+      const cellId = `rep-state-${process.pid}`;
+      const stateDir = mkdtempSync(path.join(tmpdir(), 'rep-state-'));
+      const agent = spawn(
+        process.execPath,
+        [
+          'src/main.ts',
+          'cell-agent',
+          `--kubeconfig=${inject('kubeconfigPath')}`,
+          `--cell-id=${cellId}`,
+          '--backend=process',
+          '--stacks=cflinuxfs4',
+          '--memory-mb=2048',
+          `--state-dir=${stateDir}`,
+          `--system-namespace=${env.systemNamespace}`,
+          '--ops-address=127.0.0.1:0',
+        ],
+        { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: '' } },
+      );
+      const exited = once(agent, 'exit');
+      try {
+        const repAddress = await eventually(async () => {
+          const cell = await env.client.get('Cell', undefined, cellObjectName(cellId));
+          expect(cell.spec.repAddress).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+          return cell.spec.repAddress!;
+        }, 60_000);
+        await env.client.create('DesiredLRP', {
+          metadata: { name: 'stateful', namespace: env.ns },
+          spec: {
+            processGuid: 'stateful-guid',
+            domain: 'cf-apps',
+            rootFs: 'preloaded:cflinuxfs4',
+            instances: 2,
+            memoryMb: 128,
+            diskMb: 64,
+            action: { run: { path: '/bin/sh', args: ['-c', 'exec sleep 600'], user: 'root' } },
+          },
+        });
+        await eventually(async () => {
+          const all = await env.client.list('ActualLRP', { namespace: env.ns });
+          expect(all.filter((a) => a.status?.state === 'RUNNING' && a.status.cellId === cellId)).toHaveLength(2);
+        }, 60_000);
+        const res = await runBbsClient(
+          ['-scenario', 'cell-states', '-url', url, '-cell', cellId, '-guid', 'stateful-guid'],
+          150_000,
+        );
+        expect(res.stderr).not.toMatch(/FAIL/);
+        expect(res.ok).toEqual(['cells', 'cell-state']);
+        const state = JSON.parse(/^state (.*)$/m.exec(res.stdout)![1]!) as Record<string, unknown>;
+        expect(state).toMatchObject({
+          cell_id: cellId,
+          rep_url: repAddress,
+          TotalResources: { MemoryMB: 2048 },
+          AvailableResources: { MemoryMB: 2048 - 256 },
+          Evacuating: false,
+        });
+        const lrps = state.LRPs as { process_guid: string; index: number; MemoryMB: number; state: string }[];
+        expect(lrps.map((l) => [l.process_guid, l.index, l.MemoryMB, l.state]).sort()).toEqual([
+          ['stateful-guid', 0, 128, 'RUNNING'],
+          ['stateful-guid', 1, 128, 'RUNNING'],
+        ]);
+        // An empty cell stops at once (SIGTERM evacuates first).
+        await env.client.delete('DesiredLRP', { namespace: env.ns, name: 'stateful' });
+        await eventually(async () => expect(await env.client.list('ActualLRP', { namespace: env.ns })).toHaveLength(0));
+      } finally {
+        agent.kill('SIGTERM');
+        await exited;
+        rmSync(stateDir, { recursive: true, force: true });
+      }
+    },
+  );
+});
