@@ -19,6 +19,7 @@ import { registerLogRoutes } from '../cell-agent/logs/stream-server.ts';
 import { registerStateRoute } from '../cell-agent/rep-state.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 import { startLocalWebhook } from '../webhooks/local.ts';
+import { startWebView } from '../controllers/web-view.ts';
 import { untilStopped } from './signals.ts';
 import { createCA, issueCert, writeCertFiles } from '../lib/certs.ts';
 import { createLogger } from '../lib/log.ts';
@@ -136,6 +137,8 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
     });
     // The Cell names it: `kubectl diego logs` finds the log stream there, Diego's rep clients GET /state.
     await cell.advertiseOps(ops.url);
+    // The controller's live web view (docs/web-view.md), on loopback: open to this machine only.
+    const web = await startWebView({ source: manager, host: '127.0.0.1', port: 0, logger: log });
     try {
       if (opts.sample && !stopRequested) {
         step("applying the sample app and task, then waiting for the app's 3 instances to run (up to a minute)");
@@ -152,12 +155,14 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
         process.stdout.write(`
 diego-operator is running locally.
 
-  export KUBECONFIG=${cp.kubeconfigPath}${kubectlDir ? ` PATH=${kubectlDir}:$PATH   # kubectl is in ${kubectlDir}` : ''}
+  export KUBECONFIG=${cp.kubeconfigPath} PATH=${kubectlDir ? `${kubectlDir}:` : ''}${join(REPO, 'bin')}:$PATH   # kubectl${kubectlDir ? ` (in ${kubectlDir})` : ''} and kubectl-diego
   kubectl get diego                      # DesiredLRPs, ActualLRPs, Tasks and Cells
   kubectl explain desiredlrp.spec        # the API, field by field
   kubectl scale desiredlrp/web --replicas=5
+  kubectl diego cell-states          # Diego's cfdot, as a kubectl plugin (docs/kubectl-diego.md)
+  kubectl diego logs web -f          # the sample app's log lines, live, labelled like cf logs
+  open ${web.url}              # the live web view: cells, instances, crashes, auction decisions
   curl ${ops.url}/metrics            # LRPsDesired, LRPsRunning, AuctioneerLRPAuctionsStarted, ...
-  curl -N '${ops.url}/v1/logs/web?follow=true&recent=true'   # the sample app's log lines, live
 ${urls.map((u) => `  curl ${u}   # the sample app "web"`).join('\n')}
   curl -sX POST http://${bbs.address}/v1/ping | od -c   # Diego's BBS API (protobuf): BBS clients connect here
   curl -sX POST --cacert ${pki.ca.certPath} --cert ${pki.bbsClient.certPath} --key ${pki.bbsClient.keyPath} https://${bbsTls.address}/v1/ping | od -c   # the same with mutual TLS
@@ -176,6 +181,7 @@ Press Ctrl-C to stop; the control plane and its files are removed.
       await manager.stop();
       await bbs.close();
       await bbsTls.close();
+      await web.close();
       await ops.close();
       await webhook.stop();
     }

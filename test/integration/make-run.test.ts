@@ -1,8 +1,9 @@
 // `make run` (diego-operator dev) as a user meets it: it prints the sample app's URLs, the app answers on them,
 // the BBS API answers ping, and Ctrl-C stops everything and removes the control plane it started.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../support/eventually.ts';
@@ -62,6 +63,16 @@ describe('make run', () => {
       );
       const kubeconfig = /export KUBECONFIG=(\S+)/.exec(out)?.[1];
       expect(existsSync(kubeconfig!)).toBe(true);
+
+      // The operator's tools it points at: kubectl diego (on the printed PATH) and the live web view.
+      const plugin = spawnSync(path.join(repo, 'bin', 'kubectl-diego'), ['--kubeconfig', kubeconfig!, 'cell-states'], {
+        encoding: 'utf8',
+      });
+      expect(plugin.status, plugin.stderr).toBe(0);
+      expect(plugin.stdout).toMatch(/^dev-cell-0\s+z1\s/m);
+      const web = /open (http:\/\/127\.0\.0\.1:\d+\/?)\s/.exec(out)?.[1];
+      expect(web, out).toBeDefined();
+      expect(JSON.stringify(await (await fetch(new URL('/api/view', web))).json())).toContain('dev-cell-0');
 
       // Everything it started (the control plane, the app's runc processes, ...) stops with it.
       const started = descendants(dev.pid!);
