@@ -1,7 +1,7 @@
 // Evacuation (Diego's drain) against a real API server: a draining simulated cell runs the cell-agent's own
 // evacuator, the controllers (converger, auctioneer) place replacements on the other cells.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -15,6 +15,7 @@ import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import { kubectl } from '../support/kube.ts';
 import { presenceOf } from '../../src/lifecycle/actual-lrp.ts';
+import { alive, stat, type Proc } from '../support/proc-tree.ts';
 
 const env = useDiego('evac', { convergeIntervalMs: 2000 });
 const { client } = env;
@@ -332,4 +333,80 @@ describe('evacuation', () => {
       rmSync(stateDir, { recursive: true, force: true });
     }
   }, 90_000);
+
+  it('SIGTERM with no other cell: the agent stops its instances at the evacuation timeout and exits', async () => {
+    const cellId = `alone-${env.ns}`;
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'evac-alone-'));
+    const agent = spawn(
+      process.execPath,
+      [
+        'src/main.ts',
+        'cell-agent',
+        `--kubeconfig=${inject('kubeconfigPath')}`,
+        `--cell-id=${cellId}`,
+        '--backend=process',
+        '--stacks=cflinuxfs4',
+        '--memory-mb=2048',
+        `--state-dir=${stateDir}`,
+        `--system-namespace=${env.systemNamespace}`,
+        '--ops-address=127.0.0.1:0',
+        '--evacuation-timeout=10',
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: '' } },
+    );
+    const exited = once(agent, 'exit') as Promise<[number | null, string | null]>;
+    let sleeps: Proc[] = [];
+    try {
+      const d = await desire(2, undefined, {
+        rootFs: 'preloaded:cflinuxfs4',
+        action: { run: { path: '/bin/sh', args: ['-c', 'exec sleep 600'], user: 'root' } },
+      });
+      await runningOn(d, 2, cellId);
+      sleeps = await eventually(() => {
+        const found = processesUnder(stateDir).filter((p) => p.comm === 'sleep');
+        expect(found).toHaveLength(2);
+        return found;
+      });
+      const started = Date.now();
+      agent.kill('SIGTERM');
+      const [code] = await Promise.race([
+        exited,
+        sleep(90_000).then(() => {
+          throw new Error('the cell agent did not exit within 90 s of SIGTERM');
+        }),
+      ]);
+      expect(code).toBe(0);
+      // Nowhere to move them: the instances ran until the evacuation timeout, then were stopped.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(10_000);
+      expect(sleeps.filter(alive)).toEqual([]);
+      // Not lost: back to the auction, waiting for a cell; no EVACUATING copy left.
+      await eventually(async () => {
+        const all = await instancesOf(d);
+        expect(byPresence(all, 'EVACUATING')).toHaveLength(0);
+        const ordinary = byPresence(all, 'ORDINARY');
+        expect(ordinary).toHaveLength(2);
+        for (const a of ordinary) expect(a.status?.state ?? 'UNCLAIMED').toBe('UNCLAIMED');
+      });
+    } finally {
+      if (agent.exitCode === null) agent.kill('SIGKILL');
+      for (const p of sleeps.filter(alive)) process.kill(p.pid, 'SIGKILL');
+      await client.delete('Cell', { name: cellId }).catch(() => undefined);
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  }, 150_000);
 });
+
+/** Processes whose working directory is under `dir` (the process backend runs each container's in its own dir). */
+function processesUnder(dir: string): Proc[] {
+  const found: Proc[] = [];
+  for (const name of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      if (!readlinkSync(`/proc/${name}/cwd`).startsWith(`${dir}/`)) continue;
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    const s = stat(Number(name));
+    if (s) found.push({ pid: Number(name), comm: s.comm, start: s.start });
+  }
+  return found;
+}
