@@ -1,18 +1,15 @@
 // Evacuation (Diego's drain) against a real API server: a draining simulated cell runs the cell-agent's own
 // evacuator, the controllers (converger, auctioneer) place replacements on the other cells.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { once } from 'node:events';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
 import { followNodeDrain } from '../../src/cell-agent/drain.ts';
 import { releasePresence } from '../../src/cell-agent/presence.ts';
 import { registry } from '../../src/lib/metrics.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
+import { spawnAgent } from '../support/agent-process.ts';
 import { kubectl } from '../support/kube.ts';
 import { presenceOf } from '../../src/lifecycle/actual-lrp.ts';
 import { alive, stat, type Proc } from '../support/proc-tree.ts';
@@ -294,23 +291,7 @@ describe('evacuation', () => {
 
   it('SIGTERM: the cell-agent command hands its instances over before it exits', async () => {
     const cellId = `agent-${env.ns}`;
-    const stateDir = mkdtempSync(path.join(tmpdir(), 'evac-agent-'));
-    const agent = spawn(
-      process.execPath,
-      [
-        'src/main.ts',
-        'cell-agent',
-        `--kubeconfig=${inject('kubeconfigPath')}`,
-        `--cell-id=${cellId}`,
-        '--backend=process',
-        `--state-dir=${stateDir}`,
-        `--system-namespace=${env.systemNamespace}`,
-        '--ops-address=127.0.0.1:0',
-        '--evacuation-timeout=60',
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: '' } },
-    );
-    const exited = once(agent, 'exit') as Promise<[number | null, string | null]>;
+    const { child: agent, exited, cleanUp } = spawnAgent(cellId, env.systemNamespace, ['--evacuation-timeout=60']);
     try {
       const d = await desire(1, undefined, {
         action: { run: { path: '/bin/sh', args: ['-c', 'exec sleep 600'], user: 'root' } },
@@ -328,33 +309,19 @@ describe('evacuation', () => {
       // It gave its presence up; its Cell stays, marked evacuating, until it starts again.
       expect((await client.get('Cell', undefined, cellId)).status?.evacuating).toBe(true);
     } finally {
-      if (agent.exitCode === null) agent.kill('SIGKILL');
+      cleanUp();
       await client.delete('Cell', { name: cellId });
-      rmSync(stateDir, { recursive: true, force: true });
     }
   }, 90_000);
 
   it('SIGTERM with no other cell: the agent stops its instances at the evacuation timeout and exits', async () => {
     const cellId = `alone-${env.ns}`;
-    const stateDir = mkdtempSync(path.join(tmpdir(), 'evac-alone-'));
-    const agent = spawn(
-      process.execPath,
-      [
-        'src/main.ts',
-        'cell-agent',
-        `--kubeconfig=${inject('kubeconfigPath')}`,
-        `--cell-id=${cellId}`,
-        '--backend=process',
-        '--stacks=cflinuxfs4',
-        '--memory-mb=2048',
-        `--state-dir=${stateDir}`,
-        `--system-namespace=${env.systemNamespace}`,
-        '--ops-address=127.0.0.1:0',
-        '--evacuation-timeout=10',
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: '' } },
-    );
-    const exited = once(agent, 'exit') as Promise<[number | null, string | null]>;
+    const {
+      child: agent,
+      stateDir,
+      exited,
+      cleanUp,
+    } = spawnAgent(cellId, env.systemNamespace, ['--stacks=cflinuxfs4', '--memory-mb=2048', '--evacuation-timeout=10']);
     let sleeps: Proc[] = [];
     try {
       const d = await desire(2, undefined, {
@@ -388,10 +355,9 @@ describe('evacuation', () => {
         for (const a of ordinary) expect(a.status?.state ?? 'UNCLAIMED').toBe('UNCLAIMED');
       });
     } finally {
-      if (agent.exitCode === null) agent.kill('SIGKILL');
+      cleanUp();
       for (const p of sleeps.filter(alive)) process.kill(p.pid, 'SIGKILL');
       await client.delete('Cell', { name: cellId }).catch(() => undefined);
-      rmSync(stateDir, { recursive: true, force: true });
     }
   }, 150_000);
 });

@@ -1,19 +1,15 @@
 // `cfdot cell-states`, done with Diego's own clients (test/bbs-conformance, scenario "cell-states"): the cells from
 // the BBS facade, then each cell's GET /state through code.cloudfoundry.org/rep's client, against a cell agent run as
 // `diego-operator cell-agent` (its ops server answers /state and the Cell names it as the rep address).
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBbsApp } from '../../src/bbs/app.ts';
 import { CachedDiegoClient } from '../../src/bbs/cached-client.ts';
 import { cellObjectName } from '../../src/cell-agent/presence.ts';
 import { runBbsClient } from '../support/bbs-go.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
+import { spawnAgent } from '../support/agent-process.ts';
 
 const env = useDiego('rep-state', { convergeIntervalMs: 2000 });
 let app: ReturnType<typeof buildBbsApp>;
@@ -38,24 +34,11 @@ describe('cell states (cfdot cell-states)', () => {
     { timeout: 200_000 },
     async () => {
       const cellId = `rep-state-${process.pid}`;
-      const stateDir = mkdtempSync(path.join(tmpdir(), 'rep-state-'));
-      const agent = spawn(
-        process.execPath,
-        [
-          'src/main.ts',
-          'cell-agent',
-          `--kubeconfig=${inject('kubeconfigPath')}`,
-          `--cell-id=${cellId}`,
-          '--backend=process',
-          '--stacks=cflinuxfs4',
-          '--memory-mb=2048',
-          `--state-dir=${stateDir}`,
-          `--system-namespace=${env.systemNamespace}`,
-          '--ops-address=127.0.0.1:0',
-        ],
-        { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: '' } },
-      );
-      const exited = once(agent, 'exit');
+      const {
+        child: agent,
+        exited,
+        cleanUp,
+      } = spawnAgent(cellId, env.systemNamespace, ['--stacks=cflinuxfs4', '--memory-mb=2048']);
       try {
         const repAddress = await eventually(async () => {
           const cell = await env.client.get('Cell', undefined, cellObjectName(cellId));
@@ -103,7 +86,7 @@ describe('cell states (cfdot cell-states)', () => {
       } finally {
         agent.kill('SIGTERM');
         await exited;
-        rmSync(stateDir, { recursive: true, force: true });
+        cleanUp();
       }
     },
   );

@@ -1,0 +1,46 @@
+// A cell agent as `diego-operator cell-agent` runs it (process backend, ops server on a free loopback port), for
+// the suites that need the whole role: its flags, its signals, its ops server.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { inject } from 'vitest';
+
+export interface AgentProcess {
+  child: ChildProcess;
+  stateDir: string;
+  /** Resolves with [exit code, signal] once the process has exited. */
+  exited: Promise<[number | null, string | null]>;
+  /** SIGKILL if still running, and remove its state directory. */
+  cleanUp: () => void;
+}
+
+export function spawnAgent(cellId: string, systemNamespace: string, flags: string[] = []): AgentProcess {
+  const stateDir = mkdtempSync(path.join(tmpdir(), 'agent-process-'));
+  const child = spawn(
+    process.execPath,
+    [
+      'src/main.ts',
+      'cell-agent',
+      `--kubeconfig=${inject('kubeconfigPath')}`,
+      `--cell-id=${cellId}`,
+      '--backend=process',
+      `--state-dir=${stateDir}`,
+      `--system-namespace=${systemNamespace}`,
+      '--ops-address=127.0.0.1:0',
+      ...flags,
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: '' } },
+  );
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+  return {
+    child,
+    stateDir,
+    exited,
+    cleanUp: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
