@@ -15,6 +15,7 @@ import {
   formatLogLine,
   keepInstance,
   type LogLine,
+  type LogSource,
   type LogTarget,
   logSources,
   lrpLogTarget,
@@ -198,6 +199,9 @@ function print<R extends object>(
 
 // ---- logs -------------------------------------------------------------------------------------------------------
 
+/** How often `logs -f` looks for cells that started running the app's instances since it began. */
+const LOGS_RESCAN_MS = 3000;
+
 interface LogsOptions {
   follow?: boolean;
   recent?: boolean;
@@ -260,22 +264,48 @@ async function logs(s: Session, io: Io, name: string, o: LogsOptions): Promise<v
       if (due.length > 0) io.out(due.map((e) => formatLogLine(e, s.colour) + '\n').join(''));
     };
     const ticker = setInterval(() => emit(), 100);
+    // Each cell read at most once at a time; a stream that ends (its agent restarted) is read again, from the last
+    // line seen, and cells that start running an instance later (a restart elsewhere, a scale-up) join, from when
+    // following began: `cf logs` follows an app, not the cells it happened to be on.
+    const reading = new Set<string>();
+    const lastSeen = new Map<string, bigint>();
+    const since = BigInt(io.now()) * 1_000_000n;
     let failed = 0;
-    const reading = sources.map((src) =>
-      streams
+    let allFailed: () => void = () => undefined;
+    const initialFailed = new Promise<void>((resolve) => (allFailed = resolve));
+    const read = (src: LogSource, initial: boolean) => {
+      reading.add(src.cellId);
+      const after = initial ? undefined : (lastSeen.get(src.cellId) ?? since);
+      void streams
         .read(src, (e) => {
+          const at = BigInt(e.timestamp);
+          if (after !== undefined && at <= after) return;
+          if ((lastSeen.get(src.cellId) ?? 0n) < at) lastSeen.set(src.cellId, at);
           if (keep(e)) buffer.push(e, io.now());
         })
         .catch((err: unknown) => {
-          failed++;
+          if (stop.signal.aborted) return;
           io.err(`warning: ${describe(err)}\n`);
-        }),
-    );
-    await Promise.race([Promise.all(reading), io.interrupted]);
+          if (initial && ++failed === sources.length) allFailed();
+        })
+        .finally(() => reading.delete(src.cellId));
+    };
+    for (const src of sources) read(src, true);
+    const rescan = setInterval(() => {
+      void (async () => {
+        const now = logSources(await logTarget(s, name, o.instance), await list(s, 'Cell', undefined), {
+          follow: true,
+          recent: true,
+        });
+        for (const src of now.sources) if (!reading.has(src.cellId) && !stop.signal.aborted) read(src, false);
+      })().catch(() => undefined); // the next look may succeed; the streams already open go on
+    }, LOGS_RESCAN_MS);
+    const gaveUp = await Promise.race([io.interrupted.then(() => false), initialFailed.then(() => true)]);
     stop.abort();
     clearInterval(ticker);
+    clearInterval(rescan);
     emit(true);
-    if (failed === sources.length) throw new CliError(`no log stream of ${what} could be read`);
+    if (gaveUp) throw new CliError(`no log stream of ${what} could be read`);
   } finally {
     stop.abort();
     await streams.close().catch(() => undefined);

@@ -26,8 +26,8 @@ const env = useDiego('kubectl-diego', { convergeIntervalMs: 1000 });
 const { client } = env;
 const PLUGIN = path.join(import.meta.dirname, '../../src/kubectl-diego.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'kubectl-diego-'));
-let rep: Rep | undefined;
-let ops: OpsServer | undefined;
+/** Cells with a real agent (process backend) and their ops servers (log streams), stopped after the suite. */
+const realCells: { rep: Rep; ops: OpsServer }[] = [];
 let secureOps: OpsServer | undefined;
 const clusterRole = `kubectl-diego-test-${process.pid}`;
 afterAll(async () => {
@@ -36,10 +36,33 @@ afterAll(async () => {
   await rbac.deleteClusterRoleBinding({ name: clusterRole }).catch(() => undefined);
   for (const name of [clusterRole, `${clusterRole}-logs`])
     await rbac.deleteClusterRole({ name }).catch(() => undefined);
-  await ops?.close();
-  await rep?.stop();
+  for (const { rep, ops } of realCells) {
+    await ops.close();
+    await rep.stop();
+  }
   rmSync(dir, { recursive: true, force: true });
 });
+
+async function startRealCell(cellId: string, sub: string): Promise<{ rep: Rep; ops: OpsServer }> {
+  const rep = new Rep({
+    kc: env.kc,
+    cellId,
+    capacity: { memoryMb: 2048, diskMb: 8192, containers: 10 },
+    stacks: ['busybox'],
+    backend: new ProcessBackend({ baseDir: path.join(dir, sub, 'containers'), persistent: true }),
+    log: env.log,
+    systemNamespace: env.systemNamespace,
+    startupIntervalMs: 100,
+    gracefulShutdownMs: 1000,
+    executor: { stateDir: path.join(dir, sub, 'executor') },
+  });
+  await rep.start();
+  const hub = rep.telemetry.hub;
+  const ops = await startOpsServer({ host: '127.0.0.1', port: 0, routes: (app) => registerLogRoutes(app, hub) });
+  await rep.advertiseOps(advertisedOpsUrl(ops.url, '127.0.0.1', undefined));
+  realCells.push({ rep, ops });
+  return { rep, ops };
+}
 
 interface Run {
   code: number | null;
@@ -250,24 +273,9 @@ describe('kubectl diego', () => {
 
   it('prints the lines of an app on a real cell agent, labelled with the instance index, recent and followed', async () => {
     const cellId = `kd-cell-${process.pid}`;
-    rep = new Rep({
-      kc: env.kc,
-      cellId,
-      capacity: { memoryMb: 2048, diskMb: 8192, containers: 10 },
-      stacks: ['busybox'],
-      backend: new ProcessBackend({ baseDir: path.join(dir, 'containers'), persistent: true }),
-      log: env.log,
-      systemNamespace: env.systemNamespace,
-      startupIntervalMs: 100,
-      gracefulShutdownMs: 1000,
-      executor: { stateDir: path.join(dir, 'executor') },
-    });
-    await rep.start();
-    const hub = rep.telemetry.hub;
-    ops = await startOpsServer({ host: '127.0.0.1', port: 0, routes: (app) => registerLogRoutes(app, hub) });
-    await rep.advertiseOps(advertisedOpsUrl(ops.url, '127.0.0.1', undefined));
+    const a = await startRealCell(cellId, 'a');
     const cell = (await client.list('Cell')).find((c) => c.spec.cellId === cellId);
-    expect(cell?.spec.opsUrl).toBe(ops.url);
+    expect(cell?.spec.opsUrl).toBe(a.ops.url);
 
     const ns = env.ns;
     await client.create('DesiredLRP', {
@@ -349,6 +357,23 @@ describe('kubectl diego', () => {
           for (const index of ['0', '1']) {
             expect(ticks.some((m) => m[1] === index && Number(m[2]) > highest + 2)).toBe(true);
           }
+        },
+        60_000,
+        250,
+      );
+      // Instances that start on a cell the follower was not reading (a scale-up onto a new cell) are followed too.
+      const cellB = `kd-cell-b-${process.pid}`;
+      await startRealCell(cellB, 'b');
+      await client.patch('DesiredLRP', { namespace: ns, name: 'talker' }, { spec: { instances: 4 } });
+      const onB = await eventually(async () => {
+        const all = await client.list('ActualLRP', { namespace: ns });
+        const there = all.filter((x) => x.status?.cellId === cellB && x.status.state === 'RUNNING');
+        expect(there.length).toBeGreaterThan(0);
+        return there.map((x) => x.spec.index);
+      }, 60_000);
+      await eventually(
+        () => {
+          for (const index of onB) expect(out).toMatch(new RegExp(`\\[APP/PROC/WEB/${index}\\] OUT tick \\d+$`, 'm'));
         },
         60_000,
         250,
