@@ -642,6 +642,7 @@ describe('helm chart', () => {
     expect(allows(controller, 'diego.dev', 'tasks/status', 'patch')).toBe(true);
     expect(allows(controller, 'diego.dev', 'desiredlrps', 'watch')).toBe(true);
     expect(allows(controller, '', 'events', 'create')).toBe(true);
+    expect(allows(controller, '', 'events', 'patch')).toBe(true); // a repeat raises the first Event's count
     expect(allows(controller, 'diego.dev', 'desiredlrps', 'delete')).toBe(false);
     expect(allows(controller, 'diego.dev', 'cells/status', 'patch')).toBe(true); // the Ready condition (cell-ready.ts)
     expect(allows(controller, 'diego.dev', 'cells', 'patch')).toBe(false);
@@ -668,6 +669,7 @@ describe('helm chart', () => {
     expect(allows(agent, 'diego.dev', 'cells/status', 'patch')).toBe(true);
     expect(allows(agent, 'diego.dev', 'desiredlrps', 'create')).toBe(false);
     expect(allows(agent, '', 'events', 'create')).toBe(true);
+    expect(allows(agent, '', 'events', 'patch')).toBe(true);
     // The ops endpoints check tokens (TokenReview, SubjectAccessReview); app logs are readable by namespace viewers.
     const opsAuth = rulesOf(find(objects, 'ClusterRole', '-ops-auth'));
     expect(allows(opsAuth, 'authentication.k8s.io', 'tokenreviews', 'create')).toBe(true);
