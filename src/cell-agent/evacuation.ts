@@ -132,6 +132,7 @@ export class Evacuator {
       this.log.warn({ err }, 'could not mark the Cell evacuating (needs patch on cells/status)'),
     );
     const deadline = Date.now() + timeoutMs;
+    this.cellUid = undefined; // read once per evacuation (a Cell deleted and registered again has a new uid)
     this.log.info({ timeoutMs, containers: cell.lrpContainers().length }, 'evacuating the cell');
     this.event(
       'Normal',
@@ -192,7 +193,10 @@ export class Evacuator {
     const name = cellObjectName(this.o.cellId);
     this.cellUid ??= this.o.client.get('Cell', undefined, name).then(
       (c) => c.metadata.uid,
-      () => undefined,
+      () => {
+        this.cellUid = undefined; // not kept: the next Event reads it again
+        return undefined;
+      },
     );
     void this.cellUid.then((uid) =>
       events.record({ apiVersion: API_VERSION, kind: 'Cell', metadata: { name, uid } }, type, reason, message),

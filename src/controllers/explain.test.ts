@@ -136,7 +136,7 @@ describe('cellReadyCondition', () => {
   it('Ready while present, not evacuating, with room for a container', () => {
     expect(cellReadyCondition(cell({ available: room }), true)).toMatchObject({
       status: 'True',
-      message: 'present; 100 MB memory, 100 MB disk, 3 containers free',
+      message: 'present, not evacuating, with room for more work',
     });
   });
 

@@ -170,14 +170,12 @@ export function cellReadyCondition(cell: ICell, present: boolean): ConditionInpu
     const full = (['memoryMb', 'diskMb', 'containers'] as const).filter((r) => avail[r] <= 0);
     if (full.length > 0) return not('NoCapacity', `no ${full.join(', ')} left for new work`);
   }
-  const free = avail
-    ? `${avail.memoryMb} MB memory, ${avail.diskMb} MB disk, ${avail.containers} containers free`
-    : 'capacity not reported yet';
+  // No live figures in the message: each would be one more Cell write per capacity change (kubectl get dcell has them).
   return {
     type: 'Ready',
     status: 'True',
     reason: 'Ready',
-    message: `present; ${free}`,
+    message: avail ? 'present, not evacuating, with room for more work' : 'present; capacity not reported yet',
     observedGeneration: generation,
   };
 }

@@ -22,6 +22,7 @@ import {
   mergeByTime,
   ReorderBuffer,
   taskLogTarget,
+  vouchedFor,
 } from './logs.ts';
 import { OUTPUT_FORMATS, type OutputFormat, renderData, renderTable, useColour } from './output.ts';
 import { explainPlacement, PLACEMENT_HEADER, placementRows, placementSummary } from './placement.ts';
@@ -203,6 +204,7 @@ function print<R extends object>(
 const LOGS_RESCAN_MS = 3000;
 
 interface LogsOptions {
+  opsTrustCellUrls?: boolean;
   follow?: boolean;
   recent?: boolean;
   instance?: number;
@@ -221,6 +223,31 @@ async function logTarget(s: Session, name: string, instance: number | undefined)
   throw new CliError(`no DesiredLRP or Task named "${name}" in namespace "${s.objectNamespace}"`);
 }
 
+/**
+ * Whether a cell's log stream may receive the kubeconfig's token (vouchedFor): its URL's host is an address of the
+ * Node of the same name. Plain-HTTP streams (a local agent on loopback) never get it anyway. Says why when not.
+ */
+async function vouch(s: Session, io: Io, src: LogSource): Promise<boolean> {
+  if (!src.url.startsWith('https:')) return true;
+  let addresses: string[] | undefined;
+  let why = '';
+  try {
+    const node = await rawRequest<{ status?: { addresses?: { address: string }[] } }>(s.kc, {
+      method: 'GET',
+      path: `/api/v1/nodes/${encodeURIComponent(src.cellId)}`,
+    });
+    addresses = (node.status?.addresses ?? []).map((a) => a.address);
+  } catch (err) {
+    why = ` (cannot read node ${src.cellId}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
+  }
+  if (vouchedFor(src.url, addresses)) return true;
+  io.err(
+    `warning: not sending your token to cell ${src.cellId}'s log stream at ${new URL(src.url).host}: it is not an ` +
+      `address of node ${src.cellId}${why}; pass --ops-trust-cell-urls if you trust the Cells' spec.opsUrl\n`,
+  );
+  return false;
+}
+
 async function logs(s: Session, io: Io, name: string, o: LogsOptions): Promise<void> {
   const target = await logTarget(s, name, o.instance);
   const what = `${target.kind === 'Task' ? 'task' : 'desiredlrp'} ${target.name}`;
@@ -229,16 +256,21 @@ async function logs(s: Session, io: Io, name: string, o: LogsOptions): Promise<v
     throw new CliError(`${what} has no instance${which} on a cell: there are no lines to read yet`);
   }
   const follow = o.follow === true;
+  if (!follow && o.recent === false)
+    throw new CliError('--no-recent needs -f: without -f the kept lines are the answer');
   // Without -f the buffered lines are the answer; with -f they come first unless only new lines are asked for.
   const recent = !follow || o.recent !== false;
   const { sources, problems } = logSources(target, await list(s, 'Cell', undefined), { follow, recent });
   if (sources.length === 0) throw new CliError(`cannot read the lines of ${what}: ${problems.join('; ') || 'no cell'}`);
   for (const p of problems) io.err(`warning: ${p}\n`);
   const stop = new AbortController();
+  const vouched = new Map<string, boolean>();
+  for (const src of sources) vouched.set(src.cellId, o.opsTrustCellUrls === true || (await vouch(s, io, src)));
   const streams = await cellStreams(s.kc, {
     caFile: o.opsCa,
     insecure: o.opsInsecureSkipTlsVerify,
     signal: stop.signal,
+    sendTokenTo: (src) => vouched.get(src.cellId) === true,
   });
   const keep = (e: LogLine) => keepInstance(e, o.instance);
   try {
@@ -291,19 +323,32 @@ async function logs(s: Session, io: Io, name: string, o: LogsOptions): Promise<v
         .finally(() => reading.delete(src.cellId));
     };
     for (const src of sources) read(src, true);
-    const rescan = setInterval(() => {
-      void (async () => {
-        const now = logSources(await logTarget(s, name, o.instance), await list(s, 'Cell', undefined), {
-          follow: true,
-          recent: true,
-        });
-        for (const src of now.sources) if (!reading.has(src.cellId) && !stop.signal.aborted) read(src, false);
-      })().catch(() => undefined); // the next look may succeed; the streams already open go on
-    }, LOGS_RESCAN_MS);
+    // One look at a time, the next a while after the last one ended; none once following stops.
+    let rescan: NodeJS.Timeout | undefined;
+    const look = async () => {
+      const now = logSources(await logTarget(s, name, o.instance), await list(s, 'Cell', undefined), {
+        follow: true,
+        recent: true,
+      });
+      for (const src of now.sources) {
+        if (reading.has(src.cellId) || stop.signal.aborted) continue;
+        if (!vouched.has(src.cellId)) vouched.set(src.cellId, o.opsTrustCellUrls === true || (await vouch(s, io, src)));
+        read(src, false);
+      }
+    };
+    const schedule = () => {
+      if (stop.signal.aborted) return;
+      rescan = setTimeout(() => {
+        look()
+          .catch(() => undefined) // the next look may succeed; the streams already open go on
+          .finally(schedule);
+      }, LOGS_RESCAN_MS);
+    };
+    schedule();
     const gaveUp = await Promise.race([io.interrupted.then(() => false), initialFailed.then(() => true)]);
     stop.abort();
     clearInterval(ticker);
-    clearInterval(rescan);
+    clearTimeout(rescan);
     emit(true);
     if (gaveUp) throw new CliError(`no log stream of ${what} could be read`);
   } finally {
@@ -462,7 +507,14 @@ export async function main(argv: string[], io: Io): Promise<number> {
     .option('--no-recent', 'with -f: only new lines')
     .option('--instance <index>', 'only the lines of this instance index', int('--instance'))
     .option('--ops-ca <file>', "PEM file of the CA of the cell agents' ops certificates")
-    .option('--ops-insecure-skip-tls-verify', "accept the cell agents' ops certificates unchecked (self-signed)")
+    .option(
+      '--ops-insecure-skip-tls-verify',
+      "accept the cell agents' ops certificates unchecked (self-signed): whoever is on the path may read your token",
+    )
+    .option(
+      '--ops-trust-cell-urls',
+      "send your token to every cell's advertised log stream, even one whose host is not an address of its Node",
+    )
     .action((name: string, o: LogsOptions, cmd: Command) => withSession(cmd, (s) => logs(s, io, name, o)));
   on('explain-placement', 'where the auction would place an ActualLRP now, and why, cell by cell')
     .argument('<actuallrp>', 'an ActualLRP name')

@@ -13,6 +13,8 @@ export interface StreamOptions {
   /** Accept any certificate (the agents' default self-signed one). */
   insecure?: boolean;
   signal?: AbortSignal;
+  /** Whether the kubeconfig's token may go to this cell (its URL vouched for); default: yes. */
+  sendTokenTo?: (source: LogSource) => boolean;
 }
 
 export interface CellStreams {
@@ -43,7 +45,7 @@ export async function cellStreams(kc: KubeConfig, opts: StreamOptions): Promise<
       const secure = source.url.startsWith('https:');
       const headers: Record<string, string> = { accept: 'application/x-ndjson' };
       // Never in clear: an agent without TLS listens on loopback and checks no token.
-      if (token && secure) headers.authorization = `Bearer ${token}`;
+      if (token && secure && (opts.sendTokenTo?.(source) ?? true)) headers.authorization = `Bearer ${token}`;
       const res = await request(source.url, { dispatcher, headers, signal: opts.signal ?? null }).catch(
         (err: unknown) => {
           throw new Error(`cannot read the log stream of cell ${source.cellId} (${source.url}): ${describe(err)}`, {

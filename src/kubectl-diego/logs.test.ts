@@ -10,6 +10,7 @@ import {
   parseLogLine,
   ReorderBuffer,
   taskLogTarget,
+  vouchedFor,
 } from './logs.ts';
 import { actual, cell, desired, task } from './testing.ts';
 
@@ -139,5 +140,14 @@ describe('where the lines are', () => {
       'https://10.0.0.1:17008/v1/namespaces/apps/logs/web-logs?recent=true',
     ]);
     expect(bounded.problems[0]).toBe('cell cell-b not read: at most 1 cells are read at once');
+  });
+});
+
+describe('vouchedFor (may the token go to a cell’s log stream?)', () => {
+  it('only to a host that is an address of the cell’s Node', () => {
+    expect(vouchedFor('https://10.0.0.7:17008/v1/logs/x', ['10.0.0.7', 'node-1'])).toBe(true);
+    expect(vouchedFor('https://[fd00::7]:17008/v1/logs/x', ['fd00::7'])).toBe(true);
+    expect(vouchedFor('https://evil.example:17008/v1/logs/x', ['10.0.0.7'])).toBe(false);
+    expect(vouchedFor('https://10.0.0.7:17008/', undefined)).toBe(false); // no Node to ask
   });
 });

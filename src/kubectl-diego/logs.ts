@@ -166,3 +166,15 @@ export class ReorderBuffer {
     return this.#held.length;
   }
 }
+
+/**
+ * Whether the kubeconfig's bearer token may be sent to a cell's log stream at `url`: only when its host is one of the
+ * addresses of the Node the cell is named after. A Cell's spec.opsUrl is written by its agent; a compromised agent
+ * could name a server of its own and collect the tokens of whoever reads logs, but it cannot change its Node's
+ * addresses.
+ */
+export function vouchedFor(url: string, nodeAddresses: readonly string[] | undefined): boolean {
+  if (!nodeAddresses) return false;
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return nodeAddresses.includes(host);
+}

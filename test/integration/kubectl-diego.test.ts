@@ -29,9 +29,15 @@ const dir = mkdtempSync(path.join(tmpdir(), 'kubectl-diego-'));
 /** Cells with a real agent (process backend) and their ops servers (log streams), stopped after the suite. */
 const realCells: { rep: Rep; ops: OpsServer }[] = [];
 let secureOps: OpsServer | undefined;
+let nodeName: string | undefined;
 const clusterRole = `kubectl-diego-test-${process.pid}`;
 afterAll(async () => {
   await secureOps?.close();
+  if (nodeName)
+    await env.kc
+      .makeApiClient(CoreV1Api)
+      .deleteNode({ name: nodeName })
+      .catch(() => undefined);
   const rbac = env.kc.makeApiClient(RbacAuthorizationV1Api);
   await rbac.deleteClusterRoleBinding({ name: clusterRole }).catch(() => undefined);
   for (const name of [clusterRole, `${clusterRole}-logs`])
@@ -435,6 +441,8 @@ describe('kubectl diego', () => {
             resources: ['cells', 'desiredlrps', 'actuallrps', 'tasks'],
             verbs: ['get', 'list'],
           },
+          // To check that a cell's log stream is on its node's address before sending the token there.
+          { apiGroups: [''], resources: ['nodes'], verbs: ['get'] },
         ],
       },
     });
@@ -456,6 +464,23 @@ describe('kubectl diego', () => {
     const saPath = path.join(dir, 'reader.kubeconfig');
     writeFileSync(saPath, saConfig.exportConfig());
 
+    // The cell's URL is not vouched for by a Node of its name: the token stays home (the cell asks for one).
+    const unvouched = await plugin(['logs', 'secure', '--ops-insecure-skip-tls-verify'], saPath);
+    expect(unvouched.code).toBe(1);
+    expect(unvouched.stderr).toMatch(
+      /^warning: not sending your token to cell \S+'s log stream at 127\.0\.0\.1:\d+: it is not an address of node/m,
+    );
+    expect(unvouched.stderr).toMatch(/^error: cell .* refused its log stream: 401/m);
+    // Its Node says it is at that address.
+    nodeName = sim!.o.cellId;
+    await core.createNode({ body: { metadata: { name: nodeName } } });
+    await core.replaceNodeStatus({
+      name: nodeName,
+      body: {
+        metadata: { name: nodeName },
+        status: { addresses: [{ type: 'InternalIP', address: '127.0.0.1' }] },
+      },
+    });
     // The agent's certificate is self-signed: refused unless asked otherwise.
     const unverified = await plugin(['logs', 'secure'], saPath);
     expectOneErrorLine(
