@@ -175,6 +175,8 @@ export class Rep {
   private readonly imageCredentials: ImageCredentialsSource;
   /** Where this cell's ops server listens, as advertised on its Cell (advertiseOps). */
   private opsUrl: string | undefined;
+  /** start() has begun registering the Cell (advertiseOps re-registers from then on). */
+  private registering = false;
 
   constructor(opts: RepOptions) {
     this.o = withDefaults(
@@ -254,14 +256,16 @@ export class Rep {
   /**
    * Names the ops server (log stream, metrics) on the Cell, so that readers such as `kubectl diego logs` find the
    * cell's log stream. Called once the server listens (its port may only be known then); kept for re-registrations.
+   * Before start() it is only kept: the first registration then names it (a restarted agent's Cell never loses it).
    */
   async advertiseOps(url: string): Promise<void> {
     this.opsUrl = url;
-    await this.register();
+    if (this.registering) await this.register();
   }
 
   async start(): Promise<void> {
     const { kc, cellId } = this.o;
+    this.registering = true;
     const register = () => this.register();
     // Before the namespace or the CRDs exist (an agent started before the operator), wait rather than exit.
     await untilRegistrable(

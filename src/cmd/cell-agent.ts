@@ -311,6 +311,13 @@ export async function imageCredentialsSource(
 }
 
 export async function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<Rep> {
+  const rep = await createCellAgent(kc, opts);
+  await rep.start();
+  return rep;
+}
+
+/** The cell agent of these options, not started yet (runCellAgent names its ops server before it registers). */
+async function createCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions, 'kubeconfig'>): Promise<Rep> {
   const stacks = parseStacks(opts.stacks); // stack → rootfs; the rep advertises the stack names
   const imageCredentials = await imageCredentialsSource(kc, opts); // a bad flag fails before any work
   const executor = await executorOptions(opts);
@@ -337,7 +344,6 @@ export async function startCellAgent(kc: KubeConfig, opts: Omit<CellAgentOptions
       logAppLines: opts.logAppLines,
     },
   });
-  await rep.start();
   return rep;
 }
 
@@ -384,8 +390,7 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
   const kc = loadKubeConfig(opts.kubeconfig);
   const [host, port] = parseAddress(opts.opsAddress ?? DEFAULT_OPS_ADDRESS); // a typo fails before any work
   const zone = opts.zone || (await nodeZone(kc, process.env.NODE_NAME)) || '';
-  const rep = await startCellAgent(kc, { ...opts, zone });
-  const routes = opts.routeEmitter ? await startLocalRouteEmitter(kc, opts, opts.routeEmitter) : undefined;
+  const rep = await createCellAgent(kc, { ...opts, zone });
   // Off loopback, the log stream and the metrics need a Kubernetes token allowed to read them (ops-auth.ts).
   const security = await opsSecurity(kc, host, opts.opsAuth ?? 'auto', {
     certFile: opts.opsTlsCert,
@@ -401,7 +406,15 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
       registerStateRoute(app, () => rep.cellState(), auth);
     },
   });
+  // Named before the first registration: a restarted agent's Cell keeps its opsUrl and repAddress throughout.
   await rep.advertiseOps(advertisedOpsUrl(ops.url, host, opts.externalIp || process.env.HOST_IP));
+  try {
+    await rep.start();
+  } catch (err) {
+    await ops.close();
+    throw err;
+  }
+  const routes = opts.routeEmitter ? await startLocalRouteEmitter(kc, opts, opts.routeEmitter) : undefined;
   opts.log.info(
     {
       ops: ops.url,

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBbsApp } from '../../src/bbs/app.ts';
 import { CachedDiegoClient } from '../../src/bbs/cached-client.ts';
 import { cellObjectName } from '../../src/cell-agent/presence.ts';
+import type { ICell } from '../../src/crds/models.ts';
+import { createInformer } from '../../src/lib/informer.ts';
 import { runBbsClient } from '../support/bbs-go.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
@@ -90,4 +92,35 @@ describe('cell states (cfdot cell-states)', () => {
       }
     },
   );
+
+  it("a restarted agent's Cell names its ops server throughout (registered with it, never without)", async () => {
+    const cellId = `rep-restart-${process.pid}`;
+    const seen: (string | undefined)[] = [];
+    const cells = createInformer<ICell>(env.kc, {
+      path: '/apis/diego.dev/v1alpha1/cells',
+      fieldSelector: `metadata.name=${cellObjectName(cellId)}`,
+    });
+    const note = (c: ICell) => seen.push(c.spec.opsUrl);
+    cells.on('add', note);
+    cells.on('update', note);
+    await cells.start();
+    try {
+      for (let run = 0; run < 2; run++) {
+        const { child, exited, cleanUp } = spawnAgent(cellId, env.systemNamespace);
+        try {
+          await eventually(() => expect(new Set(seen.filter(Boolean)).size).toBeGreaterThan(run), 60_000);
+        } finally {
+          child.kill('SIGINT');
+          await exited;
+          cleanUp();
+        }
+      }
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.filter((u) => !u)).toEqual([]); // every version of the Cell named an ops server
+      expect(new Set(seen).size).toBe(2); // one per agent (each listens on a new port)
+    } finally {
+      await cells.stop();
+      await env.client.delete('Cell', { name: cellObjectName(cellId) }).catch(() => undefined);
+    }
+  }, 200_000);
 });
