@@ -1,5 +1,9 @@
 // The web view's HTTP shell with a hand-written cache: the page, one snapshot, server-sent events (a snapshot on
-// connect, coalesced updates, a new leadership term, the bound on watchers, closing), and the token check.
+// connect, coalesced updates, a new leadership term, the bound on watchers, cutting off a watcher that stopped reading,
+// closing), and the token check.
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ICell, IDesiredLRP } from '../crds/models.ts';
 import type { OpsAuth } from '../lib/ops-auth.ts';
@@ -14,9 +18,13 @@ type Handler = (o: unknown) => void;
 /** An informer holding a list, firing its handlers on `set`. */
 class FakeInformer<T> {
   items: T[] = [];
-  private readonly handlers: Handler[] = [];
+  readonly handlers: Handler[] = [];
   on(_ev: string, fn: Handler): void {
     this.handlers.push(fn);
+  }
+  off(_ev: string, fn: Handler): void {
+    const i = this.handlers.indexOf(fn);
+    if (i >= 0) this.handlers.splice(i, 1);
   }
   list(): T[] {
     return this.items;
@@ -38,6 +46,8 @@ function fakeCache() {
   const presence = { isPresent: () => true } as unknown as CellPresence;
   return { cache, running: { cache: cache as unknown as DiegoCache, presence } };
 }
+const handlerCount = (cache: ReturnType<typeof fakeCache>['cache']): number =>
+  Object.values(cache).reduce((n, inf) => n + inf.handlers.length, 0);
 
 const cell = (cellId: string, zone = 'z1'): ICell =>
   ({
@@ -89,7 +99,8 @@ describe('web view server', () => {
     const { cache, running } = fakeCache();
     cache.cells.items = [cell('cell-a')];
     const source: WebViewSource = { controllers: running, decisions: new RecentDecisions() };
-    view = await startWebView({ source, host: '127.0.0.1', port: 0, coalesceMs: 50 });
+    const coalesceMs = 200;
+    view = await startWebView({ source, host: '127.0.0.1', port: 0, coalesceMs });
 
     const page = await fetch(view.url);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
@@ -101,11 +112,23 @@ describe('web view server', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
     const events = new EventReader(res);
     expect((await events.next()).totals.cells).toBe(1);
-    // A burst of changes: the watcher gets the end state, not one message per change.
-    for (let i = 2; i <= 50; i++) cache.cells.set(Array.from({ length: i }, (_, j) => cell(`cell-${j}`)));
-    let latest = await events.next();
-    while (latest.totals.cells !== 50) latest = await events.next();
-    expect(latest.totals.cells).toBe(50);
+    // Changes spread over several windows, each well inside one (every 10 ms against 200 ms): the watcher gets
+    // about one message a window, ending with the end state, not one message per change.
+    const changes = 60;
+    const started = Date.now();
+    for (let i = 2; i <= changes + 1; i++) {
+      cache.cells.set(Array.from({ length: i }, (_, j) => cell(`cell-${j}`)));
+      await sleep(10);
+    }
+    expect(Date.now() - started).toBeGreaterThan(2 * coalesceMs);
+    let messages = 0;
+    let latest: WebViewModel;
+    do {
+      latest = await events.next();
+      messages++;
+    } while (latest.totals.cells !== changes + 1);
+    expect(messages).toBeGreaterThanOrEqual(1);
+    expect(messages).toBeLessThanOrEqual(changes / 4);
     expect(view.clients).toBe(1);
     await events.cancel();
   });
@@ -128,6 +151,71 @@ describe('web view server', () => {
     expect(leading.zones.map((z) => z.zone)).toEqual(['z1', 'z2']);
     await events.cancel();
   });
+
+  it('gives a watcher that connects after a leadership change the new cache at once, and leaves the old one', async () => {
+    const old = fakeCache();
+    old.cache.cells.items = [cell('old-cell')];
+    const next = fakeCache();
+    next.cache.cells.items = [cell('new-cell')];
+    const source: { controllers: WebViewSource['controllers']; decisions: RecentDecisions } = {
+      controllers: old.running,
+      decisions: new RecentDecisions(),
+    };
+    // No tick in this test: only the snapshot computed on connect counts.
+    view = await startWebView({ source, host: '127.0.0.1', port: 0, coalesceMs: 600_000 });
+    const first = new EventReader(await fetch(`${view.url}/api/events`));
+    expect((await first.next()).zones[0]!.cells.map((c) => c.cellId)).toEqual(['old-cell']);
+    await first.cancel();
+    await expect.poll(() => view!.clients, { timeout: 10_000 }).toBe(0);
+    expect(handlerCount(old.cache)).toBeGreaterThan(0);
+
+    source.controllers = next.running; // a new leadership term, while nobody watches
+    const second = new EventReader(await fetch(`${view.url}/api/events`));
+    expect((await second.next()).zones[0]!.cells.map((c) => c.cellId)).toEqual(['new-cell']);
+    expect(handlerCount(old.cache)).toBe(0);
+    expect(handlerCount(next.cache)).toBeGreaterThan(0);
+    await second.cancel();
+
+    // Closing removes its listeners from the informers.
+    const closing = view.close();
+    view = undefined;
+    await closing;
+    expect(handlerCount(next.cache)).toBe(0);
+  });
+
+  it('cuts off a watcher that stopped reading, frees its slot and admits a new one', async () => {
+    const { cache, running } = fakeCache();
+    // Big snapshots (about 2 MB), so the socket's buffers fill soon once its reader stops.
+    const cells = (n: number) => Array.from({ length: 100 }, (_, j) => cell(`${'x'.repeat(20_000)}-${n}-${j}`));
+    cache.cells.items = cells(0);
+    const source: WebViewSource = { controllers: running, decisions: new RecentDecisions() };
+    view = await startWebView({ source, host: '127.0.0.1', port: 0, coalesceMs: 20, maxClients: 1, stallMs: 300 });
+    const { port } = new URL(view.url);
+    // A client that sends its request and never reads the answer.
+    const stalled = connect(Number(port), '127.0.0.1');
+    stalled.on('error', () => undefined);
+    try {
+      await once(stalled, 'connect');
+      stalled.pause();
+      stalled.write('GET /api/events HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      await expect.poll(() => view!.clients, { timeout: 10_000 }).toBe(1);
+      expect((await fetch(`${view.url}/api/events`)).status).toBe(503); // it holds the only slot
+
+      let n = 0;
+      const changing = setInterval(() => cache.cells.set(cells(++n)), 25);
+      try {
+        await expect.poll(() => view!.clients, { timeout: 60_000, interval: 50 }).toBe(0);
+      } finally {
+        clearInterval(changing);
+      }
+      const events = new EventReader(await fetch(`${view.url}/api/events`));
+      expect((await events.next()).totals.cells).toBe(100);
+      expect(view.clients).toBe(1);
+      await events.cancel();
+    } finally {
+      stalled.destroy();
+    }
+  }, 90_000);
 
   it('bounds its watchers, frees a slot when one leaves, and ends every stream on close', async () => {
     const source: WebViewSource = { controllers: undefined, decisions: new RecentDecisions() };

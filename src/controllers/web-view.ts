@@ -45,6 +45,11 @@ export interface WebViewOptions {
    * expired stops seeing updates.
    */
   reauthMs?: number;
+  /**
+   * A watcher whose socket has stayed full (it stopped reading) this long is cut off and its slot freed (default
+   * 30 s); also how long a stream ended on purpose (re-auth) may take to flush before its socket is destroyed.
+   */
+  stallMs?: number;
   now?: () => number;
 }
 
@@ -59,6 +64,8 @@ interface Client {
   res: ServerResponse;
   /** The socket's buffer is full: skip updates until it drains, then send the newest. */
   blocked: boolean;
+  /** When it last became blocked (meaningful while `blocked`). */
+  blockedSince: number;
   /** The version of the snapshot it last got. */
   sent: number;
   connectedAt: number;
@@ -69,8 +76,8 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
   const coalesceMs = opts.coalesceMs ?? 250;
   const maxClients = opts.maxClients ?? 32;
   const now = opts.now ?? Date.now;
+  const stallMs = opts.stallMs ?? 30_000;
   const clients = new Set<Client>();
-  const subscribed = new WeakSet<DiegoCache>();
   let dirty = true;
   let version = 0;
   let snapshot = '';
@@ -79,18 +86,47 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
   };
   const unsubscribeDecisions = opts.source.decisions.onRecord(markDirty);
 
-  /** The model now; subscribes to a cache it has not seen (a new leadership term brings a new one). */
+  // The cache whose informers we listen to, and how to stop listening. Informer has no `off`: each handler goes
+  // through `watching`, cleared to detach, so a detached handler does nothing and holds nothing of this view.
+  let watchedCache: DiegoCache | undefined;
+  let unwatch = (): void => undefined;
+  const watch = (cache: DiegoCache | undefined): void => {
+    unwatch();
+    watchedCache = cache;
+    if (!cache) {
+      unwatch = () => undefined;
+      return;
+    }
+    let watching: (() => void) | undefined = markDirty;
+    const handler = () => watching?.();
+    const informers = [cache.cells, cache.leases, cache.actual, cache.desired, cache.tasks];
+    for (const inf of informers) for (const ev of ['add', 'update', 'delete'] as const) inf.on(ev, handler);
+    unwatch = () => {
+      watching = undefined;
+      // Removed outright where the informer can (`off` is not on the Informer interface; a test double has it).
+      for (const inf of informers) {
+        const off = (inf as { off?: (ev: string, fn: () => void) => void }).off;
+        if (off) for (const ev of ['add', 'update', 'delete']) off.call(inf, ev, handler);
+      }
+    };
+  };
+  let closed = false;
+  /** A leadership change swaps the cache (or removes it): listen to the new one, and the snapshot is stale. */
+  const followCache = (): void => {
+    if (closed) return;
+    const cache = opts.source.controllers?.cache;
+    if (cache === watchedCache) return;
+    watch(cache);
+    dirty = true;
+  };
+
+  /** The model now. */
   const model = (): WebViewModel => {
+    followCache();
     const running = opts.source.controllers;
     const decisions = opts.source.decisions.list();
     if (!running) return standbyView(now(), decisions);
     const { cache, presence } = running;
-    if (!subscribed.has(cache)) {
-      subscribed.add(cache);
-      for (const inf of [cache.cells, cache.leases, cache.actual, cache.desired, cache.tasks]) {
-        for (const ev of ['add', 'update', 'delete'] as const) inf.on(ev, markDirty);
-      }
-    }
     return buildWebView({
       now: now(),
       leading: true,
@@ -104,6 +140,7 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
   };
   /** The current snapshot as an SSE message, rebuilt only when something changed. */
   const current = (): string => {
+    followCache();
     if (dirty || !snapshot) {
       dirty = false;
       snapshot = `event: view\ndata: ${JSON.stringify(model())}\n\n`;
@@ -111,23 +148,58 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
     }
     return snapshot;
   };
+  const write = (c: Client, text: string): void => {
+    if (!c.res.write(text) && !c.blocked) {
+      c.blocked = true;
+      c.blockedSince = now();
+    }
+  };
   const send = (c: Client): void => {
     if (c.blocked) return;
     const message = current();
     if (c.sent === version) return;
     c.sent = version;
-    if (!c.res.write(message)) c.blocked = true;
+    write(c, message);
   };
-  let lastCache: DiegoCache | undefined;
+  /**
+   * Ends a stream on purpose, giving it `graceMs` to flush: a socket that does not drain (its reader stopped) is
+   * destroyed, as `end()` alone would leave it open for good. Resolves once it is finished or destroyed.
+   */
+  const endStream = (c: Client, graceMs: number): Promise<void> => {
+    clients.delete(c);
+    const res = c.res;
+    if (res.destroyed || res.writableFinished) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        res.destroy();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      res.once('finish', done);
+      res.once('close', done);
+      res.end();
+    });
+  };
+  /** Cuts off watchers that stopped reading: their socket stayed full for `stallMs`. */
+  const dropStalled = (): void => {
+    const t = now();
+    for (const c of clients) {
+      if (c.blocked && t - c.blockedSince >= stallMs) {
+        clients.delete(c);
+        c.res.destroy();
+        log?.info({ blockedMs: t - c.blockedSince }, 'web view watcher stopped reading: disconnected');
+      }
+    }
+  };
   // Only while someone watches: the cache is read at most once a tick, whatever the event rate.
   const tick = setInterval(() => {
     if (clients.size === 0) return;
-    // A leadership change swaps the cache (or removes it): always worth a new snapshot.
-    const cache = opts.source.controllers?.cache;
-    if (cache !== lastCache) {
-      lastCache = cache;
-      dirty = true;
-    }
+    dropStalled();
+    followCache();
     if (!dirty) return;
     for (const c of clients) send(c);
   }, coalesceMs);
@@ -135,10 +207,8 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
   const reauthMs = opts.reauthMs ?? 600_000;
   const keepAlive = setInterval(() => {
     for (const c of clients) {
-      if (opts.auth && now() - c.connectedAt >= reauthMs) {
-        clients.delete(c);
-        c.res.end();
-      } else if (!c.blocked) c.res.write(': keep-alive\n\n');
+      if (opts.auth && now() - c.connectedAt >= reauthMs) void endStream(c, stallMs);
+      else if (!c.blocked) write(c, ': keep-alive\n\n');
     }
   }, opts.keepAliveMs ?? 15_000);
   keepAlive.unref();
@@ -165,6 +235,7 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
   });
   app.get('/api/events', async (req, reply) => {
     if (!(await permitted(req, reply))) return reply;
+    dropStalled();
     if (clients.size >= maxClients) {
       return reply
         .code(503)
@@ -179,9 +250,10 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    const c: Client = { res, blocked: false, sent: -1, connectedAt: now() };
+    const c: Client = { res, blocked: false, blockedSince: 0, sent: -1, connectedAt: now() };
     clients.add(c);
     res.on('drain', () => {
+      if (!clients.has(c)) return; // ended, or cut off
       c.blocked = false;
       send(c);
     });
@@ -201,9 +273,11 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
     async close() {
       clearInterval(tick);
       clearInterval(keepAlive);
+      closed = true;
       unsubscribeDecisions();
-      for (const c of clients) c.res.end();
-      clients.clear();
+      watch(undefined);
+      // A second to flush the end of each stream; a watcher that does not read is cut off.
+      await Promise.all([...clients].map((c) => endStream(c, Math.min(1000, stallMs))));
       await app.close();
     },
   };

@@ -207,7 +207,11 @@ describe('web view', () => {
       expect(events.headers.get('content-type')).toMatch(/^text\/event-stream/);
       const reader = events.body!.pipeThrough(new TextDecoderStream()).getReader();
       let text = '';
-      while (!text.includes('event: view')) text += (await reader.read()).value ?? '';
+      while (!text.includes('event: view')) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`the event stream ended before its first snapshot; it sent: ${JSON.stringify(text)}`);
+        text += value;
+      }
       expect((await get('/api/events', viewer)).status).toBe(503);
       await reader.cancel();
       await eventually(() => expect(secured.clients).toBe(0), 10_000);
