@@ -103,11 +103,7 @@ export async function startWebView(opts: WebViewOptions): Promise<WebView> {
     for (const inf of informers) for (const ev of ['add', 'update', 'delete'] as const) inf.on(ev, handler);
     unwatch = () => {
       watching = undefined;
-      // Removed outright where the informer can (`off` is not on the Informer interface; a test double has it).
-      for (const inf of informers) {
-        const off = (inf as { off?: (ev: string, fn: () => void) => void }).off;
-        if (off) for (const ev of ['add', 'update', 'delete']) off.call(inf, ev, handler);
-      }
+      for (const inf of informers) for (const ev of ['add', 'update', 'delete'] as const) inf.off(ev, handler);
     };
   };
   let closed = false;

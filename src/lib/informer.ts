@@ -44,6 +44,8 @@ export type InformerEvent = 'add' | 'update' | 'delete';
 export interface Informer<T extends KubernetesObject> {
   /** `update` gets (new, old). Handlers should only enqueue keys; exceptions are logged and dropped. */
   on(event: InformerEvent, fn: (obj: T, old?: T) => void): void;
+  /** Removes a handler added with on(). */
+  off(event: InformerEvent, fn: (obj: T, old?: T) => void): void;
   /** Resolves after the initial list is in the cache (or when stop() comes first). */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -140,6 +142,10 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
 
   on(event: InformerEvent, fn: (obj: T, old?: T) => void): void {
     this.handlers[event].push(fn);
+  }
+
+  off(event: InformerEvent, fn: (obj: T, old?: T) => void): void {
+    this.handlers[event] = this.handlers[event].filter((h) => h !== fn);
   }
 
   start(): Promise<void> {

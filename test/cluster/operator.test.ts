@@ -21,7 +21,7 @@ import { kubeConfigFromString, rawRequest } from '../../src/lib/kube.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
 import { API_SCENARIO_STEPS, runBbsClient } from '../support/bbs-go.ts';
 import { eventually } from '../support/eventually.ts';
-import { alive, containerPids as hostContainerPids, ctr, leftOf } from './host.ts';
+import { alive, containerPids as hostContainerPids, ctr, leftOf, nodeSh } from './host.ts';
 import { freePort, NatsServer, TestRouter } from '../support/nats-router.ts';
 import { SimCell } from '../support/sim-cell.ts';
 
@@ -224,6 +224,18 @@ describe('diego-operator installed with helm on a real node', () => {
       const cells = await client.list('Cell', { namespace: system });
       expect(cells.map((c) => c.metadata.name)).toContain(node.name);
     }, 60_000);
+    // Its READY column, written by the controller under the chart's RBAC; kubectl diego sees it as cfdot would.
+    await eventually(async () => {
+      const cell = (await client.list('Cell')).find((c) => c.metadata.name === node.name);
+      expect(cell?.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
+    }, 60_000);
+    const states = await run(process.execPath, [
+      join(repo, 'src/kubectl-diego.ts'),
+      '--kubeconfig',
+      kubeconfig,
+      'cell-states',
+    ]);
+    expect(states.stdout).toMatch(new RegExp(`^${node.name}\\s`, 'm'));
   });
 
   it("runs an app in containers made by the DaemonSet pod, answering on the node's host ports", async () => {
@@ -233,6 +245,21 @@ describe('diego-operator installed with helm on a real node', () => {
     console.log(
       `apply → 2 instances RUNNING and answering through the DaemonSet: ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
+    // A crash as a user meets it under the chart's RBAC: the converger's Crashed Event says why and when it restarts.
+    const [victim] = await answering('web', 2);
+    const pids = await containerPids();
+    const id = Object.keys(pids).find((k) => k.endsWith(victim!.status!.instanceGuid!));
+    expect(id, JSON.stringify(pids)).toBeDefined();
+    await nodeSh(`kill -9 ${pids[id!]}`);
+    await eventually(async () => {
+      const { stdout } = await kubectl('-n', apps, 'describe', 'desiredlrp', 'web');
+      expect(stdout.replace(/\s+/g, ' ')).toMatch(
+        new RegExp(
+          `Warning Crashed .*instance ${victim!.spec.index} on cell ${node.name} crashed: .*crash count 1; restarting now`,
+        ),
+      );
+    }, 120_000);
+    await answering('web', 2);
   });
 
   it('apply → RUNNING, again and again: p50/p99 through the DaemonSet (the app of bench:runc-start)', async () => {
