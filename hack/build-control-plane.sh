@@ -27,10 +27,16 @@ fi
 command -v go >/dev/null || { echo "go is required to build the control plane (Go >= 1.26)" >&2; exit 1; }
 rm -rf "$bin.tmp"; mkdir -p "$bin.tmp"
 start=$(date +%s)
-# SIGTERM (make passes it on; Ctrl-C reaches the whole process group anyway): stop the build running in the
-# background too, not only this script.
+# Ctrl-C (SIGINT) or SIGTERM (make passes it on; dev mode's stop sends it): stop the build running in the background
+# too, not only this script. A background job of a script ignores SIGINT, so each build runs in its own process
+# group (set -m) and the signal is passed on to that whole group: the subshell, go and the compilers it runs.
 pid=
-trap 'if [ -n "$pid" ]; then pkill -TERM -P "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null; fi; exit 143' TERM
+stop() { # stop <signal> <exit code>
+  if [ -n "$pid" ]; then kill -"$1" -- "-$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  exit "$2"
+}
+trap 'stop INT 130' INT
+trap 'stop TERM 143' TERM
 progress() { # a progress line while a long step runs: in place on a terminal, once a minute in logs
   local what=$1 pid=$2 n=0
   while kill -0 "$pid" 2>/dev/null; do
@@ -51,12 +57,14 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 log="$bin.tmp/build.log"
+set -m
 ( cd "$here/tools/etcdbin" && go build -trimpath -ldflags "-s -w" -o "$bin.tmp/etcd" go.etcd.io/etcd/server/v3 ) >"$log" 2>&1 &
-pid=$!; progress "etcd $ETCD_VERSION" $pid
+pid=$!; set +m; progress "etcd $ETCD_VERSION" $pid
 wait $pid || { cat "$log" >&2; exit 1; }
+set -m
 ( cd "$here/tools/k8sbin" && go build -trimpath -tags=selinux,notest,grpcnotrace -ldflags "$ldf" -o "$bin.tmp/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl ) >>"$log" 2>&1 &
-pid=$!; progress "kube-apiserver, kube-controller-manager, kubectl $K8S_VERSION" $pid
+pid=$!; set +m; progress "kube-apiserver, kube-controller-manager, kubectl $K8S_VERSION" $pid
 wait $pid || { cat "$log" >&2; exit 1; }
 rm -rf "$bin"; mv "$bin.tmp" "$bin"
 echo "[control-plane] built in $(( $(date +%s) - start ))s into $bin" >&2

@@ -34,11 +34,17 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-# The builds run in the background so that a SIGTERM (make passes it on) reaches them: bash runs a trap only between
-# commands, and `wait` is one it interrupts.
+# The builds run in the background so that a signal reaches them: bash runs a trap only between commands, and
+# `wait` is one it interrupts. A background job of a script ignores SIGINT (Ctrl-C), so each build runs in its own
+# process group (set -m), and Ctrl-C or a SIGTERM (make passes it on) is passed on to that whole group.
 child=
-build() { "$@" >/dev/null & child=$!; wait "$child"; }
-trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null; fi; exit 143' TERM
+build() { set -m; "$@" >/dev/null & child=$!; set +m; wait "$child"; child=; }
+stop() { # stop <signal> <exit code>
+  if [ -n "$child" ]; then kill -"$1" -- "-$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
+  exit "$2"
+}
+trap 'stop INT 130' INT
+trap 'stop TERM 143' TERM
 # The control plane (etcd, kube-apiserver, kube-controller-manager, kubectl), built once per machine.
 build hack/build-control-plane.sh
 # helm (for the chart test, test/integration/chart.test.ts), built once per machine into the same cache.

@@ -156,9 +156,62 @@ describe('diego-operator on the command line', () => {
       [1, 'diego-operator: --timeout must be a number ≥ 0 (got "-1")\n'],
     ]);
   }, 120_000);
+
+  it('refuses a bad address or number, naming the flag and the form it takes, exit 1', async () => {
+    const cases: [string[], string][] = [
+      [['controller', '--web-address=8081'], '--web-address must be host:port, e.g. 127.0.0.1:8081 (got "8081")'],
+      [['controller', '--metrics-address', ':80800'], '--metrics-address must be host:port, e.g. :8080 (got ":80800")'],
+      [['controller', '--webhook-port=https'], '--webhook-port must be a whole number from 0 to 65535 (got "https")'],
+      [['controller', '--kube-api-burst='], '--kube-api-burst must be a whole number ≥ 0 (got "")'],
+      [['cell-agent', '--containers=lots'], '--containers must be a whole number ≥ 1 (got "lots")'],
+      [
+        ['cell-agent', '--ops-address=localhost'],
+        '--ops-address must be host:port, e.g. 0.0.0.0:17008 (got "localhost")',
+      ],
+      [['bbs', '--max-body-bytes=10MB'], '--max-body-bytes must be a whole number ≥ 1 (got "10MB")'],
+      [['bbs', '--listen=::1:8889'], '--listen must be host:port, e.g. 0.0.0.0:8889 (got "::1:8889")'],
+      [
+        ['bbs', '--health-address=127.0.0.1'],
+        '--health-address must be host:port, e.g. 0.0.0.0:8890 (got "127.0.0.1")',
+      ],
+      [
+        ['route-emitter', '--nats-servers=nats://127.0.0.1:4222', '--metrics-address=:x'],
+        '--metrics-address must be host:port, e.g. :8080 (got ":x")',
+      ],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => run(...args)));
+    expect(runs.map((r) => [r.code, r.stderr])).toEqual(
+      cases.map(([, message]) => [1, `diego-operator: ${message}\n`]),
+    );
+  }, 120_000);
 });
 
 describe('flags as the chart passes them', () => {
+  it('takes every address form the chart and the defaults use, and IPv6 in brackets', async () => {
+    const { address } = await import('./cmd/flags.ts');
+    expect(
+      [
+        ':8080',
+        '0.0.0.0:8889',
+        '127.0.0.1:0',
+        '10.0.0.7:17008',
+        'bbs.diego-system.svc:8889',
+        '[::1]:8080',
+        '[::]:9090',
+      ].map((a) => address('--x', a, ':1')),
+    ).toEqual([
+      { host: '0.0.0.0', port: 8080 },
+      { host: '0.0.0.0', port: 8889 },
+      { host: '127.0.0.1', port: 0 },
+      { host: '10.0.0.7', port: 17008 },
+      { host: 'bbs.diego-system.svc', port: 8889 },
+      { host: '::1', port: 8080 },
+      { host: '::', port: 9090 },
+    ]);
+    for (const bad of ['8081', '127.0.0.1:', ':65536', ':-1', 'host :80', 'http://h:80', '[::1]8080', ''])
+      expect(() => address('--x', bad, ':1'), bad).toThrow(`--x must be host:port, e.g. :1 (got "${bad}")`);
+  });
+
   /** The values a role's command hands its action for `args` (the action itself not run). */
   async function parsed(command: Command, args: string[]): Promise<Record<string, unknown>> {
     let values: Record<string, unknown> = {};

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { buildBbsApp } from '../bbs/app.ts';
-import { splitHostPort, startHealthServer, type HealthServer } from '../bbs/health.ts';
+import { startHealthServer, type HealthServer } from '../bbs/health.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import { loadKubeConfig, rawRequest } from '../lib/kube.ts';
@@ -14,7 +14,15 @@ import { CachedDiegoClient } from '../bbs/cached-client.ts';
 import { type DiegoClient, isNotFound } from '../lib/resources.ts';
 import { untilSignal } from './signals.ts';
 import { createLogger } from '../lib/log.ts';
-import { kubeconfigOption, roleCommand, valueOption } from './flags.ts';
+import {
+  address as hostPort,
+  addressValue,
+  kubeconfigOption,
+  optionalAddress,
+  roleCommand,
+  valueOption,
+  wholeNumber,
+} from './flags.ts';
 
 export interface BbsOptions {
   log: Logger;
@@ -53,7 +61,7 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
   }
   if (opts.maxBodyBytes !== undefined && !(Number.isInteger(opts.maxBodyBytes) && opts.maxBodyBytes > 0))
     throw new BbsUsageError(`--max-body-bytes must be a whole number of bytes > 0 (got ${opts.maxBodyBytes})`);
-  const { host, port } = splitHostPort(opts.listen);
+  const { host, port } = hostPort('--listen', opts.listen, '0.0.0.0:8889');
   let client = opts.client;
   let cached: CachedDiegoClient | undefined;
   if (!client) {
@@ -182,9 +190,9 @@ export function bbsCommand(): Command {
         kubeconfig: f.kubeconfig,
         namespace: f.namespace,
         systemNamespace: f.systemNamespace,
-        listen: f.listen,
-        healthAddress: f.healthAddress,
-        maxBodyBytes: Number(f.maxBodyBytes),
+        listen: addressValue('--listen', f.listen, '0.0.0.0:8889'),
+        healthAddress: optionalAddress('--health-address', f.healthAddress, '0.0.0.0:8890'),
+        maxBodyBytes: wholeNumber('--max-body-bytes', f.maxBodyBytes, 1),
         insecureHttp: f.insecureHttp ?? false,
         tlsCert: f.tlsCert,
         tlsKey: f.tlsKey,

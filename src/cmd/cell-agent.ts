@@ -40,6 +40,8 @@ import { registry, startOpsServer } from '../lib/metrics.ts';
 import { createLogger } from '../lib/log.ts';
 import { opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
 import {
+  address,
+  addressValue,
   authMode,
   kubeconfigOption,
   list,
@@ -48,6 +50,7 @@ import {
   repeatableOption,
   roleCommand,
   valueOption,
+  wholeNumber,
 } from './flags.ts';
 
 export interface CellAgentOptions {
@@ -470,13 +473,9 @@ const unhandledRejections = new Counter({
 export const DEFAULT_OPS_ADDRESS = '127.0.0.1:17008';
 
 /** host:port (host empty: all interfaces; port 0: any free port). */
-export function parseAddress(address: string): [string, number] {
-  const i = address.lastIndexOf(':');
-  const port = Number(address.slice(i + 1));
-  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new Error(`--ops-address must be host:port, e.g. 0.0.0.0:17008 (got "${address}")`);
-  }
-  return [address.slice(0, i) || '0.0.0.0', port];
+export function parseAddress(value: string): [string, number] {
+  const { host, port } = address('--ops-address', value, '0.0.0.0:17008');
+  return [host, port];
 }
 
 export const DEFAULT_CONTAINERD_ADDRESS = '/run/containerd/containerd.sock';
@@ -756,7 +755,7 @@ async function cellAgentOptions(f: CellAgentFlags): Promise<CellAgentOptions> {
       f.diskMb === 'auto'
         ? Math.max(1, (await capacityMb('--disk-mb', 'auto', stateDir)) - maxCacheMb)
         : await capacityMb('--disk-mb', f.diskMb, stateDir),
-    containers: Number(f.containers),
+    containers: wholeNumber('--containers', f.containers, 1),
     stacks: list(f.stacks),
     placementTags: list(f.placementTags),
     optionalPlacementTags: list(f.optionalPlacementTags),
@@ -782,14 +781,14 @@ async function cellAgentOptions(f: CellAgentFlags): Promise<CellAgentOptions> {
           emitEndpointUpdatedAt: f.routeEmitterEmitEndpointUpdatedAt ?? false,
         }
       : undefined,
-    opsAddress: f.opsAddress,
-    maxLogLinesPerSecond: nonNegative('--max-log-lines-per-second', f.maxLogLinesPerSecond),
+    opsAddress: addressValue('--ops-address', f.opsAddress, '0.0.0.0:17008'),
+    maxLogLinesPerSecond: wholeNumber('--max-log-lines-per-second', f.maxLogLinesPerSecond),
     containerMetricsIntervalMs: nonNegative('--container-metrics-interval', f.containerMetricsInterval) * 1000,
     pollingIntervalMs: nonNegative('--polling-interval', f.pollingInterval) * 1000 || 30_000,
     logAppLines: f.logAppLines ?? false,
-    defaultContainerMemoryMb: nonNegative('--default-container-memory-mb', f.defaultContainerMemoryMb),
-    defaultContainerDiskMb: nonNegative('--default-container-disk-mb', f.defaultContainerDiskMb),
-    defaultContainerMaxPids: nonNegative('--default-container-max-pids', f.defaultContainerMaxPids),
+    defaultContainerMemoryMb: wholeNumber('--default-container-memory-mb', f.defaultContainerMemoryMb),
+    defaultContainerDiskMb: wholeNumber('--default-container-disk-mb', f.defaultContainerDiskMb),
+    defaultContainerMaxPids: wholeNumber('--default-container-max-pids', f.defaultContainerMaxPids),
     opsAuth: authMode('--ops-auth', f.opsAuth),
     opsTlsCert: f.opsTlsCert,
     opsTlsKey: f.opsTlsKey,
@@ -832,7 +831,7 @@ function defaultEgress(value: string | undefined): unknown[] | undefined {
 
 /** --evacuation-timeout in seconds (Diego: 600), as milliseconds. */
 function evacuationTimeoutMs(value: string): number {
-  const s = Number(value);
+  const s = value.trim() === '' ? NaN : Number(value);
   if (!Number.isFinite(s) || s < 0)
     throw new Error(`--evacuation-timeout must be seconds ≥ 0, e.g. 600 (got "${value}")`);
   return s * 1000;

@@ -13,7 +13,20 @@ import { kubernetesAuth, opsSecurity, type OpsAuthMode } from '../lib/ops-auth.t
 import { startWebView } from '../controllers/web-view.ts';
 import { buildWebhookServer } from '../webhooks/server.ts';
 import { createLogger } from '../lib/log.ts';
-import { authMode, bool, kubeconfigOption, nonNegative, repeatableOption, roleCommand, valueOption } from './flags.ts';
+import {
+  address,
+  addressValue,
+  authMode,
+  bool,
+  kubeconfigOption,
+  nonNegative,
+  optionalAddress,
+  tcpPort,
+  repeatableOption,
+  roleCommand,
+  valueOption,
+  wholeNumber,
+} from './flags.ts';
 import { untilSignal } from './signals.ts';
 
 export interface ControllerOptions {
@@ -118,9 +131,10 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   return 0;
 }
 
-export function splitAddress(address: string): [string, number] {
-  const i = address.lastIndexOf(':');
-  return [address.slice(0, i) || '0.0.0.0', Number(address.slice(i + 1))];
+/** host:port → [host, port]: an empty host is 0.0.0.0, an IPv6 host loses its brackets (flags.ts address()). */
+export function splitAddress(value: string, flag = 'the address'): [string, number] {
+  const { host, port } = address(flag, value, '127.0.0.1:8080');
+  return [host, port];
 }
 
 /** The flags of `diego-operator controller`, as commander gives them (values as typed). */
@@ -205,9 +219,9 @@ export function controllerCommand(): Command {
       process.exitCode = await runController({
         log: createLogger(),
         kubeconfig: f.kubeconfig,
-        webhookPort: Number(f.webhookPort),
+        webhookPort: tcpPort('--webhook-port', f.webhookPort),
         webhookCertDir: f.webhookCertDir,
-        metricsAddress: f.metricsAddress,
+        metricsAddress: addressValue('--metrics-address', f.metricsAddress, ':8080'),
         systemNamespace: f.systemNamespace,
         metricsAuth: authMode('--metrics-auth', f.metricsAuth),
         metricsTlsCert: f.metricsTlsCert,
@@ -216,10 +230,10 @@ export function controllerCommand(): Command {
         imageCredentialsAudience: f.imageCredentialsAudience,
         clientRateLimit: {
           qps: nonNegative('--kube-api-qps', f.kubeApiQps),
-          burst: nonNegative('--kube-api-burst', f.kubeApiBurst),
+          burst: wholeNumber('--kube-api-burst', f.kubeApiBurst),
         },
         endpointSlices: bool('--endpoint-slices', f.endpointSlices),
-        webAddress: f.webAddress,
+        webAddress: optionalAddress('--web-address', f.webAddress, '127.0.0.1:8081'),
         webAuth: authMode('--web-auth', f.webAuth),
       });
     });

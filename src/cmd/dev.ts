@@ -75,6 +75,14 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
   if (stopRequested) return 0;
   step('starting the control plane: etcd, kube-apiserver, kube-controller-manager');
   const cp = await connectOrStart({ controllerManager: true, logger: log, binDir });
+  // Each part's stop, pushed as soon as it has started: whatever step fails (or a stop request), every part started
+  // so far is stopped, in reverse order, the control plane last.
+  const stops: { what: string; stop: () => Promise<unknown> }[] = [];
+  const started = (what: string, stop: () => Promise<unknown>) => stops.push({ what, stop });
+  started('the control plane', async () => {
+    if (!cp.external) step('stopping the control plane');
+    await cp.stop();
+  });
   try {
     const kc = kubeConfigFromString(cp.kubeconfig);
     step('installing the CRDs');
@@ -82,10 +90,13 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
     log.info('CRDs installed');
     step('starting the admission webhook, the controllers and cell dev-cell-0');
     const webhook = await startLocalWebhook(kc, log);
+    started('the webhook', () => webhook.stop());
     const cellDir = await mkdtemp(join(tmpdir(), 'diego-dev-cell-'));
+    started('the cell directory', () => rm(cellDir, { recursive: true, force: true }));
     const pki = await devPki(join(cellDir, 'pki'));
     const manager = new Manager({ kc, log, endpointSlices: true });
     await manager.start();
+    started('the controllers', () => manager.stop());
     const cell = await startCellAgent(kc, {
       log,
       cellId: 'dev-cell-0',
@@ -101,6 +112,7 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
       instanceIdentityCaKey: pki.ca.keyPath,
       trustedCertsDir: pki.trustedDir,
     });
+    started('the cell', () => cell.stop());
     // Diego's BBS API for Cloud Controller and other BBS clients, on loopback: with mutual TLS as Diego serves it
     // (a client certificate from the local CA is printed below), and in plain HTTP (it says so loudly).
     step('starting the BBS API');
@@ -114,6 +126,7 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
       healthAddress: '',
       insecureHttp: true,
     });
+    started('the BBS API', () => bbs.close());
     const bbsTls = await startBbs({
       log,
       client,
@@ -126,6 +139,7 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
       tlsKey: pki.bbsServer.keyPath,
       tlsClientCa: pki.ca.certPath,
     });
+    started('the BBS API (mutual TLS)', () => bbsTls.close());
     const ops = await startOpsServer({
       port: 0,
       ready: () => manager.isLeader,
@@ -135,24 +149,25 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
         registerStateRoute(app, () => cell.cellState());
       },
     });
+    started('the ops server', () => ops.close());
     // The Cell names it: `kubectl diego logs` finds the log stream there, Diego's rep clients GET /state.
     await cell.advertiseOps(ops.url);
     // The controller's live web view (docs/web-view.md), on loopback: open to this machine only.
     const web = await startWebView({ source: manager, host: '127.0.0.1', port: 0, logger: log });
-    try {
-      if (opts.sample && !stopRequested) {
-        step("applying the sample app and task, then waiting for the app's 3 instances to run (up to a minute)");
-        for (const path of SAMPLES) {
-          for (const obj of await readManifests(path)) {
-            await apply(kc, { ...obj, metadata: { ...obj.metadata, namespace: obj.metadata?.namespace ?? 'default' } });
-          }
+    started('the web view', () => web.close());
+    if (opts.sample && !stopRequested) {
+      step("applying the sample app and task, then waiting for the app's 3 instances to run (up to a minute)");
+      for (const path of SAMPLES) {
+        for (const obj of await readManifests(path)) {
+          await apply(kc, { ...obj, metadata: { ...obj.metadata, namespace: obj.metadata?.namespace ?? 'default' } });
         }
-        log.info({ samples: SAMPLES }, 'sample app and task applied');
       }
-      const urls = opts.sample ? await sampleUrls(kc, () => stopRequested !== undefined) : [];
-      const kubectlDir = binDir && existsSync(join(binDir, 'kubectl')) ? binDir : undefined;
-      if (!stopRequested)
-        process.stdout.write(`
+      log.info({ samples: SAMPLES }, 'sample app and task applied');
+    }
+    const urls = opts.sample ? await sampleUrls(kc, () => stopRequested !== undefined) : [];
+    const kubectlDir = binDir && existsSync(join(binDir, 'kubectl')) ? binDir : undefined;
+    if (!stopRequested)
+      process.stdout.write(`
 diego-operator is running locally.
 
   export KUBECONFIG=${cp.kubeconfigPath} PATH=${kubectlDir ? `${kubectlDir}:` : ''}${join(REPO, 'bin')}:$PATH   # kubectl${kubectlDir ? ` (in ${kubectlDir})` : ''} and kubectl-diego
@@ -172,24 +187,24 @@ Running: the converger, auctioneer and task controller; one cell (dev-cell-0) th
 over plain HTTP. Instance identity certificates are signed by the local CA in ${pki.dir}.
 Press Ctrl-C to stop; the control plane and its files are removed.
 `);
-      await stopped;
-      log.info({ reason: stopRequested }, 'stopping');
-    } finally {
-      step('stopping the cell, the controllers, the BBS API and the webhook');
-      await cell.stop();
-      await rm(cellDir, { recursive: true, force: true });
-      await manager.stop();
-      await bbs.close();
-      await bbsTls.close();
-      await web.close();
-      await ops.close();
-      await webhook.stop();
-    }
+    await stopped;
+    log.info({ reason: stopRequested }, 'stopping');
   } finally {
-    if (!cp.external) step('stopping the control plane');
-    await cp.stop();
+    if (stops.length > 1) step('stopping the cell, the controllers, the BBS API and the webhook');
+    await stopAll(stops, log);
   }
   return 0;
+}
+
+/** Runs the stops in reverse order (the last started first); one that fails is logged and the others still run. */
+async function stopAll(stops: { what: string; stop: () => Promise<unknown> }[], log: Logger): Promise<void> {
+  for (let i = stops.length - 1; i >= 0; i--) {
+    try {
+      await stops[i]!.stop();
+    } catch (err) {
+      log.error({ err }, `stopping ${stops[i]!.what} failed`);
+    }
+  }
 }
 
 /** Waits (up to a minute) for the sample app's instances to run, and returns their URLs on this host. */

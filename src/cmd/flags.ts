@@ -38,11 +38,51 @@ export function bool(flag: string, value: string): boolean {
   throw new Error(`${flag} must be true or false (got "${value}")`);
 }
 
-/** A flag's value as a number ≥ 0, or an error that names the flag. */
+/** A flag's value as a number ≥ 0 (fractions allowed), or an error that names the flag. */
 export function nonNegative(flag: string, value: string): number {
-  const n = Number(value);
+  const n = value.trim() === '' ? NaN : Number(value);
   if (!Number.isFinite(n) || n < 0) throw new Error(`${flag} must be a number ≥ 0 (got "${value}")`);
   return n;
+}
+
+/** A flag's value as a whole number from `min` (default 0) up to `max`, or an error that names the flag. */
+export function wholeNumber(flag: string, value: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const n = /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
+    throw new Error(`${flag} must be a whole number ${range} (got "${value}")`);
+  }
+  return n;
+}
+
+/** A port flag's value: a whole number from 0 (any free port) to 65535. */
+export function tcpPort(flag: string, value: string): number {
+  return wholeNumber(flag, value, 0, 65535);
+}
+
+/**
+ * A listen address flag's value, host:port: the host may be empty (all interfaces: 0.0.0.0), a name, an IPv4
+ * address or an IPv6 address in brackets ([::1]:8080); the port is 0 (any free port) to 65535. An error names the
+ * flag and shows `example`.
+ */
+export function address(flag: string, value: string, example: string): { host: string; port: number } {
+  const bad = () => new Error(`${flag} must be host:port, e.g. ${example} (got "${value}")`);
+  const m = /^(?:\[([0-9A-Fa-f:.]*:[0-9A-Fa-f:.%\w-]*)\]|([^\s:[\]/]*)):(\d{1,5})$/.exec(value);
+  if (!m) throw bad();
+  const p = Number(m[3]);
+  if (p > 65535) throw bad();
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port: p };
+}
+
+/** A listen address flag checked as address(), its value as given (the role splits it when it listens). */
+export function addressValue(flag: string, value: string, example: string): string {
+  address(flag, value, example);
+  return value;
+}
+
+/** As addressValue(), where empty means off. */
+export function optionalAddress(flag: string, value: string, example: string): string {
+  return value === '' ? value : addressValue(flag, value, example);
 }
 
 /** A comma-separated list, empty entries dropped. */

@@ -14,7 +14,7 @@ import { opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
 import { splitAddress } from './controller.ts';
 import { untilSignal } from './signals.ts';
 import { createLogger } from '../lib/log.ts';
-import { authMode, kubeconfigOption, readSecretFile, roleCommand, valueOption } from './flags.ts';
+import { addressValue, authMode, kubeconfigOption, readSecretFile, roleCommand, valueOption } from './flags.ts';
 
 export const ROUTE_EMITTER_LEASE_NAME = 'diego-operator-route-emitter';
 
@@ -79,7 +79,7 @@ export async function runRouteEmitter(opts: RouteEmitterRoleOptions): Promise<nu
     },
     onNewLeader: (identity) => log.info({ leader: identity }, 'route emitter leader observed'),
   });
-  const [host, port] = splitAddress(opts.metricsAddress);
+  const [host, port] = splitAddress(opts.metricsAddress, '--metrics-address');
   const security = await opsSecurity(kc, host, opts.metricsAuth ?? 'auto', {});
   const ops = await startOpsServer({ host, port, ready: () => emitting, logger: log, ...security });
   log.info({ metrics: ops.url, nats: opts.natsServers }, 'route emitter started');
@@ -148,7 +148,7 @@ export function routeEmitterCommand(): Command {
         natsTlsCa: f.natsTlsCa,
         natsTlsCert: f.natsTlsCert,
         natsTlsKey: f.natsTlsKey,
-        metricsAddress: f.metricsAddress,
+        metricsAddress: addressValue('--metrics-address', f.metricsAddress, ':8080'),
         metricsAuth: authMode('--metrics-auth', f.metricsAuth),
         directInstanceRoutes: f.directInstanceRoutes ?? false,
         emitEndpointUpdatedAt: f.emitEndpointUpdatedAt ?? false,
