@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { lrp, task } from '../lifecycle/testing.ts';
-import { repCellState } from './rep-state.ts';
+import Fastify from 'fastify';
+import type { AccessAttributes } from '../lib/ops-auth.ts';
+import { registerStateRoute, repCellState } from './rep-state.ts';
 
 describe("repCellState (Diego's rep.CellState JSON)", () => {
   it('says what the cell offers and runs, with the rep’s field names', () => {
@@ -48,5 +50,38 @@ describe("repCellState (Diego's rep.CellState JSON)", () => {
     expect(state.Tasks).toEqual([
       expect.objectContaining({ TaskGuid: 't-guid', Domain: 'cf-tasks', MemoryMB: 128, state: 2, failed: false }),
     ]);
+  });
+});
+
+describe('GET /state (registerStateRoute)', () => {
+  it('off loopback: a token allowed to get cells, else 401 / 403 and no state', async () => {
+    const asked: AccessAttributes[] = [];
+    const app = Fastify();
+    registerStateRoute(app, () => ({ cell_id: 'c1' }), {
+      authenticate: (token) => Promise.resolve(token === 'ops' || token === 'app' ? { username: token } : undefined),
+      authorize: (user, attrs) => {
+        asked.push(attrs);
+        return Promise.resolve(user.username === 'ops');
+      },
+    });
+    const get = (token?: string) =>
+      app.inject({ method: 'GET', url: '/state', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    expect((await get()).statusCode).toBe(401);
+    expect((await get('forged')).statusCode).toBe(401);
+    const refused = await get('app');
+    expect(refused.statusCode).toBe(403);
+    expect(refused.body).not.toContain('c1');
+    const ok = await get('ops');
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toEqual({ cell_id: 'c1' });
+    expect(asked[0]).toEqual({ resource: { group: 'diego.dev', resource: 'cells', verb: 'get' } });
+    await app.close();
+  });
+
+  it('on loopback (no auth): served as is', async () => {
+    const app = Fastify();
+    registerStateRoute(app, () => ({ cell_id: 'c2' }));
+    expect((await app.inject({ method: 'GET', url: '/state' })).json()).toEqual({ cell_id: 'c2' });
+    await app.close();
   });
 });
