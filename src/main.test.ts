@@ -55,6 +55,7 @@ const ROLES: Record<string, Record<string, string | null>> = {
     '--endpoint-slices': 'true',
     '--web-address': '""',
     '--web-auth': 'auto',
+    '--shutdown-delay': '0',
   },
   'cell-agent': {
     '--cell-id': null,
@@ -163,6 +164,7 @@ describe('diego-operator on the command line', () => {
       [['controller', '--metrics-address', ':80800'], '--metrics-address must be host:port, e.g. :8080 (got ":80800")'],
       [['controller', '--webhook-port=https'], '--webhook-port must be a whole number from 0 to 65535 (got "https")'],
       [['controller', '--kube-api-burst='], '--kube-api-burst must be a whole number ≥ 0 (got "")'],
+      [['controller', '--shutdown-delay=5s'], '--shutdown-delay must be a whole number from 0 to 3600 (got "5s")'],
       [['cell-agent', '--containers=lots'], '--containers must be a whole number ≥ 1 (got "lots")'],
       [
         ['cell-agent', '--ops-address=localhost'],

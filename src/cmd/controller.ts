@@ -54,6 +54,11 @@ export interface ControllerOptions {
   endpointSlices?: boolean;
   /** host:port of the read-only live web view (--web-address); empty or absent: not served. */
   webAddress?: string;
+  /**
+   * Seconds the webhook server keeps answering after a shutdown signal (--shutdown-delay), leadership already given
+   * up: the API server's admission calls still reach this pod until it leaves the webhook Service's endpoints.
+   */
+  shutdownDelaySeconds?: number;
   /** Who may read the web view (--web-auth): as metricsAuth. */
   webAuth?: OpsAuthMode | 'auto';
 }
@@ -126,7 +131,16 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const sig = await untilSignal();
   opts.log.info({ signal: sig }, 'shutting down');
   await web?.close();
+  // Leadership goes first (the Lease is released, the standby takes over at once); admission reviews are still
+  // answered for the delay while the API server and kube-proxy drop this pod from the webhook's endpoints.
   await manager.stop();
+  const delay = webhook ? (opts.shutdownDelaySeconds ?? 0) : 0;
+  if (delay > 0) {
+    opts.log.info({ seconds: delay }, 'still answering admission reviews while this pod leaves the endpoints');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise((r) => (timer = setTimeout(r, delay * 1000))), untilSignal()]);
+    clearTimeout(timer);
+  }
   await Promise.all([webhook?.close(), ops.close()]);
   return 0;
 }
@@ -154,6 +168,7 @@ interface ControllerFlags {
   endpointSlices: string;
   webAddress: string;
   webAuth: string;
+  shutdownDelay: string;
 }
 
 export function controllerCommand(): Command {
@@ -215,6 +230,13 @@ export function controllerCommand(): Command {
       valueOption('--web-address <host:port>', 'Serve a read-only live web view of the cluster here; empty: off.', ''),
     )
     .addOption(valueOption('--web-auth <mode>', 'Who may read the web view: as --metrics-auth.', 'auto'))
+    .addOption(
+      valueOption(
+        '--shutdown-delay <seconds>',
+        'After a shutdown signal, give up leadership at once but keep answering admission reviews this long (while the pod leaves the webhook Service); a second signal ends it.',
+        '0',
+      ),
+    )
     .action(async (f: ControllerFlags) => {
       process.exitCode = await runController({
         log: createLogger(),
@@ -235,6 +257,7 @@ export function controllerCommand(): Command {
         endpointSlices: bool('--endpoint-slices', f.endpointSlices),
         webAddress: optionalAddress('--web-address', f.webAddress, '127.0.0.1:8081'),
         webAuth: authMode('--web-auth', f.webAuth),
+        shutdownDelaySeconds: wholeNumber('--shutdown-delay', f.shutdownDelay, 0, 3600),
       });
     });
 }

@@ -415,7 +415,34 @@ describe('diego-operator installed with helm on a real node', () => {
       return now;
     }, 120_000);
     console.log(`leader failover between pods: ${((Date.now() - t0) / 1000).toFixed(1)} s (${before} → ${after})`);
-    await client.create('DesiredLRP', web('after-failover', 1));
+    // The webhook is served by both replicas behind one Service: until the killed pod leaves its endpoints (the
+    // EndpointSlice controller, then kube-proxy), an admission call may still reach it and fail ("connection
+    // refused"), as it would for any webhook on Kubernetes. Wait for that, then write; a write refused because the
+    // webhook could not be called stored nothing, so it is tried again (only that error, bounded).
+    const killed = before.replace(/-\d+$/, '');
+    await eventually(async () => {
+      const slices = await rawRequest<{
+        items: { endpoints?: { targetRef?: { name?: string }; conditions?: { ready?: boolean } }[] }[];
+      }>(kc, {
+        method: 'GET',
+        path: `/apis/discovery.k8s.io/v1/namespaces/${system}/endpointslices?labelSelector=${encodeURIComponent(
+          `kubernetes.io/service-name=${release}-diego-operator-webhook`,
+        )}`,
+      });
+      const endpoints = slices.items.flatMap((s) => s.endpoints ?? []);
+      expect(endpoints.map((e) => e.targetRef?.name)).not.toContain(killed);
+      expect(endpoints.some((e) => e.conditions?.ready)).toBe(true);
+    }, 120_000);
+    for (const deadline = Date.now() + 60_000; ;) {
+      try {
+        await client.create('DesiredLRP', web('after-failover', 1));
+        break;
+      } catch (err) {
+        if (!String(err).includes('failed calling webhook') || Date.now() > deadline) throw err;
+        console.log(`admission not reachable yet, trying again: ${String(err)}`);
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+    }
     await answering('after-failover', 1);
   });
 
