@@ -11,7 +11,7 @@ import type { RateLimit } from '../lib/rate-limit.ts';
 import { startOpsServer } from '../lib/metrics.ts';
 import { kubernetesAuth, opsSecurity, type OpsAuthMode } from '../lib/ops-auth.ts';
 import { startWebView } from '../controllers/web-view.ts';
-import { buildWebhookServer } from '../webhooks/server.ts';
+import { buildWebhookServer, closeWebhookServer } from '../webhooks/server.ts';
 import { createLogger } from '../lib/log.ts';
 import {
   address,
@@ -141,7 +141,7 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     await Promise.race([new Promise((r) => (timer = setTimeout(r, delay * 1000))), untilSignal()]);
     clearTimeout(timer);
   }
-  await Promise.all([webhook?.close(), ops.close()]);
+  await Promise.all([webhook && closeWebhookServer(webhook), ops.close()]);
   return 0;
 }
 

@@ -10,7 +10,7 @@ import { createCA, issueCert } from '../lib/certs.ts';
 import { apply } from '../lib/kube.ts';
 import { GROUP, VERSION } from '../crds/kinds.ts';
 import { CHART_DEFAULT_OPERATOR_USERS, validatingWebhookConfiguration } from './configuration.ts';
-import { buildWebhookServer } from './server.ts';
+import { buildWebhookServer, closeWebhookServer } from './server.ts';
 
 export interface LocalWebhook {
   url: string;
@@ -48,7 +48,7 @@ export async function startLocalWebhook(
   await apply(kc, validatingWebhookConfiguration({ url }, ca.certPem, { exemptUsers }) as never);
   await waitUntilEnforced(kc);
   logger.info({ url }, 'admission webhook registered');
-  return { url, stop: () => app.close() };
+  return { url, stop: () => closeWebhookServer(app, 1_000) };
 }
 
 /** The apiserver picks up webhook configurations through an informer: probe until ours rejects a bad object. */

@@ -61,3 +61,17 @@ export function buildWebhookServer(opts: WebhookServerOptions) {
   });
   return app;
 }
+
+/**
+ * Stops the server: no new connections; requests under way get `graceMs` to finish, then every connection still
+ * open is cut. The API server keeps its connections to a webhook alive, and one that was busy when the close began
+ * would otherwise hold the close for Fastify's keep-alive timeout (72 s), past a pod's grace period.
+ */
+export async function closeWebhookServer(app: ReturnType<typeof buildWebhookServer>, graceMs = 5_000): Promise<void> {
+  const cut = setTimeout(() => app.server.closeAllConnections(), graceMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
+}

@@ -332,12 +332,15 @@ export class ChaosCluster {
       }),
     );
     await Promise.all(this.controllers.map((c) => c.stop('SIGTERM', 20_000)));
+    log.info('chaos teardown: agents and controllers stopped');
     const killed = killRunProcesses(this.o.runId);
     if (killed.length > 0) leftovers.push(`${killed.length} app/task processes still running after the agents stopped`);
     for (const c of this.cells.values()) {
       if (c.config.backend === 'runc') leftovers.push(...(await cleanRuncCell(c)));
     }
+    log.info('chaos teardown: stopping the webhook');
     await this.#webhook?.stop().catch(() => undefined);
+    log.info('chaos teardown: stopping the control plane');
     await this.cp?.stop().catch((err: unknown) => log.warn({ err }, 'control plane stop failed'));
     rmSync(this.stateRoot, { recursive: true, force: true, maxRetries: 3 });
     return leftovers;

@@ -332,6 +332,7 @@ export const lostCellReturns: Scenario = {
       const perOrder = ctx.size === 'long' ? 3 : 1;
       const instances = n(ctx, 30, 9);
       const orders = Array.from({ length: perOrder }, () => ['early', 'late'] as const).flat();
+      const done: string[] = [];
       for (const [i, order] of orders.entries()) {
         if (ctx.signal?.aborted) break;
         const app = `lost-${i}-${order}`;
@@ -390,10 +391,12 @@ export const lostCellReturns: Scenario = {
           b.cluster.resumeAgent(victim);
         }
         b.recovered(await b.monitor.waitHealthy(faultAt, 240_000, expect), `${app} (${order})`);
-        // Give the host checks time to see a duplicate that outlives the grace period before the app goes.
-        await sleep(35_000);
-        await deleteApp(b, app);
+        // The app stays while the next one runs (longer than the duplicate grace period), so the host checks can
+        // see a duplicate that outlives it; the last one gets that time alone. All go at the end.
+        done.push(app);
       }
+      await sleep(35_000);
+      for (const app of done) await deleteApp(b, app);
       return { tasksDone: false };
     }),
 };
