@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { buildBbsApp } from '../bbs/app.ts';
+import { startLocketServer, type RunningLocket } from '../bbs/locket.ts';
 import { startHealthServer, type HealthServer } from '../bbs/health.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../crds/kinds.ts';
@@ -39,11 +40,15 @@ export interface BbsOptions {
   tlsKey?: string;
   tlsClientCa?: string;
   maxBodyBytes?: number;
+  /** host:port of Diego's Locket API (gRPC, the same TLS); empty or absent: not served. */
+  locketListen?: string;
 }
 
 export interface RunningBbs {
   /** host:port of the API listener. */
   address: string;
+  /** host:port of the Locket API, when served. */
+  locketAddress?: string;
   health?: HealthServer;
   close(): Promise<void>;
 }
@@ -88,19 +93,37 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
   });
   await app.listen({ host, port });
   let health: HealthServer | undefined;
+  let locket: RunningLocket | undefined;
   try {
     health = opts.healthAddress ? await startHealthServer(opts.healthAddress) : undefined;
+    if (opts.locketListen) {
+      const at = hostPort('--locket-listen', opts.locketListen, '0.0.0.0:8891');
+      locket = await startLocketServer({
+        kc: client.kc,
+        client,
+        namespace: opts.systemNamespace,
+        host: at.host,
+        port: at.port,
+        log: opts.log,
+        tls: tls
+          ? { cert: readFileSync(opts.tlsCert!), key: readFileSync(opts.tlsKey!), ca: readFileSync(opts.tlsClientCa!) }
+          : undefined,
+      });
+    }
   } catch (err) {
+    await health?.close();
     await app.close();
     await cached?.stop();
     throw err;
   }
   const address = `${host}:${(app.server.address() as AddressInfo).port}`;
-  opts.log.info({ address, health: health?.address, tls: !!tls }, 'BBS listening');
+  opts.log.info({ address, health: health?.address, locket: locket?.address, tls: !!tls }, 'BBS listening');
   return {
     address,
+    locketAddress: locket?.address,
     health,
     close: async () => {
+      await locket?.close();
       await health?.close();
       await app.close();
       await cached?.stop();
@@ -164,6 +187,7 @@ interface BbsFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsClientCa?: string;
+  locketListen: string;
 }
 
 export function bbsCommand(): Command {
@@ -180,6 +204,13 @@ export function bbsCommand(): Command {
       ),
     )
     .addOption(valueOption('--max-body-bytes <n>', 'Largest request body accepted.', String(10 * 1024 * 1024)))
+    .addOption(
+      valueOption(
+        '--locket-listen <host:port>',
+        "Also serve Diego's Locket API (gRPC, the same TLS) here, e.g. :8891 as Diego's: locks and cell presences for cfdot; empty: off.",
+        '',
+      ),
+    )
     .option('--insecure-http', 'Serve plain HTTP without client authentication: local development only.')
     .option('--tls-cert <file>', "The API's server certificate (PEM).")
     .option('--tls-key <file>', 'Its private key (PEM).')
@@ -197,6 +228,7 @@ export function bbsCommand(): Command {
         tlsCert: f.tlsCert,
         tlsKey: f.tlsKey,
         tlsClientCa: f.tlsClientCa,
+        locketListen: optionalAddress('--locket-listen', f.locketListen, '0.0.0.0:8891'),
       });
     });
 }

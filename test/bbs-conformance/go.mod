@@ -1,30 +1,34 @@
 // Diego's Go BBS client against our facade (see main.go). code.cloudfoundry.org/bbs has no go.mod of its own,
 // so its imports are resolved here. The Go module proxy serves only some versions (its /@v/list answers 403):
-// bbs 045cbe35 (2026-05-07, as in ../bbs-vectors); tlsconfig v0.58.0 (the served tag nearest that date);
-// cfhttp/v2 v2.1.0, rata v1.0.0, go-sse v1.0.0 as in diego-release's go.mod; rep v0.1442.0 (a served tag; its
-// client is what cfdot cell-states uses, cellstates.go). locket (imported only by bbs's
-// own tests) is not served, hence `GOWORK=off GOFLAGS=-mod=mod go mod tidy -e`.
+// bbs 045cbe35 (2026-05-07, as in ../bbs-vectors); cfhttp/v2 v2.1.0, rata v1.0.0, go-sse v1.0.0 as in
+// diego-release's go.mod; rep v0.1442.0 (a served tag; its client is what cfdot cell-states uses, cellstates.go);
+// locket v1.5.0 (a served tag; its client and lock runner are what cfdot and Diego's components use, locket.go),
+// which raised tlsconfig, lager, clock and grpc to its versions. Tidy with
+// `GOWORK=off GOFLAGS=-mod=mod go mod tidy -e`.
 module diego-operator/test/bbs-conformance
 
-go 1.26
+go 1.26.0
 
 require (
 	code.cloudfoundry.org/bbs v0.0.0-20260507155651-045cbe358842
-	code.cloudfoundry.org/lager/v3 v3.0.3
+	code.cloudfoundry.org/clock v1.78.0
+	code.cloudfoundry.org/lager/v3 v3.77.0
+	code.cloudfoundry.org/locket v1.5.0
 	code.cloudfoundry.org/rep v0.1442.0
+	github.com/tedsuo/ifrit v0.0.0-20260418191334-846868129986
+	google.golang.org/grpc v1.82.0
 )
 
 require (
 	code.cloudfoundry.org/cfhttp/v2 v2.1.0 // indirect
-	code.cloudfoundry.org/clock v1.60.0 // indirect
-	code.cloudfoundry.org/diego-logging-client v0.0.0-20240223143657-dcc89d577b62 // indirect
+	code.cloudfoundry.org/diego-logging-client v0.115.0 // indirect
 	code.cloudfoundry.org/ecrhelper v0.0.0-20230612152651-56a9cdc53d60 // indirect
 	code.cloudfoundry.org/executor v0.1442.0 // indirect
-	code.cloudfoundry.org/go-diodes v0.0.0-20240220215648-1478b399ee36 // indirect
-	code.cloudfoundry.org/go-loggregator/v8 v8.0.5 // indirect
+	code.cloudfoundry.org/go-diodes v0.0.0-20260706112827-32a910f327a2 // indirect
+	code.cloudfoundry.org/go-loggregator/v9 v9.2.1 // indirect
 	code.cloudfoundry.org/routing-info v0.0.0-20230911184850-3a6d4ccb3cfc // indirect
-	code.cloudfoundry.org/tlsconfig v0.58.0 // indirect
-	github.com/Masterminds/semver/v3 v3.4.0 // indirect
+	code.cloudfoundry.org/tlsconfig v0.61.0 // indirect
+	github.com/Masterminds/semver/v3 v3.5.0 // indirect
 	github.com/aws/aws-sdk-go v1.50.26 // indirect
 	github.com/aws/aws-sdk-go-v2 v1.24.1 // indirect
 	github.com/aws/aws-sdk-go-v2/config v1.26.6 // indirect
@@ -47,14 +51,14 @@ require (
 	github.com/go-task/slim-sprig/v3 v3.0.0 // indirect
 	github.com/go-test/deep v1.1.2 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
-	github.com/golang/protobuf v1.5.3 // indirect
-	github.com/google/pprof v0.0.0-20260202012954-cb029daf43ef // indirect
+	github.com/google/pprof v0.0.0-20260709232956-b9395ee17fa0 // indirect
 	github.com/jackc/pgx/v5 v5.13.0 // indirect
 	github.com/jmespath/go-jmespath v0.4.0 // indirect
 	github.com/mitchellh/go-homedir v1.1.0 // indirect
-	github.com/nxadm/tail v1.4.8 // indirect
-	github.com/onsi/ginkgo/v2 v2.28.1 // indirect
-	github.com/openzipkin/zipkin-go v0.4.2 // indirect
+	github.com/nu7hatch/gouuid v0.0.0-20131221200532-179d4d0c4d8d // indirect
+	github.com/onsi/ginkgo/v2 v2.32.0 // indirect
+	github.com/openzipkin/zipkin-go v0.4.3 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
 	github.com/sirupsen/logrus v1.9.3 // indirect
 	github.com/stretchr/testify v1.11.1 // indirect
 	github.com/tedsuo/rata v1.0.0 // indirect
@@ -65,8 +69,6 @@ require (
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 	golang.org/x/tools v0.48.0 // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20240221002015-b0ce06bbee7c // indirect
-	google.golang.org/grpc v1.62.0 // indirect
-	google.golang.org/protobuf v1.36.7 // indirect
-	gopkg.in/check.v1 v1.0.0-20201130134442-10cb98267c6c // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260713224248-f5fc221cf8c4 // indirect
+	google.golang.org/protobuf v1.36.11 // indirect
 )

@@ -62,7 +62,7 @@ func tid() string { return trace.GenerateTraceID() }
 func main() {
 	url := flag.String("url", os.Getenv("BBS_URL"), "BBS URL, e.g. http://127.0.0.1:8889 (default $BBS_URL)")
 	cellID := flag.String("cell", os.Getenv("BBS_CELL_ID"), "id of the simulated cell (default $BBS_CELL_ID)")
-	scenario := flag.String("scenario", "api", "api: the BBS API with a simulated cell; cell: apps on a real cell (cell.go); cell-states: cfdot cell-states (cellstates.go); load: bench/bbs.ts (load.go)")
+	scenario := flag.String("scenario", "api", "api: the BBS API with a simulated cell; cell: apps on a real cell (cell.go); cell-states: cfdot cell-states (cellstates.go); locket: cfdot locks/presences and the lock runner (locket.go); load: bench/bbs.ts (load.go)")
 	files := flag.String("files", "", "cell scenario: base URL of the HTTP/1.0 server with lifecycle.tgz, droplet.tgz")
 	caFile := flag.String("ca", "", "cell scenario: PEM file of the cell's instance identity CA")
 	processGuid := flag.String("guid", "", "cell-states scenario: the process guid of an app running on -cell")
@@ -71,7 +71,15 @@ func main() {
 	tlsCA := flag.String("tls-ca", "", "the BBS's CA (with -tls-cert, -tls-key: mutual TLS, an https:// URL)")
 	tlsCert := flag.String("tls-cert", "", "client certificate")
 	tlsKey := flag.String("tls-key", "", "client key")
+	locketAddress := flag.String("locket", "", "locket scenario: the Locket API's host:port (mutual TLS with -tls-ca, -tls-cert, -tls-key)")
+	componentLock := flag.String("component-lock", "diego-operator-controller", "locket scenario: a lock the operator holds")
 	flag.Parse()
+	if *scenario == "locket" {
+		logger = lager.NewLogger("locket-conformance")
+		logger.RegisterSink(lager.NewWriterSink(os.Stderr, lager.ERROR))
+		runLocketScenario(*locketAddress, *cellID, *componentLock, *tlsCA, *tlsCert, *tlsKey, fmt.Sprintf("%d", time.Now().UnixNano()%1_000_000))
+		return
+	}
 	if *scenario == "load" && *url != "" {
 		logger = lager.NewLogger("bbs-load")
 		logger.RegisterSink(lager.NewWriterSink(os.Stderr, lager.ERROR))
