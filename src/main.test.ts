@@ -79,6 +79,7 @@ const ROLES: Record<string, Record<string, string | null>> = {
     '--health-address': '127.0.0.1:8890',
     '--namespace': 'default',
     '--max-body-bytes': '10485760',
+    '--locket-listen': '""',
     '--insecure-http': null,
     '--tls-client-ca': null,
   },
