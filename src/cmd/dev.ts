@@ -138,6 +138,7 @@ export async function runDev(opts: { log: Logger; sample: boolean }): Promise<nu
       tlsCert: pki.bbsServer.certPath,
       tlsKey: pki.bbsServer.keyPath,
       tlsClientCa: pki.ca.certPath,
+      locketListen: '127.0.0.1:0',
     });
     started('the BBS API (mutual TLS)', () => bbsTls.close());
     const ops = await startOpsServer({
@@ -181,10 +182,11 @@ diego-operator is running locally.
 ${urls.map((u) => `  curl ${u}   # the sample app "web"`).join('\n')}
   curl -sX POST http://${bbs.address}/v1/ping | od -c   # Diego's BBS API (protobuf): BBS clients connect here
   curl -sX POST --cacert ${pki.ca.certPath} --cert ${pki.bbsClient.certPath} --key ${pki.bbsClient.keyPath} https://${bbsTls.address}/v1/ping | od -c   # the same with mutual TLS
+  export BBS_URL=https://${bbsTls.address} LOCKET_API_LOCATION=${bbsTls.locketAddress} CA_CERT_FILE=${pki.ca.certPath} CLIENT_CERT_FILE=${pki.bbsClient.certPath} CLIENT_KEY_FILE=${pki.bbsClient.keyPath}   # for Diego's cfdot (cells, actual-lrps, locks, presences, ...)
 
 Running: the converger, auctioneer and task controller; one cell (dev-cell-0) that runs work in runc containers
-(plain processes when not root), with its /metrics and log stream; the BBS API on loopback, over mutual TLS and
-over plain HTTP. Instance identity certificates are signed by the local CA in ${pki.dir}.
+(plain processes when not root), with its /metrics and log stream; the BBS API on loopback, over mutual TLS (with
+Diego's Locket API beside it) and over plain HTTP. Instance identity certificates are signed by the local CA in ${pki.dir}.
 Press Ctrl-C to stop; the control plane and its files are removed.
 `);
     await stopped;
