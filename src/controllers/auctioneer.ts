@@ -10,6 +10,8 @@ import {
   type CellState,
   explain,
   type LRPAuction,
+  type Placement,
+  type PlacementFailure,
   runAuction,
   type TaskAuction,
 } from '../auction/index.ts';
@@ -27,7 +29,7 @@ import { pool } from '../lib/pool.ts';
 import { metrics } from './metrics.ts';
 import type { CellPresence } from './presence.ts';
 import { CellUsage, holdsCapacity } from './cell-usage.ts';
-import type { DecisionSink } from './auction-decisions.ts';
+import type { AuctionDecision, DecisionSink } from './auction-decisions.ts';
 
 export interface AuctioneerOptions {
   client: DiegoClient;
@@ -315,48 +317,14 @@ export class Auctioneer {
     const sink = this.o.decisions;
     if (!sink) return;
     const at = this.o.now();
-    for (const p of results.lrps.placed) {
-      const { key, processGuid, index } = p.auction;
-      sink.record({
-        at,
-        kind: 'lrp',
-        key,
-        processGuid,
-        index,
-        cellId: p.cellId,
-        zone: p.zone,
-        score: p.score,
-        explanation: p.explanation,
-      });
+    // Placed, then failed, in the order the auction returned them.
+    for (const r of [...results.lrps.placed, ...results.lrps.failed]) {
+      const { key, processGuid, index } = r.auction;
+      sink.record({ at, kind: 'lrp', key, processGuid, index, ...outcome(r), explanation: r.explanation });
     }
-    for (const f of results.lrps.failed) {
-      const { key, processGuid, index } = f.auction;
-      sink.record({
-        at,
-        kind: 'lrp',
-        key,
-        processGuid,
-        index,
-        placementError: f.placementError,
-        explanation: f.explanation,
-      });
-    }
-    for (const p of results.tasks.placed) {
-      const { key, taskGuid } = p.auction;
-      sink.record({
-        at,
-        kind: 'task',
-        key,
-        taskGuid,
-        cellId: p.cellId,
-        zone: p.zone,
-        score: p.score,
-        explanation: p.explanation,
-      });
-    }
-    for (const f of results.tasks.failed) {
-      const { key, taskGuid } = f.auction;
-      sink.record({ at, kind: 'task', key, taskGuid, placementError: f.placementError, explanation: f.explanation });
+    for (const r of [...results.tasks.placed, ...results.tasks.failed]) {
+      const { key, taskGuid } = r.auction;
+      sink.record({ at, kind: 'task', key, taskGuid, ...outcome(r), explanation: r.explanation });
     }
   }
 
@@ -507,4 +475,13 @@ export class Auctioneer {
     );
     this.o.events?.record(t, 'Warning', 'PlacementFailed', `${reason}: ${why}`);
   }
+}
+
+/** A decision's outcome fields: where it went, or why it was not placed. */
+function outcome(
+  r: Placement<unknown> | PlacementFailure<unknown>,
+): Pick<AuctionDecision, 'cellId' | 'zone' | 'score' | 'placementError'> {
+  return 'placementError' in r
+    ? { placementError: r.placementError }
+    : { cellId: r.cellId, zone: r.zone, score: r.score };
 }

@@ -11,7 +11,7 @@ import { LABEL_CELL_PRESENCE, LABEL_DESIRED_LRP_UID } from '../lifecycle/names.t
 export type { Lease } from '../lib/lease.ts';
 
 /** A multi-valued index kept in step with informer events. */
-class Index<T extends KubernetesObject> {
+export class Index<T extends KubernetesObject> {
   private readonly byValue = new Map<string, Map<string, T>>();
   private readonly valueOf: (obj: T) => string | undefined;
   constructor(valueOf: (obj: T) => string | undefined) {
@@ -40,7 +40,7 @@ class Index<T extends KubernetesObject> {
   }
 }
 
-function indexed<T extends KubernetesObject>(inf: Informer<T>, ...indexes: Index<T>[]): void {
+export function indexed<T extends KubernetesObject>(inf: Informer<T>, ...indexes: Index<T>[]): void {
   inf.on('add', (o) => indexes.forEach((i) => i.set(o)));
   inf.on('update', (o, old) => indexes.forEach((i) => i.set(o, old)));
   inf.on('delete', (o) => indexes.forEach((i) => i.remove(o)));

@@ -16,6 +16,11 @@ export const ENDPOINTS_ANNOTATION = 'diego.dev/endpoints';
 export const MANAGED_BY = 'endpoint-slices.diego.dev';
 /** The label every slice of ours has: the DesiredLRP it lists (and the Service, by kubernetes.io/service-name). */
 export const DESIRED_LABEL = 'diego.dev/desired-lrp';
+const OPERATOR_LABELS = { 'app.kubernetes.io/managed-by': 'diego-operator' } as const;
+/** Selects the Services this module writes and nothing else (the chart's own carry managed-by: Helm). */
+export const SERVICE_SELECTOR = `app.kubernetes.io/managed-by=diego-operator,${DESIRED_LABEL}`;
+/** Selects the EndpointSlices this module writes and nothing else. */
+export const SLICE_SELECTOR = `${SERVICE_SELECTOR},endpointslice.kubernetes.io/managed-by=${MANAGED_BY}`;
 /** EndpointSlice's limit on endpoints per slice (the API server refuses more than 1000; kube uses 100). */
 const MAX_ENDPOINTS = 100;
 
@@ -132,6 +137,78 @@ export function planEndpoints(d: IDesiredLRP, actuals: readonly IActualLRP[]): E
     }
   }
   return { service: name, ports, slices };
+}
+
+export interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    ownerReferences: { apiVersion: string; kind: string; name: string; uid?: string; controller: boolean }[];
+  };
+  [field: string]: unknown;
+}
+
+/**
+ * The objects a plan is applied as: the headless Service and its slices, labelled (the controller's informers select
+ * them by these labels) and owned by the DesiredLRP (garbage-collected with it).
+ */
+export function manifests(d: IDesiredLRP, plan: EndpointsPlan): { service: Manifest; slices: Manifest[] } {
+  const name = d.metadata.name!;
+  const namespace = d.metadata.namespace ?? '';
+  const owner = {
+    apiVersion: 'diego.dev/v1alpha1',
+    kind: 'DesiredLRP',
+    name,
+    uid: d.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: false,
+  };
+  const labels = { [DESIRED_LABEL]: name, ...OPERATOR_LABELS };
+  return {
+    service: {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: plan.service, namespace, labels, ownerReferences: [owner] },
+      spec: { clusterIP: 'None', ports: plan.ports.map((p) => ({ ...p, targetPort: p.port })) },
+    },
+    slices: plan.slices.map((s) => ({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: s.name,
+        namespace,
+        labels: {
+          ...labels,
+          'kubernetes.io/service-name': plan.service,
+          'endpointslice.kubernetes.io/managed-by': MANAGED_BY,
+        },
+        ownerReferences: [owner],
+      },
+      addressType: s.addressType,
+      ports: s.ports,
+      endpoints: s.endpoints,
+    })),
+  };
+}
+
+/**
+ * Whether `have` (the object as the API server holds it) already has every field of `want` (what would be applied),
+ * so that applying `want` would change nothing: objects may hold more keys (server defaults, other managers'
+ * fields), arrays must have the same length and match element by element (a slice with an extra endpoint differs),
+ * scalars must be equal. A key set to undefined in `want` is not sent, so not compared.
+ */
+export function covers(want: unknown, have: unknown): boolean {
+  if (Array.isArray(want))
+    return Array.isArray(have) && have.length === want.length && want.every((w, i) => covers(w, have[i]));
+  if (want !== null && typeof want === 'object') {
+    if (have === null || typeof have !== 'object' || Array.isArray(have)) return false;
+    const h = have as Record<string, unknown>;
+    return Object.entries(want).every(([k, w]) => w === undefined || covers(w, h[k]));
+  }
+  return want === have;
 }
 
 /**

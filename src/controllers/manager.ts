@@ -179,7 +179,8 @@ export class Manager {
     const cellReady = new CellReady({ client, cache, presence, log });
     this.running = { cache, presence, converger, auctioneer, tasks, endpoints, cellReady };
     signal.addEventListener('abort', () => void this.stopControllers(), { once: true });
-    await cache.start();
+    // The endpoint informers (when on) with the cache: its reconciles read both.
+    await Promise.all([cache.start(), endpoints?.sync()]);
     if (signal.aborted) return;
     presence.init();
     auctioneer.start();

@@ -41,4 +41,10 @@ export const metrics = {
   tasksResolving: gauge('TasksResolving', 'Tasks in state Resolving'),
   convergenceTaskDuration: seconds('ConvergenceTaskDuration', 'Duration of a full task convergence pass (s)'),
   taskCallbacks: counter('TaskCompletionCallbacks', 'Completion callbacks POSTed (any outcome)'),
+  endpointWrites: new Counter({
+    name: 'endpoint_slices_writes_total',
+    help: 'Writes for the Services and EndpointSlices of routed DesiredLRPs, by kind and verb (apply, delete): none while nothing changes',
+    labelNames: ['kind', 'verb'] as const,
+    registers: [registry],
+  }),
 };

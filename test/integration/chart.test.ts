@@ -648,6 +648,15 @@ describe('helm chart', () => {
     expect(allows(controller, 'diego.dev', 'cells', 'patch')).toBe(false);
     expect(allows(controller, 'diego.dev', 'tasks', 'create')).toBe(false);
     expect(allows(controller, '', 'limitranges', 'list')).toBe(true); // the webhook's namespace caps
+    // Services and EndpointSlices of routed DesiredLRPs (endpoint-slices.ts): informers, applies, deletes; a GET of
+    // a Service of the name that is not its own.
+    for (const verb of ['list', 'watch', 'create', 'patch', 'delete']) {
+      expect(allows(controller, '', 'services', verb), `services ${verb}`).toBe(true);
+      expect(allows(controller, 'discovery.k8s.io', 'endpointslices', verb), `endpointslices ${verb}`).toBe(true);
+    }
+    expect(allows(controller, '', 'services', 'get')).toBe(true);
+    expect(allows(controller, '', 'services', 'update')).toBe(false);
+    expect(allows(controller, 'discovery.k8s.io', 'endpointslices', 'update')).toBe(false);
     const leases = rulesOf(find(objects, 'Role', '-controller'));
     expect(allows(leases, 'coordination.k8s.io', 'leases', 'update')).toBe(true);
     // The BBS checks at start that its namespace exists: that one namespace only.
@@ -887,7 +896,8 @@ describe('helm chart RBAC on the real API server', () => {
   });
 
   it('lets the controller and a cell agent, acting as the chart ServiceAccounts, run an app and remove it', async () => {
-    manager = new Manager({ kc: actingAs(sa('controller')), log, systemNamespace: ns });
+    // With the EndpointSlices controller: its Service and slice informers list and watch under the chart's grants.
+    manager = new Manager({ kc: actingAs(sa('controller')), log, systemNamespace: ns, endpointSlices: true });
     await manager.start();
     // The admission policies confine the agent to the cell of its node: a real token bound to a Pod on it.
     rep = await startCellAgent(agentToken!.kc, {
@@ -1016,6 +1026,11 @@ describe('helm chart RBAC on the real API server', () => {
     expect(await canI('bbs', 'get', 'secrets', '-n', apps)).toBe('no');
     expect(await canI('controller', 'delete', 'desiredlrps.diego.dev', '-n', apps)).toBe('no');
     expect(await canI('controller', 'create', 'leases.coordination.k8s.io', '-n', apps)).toBe('no');
+    // Services and EndpointSlices: watched everywhere (its own, by label), written by apply and delete only.
+    expect(await canI('controller', 'watch', 'endpointslices.discovery.k8s.io', '-A')).toBe('yes');
+    expect(await canI('controller', 'watch', 'services', '-A')).toBe('yes');
+    expect(await canI('controller', 'update', 'endpointslices.discovery.k8s.io', '-n', apps)).toBe('no');
+    expect(await canI('controller', 'deletecollection', 'services', '-n', apps)).toBe('no');
     expect(await canI('cell-agent', 'create', 'desiredlrps.diego.dev', '-n', apps)).toBe('no');
     expect(await canI('cell-agent', 'delete', 'tasks.diego.dev', '-n', apps)).toBe('no');
     expect(await canI('cell-agent', 'watch', 'nodes')).toBe('yes');

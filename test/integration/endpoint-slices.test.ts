@@ -1,7 +1,9 @@
 // Kubernetes-native routing on a real API server: the controllers keep a headless Service and EndpointSlices for each
 // routed DesiredLRP in step with its instances (simulated cells), as kube-proxy, Ingress controllers and Gateway API
 // implementations read them; the garbage collector removes them with the DesiredLRP.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
+import { metrics } from '../../src/controllers/metrics.ts';
 import type { IActualLRP } from '../../src/crds/models.ts';
 import { rawRequest } from '../../src/lib/kube.ts';
 import { eventually } from '../support/eventually.ts';
@@ -11,12 +13,18 @@ const env = useDiego('eps', { convergeIntervalMs: 1000, endpointSlices: true });
 const { client } = env;
 
 interface Slice {
-  metadata: { name: string; labels: Record<string, string>; ownerReferences?: { kind: string; name: string }[] };
+  metadata: {
+    name: string;
+    uid: string;
+    resourceVersion: string;
+    labels: Record<string, string>;
+    ownerReferences?: { kind: string; name: string }[];
+  };
   ports: { name: string; port: number }[];
   endpoints: { addresses: string[]; conditions: { ready: boolean; serving: boolean; terminating: boolean } }[];
 }
 interface Service {
-  metadata: { name: string; ownerReferences?: { kind: string; name: string }[] };
+  metadata: { name: string; uid: string; resourceVersion: string; ownerReferences?: { kind: string; name: string }[] };
   spec: { clusterIP: string; ports: { name: string; port: number }[] };
 }
 
@@ -49,6 +57,13 @@ const slices = async (service: string) =>
 const service = (name: string) =>
   rawRequest<Service>(env.kc, { method: 'GET', path: `/api/v1/namespaces/${env.ns}/services/${name}` });
 const endpoints = async (name: string) => (await slices(name)).flatMap((s) => s.endpoints);
+/** The controller's writes (applies and deletes) of Services and EndpointSlices so far, in this process. */
+const writes = async () => (await metrics.endpointWrites.get()).values.reduce((n, v) => n + v.value, 0);
+/** name → resourceVersion of a Service and its slices: any write to them changes it. */
+const versions = async (name: string) =>
+  Object.fromEntries(
+    [await service(name), ...(await slices(name))].map((o) => [o.metadata.name, o.metadata.resourceVersion]),
+  );
 const running = async (name: string): Promise<IActualLRP[]> =>
   (await client.list('ActualLRP', { namespace: env.ns })).filter(
     (a) => a.spec.processGuid === name && a.status?.state === 'RUNNING',
@@ -133,4 +148,96 @@ describe('EndpointSlices for routed DesiredLRPs', () => {
     expect(svc.spec.ports).toEqual([expect.objectContaining({ port: 80 })]);
     expect(await slices('taken')).toEqual([]);
   });
+
+  it(
+    'writes nothing while the endpoints stay as they are, and puts back a slice or Service deleted or edited by hand',
+    { timeout: 240_000 },
+    async () => {
+      await env.startCells(1, () => ({ address: '10.250.0.2' }));
+      await desire('steady', 2);
+      await eventually(async () => {
+        const eps = await endpoints('steady');
+        expect(eps).toHaveLength(2);
+        for (const e of eps) expect(e.conditions.ready).toBe(true);
+        await service('steady');
+      }, 60_000);
+      // Settled: its last writes came back through its informers and found nothing more to do.
+      await eventually(
+        async () => {
+          const before = await writes();
+          await sleep(3_000);
+          expect(await writes()).toBe(before);
+        },
+        90_000,
+        0,
+      );
+      const settled = await versions('steady');
+      expect(Object.keys(settled).length).toBeGreaterThanOrEqual(2); // the Service and its slices
+      const writesBefore = await writes();
+
+      // Instance changes that leave the endpoints as they are: each reconciles the DesiredLRP, none writes.
+      const instances = await running('steady');
+      for (const [i, a] of instances.entries())
+        await client.patchStatus(
+          'ActualLRP',
+          { namespace: env.ns, name: a.metadata.name! },
+          { metricTags: { probe: String(i) } },
+        );
+      // The controller has seen them (its cache holds them), and has had ample time to act on them.
+      await eventually(() => {
+        for (const a of instances) {
+          const cached = env.manager.controllers!.cache.actual.get(env.ns, a.metadata.name!);
+          expect(cached?.status?.metricTags?.probe).toBeDefined();
+        }
+      }, 60_000);
+      await sleep(5_000);
+      expect(await writes()).toBe(writesBefore);
+      expect(await versions('steady')).toEqual(settled);
+
+      // An endpoint change does write (what the count above would have seen).
+      await client.patchStatus(
+        'ActualLRP',
+        { namespace: env.ns, name: instances[0]!.metadata.name! },
+        { routable: false },
+      );
+      await eventually(async () => {
+        expect((await endpoints('steady')).filter((e) => !e.conditions.ready)).toHaveLength(1);
+      }, 60_000);
+      expect(await writes()).toBeGreaterThan(writesBefore);
+
+      // A slice deleted by hand comes back (a new object of the same name).
+      const [gone] = await slices('steady');
+      const slicesPath = `/apis/discovery.k8s.io/v1/namespaces/${env.ns}/endpointslices`;
+      await rawRequest(env.kc, { method: 'DELETE', path: `${slicesPath}/${gone!.metadata.name}` });
+      await eventually(async () => {
+        const back = (await slices('steady')).find((x) => x.metadata.name === gone!.metadata.name);
+        expect(back?.metadata.uid).toBeDefined();
+        expect(back!.metadata.uid).not.toBe(gone!.metadata.uid);
+        expect(back!.endpoints).toEqual(gone!.endpoints);
+      }, 60_000);
+
+      // Its endpoints edited by hand are put back.
+      const [edited] = await slices('steady');
+      const bogus = await rawRequest<Slice>(env.kc, {
+        method: 'PATCH',
+        path: `${slicesPath}/${edited!.metadata.name}`,
+        contentType: 'application/merge-patch+json',
+        body: { endpoints: [{ addresses: ['10.250.0.99'], conditions: { ready: false } }] },
+      });
+      expect(bogus.endpoints[0]!.addresses).toEqual(['10.250.0.99']);
+      await eventually(async () => {
+        const now = (await slices('steady')).find((x) => x.metadata.name === edited!.metadata.name);
+        expect(now?.endpoints).toEqual(edited!.endpoints);
+      }, 60_000);
+
+      // So is the Service.
+      const svc = await service('steady');
+      await rawRequest(env.kc, { method: 'DELETE', path: `/api/v1/namespaces/${env.ns}/services/steady` });
+      await eventually(async () => {
+        const back = await service('steady');
+        expect(back.metadata.uid).not.toBe(svc.metadata.uid);
+        expect(back.spec).toMatchObject({ clusterIP: 'None', ports: svc.spec.ports });
+      }, 60_000);
+    },
+  );
 });
