@@ -3,10 +3,11 @@
 // Service with the chart's certificate, the cell agent as a privileged DaemonSet) and the BBS with mutual TLS. Then
 // what users, operators and faults do: an app runs in runc containers made by the DaemonSet's pod and answers on the
 // node's host ports; an invalid manifest is refused through the webhook Service; Diego's Go BBS client runs its
-// scenario through the BBS Service; the leader's pod is killed and work goes on; the cell agent is killed (-9) or
-// its pod deleted and the running containers are adopted; `helm upgrade` (CRDs first) changes a value and rolls the
-// agent without moving an app; `kubectl drain` evacuates the node's instances to another cell; `helm uninstall` with
-// apps still running leaves no container, network namespace, cgroup, mount or finalizer behind.
+// scenario through the BBS Service, and Diego's Locket client through Locket beside it; the leader's pod is killed
+// and work goes on; the cell agent is killed (-9) or its pod deleted and the running containers are adopted;
+// `helm upgrade` (CRDs first) changes a value and rolls the agent without moving an app; `kubectl drain` evacuates
+// the node's instances to another cell; `helm uninstall` with apps still running leaves no container, network
+// namespace, cgroup, mount or finalizer behind.
 import { execFile, spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -393,6 +394,42 @@ describe('diego-operator installed with helm on a real node', () => {
       await cell.stop();
     }
   });
+
+  it(
+    "serves Diego's Locket API beside the BBS (cfdot locks, presences): Diego's Locket client and lock runner under the chart's RBAC and admission policies",
+    { timeout: 300_000 },
+    async () => {
+      const forward = external ? await portForward(`svc/${release}-diego-operator-bbs`, 8891) : undefined;
+      const address = forward ? `127.0.0.1:${forward.port}` : `${bbsIp}:8891`;
+      try {
+        const res = await runBbsClient(
+          [
+            '-scenario',
+            'locket',
+            '-locket',
+            address,
+            '-cell',
+            node.name,
+            '-component-lock',
+            'diego-operator-controller',
+            '-tls-ca',
+            join(tlsDir, 'ca.crt'),
+            '-tls-cert',
+            join(tlsDir, 'client.crt'),
+            '-tls-key',
+            join(tlsDir, 'client.key'),
+          ],
+          280_000,
+        );
+        expect({ code: res.code, last: res.ok.at(-1) }, res.stderr.slice(-4000)).toEqual({
+          code: 0,
+          last: 'lock-handover',
+        });
+      } finally {
+        forward?.stop();
+      }
+    },
+  );
 
   it('keeps placing after the leader controller pod is killed: the other replica takes the Lease', async () => {
     const before = await leader();

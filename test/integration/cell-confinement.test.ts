@@ -42,6 +42,9 @@ import {
   policyWarnings,
   renderChart,
 } from '../support/chart.ts';
+import { create } from '@bufbuild/protobuf';
+import { LockRequestSchema, ReleaseRequestSchema, TypeCode } from '../../src/bbs/gen/locket_pb.ts';
+import { LocketStore } from '../../src/bbs/locket.ts';
 import { eventually } from '../support/eventually.ts';
 import { impersonating, NODE_NAME_EXTRA, nodeBoundToken, type NodeBoundToken, whoAmI } from '../support/identities.ts';
 import { createNamespace, deleteNamespace, testKubeConfig } from '../support/kube.ts';
@@ -403,6 +406,31 @@ describe('a cell agent confined to its own cell', () => {
     );
     await upsertDomain(bbs, ns, 'cf-apps', 0);
     await upsertDomain(bbs, ns, 'cf-apps', 120);
+
+    // Locket locks (src/bbs/locket.ts): claimed, renewed and released as the BBS's ServiceAccount, under RBAC and the
+    // policy; a locket-* Lease without its label, or a delete of another Lease, is refused.
+    const locket = new LocketStore(bbs, new DiegoClient(bbs), ns, log);
+    await locket.start();
+    try {
+      const claim = (owner: string, value: string) =>
+        create(LockRequestSchema, {
+          resource: { key: 'confined-lock', owner, value, typeCode: TypeCode.LOCK },
+          ttlInSeconds: 30n,
+        });
+      await locket.lock(claim('bbs-a', 'v1'));
+      await locket.lock(claim('bbs-a', 'v2'));
+      await expect(locket.lock(claim('bbs-b', 'v3'))).rejects.toMatchObject({ message: 'lock-collision' });
+      expect(await locket.fetch('confined-lock')).toMatchObject({ owner: 'bbs-a', value: 'v2' });
+      await locket.release(create(ReleaseRequestSchema, { resource: { key: 'confined-lock', owner: 'bbs-a' } }));
+      await expect(locket.fetch('confined-lock')).rejects.toMatchObject({ message: 'resource-not-found' });
+    } finally {
+      await locket.stop();
+    }
+    await refused(
+      rawRequest(bbs, { method: 'POST', path: leasePath(ns), body: lease(`locket-${hex()}`) }), // unlabelled
+      'lease.bbs',
+    );
+    await refused(rawRequest(bbs, { method: 'DELETE', path: leasePath(ns, LEADER_LEASE_NAME) }), 'lease.bbs');
   });
 
   it("refuses to claim, run, move, crash or delete another cell's instances (RUNNING at its own address: a traffic hijack)", async () => {
