@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { rawRequest } from '../lib/kube.ts';
-import { type Lease, leasePath, microTime } from '../lib/lease.ts';
+import { type Lease, leaseCurrent, leasePath, microTime } from '../lib/lease.ts';
 import {
   ANNOTATION_BBS_DOMAIN as ANNOTATION_DOMAIN,
   DEFAULT_PRESENCE_TTL_S,
@@ -39,13 +39,6 @@ export async function upsertDomain(kc: KubeConfig, ns: string, domain: string, t
   }
 }
 
-function fresh(lease: Lease, defaultTtlS: number | undefined, now: number): boolean {
-  const ttl = lease.spec?.leaseDurationSeconds ?? defaultTtlS;
-  if (ttl === undefined) return true;
-  const renewed = Date.parse(lease.spec?.renewTime ?? lease.spec?.acquireTime ?? '');
-  return Number.isFinite(renewed) && renewed + ttl * 1000 > now;
-}
-
 async function listLeases(kc: KubeConfig, ns: string, labelSelector?: string): Promise<Lease[]> {
   const q = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
   return (await rawRequest<{ items: Lease[] }>(kc, { method: 'GET', path: leasePath(ns) + q })).items;
@@ -54,7 +47,7 @@ async function listLeases(kc: KubeConfig, ns: string, labelSelector?: string): P
 export async function listFreshDomains(kc: KubeConfig, ns: string, now = Date.now()): Promise<string[]> {
   const leases = await listLeases(kc, ns, `${LABEL_DOMAIN}=true`);
   return leases
-    .filter((l) => fresh(l, undefined, now))
+    .filter((l) => leaseCurrent(l, now))
     .map((l) => l.metadata?.annotations?.[ANNOTATION_DOMAIN] ?? '')
     .filter(Boolean);
 }
@@ -63,6 +56,6 @@ export async function listFreshDomains(kc: KubeConfig, ns: string, now = Date.no
 export async function listPresentCells(kc: KubeConfig, ns: string, now = Date.now()): Promise<string[]> {
   const leases = await listLeases(kc, ns, `${LABEL_CELL_PRESENCE}=true`);
   return leases
-    .filter((l) => l.spec?.holderIdentity && fresh(l, DEFAULT_PRESENCE_TTL_S, now))
+    .filter((l) => l.spec?.holderIdentity && leaseCurrent(l, now, DEFAULT_PRESENCE_TTL_S))
     .map((l) => l.spec!.holderIdentity!);
 }

@@ -5,7 +5,7 @@
 // controller's leader Lease, the route emitter's) and cells' presence Leases as presences, read-only.
 import { createHash } from 'node:crypto';
 import type { Lease } from '../lib/lease.ts';
-import { microTime } from '../lib/lease.ts';
+import { leaseCurrent as fresh, microTime } from '../lib/lease.ts';
 import { DEFAULT_PRESENCE_TTL_S, LABEL_BBS_DOMAIN, LABEL_CELL_PRESENCE } from '../lifecycle/names.ts';
 
 export const LABEL_LOCKET = 'diego.dev/locket';
@@ -64,14 +64,6 @@ export const typeName = (code: number): string =>
 
 export const leaseNameForKey = (key: string): string =>
   `${LOCKET_LEASE_PREFIX}${createHash('sha256').update(key).digest('hex').slice(0, 20)}`;
-
-/** A Lease is current while renewTime + leaseDurationSeconds is ahead (absent duration: `defaultTtlS`). */
-export function fresh(lease: Lease, now: number, defaultTtlS?: number): boolean {
-  const ttl = lease.spec?.leaseDurationSeconds ?? defaultTtlS;
-  if (ttl === undefined) return true;
-  const renewed = Date.parse(lease.spec?.renewTime ?? lease.spec?.acquireTime ?? '');
-  return Number.isFinite(renewed) && renewed + ttl * 1000 > now;
-}
 
 const labelled = (lease: Lease, label: string) => lease.metadata?.labels?.[label] === 'true';
 export const isLocketLease = (l: Lease): boolean => labelled(l, LABEL_LOCKET);
