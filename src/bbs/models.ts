@@ -17,6 +17,7 @@ import { file_evacuation } from './gen/evacuation_pb.ts';
 import { file_events } from './gen/events_pb.ts';
 import { file_file } from './gen/file_pb.ts';
 import { file_image_layer } from './gen/image_layer_pb.ts';
+import { file_locket } from './gen/locket_pb.ts';
 import { file_log_rate_limit } from './gen/log_rate_limit_pb.ts';
 import { file_metric_tags } from './gen/metric_tags_pb.ts';
 import { file_modification_tag } from './gen/modification_tag_pb.ts';
@@ -44,6 +45,7 @@ export * from './gen/evacuation_pb.ts';
 export * from './gen/events_pb.ts';
 export * from './gen/file_pb.ts';
 export * from './gen/image_layer_pb.ts';
+export * from './gen/locket_pb.ts';
 export * from './gen/log_rate_limit_pb.ts';
 export * from './gen/metric_tags_pb.ts';
 export * from './gen/modification_tag_pb.ts';
@@ -73,6 +75,7 @@ export const bbsRegistry = createRegistry(
   file_events,
   file_file,
   file_image_layer,
+  file_locket,
   file_log_rate_limit,
   file_metric_tags,
   file_modification_tag,
