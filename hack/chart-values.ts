@@ -62,6 +62,7 @@ export const chartValues = z
         replicas: count,
         metricsPort: port,
         webhookPort: port,
+        shutdownDelaySeconds: z.number().int().min(0).max(3600),
         resources,
         podDisruptionBudget: z.object({ enabled: bool, minAvailable: z.union([count, str]) }).strict(),
         kubeApiQps: z.number().min(0),
@@ -135,7 +136,9 @@ export const chartValues = z
         replicas: count,
         port,
         healthPort: port,
+        metricsPort: port,
         namespace: str,
+        locket: z.object({ enabled: bool, port }).strict(),
         tls: z
           .object({ existingSecret: str, certKey: str.min(1), keyKey: str.min(1), clientCaKey: str.min(1) })
           .strict(),

@@ -80,6 +80,8 @@ const ROLES: Record<string, Record<string, string | null>> = {
     '--namespace': 'default',
     '--max-body-bytes': '10485760',
     '--locket-listen': '""',
+    '--metrics-address': '""',
+    '--metrics-auth': 'auto',
     '--insecure-http': null,
     '--tls-client-ca': null,
   },

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import { createInformer, type Informer } from '../lib/informer.ts';
 import { type Lease, leasePath } from '../lib/lease.ts';
 import { rawRequest } from '../lib/kube.ts';
+import { registry } from '../lib/metrics.ts';
+import { Counter, Gauge } from 'prom-client';
 import type { DiegoClient } from '../lib/resources.ts';
 import { isAlreadyExists, isNotFound } from '../lib/resources.ts';
 import * as pb from './gen/locket_pb.ts';
@@ -24,9 +26,46 @@ import {
   planRelease,
   presentCellIds,
   type Resource,
+  TYPE_LOCK,
 } from './locket-rules.ts';
 
 const ATTEMPTS = 3;
+
+// Locket's metrics, with its names (request_type: Lock, Release, Fetch, FetchAll). As in Locket, a lock-collision
+// is a request that succeeded.
+const byType = { labelNames: ['request_type'] as const, registers: [registry] };
+const requestsStarted = new Counter({ name: 'RequestsStarted', help: 'Locket requests started', ...byType });
+const requestsSucceeded = new Counter({ name: 'RequestsSucceeded', help: 'Locket requests answered', ...byType });
+const requestsFailed = new Counter({ name: 'RequestsFailed', help: 'Locket requests that failed', ...byType });
+const requestsCancelled = new Counter({
+  name: 'RequestsCancelled',
+  help: 'Locket requests the client cancelled',
+  ...byType,
+});
+const requestsInFlight = new Gauge({ name: 'RequestsInFlight', help: 'Locket requests being served', ...byType });
+const locksExpired = new Counter({
+  name: 'LocksExpired',
+  help: 'Locket locks removed because their holder stopped renewing them within their TTL',
+  registers: [registry],
+});
+/** The served stores, for the gauges below (read at each scrape). */
+const served = new Set<LocketStore>();
+new Gauge({
+  name: 'ActiveLocks',
+  help: 'Locks held (Locket-made and the operator own Leases)',
+  registers: [registry],
+  collect() {
+    this.set([...served].reduce((n, s) => n + s.counts().locks, 0));
+  },
+});
+new Gauge({
+  name: 'ActivePresences',
+  help: 'Cells present (their cell agent renews its Lease)',
+  registers: [registry],
+  collect() {
+    this.set([...served].reduce((n, s) => n + s.counts().presences, 0));
+  },
+});
 
 export class LocketStore {
   private readonly leases: Informer<Lease>;
@@ -90,8 +129,19 @@ export class LocketStore {
     const leases = this.current();
     const now = Date.now();
     // Expired locks go as they are seen (Locket's expiry deletes the row), a few at a time.
-    for (const l of expiredLocks(leases, now).slice(0, 10)) await this.remove(l).catch(() => undefined);
+    for (const l of expiredLocks(leases, now).slice(0, 10))
+      await this.remove(l).then(
+        () => locksExpired.inc(),
+        () => undefined,
+      );
     return fetchAll(typeCode, leases, await this.presentCells(leases), now);
+  }
+
+  /** Live locks and present cells, from the cache (for the gauges). */
+  counts(): { locks: number; presences: number } {
+    const leases = this.current();
+    const now = Date.now();
+    return { locks: fetchAll(TYPE_LOCK, leases, [], now).length, presences: presentCellIds(leases, now).size };
   }
 
   private async presentCells(leases: Lease[]): Promise<PresentCell[]> {
@@ -202,18 +252,32 @@ export async function startLocketServer(opts: LocketServerOptions): Promise<Runn
   const log = opts.log.child({ component: 'locket' });
   const store = new LocketStore(opts.kc, opts.client, opts.namespace, log);
   await store.start();
+  served.add(store);
   const server = new grpc.Server();
   const handle =
     <Req, Res>(what: string, fn: (req: Req) => Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, done: grpc.sendUnaryData<Res>) => {
-      fn(call.request).then(
-        (res) => done(null, res),
-        (err: unknown) => {
-          if (err instanceof LocketError) return done({ code: err.code, details: err.message });
-          log.warn({ err, call: what }, 'locket call failed');
-          done({ code: Code.UNAVAILABLE, details: `the API server did not answer: ${(err as Error).message}` });
-        },
-      );
+      const type = { request_type: what };
+      requestsStarted.inc(type);
+      requestsInFlight.inc(type);
+      call.on('cancelled', () => requestsCancelled.inc(type));
+      fn(call.request)
+        .then(
+          (res) => {
+            requestsSucceeded.inc(type);
+            done(null, res);
+          },
+          (err: unknown) => {
+            if (err instanceof LocketError) {
+              (err.code === Code.ALREADY_EXISTS ? requestsSucceeded : requestsFailed).inc(type);
+              return done({ code: err.code, details: err.message });
+            }
+            requestsFailed.inc(type);
+            log.warn({ err, call: what }, 'locket call failed');
+            done({ code: Code.UNAVAILABLE, details: `the API server did not answer: ${(err as Error).message}` });
+          },
+        )
+        .finally(() => requestsInFlight.dec(type));
     };
   server.addService(locketServiceDefinition, {
     Lock: handle('Lock', async (req: pb.LockRequest) => {
@@ -241,7 +305,11 @@ export async function startLocketServer(opts: LocketServerOptions): Promise<Runn
     server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, credentials, (err, p) =>
       err ? reject(err) : resolve(p),
     ),
-  );
+  ).catch(async (err: unknown) => {
+    served.delete(store);
+    await store.stop();
+    throw new Error(`Locket cannot listen on ${host}:${port}: ${(err as Error).message}`, { cause: err });
+  });
   const address = `${host}:${bound}`;
   log.info({ address, tls: !!opts.tls }, 'Locket listening');
   return {
@@ -254,6 +322,7 @@ export async function startLocketServer(opts: LocketServerOptions): Promise<Runn
           resolve();
         });
       });
+      served.delete(store);
       await store.stop();
     },
   };

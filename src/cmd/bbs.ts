@@ -14,10 +14,13 @@ import { loadKubeConfig, rawRequest } from '../lib/kube.ts';
 import { CachedDiegoClient } from '../bbs/cached-client.ts';
 import { type DiegoClient, isNotFound } from '../lib/resources.ts';
 import { untilSignal } from './signals.ts';
+import { type OpsServer, startOpsServer } from '../lib/metrics.ts';
+import { type OpsAuthMode, opsSecurity } from '../lib/ops-auth.ts';
 import { createLogger } from '../lib/log.ts';
 import {
   address as hostPort,
   addressValue,
+  authMode,
   kubeconfigOption,
   optionalAddress,
   roleCommand,
@@ -42,6 +45,10 @@ export interface BbsOptions {
   maxBodyBytes?: number;
   /** host:port of Diego's Locket API (gRPC, the same TLS); empty or absent: not served. */
   locketListen?: string;
+  /** host:port of /metrics, /healthz, /readyz (src/lib/metrics.ts); empty or absent: not served. */
+  metricsAddress?: string;
+  /** Who may scrape /metrics: as the controller's --metrics-auth. */
+  metricsAuth?: OpsAuthMode | 'auto';
 }
 
 export interface RunningBbs {
@@ -49,6 +56,8 @@ export interface RunningBbs {
   address: string;
   /** host:port of the Locket API, when served. */
   locketAddress?: string;
+  /** URL of /metrics' server, when served. */
+  metricsUrl?: string;
   health?: HealthServer;
   close(): Promise<void>;
 }
@@ -94,8 +103,14 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
   await app.listen({ host, port });
   let health: HealthServer | undefined;
   let locket: RunningLocket | undefined;
+  let ops: OpsServer | undefined;
   try {
     health = opts.healthAddress ? await startHealthServer(opts.healthAddress) : undefined;
+    if (opts.metricsAddress) {
+      const at = hostPort('--metrics-address', opts.metricsAddress, '0.0.0.0:8080');
+      const security = await opsSecurity(client.kc, at.host, opts.metricsAuth ?? 'auto', {});
+      ops = await startOpsServer({ host: at.host, port: at.port, logger: opts.log, ...security });
+    }
     if (opts.locketListen) {
       const at = hostPort('--locket-listen', opts.locketListen, '0.0.0.0:8891');
       locket = await startLocketServer({
@@ -111,18 +126,24 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
       });
     }
   } catch (err) {
+    await ops?.close();
     await health?.close();
     await app.close();
     await cached?.stop();
     throw err;
   }
   const address = `${host}:${(app.server.address() as AddressInfo).port}`;
-  opts.log.info({ address, health: health?.address, locket: locket?.address, tls: !!tls }, 'BBS listening');
+  opts.log.info(
+    { address, health: health?.address, locket: locket?.address, metrics: ops?.url, tls: !!tls },
+    'BBS listening',
+  );
   return {
     address,
     locketAddress: locket?.address,
+    metricsUrl: ops?.url,
     health,
     close: async () => {
+      await ops?.close();
       await locket?.close();
       await health?.close();
       await app.close();
@@ -188,6 +209,8 @@ interface BbsFlags {
   tlsKey?: string;
   tlsClientCa?: string;
   locketListen: string;
+  metricsAddress: string;
+  metricsAuth: string;
 }
 
 export function bbsCommand(): Command {
@@ -204,6 +227,20 @@ export function bbsCommand(): Command {
       ),
     )
     .addOption(valueOption('--max-body-bytes <n>', 'Largest request body accepted.', String(10 * 1024 * 1024)))
+    .addOption(
+      valueOption(
+        '--metrics-address <host:port>',
+        'Serve /metrics (the BBS event streams, Locket: RequestsStarted, ActiveLocks, ...), /healthz and /readyz here; empty: off.',
+        '',
+      ),
+    )
+    .addOption(
+      valueOption(
+        '--metrics-auth <mode>',
+        'Who may scrape /metrics: kubernetes (a token allowed to get /metrics, over TLS), none, or auto (kubernetes unless on loopback).',
+        'auto',
+      ),
+    )
     .addOption(
       valueOption(
         '--locket-listen <host:port>',
@@ -229,6 +266,8 @@ export function bbsCommand(): Command {
         tlsKey: f.tlsKey,
         tlsClientCa: f.tlsClientCa,
         locketListen: optionalAddress('--locket-listen', f.locketListen, '0.0.0.0:8891'),
+        metricsAddress: optionalAddress('--metrics-address', f.metricsAddress, '0.0.0.0:8080'),
+        metricsAuth: authMode('--metrics-auth', f.metricsAuth),
       });
     });
 }

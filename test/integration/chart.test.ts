@@ -683,6 +683,23 @@ describe('helm chart', () => {
     const opsAuth = rulesOf(find(objects, 'ClusterRole', '-ops-auth'));
     expect(allows(opsAuth, 'authentication.k8s.io', 'tokenreviews', 'create')).toBe(true);
     expect(allows(opsAuth, 'authorization.k8s.io', 'subjectaccessreviews', 'create')).toBe(true);
+    // ... for every role that serves /metrics off loopback: the controller, the cell agents, the BBS, and the route
+    // emitter when it runs as a Deployment.
+    const opsAuthSubjects = async (values: string[]) =>
+      (
+        find((await render(values)).objects, 'ClusterRoleBinding', '-ops-auth') as unknown as {
+          subjects: { name: string }[];
+        }
+      ).subjects.map((x) => x.name.replace(/^.*-diego-operator-/, ''));
+    expect(
+      await opsAuthSubjects([
+        'bbs.enabled=true',
+        'bbs.tls.existingSecret=bbs-tls',
+        'routeEmitter.enabled=true',
+        'routeEmitter.nats.servers=nats://nats:4222',
+      ]),
+    ).toEqual(['controller', 'cell-agent', 'bbs', 'route-emitter']);
+    expect(await opsAuthSubjects([])).toEqual(['controller', 'cell-agent']);
     const logReader = find(objects, 'ClusterRole', '-log-reader');
     expect(logReader.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view']).toBe('true');
     expect(allows(rulesOf(logReader), 'diego.dev', 'desiredlrps/log', 'get')).toBe(true);

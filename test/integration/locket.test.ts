@@ -61,6 +61,7 @@ beforeAll(async () => {
     tlsKey: join(dir, 'server.key'),
     tlsClientCa: join(dir, 'ca.crt'),
     locketListen: '127.0.0.1:0',
+    metricsAddress: '127.0.0.1:0',
   });
 }, 120_000);
 
@@ -135,6 +136,15 @@ describe('Locket API (cfdot locks, presences, claim-lock, release-lock)', () => 
       'lock-handover',
     ]);
     expect(res.code).toBe(0);
+    // Locket's metrics, with its names, on the BBS's /metrics.
+    const text = await (await fetch(`${bbs.metricsUrl}/metrics`)).text();
+    const value = (line: RegExp) => Number(line.exec(text)?.[1] ?? NaN);
+    expect(value(/^RequestsStarted\{request_type="Lock"\} (\d+)/m)).toBeGreaterThan(5);
+    expect(value(/^RequestsSucceeded\{request_type="FetchAll"\} (\d+)/m)).toBeGreaterThanOrEqual(2);
+    expect(value(/^RequestsFailed\{request_type="FetchAll"\} (\d+)/m)).toBeGreaterThanOrEqual(1); // invalid-type
+    expect(value(/^RequestsInFlight\{request_type="Lock"\} (\d+)/m)).toBe(0);
+    expect(value(/^ActivePresences (\d+)/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^ActiveLocks (\d+)/m)).toBeGreaterThanOrEqual(1); // the controller's leader Lease
   }, 320_000);
 
   it('lets exactly one of many racing claimers take a lock; it is a Lease in the system namespace until released', async () => {
