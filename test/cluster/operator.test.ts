@@ -10,6 +10,7 @@
 // namespace, cgroup, mount or finalizer behind.
 import { execFile, spawn } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -430,6 +431,69 @@ describe('diego-operator installed with helm on a real node', () => {
       }
     },
   );
+
+  it("lets a token bound to the chart's metrics reader scrape the controller's, the BBS's and the route emitter's /metrics; an anonymous scrape is refused", async () => {
+    // Prometheus's identity, as serviceMonitor.prometheusServiceAccount would bind it.
+    await rawRequest(kc, {
+      method: 'POST',
+      path: `/api/v1/namespaces/${system}/serviceaccounts`,
+      body: { metadata: { name: 'scraper' } },
+    });
+    await rawRequest(kc, {
+      method: 'POST',
+      path: '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings',
+      body: {
+        metadata: { name: 'diego-test-scraper' },
+        roleRef: {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'ClusterRole',
+          name: `${release}-diego-operator-metrics-reader`,
+        },
+        subjects: [{ kind: 'ServiceAccount', name: 'scraper', namespace: system }],
+      },
+    });
+    const { status } = await rawRequest<{ status: { token: string } }>(kc, {
+      method: 'POST',
+      path: `/api/v1/namespaces/${system}/serviceaccounts/scraper/token`,
+      body: { spec: { expirationSeconds: 600 } },
+    });
+    const scrape = (ip: string, token?: string) =>
+      new Promise<{ code: number; body: string }>((resolve, reject) => {
+        const req = httpsRequest(
+          {
+            host: ip,
+            port: 8080,
+            path: '/metrics',
+            rejectUnauthorized: false, // a self-signed certificate, as the ServiceMonitor's insecureSkipVerify
+            headers: token ? { authorization: `Bearer ${token}` } : {},
+            timeout: 10_000,
+          },
+          (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ code: res.statusCode ?? 0, body }));
+          },
+        );
+        req.on('timeout', () => req.destroy(new Error('timed out')));
+        req.on('error', reject);
+        req.end();
+      });
+    const expected: Record<string, string> = {
+      controller: 'LRPsDesired',
+      bbs: 'ActiveLocks',
+      'route-emitter': 'RoutesTotal',
+    };
+    for (const [component, metric] of Object.entries(expected)) {
+      const [pod] = (await pods(`app.kubernetes.io/component=${component}`)).filter(ready);
+      const ip = (pod as unknown as { status: { podIP: string } }).status.podIP;
+      await eventually(async () => {
+        const res = await scrape(ip, status.token);
+        expect(res.code, `${component}: ${res.body.slice(0, 200)}`).toBe(200);
+        expect(res.body).toMatch(new RegExp(`^${metric}`, 'm'));
+      }, 60_000);
+      expect((await scrape(ip)).code, component).toBe(401);
+    }
+  });
 
   it('keeps placing after the leader controller pod is killed: the other replica takes the Lease', async () => {
     const before = await leader();
