@@ -99,7 +99,7 @@ describe('planLock', () => {
       op: 'refuse',
       error: { message: 'lock-collision' },
     });
-    expect(planLock(req('cell-1', 'x'), [presence('cell-1')], NOW)).toMatchObject({ op: 'create' });
+    expect(planLock(req('cell-1', 'x'), [presence('cell-2')], NOW)).toMatchObject({ op: 'create' });
     expect(planLock(req('bbs-domain-abc', 'x'), [domain], NOW)).toMatchObject({ op: 'create' });
   });
 
@@ -129,13 +129,30 @@ describe('planLock', () => {
     expect(plan.op === 'refuse' && plan.error.message).toMatch(/cell agent/);
   });
 
-  it('refuses a new lock beyond the bound, but still renews held ones', () => {
+  it('refuses a new lock beyond the bound, but still renews held ones; expired locks do not count', () => {
     const many = Array.from({ length: MAX_LOCKS }, (_, i) => lock(`k${i}`, 'o'));
     expect(planLock(req('one-more', 'o'), many, NOW)).toMatchObject({
       op: 'refuse',
       error: { code: Code.RESOURCE_EXHAUSTED },
     });
     expect(planLock(req('k3', 'o'), many, NOW)).toMatchObject({ op: 'update' });
+    const expired = Array.from({ length: MAX_LOCKS }, (_, i) => lock(`k${i}`, 'o', 5, 6000));
+    expect(planLock(req('one-more', 'o'), expired, NOW)).toMatchObject({ op: 'create' });
+  });
+
+  it("refuses a present cell's id (its presence's key) and a Lease of that name holding another key", () => {
+    expect(planLock(req('cell-1', 'x'), [presence('cell-1')], NOW)).toMatchObject({
+      op: 'refuse',
+      error: { message: 'lock-collision' },
+    });
+    expect(planLock(req('cell-1', 'x'), [presence('cell-1', 16_000)], NOW)).toMatchObject({ op: 'create' });
+    const other = lock('bbs', 'me');
+    other.metadata!.annotations![ANNOTATION_LOCKET_KEY] = 'another key with the same hash';
+    expect(planLock(req('bbs', 'me'), [other], NOW)).toMatchObject({
+      op: 'refuse',
+      error: { message: 'lock-collision' },
+    });
+    expect(planRelease({ key: 'bbs', owner: 'me' }, [other], NOW)).toEqual({ op: 'none' });
   });
 });
 

@@ -109,13 +109,18 @@ export function planLock(req: LockRequest, leases: Lease[], now: number): LockPl
         'presences are not claimed through Locket here: a cell is present while its cell agent (diego-operator cell-agent) renews its Lease',
       ),
     );
-  // The operator's own Leases (the controller's leader Lease, ...) are locks nobody else takes through Locket.
+  // The operator's own Leases (the controller's leader Lease, ...) are locks nobody else takes through Locket, and a
+  // present cell's id is its presence's key (Locket has one key space).
   if (leases.some((l) => isComponentLease(l) && l.metadata?.name === key)) return refuse(errLockCollision());
+  if (presentCellIds(leases, now).has(key)) return refuse(errLockCollision());
   const name = leaseNameForKey(key);
   const existing = leases.find((l) => l.metadata?.name === name && isLocketLease(l));
+  // Another key with the same hash (or a Lease not written here): not this lock.
+  if (existing && existing.metadata?.annotations?.[ANNOTATION_LOCKET_KEY] !== key) return refuse(errLockCollision());
   const live = existing && fresh(existing, now) && existing.spec?.holderIdentity;
   if (live && existing.spec?.holderIdentity !== owner) return refuse(errLockCollision());
-  if (!existing && leases.filter(isLocketLease).length >= MAX_LOCKS)
+  // Expired locks do not count: they are swept, and taking one over needs no room.
+  if (!existing && leases.filter((l) => isLocketLease(l) && fresh(l, now)).length >= MAX_LOCKS)
     return refuse(
       new LocketError(
         Code.RESOURCE_EXHAUSTED,
@@ -152,7 +157,12 @@ export function planRelease(resource: Partial<Resource> | undefined, leases: Lea
   const key = resource?.key ?? '';
   if (leases.some((l) => isComponentLease(l) && l.metadata?.name === key))
     return { op: 'refuse', error: errLockCollision() };
-  const existing = leases.find((l) => l.metadata?.name === leaseNameForKey(key) && isLocketLease(l));
+  const existing = leases.find(
+    (l) =>
+      l.metadata?.name === leaseNameForKey(key) &&
+      isLocketLease(l) &&
+      l.metadata.annotations?.[ANNOTATION_LOCKET_KEY] === key,
+  );
   if (!existing) return { op: 'none' };
   if (!fresh(existing, now)) return { op: 'delete', lease: existing };
   if (existing.spec?.holderIdentity !== (resource?.owner ?? '')) return { op: 'refuse', error: errLockCollision() };

@@ -24,6 +24,7 @@ import {
   type PresentCell,
   planLock,
   planRelease,
+  leaseNameForKey,
   presentCellIds,
   type Resource,
   TYPE_LOCK,
@@ -67,14 +68,32 @@ new Gauge({
   },
 });
 
+/** Locket bounds each database operation (10 s); each call here gets as long, or the client's deadline if sooner. */
+const OPERATION_MS = 10_000;
+/** How long an own write is laid over the cache at most (the informer delivers it well within this). */
+const OWN_WRITE_MS = 10_000;
+/** Expired locks removed per sweep, and how often the sweep runs. */
+const SWEEP_BATCH = 50;
+const SWEEP_EVERY_MS = 30_000;
+
+interface OwnWrite {
+  /** The version the write replaced (undefined: a create). */
+  replaced?: string;
+  /** The Lease written; undefined: deleted. */
+  lease?: Lease;
+  at: number;
+}
+
 export class LocketStore {
   private readonly leases: Informer<Lease>;
   /**
-   * This process's own writes the informer may not have delivered yet: name → the Lease written (undefined:
-   * deleted) and the version it replaced. A holder renews every second or so; deciding on the cache alone would
-   * make most renewals a conflict.
+   * This process's own writes the informer may not have delivered yet, laid over the cache: a holder renews every
+   * second or so, and deciding on the cache alone would make most renewals a conflict. An entry goes when the
+   * informer delivers that object's next event (our write, or someone else's after it), or after OWN_WRITE_MS.
    */
-  private readonly own = new Map<string, { replaced?: string; lease?: Lease }>();
+  private readonly own = new Map<string, OwnWrite>();
+  private sweeping?: Promise<void>;
+  private sweeper?: NodeJS.Timeout;
 
   private readonly kc: KubeConfig;
   private readonly client: DiegoClient;
@@ -85,38 +104,68 @@ export class LocketStore {
     this.client = client;
     this.namespace = namespace;
     this.leases = createInformer<Lease>(kc, { path: leasePath(namespace), name: 'locket-leases', logger: log });
+    const seen = (l: Lease) => this.own.delete(l.metadata?.name ?? '');
+    this.leases.on('add', seen);
+    this.leases.on('update', seen);
+    this.leases.on('delete', seen);
   }
 
-  start(): Promise<void> {
-    return this.leases.start();
+  async start(): Promise<void> {
+    await this.leases.start();
+    // Expired locks go in the background (Locket's expiry deletes the row), a batch at a time.
+    this.sweeper = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
+    this.sweeper.unref();
   }
 
-  stop(): Promise<void> {
-    return this.leases.stop();
+  async stop(): Promise<void> {
+    clearInterval(this.sweeper);
+    await this.sweeping;
+    await this.leases.stop();
   }
 
-  async lock(req: pb.LockRequest): Promise<void> {
-    await this.withRetry(async (leases) => {
+  async lock(req: pb.LockRequest, deadline = Date.now() + OPERATION_MS): Promise<void> {
+    await this.withRetry(deadline, async (leases) => {
       const plan = planLock({ resource: req.resource, ttlInSeconds: req.ttlInSeconds }, leases, Date.now());
       if (plan.op === 'refuse') throw plan.error;
       const name = plan.lease.metadata!.name!;
+      const timeoutMs = remaining(deadline);
       const written =
         plan.op === 'create'
-          ? await rawRequest<Lease>(this.kc, { method: 'POST', path: leasePath(this.namespace), body: plan.lease })
+          ? await rawRequest<Lease>(this.kc, {
+              method: 'POST',
+              path: leasePath(this.namespace),
+              body: plan.lease,
+              timeoutMs,
+            })
           : await rawRequest<Lease>(this.kc, {
               method: 'PUT',
               path: leasePath(this.namespace, name),
               body: plan.lease,
+              timeoutMs,
             });
       this.wrote(name, plan.lease.metadata?.resourceVersion, written);
     });
   }
 
-  async release(req: pb.ReleaseRequest): Promise<void> {
-    await this.withRetry(async (leases) => {
-      const plan = planRelease(req.resource, leases, Date.now());
+  async release(req: pb.ReleaseRequest, deadline = Date.now() + OPERATION_MS): Promise<void> {
+    await this.withRetry(deadline, async (leases) => {
+      let plan = planRelease(req.resource, leases, Date.now());
+      if (plan.op === 'none') {
+        // Not in this cache: it may be a lock another replica took a moment ago. Ask the API server (one GET).
+        const name = leaseNameForKey(req.resource?.key ?? '');
+        const served = await rawRequest<Lease>(this.kc, {
+          method: 'GET',
+          path: leasePath(this.namespace, name),
+          timeoutMs: remaining(deadline),
+        }).catch((err: unknown) => {
+          if (isNotFound(err)) return undefined;
+          throw err;
+        });
+        if (served)
+          plan = planRelease(req.resource, [...leases.filter((l) => l.metadata?.name !== name), served], Date.now());
+      }
       if (plan.op === 'refuse') throw plan.error;
-      if (plan.op === 'delete') await this.remove(plan.lease);
+      if (plan.op === 'delete') await this.remove(plan.lease, remaining(deadline));
     });
   }
 
@@ -127,14 +176,7 @@ export class LocketStore {
 
   async fetchAll(typeCode: number): Promise<Resource[]> {
     const leases = this.current();
-    const now = Date.now();
-    // Expired locks go as they are seen (Locket's expiry deletes the row), a few at a time.
-    for (const l of expiredLocks(leases, now).slice(0, 10))
-      await this.remove(l).then(
-        () => locksExpired.inc(),
-        () => undefined,
-      );
-    return fetchAll(typeCode, leases, await this.presentCells(leases), now);
+    return fetchAll(typeCode, leases, await this.presentCells(leases), Date.now());
   }
 
   /** Live locks and present cells, from the cache (for the gauges). */
@@ -142,6 +184,16 @@ export class LocketStore {
     const leases = this.current();
     const now = Date.now();
     return { locks: fetchAll(TYPE_LOCK, leases, [], now).length, presences: presentCellIds(leases, now).size };
+  }
+
+  /** Removes up to SWEEP_BATCH expired locks; one sweep at a time. */
+  sweep(): Promise<void> {
+    this.sweeping ??= (async () => {
+      for (const l of expiredLocks(this.current(), Date.now()).slice(0, SWEEP_BATCH)) {
+        if (await this.remove(l, OPERATION_MS).catch(() => false)) locksExpired.inc();
+      }
+    })().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
   }
 
   private async presentCells(leases: Lease[]): Promise<PresentCell[]> {
@@ -152,30 +204,39 @@ export class LocketStore {
       .map((c) => ({ cellId: c.spec.cellId, holder: c.spec.cellId, value: cellPresenceJson(c.spec) }));
   }
 
-  private async remove(lease: Lease): Promise<void> {
+  /** Deletes `lease` if it is still the version read; true when this call deleted it. */
+  private async remove(lease: Lease, timeoutMs: number): Promise<boolean> {
     const name = lease.metadata?.name;
-    if (!name) return; // never the collection
-    await rawRequest(this.kc, {
+    if (!name) return false; // never the collection
+    const deleted = await rawRequest(this.kc, {
       method: 'DELETE',
       path: leasePath(this.namespace, name),
       body: { preconditions: { resourceVersion: lease.metadata?.resourceVersion } },
-    }).catch((err: unknown) => {
-      if (!isNotFound(err)) throw err;
-    });
+      timeoutMs,
+    }).then(
+      () => true,
+      (err: unknown) => {
+        if (isNotFound(err)) return false;
+        throw err;
+      },
+    );
     this.wrote(name, lease.metadata?.resourceVersion, undefined);
+    return deleted;
   }
 
   private wrote(name: string, replaced: string | undefined, lease: Lease | undefined): void {
-    this.own.set(name, { replaced, lease });
+    this.own.set(name, { replaced, lease, at: Date.now() });
   }
 
-  /** The cached Leases with this process's later writes over them (dropped once the cache has moved past them). */
+  /** The cached Leases with this process's writes the cache has not delivered yet laid over them. */
   private current(): Lease[] {
     const byName = new Map(this.leases.list().map((l) => [l.metadata?.name ?? '', l]));
+    const now = Date.now();
     for (const [name, w] of this.own) {
       const cached = byName.get(name)?.metadata?.resourceVersion;
-      if (cached !== w.replaced) {
-        this.own.delete(name); // the cache has our write (or a later one)
+      // Stale, or the cache holds something else than what the write replaced: the cache knows better.
+      if (now - w.at > OWN_WRITE_MS || cached !== w.replaced) {
+        this.own.delete(name);
         continue;
       }
       if (w.lease) byName.set(name, w.lease);
@@ -185,24 +246,32 @@ export class LocketStore {
   }
 
   /**
-   * Decides on the cached Leases; when a write finds the Lease changed since (409: conflict or already exists), reads
-   * them from the API server and decides again.
+   * Decides on the cached Leases; when a write finds the Lease changed or gone since (409, 404), reads them from the
+   * API server and decides again, until the deadline.
    */
-  private async withRetry(fn: (leases: Lease[]) => Promise<void>): Promise<void> {
+  private async withRetry(deadline: number, fn: (leases: Lease[]) => Promise<void>): Promise<void> {
     let leases = this.current();
     for (let attempt = 1; ; attempt++) {
       try {
         return await fn(leases);
       } catch (err) {
         if (err instanceof LocketError) throw err;
-        const conflict = (err as { code?: number }).code === 409 || isAlreadyExists(err);
-        if (!conflict || attempt >= ATTEMPTS) throw err;
-        leases = (await rawRequest<{ items: Lease[] }>(this.kc, { method: 'GET', path: leasePath(this.namespace) }))
-          .items;
+        const code = (err as { code?: number }).code;
+        const stale = code === 409 || code === 404 || isAlreadyExists(err);
+        if (!stale || attempt >= ATTEMPTS || remaining(deadline) <= 1) throw err;
+        leases = (
+          await rawRequest<{ items: Lease[] }>(this.kc, {
+            method: 'GET',
+            path: leasePath(this.namespace),
+            timeoutMs: remaining(deadline),
+          })
+        ).items;
       }
     }
   }
 }
+
+const remaining = (deadline: number) => Math.max(1, deadline - Date.now());
 
 /** A gRPC method of a generated service, served with @bufbuild/protobuf's codec. */
 function unary<I extends DescMessage, O extends DescMessage>(
@@ -255,37 +324,50 @@ export async function startLocketServer(opts: LocketServerOptions): Promise<Runn
   served.add(store);
   const server = new grpc.Server();
   const handle =
-    <Req, Res>(what: string, fn: (req: Req) => Promise<Res>) =>
+    <Req, Res>(what: string, fn: (req: Req, deadline: number) => Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, done: grpc.sendUnaryData<Res>) => {
       const type = { request_type: what };
       requestsStarted.inc(type);
       requestsInFlight.inc(type);
-      call.on('cancelled', () => requestsCancelled.inc(type));
-      fn(call.request)
+      let settled = false;
+      // grpc-js also says 'cancelled' after an answer, and when the deadline passes: only a client's cancel counts.
+      call.on('cancelled', () => {
+        const deadline = call.getDeadline();
+        const expired = deadline instanceof Date ? deadline.getTime() <= Date.now() : Number(deadline) <= Date.now();
+        if (!settled && !expired) requestsCancelled.inc(type);
+      });
+      const deadline = call.getDeadline();
+      const until = Math.min(
+        Date.now() + OPERATION_MS,
+        deadline instanceof Date ? deadline.getTime() : Number(deadline),
+      );
+      fn(call.request, until)
         .then(
           (res) => {
+            settled = true;
             requestsSucceeded.inc(type);
             done(null, res);
           },
           (err: unknown) => {
+            settled = true;
             if (err instanceof LocketError) {
               (err.code === Code.ALREADY_EXISTS ? requestsSucceeded : requestsFailed).inc(type);
               return done({ code: err.code, details: err.message });
             }
             requestsFailed.inc(type);
             log.warn({ err, call: what }, 'locket call failed');
-            done({ code: Code.UNAVAILABLE, details: `the API server did not answer: ${(err as Error).message}` });
+            done(apiError(err));
           },
         )
         .finally(() => requestsInFlight.dec(type));
     };
   server.addService(locketServiceDefinition, {
-    Lock: handle('Lock', async (req: pb.LockRequest) => {
-      await store.lock(req);
+    Lock: handle('Lock', async (req: pb.LockRequest, deadline) => {
+      await store.lock(req, deadline);
       return { $typeName: 'models.LockResponse' };
     }),
-    Release: handle('Release', async (req: pb.ReleaseRequest) => {
-      await store.release(req);
+    Release: handle('Release', async (req: pb.ReleaseRequest, deadline) => {
+      await store.release(req, deadline);
       return { $typeName: 'models.ReleaseResponse' };
     }),
     Fetch: handle('Fetch', async (req: pb.FetchRequest) => {
@@ -337,3 +419,20 @@ const toResource = (r: Resource): pb.Resource =>
     type: r.type,
     typeCode: r.typeCode,
   }) as pb.Resource;
+
+/** What a client sees when the API server refused or did not answer a Lease operation. */
+function apiError(err: unknown): grpc.StatusObject | grpc.ServiceError {
+  const code = (err as { code?: number }).code;
+  const message = (err as Error).message;
+  if (code === 403 || code === 422)
+    return {
+      code: grpc.status.FAILED_PRECONDITION,
+      details: `the API server refused the Lease write (${code}): ${message}`,
+      metadata: new grpc.Metadata(),
+    };
+  return {
+    code: Code.UNAVAILABLE,
+    details: `the API server did not answer in time: ${message}`,
+    metadata: new grpc.Metadata(),
+  };
+}

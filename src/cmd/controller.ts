@@ -137,9 +137,18 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const delay = webhook ? (opts.shutdownDelaySeconds ?? 0) : 0;
   if (delay > 0) {
     opts.log.info({ seconds: delay }, 'still answering admission reviews while this pod leaves the endpoints');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([new Promise((r) => (timer = setTimeout(r, delay * 1000))), untilSignal()]);
-    clearTimeout(timer);
+    // Until the delay is over or a second signal comes; then the listeners go, so a third signal ends the process.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        process.off('SIGINT', done);
+        process.off('SIGTERM', done);
+        resolve();
+      };
+      const timer = setTimeout(done, delay * 1000);
+      process.on('SIGINT', done);
+      process.on('SIGTERM', done);
+    });
   }
   await Promise.all([webhook && closeWebhookServer(webhook), ops.close()]);
   return 0;

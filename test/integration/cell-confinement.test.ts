@@ -431,6 +431,27 @@ describe('a cell agent confined to its own cell', () => {
       'lease.bbs',
     );
     await refused(rawRequest(bbs, { method: 'DELETE', path: leasePath(ns, LEADER_LEASE_NAME) }), 'lease.bbs');
+    // A lock that also claims to be a cell's presence (the controller would count a dead cell present).
+    await refused(
+      rawRequest(bbs, {
+        method: 'POST',
+        path: leasePath(ns),
+        body: lease(`locket-${hex()}`, { 'diego.dev/locket': 'true', 'diego.dev/cell-presence': 'true' }),
+      }),
+      'lease.bbs',
+    );
+    // A locket-* Lease the BBS did not make (no label) is not its to take over by labelling it.
+    const foreign = `locket-${hex()}`;
+    await rawRequest(kc, { method: 'POST', path: leasePath(ns), body: lease(foreign) });
+    await refused(
+      rawRequest(bbs, {
+        method: 'PATCH',
+        path: leasePath(ns, foreign),
+        body: { metadata: { labels: { 'diego.dev/locket': 'true' } }, spec: { holderIdentity: 'bbs' } },
+        contentType: 'application/merge-patch+json',
+      }),
+      'lease.bbs',
+    );
   });
 
   it("refuses to claim, run, move, crash or delete another cell's instances (RUNNING at its own address: a traffic hijack)", async () => {

@@ -700,6 +700,19 @@ describe('helm chart', () => {
       ]),
     ).toEqual(['controller', 'cell-agent', 'bbs', 'route-emitter']);
     expect(await opsAuthSubjects([])).toEqual(['controller', 'cell-agent']);
+    // The BBS renews and releases Locket locks (update, delete on Leases) only when it serves Locket.
+    const bbsLeases = async (values: string[]) =>
+      rulesOf(
+        find(
+          (await render(['bbs.enabled=true', 'bbs.tls.existingSecret=bbs-tls', ...values])).objects,
+          'Role',
+          '-bbs-leases',
+        ),
+      );
+    expect(allows(await bbsLeases([]), 'coordination.k8s.io', 'leases', 'delete')).toBe(true);
+    const withoutLocket = await bbsLeases(['bbs.locket.enabled=false']);
+    expect(allows(withoutLocket, 'coordination.k8s.io', 'leases', 'update')).toBe(false);
+    expect(allows(withoutLocket, 'coordination.k8s.io', 'leases', 'delete')).toBe(false);
     const logReader = find(objects, 'ClusterRole', '-log-reader');
     expect(logReader.metadata.labels?.['rbac.authorization.k8s.io/aggregate-to-view']).toBe('true');
     expect(allows(rulesOf(logReader), 'diego.dev', 'desiredlrps/log', 'get')).toBe(true);

@@ -9,13 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { leaseNameForKey } from '../../src/bbs/locket-rules.ts';
-import { locketServiceDefinition } from '../../src/bbs/locket.ts';
+import { LocketStore, locketServiceDefinition } from '../../src/bbs/locket.ts';
 import * as pb from '../../src/bbs/gen/locket_pb.ts';
 import { startBbs, type RunningBbs } from '../../src/cmd/bbs.ts';
 import { createCA, issueCert, writeCertFiles, type CertKeyPair } from '../../src/lib/certs.ts';
 import { rawRequest } from '../../src/lib/kube.ts';
 import { type Lease, leasePath, microTime } from '../../src/lib/lease.ts';
 import { runBbsClient } from '../support/bbs-go.ts';
+import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 
 const env = useDiego('locket');
@@ -171,6 +172,33 @@ describe('Locket API (cfdot locks, presences, claim-lock, release-lock)', () => 
       ).rejects.toMatchObject({ code: 404 });
     } finally {
       c.close();
+    }
+  }, 120_000);
+
+  it('keeps one lock table across BBS replicas: claimed on one, released on the other, then free on both', async () => {
+    const a = new LocketStore(env.kc, env.client, env.systemNamespace, env.log);
+    const b = new LocketStore(env.kc, env.client, env.systemNamespace, env.log);
+    await Promise.all([a.start(), b.start()]);
+    try {
+      const claim = (owner: string) => lockRequest('replicated', owner);
+      const release = (owner: string) =>
+        create(pb.ReleaseRequestSchema, { resource: { key: 'replicated', owner, typeCode: pb.TypeCode.LOCK } });
+      for (let round = 0; round < 3; round++) {
+        await a.lock(claim('first'));
+        // At once on the other replica, whatever its cache has seen: a claim collides (the API server's answer).
+        await expect(b.lock(claim('second'))).rejects.toMatchObject({ message: 'lock-collision' });
+        await b.release(release('first'));
+        // And back on the first one: the lock is free (its own write does not outlive the release it did not see).
+        await eventually(async () => {
+          await a.lock(claim('second'));
+        }, 30_000);
+        await a.release(release('second'));
+      }
+      await expect(
+        rawRequest(env.kc, { method: 'GET', path: leasePath(env.systemNamespace, leaseNameForKey('replicated')) }),
+      ).rejects.toMatchObject({ code: 404 });
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
     }
   }, 120_000);
 
