@@ -159,6 +159,27 @@ describe('runAuction: scoring', () => {
     });
   });
 
+  it('names the next best cells that competed (best first, at most three), not cells without room', () => {
+    const cells = [
+      withRunningLrps(makeCell('c50'), 50),
+      withRunningLrps(makeCell('c10'), 10),
+      withRunningLrps(makeCell('c30'), 30),
+      withRunningLrps(makeCell('full'), 95),
+      withRunningLrps(makeCell('c20'), 20),
+      withRunningLrps(makeCell('c40'), 40),
+    ];
+    const r = runAuction(cells, [makeLrp('a', 0, { memoryMb: 10, diskMb: 10 })], []);
+    const e = r.lrps.placed[0]!.explanation;
+    expect(e.winner?.cellId).toBe('c10');
+    expect(e.runnersUp?.map((c) => c.cellId)).toEqual(['c20', 'c30', 'c40']);
+    const scores = [e.winner!.score, ...e.runnersUp!.map((c) => c.score)];
+    expect(scores).toEqual([...scores].sort((a, b) => a - b));
+    expect(e.filteredOut.resources).toBe(1); // 'full' had no room: not a runner-up
+    // Alone, a winner has no runners-up; a task's explanation has them too.
+    expect(runAuction([makeCell('only')], [makeLrp('a', 0)], []).lrps.placed[0]!.explanation.runnersUp).toBeUndefined();
+    expect(runAuction(cells, [], [makeTask('t')]).tasks.placed[0]!.explanation.runnersUp).toHaveLength(3);
+  });
+
   it('steers away from cells busy starting containers', () => {
     const cells = [makeCell('starting', { startingContainers: 2 }), withRunningLrps(makeCell('loaded'), 40)];
     expect(placedOn(runAuction(cells, [makeLrp('a', 0)], []))).toEqual({ 'a-0': 'loaded' });

@@ -87,7 +87,13 @@ class Auction {
     return out;
   }
 
-  explanation(f: Compatible | undefined, resources: number, winner?: number, score?: number): Explanation {
+  explanation(
+    f: Compatible | undefined,
+    resources: number,
+    winner?: number,
+    score?: number,
+    top: [number, number][] = [],
+  ): Explanation {
     const e: Explanation = {
       cellsConsidered: this.t.cells.length,
       filteredOut: {
@@ -98,7 +104,16 @@ class Auction {
       },
     };
     const cell = winner === undefined ? undefined : this.t.cells[winner];
-    if (cell !== undefined && score !== undefined) e.winner = { cellId: cell.cellId, zone: cell.zone, score };
+    if (cell !== undefined && score !== undefined) {
+      e.winner = { cellId: cell.cellId, zone: cell.zone, score };
+      const others = top.filter(([c]) => c !== winner).slice(0, RUNNERS_UP);
+      if (others.length > 0)
+        e.runnersUp = others.map(([c, s]) => ({
+          cellId: this.t.cells[c]!.cellId,
+          zone: this.t.cells[c]!.zone,
+          score: s,
+        }));
+    }
     return e;
   }
 
@@ -151,6 +166,7 @@ class Auction {
         scan.best = s;
         scan.winner = c;
       }
+      keepTop(scan.top, c, s);
     }
   }
 
@@ -186,7 +202,7 @@ class Auction {
       }
     }
     let { unfit } = scan;
-    const { winner, best, problems } = scan;
+    const { winner, best, problems, top } = scan;
     // The zones not scanned only matter for the explanation's count of cells without room.
     for (; g < groups.length; g++) {
       for (const { zone: ids } of groups[g]!) unfit += this.countUnfit(ids, memoryMb, diskMb);
@@ -199,7 +215,7 @@ class Auction {
       };
     }
     reserveLrp(t, winner, a.processGuid, memoryMb, diskMb);
-    return { ok: true, cell: winner, score: best, explanation: this.explanation(f, unfit, winner, best) };
+    return { ok: true, cell: winner, score: best, explanation: this.explanation(f, unfit, winner, best, top) };
   }
 
   placeTask(a: TaskAuction): Outcome {
@@ -219,7 +235,7 @@ class Auction {
     for (const ids of f.perZone) {
       this.scanCells(ids, memoryMb, diskMb, scan, (res, c) => scoreForTask(res, t.starting[c]!, sw, t.tasks[c]!));
     }
-    const { winner, best, problems, unfit } = scan;
+    const { winner, best, problems, unfit, top } = scan;
     if (winner < 0) {
       return {
         ok: false,
@@ -228,7 +244,7 @@ class Auction {
       };
     }
     reserveTask(t, winner, memoryMb, diskMb);
-    return { ok: true, cell: winner, score: best, explanation: this.explanation(f, unfit, winner, best) };
+    return { ok: true, cell: winner, score: best, explanation: this.explanation(f, unfit, winner, best, top) };
   }
 }
 
@@ -237,9 +253,29 @@ interface Scan {
   best: number;
   problems: number;
   unfit: number;
+  /** The best RUNNERS_UP + 1 cells as [cell, score], best first (the first is the winner). */
+  top: [number, number][];
 }
 
-const newScan = (): Scan => ({ winner: -1, best: INITIAL_WINNER_SCORE, problems: ALL_PROBLEMS_MASK, unfit: 0 });
+/** Cells beside the winner an Explanation names, best first. */
+export const RUNNERS_UP = 3;
+
+/** Inserts [cell, score] into `top` (best first, at most RUNNERS_UP + 1; equal scores keep the earlier cell first). */
+function keepTop(top: [number, number][], cell: number, score: number): void {
+  if (top.length > RUNNERS_UP && score >= top[top.length - 1]![1]) return;
+  let i = top.length;
+  while (i > 0 && top[i - 1]![1] > score) i--;
+  top.splice(i, 0, [cell, score]);
+  if (top.length > RUNNERS_UP + 1) top.pop();
+}
+
+const newScan = (): Scan => ({
+  winner: -1,
+  best: INITIAL_WINNER_SCORE,
+  problems: ALL_PROBLEMS_MASK,
+  unfit: 0,
+  top: [],
+});
 
 /** Runs one auction over a batch: dedupes (LRPs by processGuid.index, tasks by taskGuid, first wins), orders
  *  (index-0 LRPs by memory desc, then tasks by memory desc, then other LRPs by index asc then memory desc),

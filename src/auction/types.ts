@@ -102,6 +102,11 @@ export interface Explanation {
   cellsConsidered: number;
   filteredOut: FilteredOut;
   winner?: { cellId: string; zone: string; score: number };
+  /**
+   * The next best cells that competed with the winner (up to RUNNERS_UP, best first): how close the choice was. Zone
+   * balancing lets only the zones with the fewest instances of the app compete, so cells of other zones are absent.
+   */
+  runnersUp?: { cellId: string; zone: string; score: number }[];
 }
 
 export interface Placement<A> {

@@ -181,7 +181,7 @@ describe('buildWebView', () => {
     expect(v.totals.instances).toBe(50);
   });
 
-  it('renders decisions newest first with the winner and its score, or the placement error', () => {
+  it('renders decisions newest first with the winner and its score, the next best cells, or the placement error', () => {
     const rec = new RecentDecisions(2);
     const explanation = {
       cellsConsidered: 3,
@@ -197,13 +197,24 @@ describe('buildWebView', () => {
       explanation,
     });
     rec.record(d(0, true));
-    rec.record(d(1, true));
+    rec.record({
+      ...d(1, true),
+      explanation: { ...explanation, runnersUp: [{ cellId: 'cell-b', zone: 'z1', score: 0.75 }] },
+    });
     rec.record(d(2, false));
     const v = buildWebView(input({ decisions: rec.list() }));
     expect(v.decisions).toEqual([
       expect.objectContaining({ key: 'ns/web-2', work: 'web-guid/2', placementError: 'insufficient resources' }),
-      expect.objectContaining({ key: 'ns/web-1', cellId: 'cell-a', zone: 'z1', score: 0.5, cellsConsidered: 3 }),
+      expect.objectContaining({
+        key: 'ns/web-1',
+        cellId: 'cell-a',
+        zone: 'z1',
+        score: 0.5,
+        runnersUp: [{ cellId: 'cell-b', score: 0.75 }],
+        cellsConsidered: 3,
+      }),
     ]);
+    expect(v.decisions[0]!.runnersUp).toBeUndefined();
     expect(v.decisions[0]!.cellId).toBeUndefined();
   });
 

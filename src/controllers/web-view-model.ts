@@ -101,6 +101,8 @@ export interface DecisionView {
   cellId?: string;
   zone?: string;
   score?: number;
+  /** The next best cells that competed, best first, with their scores (auction Explanation.runnersUp). */
+  runnersUp?: { cellId: string; score: number }[];
   placementError?: string;
   cellsConsidered: number;
   filteredOut: { rootfs: number; volumeDrivers: number; placementTags: number; resources: number };
@@ -298,6 +300,9 @@ function decisionView(d: AuctionDecision): DecisionView {
     key: d.key,
     work: d.kind === 'lrp' ? `${d.processGuid ?? ''}/${d.index ?? 0}` : (d.taskGuid ?? ''),
     ...(d.cellId !== undefined ? { cellId: d.cellId, zone: d.zone ?? '', score: d.score } : {}),
+    ...(d.explanation.runnersUp?.length
+      ? { runnersUp: d.explanation.runnersUp.map((r) => ({ cellId: r.cellId, score: r.score })) }
+      : {}),
     ...(d.placementError !== undefined ? { placementError: d.placementError } : {}),
     cellsConsidered: d.explanation.cellsConsidered,
     filteredOut: { ...d.explanation.filteredOut },

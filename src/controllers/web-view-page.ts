@@ -124,8 +124,9 @@ export const WEB_VIEW_PAGE = String.raw`<!doctype html>
       const f = d.filteredOut, out = [f.rootfs && f.rootfs + ' rootfs', f.volumeDrivers && f.volumeDrivers + ' volume drivers', f.placementTags && f.placementTags + ' tags', f.resources && f.resources + ' without room'].filter(Boolean).join(', ');
       return '<tr class="decision" data-key="' + esc(d.key) + '"><td>' + time(d.at) + '</td><td class="mono">' + esc(d.work) + '</td><td class="mono">' +
         esc(d.cellId ? d.cellId + ' (zone ' + d.zone + ')' : 'not placed: ' + d.placementError) + '</td><td>' + (d.score === undefined ? '' : d.score.toFixed(3)) +
+        '</td><td class="mono runners-up">' + (d.runnersUp || []).map((r) => esc(r.cellId) + ' ' + r.score.toFixed(3)).join(', ') +
         '</td><td>' + d.cellsConsidered + (out ? ' (filtered: ' + esc(out) + ')' : '') + '</td></tr>';
-    }), ['time', 'work', 'decision', 'score', 'cells considered'], 'no auctions yet');
+    }), ['time', 'work', 'decision', 'score', 'next best (lower wins)', 'cells considered'], 'no auctions yet');
   }
 
   // One stream at a time: a new connect() (a new token) aborts the one before, whose end then does nothing.

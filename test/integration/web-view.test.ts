@@ -59,6 +59,7 @@ interface PageState {
   crashing: string[];
   pendingTasks: string[];
   decisions: number;
+  runnersUp: string[];
 }
 const pageState = (): Promise<PageState> =>
   browser.evaluate<PageState>(`(() => ({
@@ -71,6 +72,7 @@ const pageState = (): Promise<PageState> =>
     crashing: [...document.querySelectorAll('tr.crashing-app')].map((tr) => tr.dataset.app),
     pendingTasks: [...document.querySelectorAll('tr.pending-task')].map((tr) => tr.dataset.task),
     decisions: document.querySelectorAll('tr.decision').length,
+    runnersUp: [...document.querySelectorAll('tr.decision td.runners-up')].map((td) => td.textContent),
   }))()`);
 
 describe('web view', () => {
@@ -111,6 +113,8 @@ describe('web view', () => {
     }
     expect(new Set(shown.map((i) => i.zone))).toEqual(new Set(['z1', 'z2']));
     expect((await pageState()).decisions).toBeGreaterThanOrEqual(2);
+    // The first instance had every cell competing: the next best cells and their scores are shown beside the winner.
+    expect((await pageState()).runnersUp.some((t) => /^cell-\S+ \d+\.\d{3}(, |$)/.test(t))).toBe(true);
 
     // A second app and a task that waits on its cell, for the screenshot as much as for the test.
     await desire('worker', 3, { memoryMb: 256 });
