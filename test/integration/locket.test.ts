@@ -17,6 +17,7 @@ import { rawRequest } from '../../src/lib/kube.ts';
 import { type Lease, leasePath, microTime } from '../../src/lib/lease.ts';
 import { runBbsClient } from '../support/bbs-go.ts';
 import { eventually } from '../support/eventually.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 import { useDiego } from '../support/fixture.ts';
 
 const env = useDiego('locket');
@@ -199,6 +200,48 @@ describe('Locket API (cfdot locks, presences, claim-lock, release-lock)', () => 
       ).rejects.toMatchObject({ code: 404 });
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+    }
+  }, 120_000);
+
+  it('survives a lost answer (the claim landed, the caller saw the connection cut) and a cut release: retries settle it', async () => {
+    let loseClaim = true;
+    let cutRelease = true;
+    const proxy = await startFaultProxy(env.kc, (r) => {
+      if (r.method === 'POST' && r.path.includes('/leases') && r.body.includes('"lost-answer"') && loseClaim) {
+        loseClaim = false;
+        return 'lose-answer';
+      }
+      if (r.method === 'DELETE' && r.path.endsWith(leaseNameForKey('lost-answer')) && cutRelease) {
+        cutRelease = false;
+        return 'refuse';
+      }
+      return undefined;
+    });
+    const store = new LocketStore(proxy.kc, env.client, env.systemNamespace, env.log);
+    await store.start();
+    const served = () =>
+      rawRequest<Lease>(env.kc, {
+        method: 'GET',
+        path: leasePath(env.systemNamespace, leaseNameForKey('lost-answer')),
+      });
+    try {
+      const claim = (owner: string) => lockRequest('lost-answer', owner);
+      await expect(store.lock(claim('runner'))).rejects.toThrow(/socket hang up|ECONNRESET/);
+      expect(proxy.lost.map((r) => r.method)).toEqual(['POST']);
+      expect((await served()).spec?.holderIdentity).toBe('runner'); // it landed
+      // The lock runner tries again a second later: the same owner renews what it already holds; no one else gets it.
+      await store.lock(claim('runner'));
+      await expect(store.lock(claim('intruder'))).rejects.toMatchObject({ message: 'lock-collision' });
+      // A release cut on its way: the lock is still held (nothing lost), and the next release takes it away.
+      const release = create(pb.ReleaseRequestSchema, { resource: { key: 'lost-answer', owner: 'runner' } });
+      await expect(store.release(release)).rejects.toThrow();
+      expect(proxy.refused.map((r) => r.method)).toEqual(['DELETE']);
+      expect((await served()).spec?.holderIdentity).toBe('runner');
+      await store.release(release);
+      await expect(served()).rejects.toMatchObject({ code: 404 });
+    } finally {
+      await store.stop();
+      await proxy.close();
     }
   }, 120_000);
 
