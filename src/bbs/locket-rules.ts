@@ -6,11 +6,16 @@
 import { createHash } from 'node:crypto';
 import type { Lease } from '../lib/lease.ts';
 import { leaseCurrent as fresh, microTime } from '../lib/lease.ts';
-import { DEFAULT_PRESENCE_TTL_S, LABEL_BBS_DOMAIN, LABEL_CELL_PRESENCE } from '../lifecycle/names.ts';
+import {
+  ANNOTATION_LOCKET_KEY,
+  ANNOTATION_LOCKET_VALUE,
+  DEFAULT_PRESENCE_TTL_S,
+  LABEL_BBS_DOMAIN,
+  LABEL_CELL_PRESENCE,
+  LABEL_LOCKET,
+} from '../lifecycle/names.ts';
 
-export const LABEL_LOCKET = 'diego.dev/locket';
-export const ANNOTATION_LOCKET_KEY = 'diego.dev/locket-key';
-export const ANNOTATION_LOCKET_VALUE = 'diego.dev/locket-value';
+export { ANNOTATION_LOCKET_KEY, ANNOTATION_LOCKET_VALUE, LABEL_LOCKET };
 export const LOCKET_LEASE_PREFIX = 'locket-';
 
 /** Limits Locket's SQL schema implies (path/owner varchar(255), value text), and a bound on how many locks. */

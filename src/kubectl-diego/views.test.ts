@@ -231,6 +231,15 @@ describe('domains and locks', () => {
       metadata: { name: 'diego-operator-route-emitter' },
       spec: { holderIdentity: 'host-2', leaseDurationSeconds: 15, renewTime: ago(60) },
     },
+    {
+      // A lock taken through Locket (cfdot claim-lock): named by its key, not its Lease's hash name.
+      metadata: {
+        name: 'locket-0123456789abcdef0123',
+        labels: { 'diego.dev/locket': 'true' },
+        annotations: { 'diego.dev/locket-key': 'tps_watcher', 'diego.dev/locket-value': '' },
+      },
+      spec: { holderIdentity: 'tps-1', leaseDurationSeconds: 15, renewTime: ago(1) },
+    },
   ];
   it('knows a fresh domain from a stale one (a domain without TTL never goes stale)', () => {
     expect(domainRecords(leases, NOW).map((d) => [d.domain, d.fresh, d.ttlSeconds])).toEqual([
@@ -244,6 +253,7 @@ describe('domains and locks', () => {
     expect(locks.map((l) => [l.name, l.holder, l.held])).toEqual([
       ['diego-operator-controller', 'host-1', true],
       ['diego-operator-route-emitter', 'host-2', false],
+      ['tps_watcher', 'tps-1', true],
     ]);
     expect(
       table(LOCKS, locks)

@@ -2,13 +2,15 @@
 // prints) and table rows out. The fields are cfdot's (cell-states, desired-lrps, actual-lrps, tasks, domains,
 // locks) in this operator's vocabulary.
 import type { IActualLRP, ICell, IDesiredLRP, ITask } from '../crds/models.ts';
-import type { Lease } from '../lib/lease.ts';
+import { type Lease, leaseCurrent } from '../lib/lease.ts';
 import { presenceOf, stateOf } from '../lifecycle/actual-lrp.ts';
 import {
   ANNOTATION_BBS_DOMAIN,
+  ANNOTATION_LOCKET_KEY,
   DEFAULT_PRESENCE_TTL_S,
   LABEL_BBS_DOMAIN,
   LABEL_CELL_PRESENCE,
+  LABEL_LOCKET,
 } from '../lifecycle/names.ts';
 import { taskStateOf, TASK_STATES, type TaskState } from '../lifecycle/task.ts';
 import { ageOf, type Cell, type Colour, humanDuration, NONE } from './output.ts';
@@ -70,13 +72,6 @@ export interface CellRecord {
 }
 
 /** Whether a Lease is current at `now`: renewed within its duration (or `defaultTtlS` when it has none). */
-export function leaseFresh(lease: Lease, now: number, defaultTtlS?: number): boolean {
-  const ttl = lease.spec?.leaseDurationSeconds ?? defaultTtlS;
-  if (ttl === undefined) return true;
-  const renewed = Date.parse(lease.spec?.renewTime ?? lease.spec?.acquireTime ?? '');
-  return Number.isFinite(renewed) && renewed + ttl * 1000 > now;
-}
-
 const isPresenceLease = (l: Lease) => l.metadata?.labels?.[LABEL_CELL_PRESENCE] === 'true';
 const isDomainLease = (l: Lease) => l.metadata?.labels?.[LABEL_BBS_DOMAIN] === 'true';
 
@@ -101,7 +96,7 @@ export function cellRecords(cells: ICell[], leases: Lease[], now: number): CellR
         startingContainers: c.status?.startingContainers ?? 0,
         evacuating: c.status?.evacuating ?? false,
         presence: {
-          present: lease !== undefined && leaseFresh(lease, now, DEFAULT_PRESENCE_TTL_S),
+          present: lease !== undefined && leaseCurrent(lease, now, DEFAULT_PRESENCE_TTL_S),
           ...(renewed ? { renewed } : {}),
           ...(lease ? { ttlSeconds: lease.spec?.leaseDurationSeconds ?? DEFAULT_PRESENCE_TTL_S } : {}),
         },
@@ -396,7 +391,7 @@ export function domainRecords(leases: Lease[], now: number): DomainRecord[] {
       const renewed = l.spec?.renewTime ?? l.spec?.acquireTime;
       return {
         domain: l.metadata?.annotations?.[ANNOTATION_BBS_DOMAIN] ?? l.metadata?.name ?? '',
-        fresh: leaseFresh(l, now),
+        fresh: leaseCurrent(l, now),
         ...(ttl ? { ttlSeconds: ttl } : {}),
         ...(renewed ? { renewed } : {}),
       };
@@ -415,7 +410,7 @@ export const DOMAINS: View<DomainRecord> = {
 };
 
 export interface LockRecord {
-  /** The Lease's name: the lock (diego-operator-controller, diego-operator-route-emitter, ...). */
+  /** The lock: the Lease's name (diego-operator-controller, diego-operator-route-emitter, ...), or a Locket lock's key. */
   name: string;
   holder?: string;
   /** The holder's lease is current. */
@@ -431,10 +426,12 @@ export function lockRecords(leases: Lease[], now: number): LockRecord[] {
     .filter((l) => !isPresenceLease(l) && !isDomainLease(l))
     .map((l): LockRecord => {
       const s = l.spec ?? {};
+      const locket = l.metadata?.labels?.[LABEL_LOCKET] === 'true';
       return {
-        name: l.metadata?.name ?? '',
+        // A lock taken through Locket is named by its key (the Lease's name is a hash of it).
+        name: (locket ? l.metadata?.annotations?.[ANNOTATION_LOCKET_KEY] : undefined) ?? l.metadata?.name ?? '',
         ...(s.holderIdentity ? { holder: s.holderIdentity } : {}),
-        held: !!s.holderIdentity && leaseFresh(l, now),
+        held: !!s.holderIdentity && leaseCurrent(l, now),
         ...(s.leaseDurationSeconds ? { ttlSeconds: s.leaseDurationSeconds } : {}),
         ...(s.renewTime ? { renewed: s.renewTime } : {}),
         ...(s.acquireTime ? { acquired: s.acquireTime } : {}),

@@ -15,6 +15,10 @@ export const LABEL_CELL_PRESENCE = 'diego.dev/cell-presence';
 /** On BBS domain Leases (the Lease name is a hash; the domain itself is the annotation of the same name). */
 export const LABEL_BBS_DOMAIN = 'diego.dev/bbs-domain';
 export const ANNOTATION_BBS_DOMAIN = 'diego.dev/bbs-domain';
+/** On Locket locks (Leases locket-<hash of the key>, src/bbs/locket.ts); the key and value are annotations. */
+export const LABEL_LOCKET = 'diego.dev/locket';
+export const ANNOTATION_LOCKET_KEY = 'diego.dev/locket-key';
+export const ANNOTATION_LOCKET_VALUE = 'diego.dev/locket-value';
 /** Diego's presence TTL (Locket: 15 s): a cell whose Lease is not renewed within it is gone. */
 export const DEFAULT_PRESENCE_TTL_S = 15;
 /** Finalizer a cell-agent holds on work it runs, so the record outlives the container ("stop, then remove"). */
