@@ -34,6 +34,9 @@ const ROLES: Record<string, { summary: string; load: () => Promise<Command> }> =
   },
 };
 
+/** How long the process may linger after its role has returned. */
+const EXIT_GRACE_MS = 10_000;
+
 /** Runs the role named in argv; resolves to the exit code. */
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 0) argv = ['help'];
@@ -88,6 +91,12 @@ function oneLine(message: string, hint: string): string {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // A role returns once it has stopped everything it started, and the process ends when nothing is left. Should
+    // something still be open (a bug), end anyway rather than hang a pod's shutdown until its SIGKILL.
+    setTimeout(() => {
+      process.stderr.write(`diego-operator: still running ${EXIT_GRACE_MS / 1000} s after stopping; exiting\n`);
+      process.exit();
+    }, EXIT_GRACE_MS).unref();
   },
   (err: unknown) => {
     process.stderr.write(`diego-operator: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -1,5 +1,6 @@
 // The `controller` role: the converger, auctioneer and task controller (under leader election), the
 // admission webhook server, and /metrics, /healthz, /readyz.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -27,7 +28,7 @@ import {
   valueOption,
   wholeNumber,
 } from './flags.ts';
-import { untilSignal } from './signals.ts';
+import { watchSignals } from './signals.ts';
 
 export interface ControllerOptions {
   log: Logger;
@@ -128,7 +129,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     },
     'controller started',
   );
-  const sig = await untilSignal();
+  const signals = watchSignals();
+  const sig = await signals.nth(1);
   opts.log.info({ signal: sig }, 'shutting down');
   await web?.close();
   // Leadership goes first (the Lease is released, the standby takes over at once); admission reviews are still
@@ -137,19 +139,16 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const delay = webhook ? (opts.shutdownDelaySeconds ?? 0) : 0;
   if (delay > 0) {
     opts.log.info({ seconds: delay }, 'still answering admission reviews while this pod leaves the endpoints');
-    // Until the delay is over or a second signal comes; then the listeners go, so a third signal ends the process.
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        process.off('SIGINT', done);
-        process.off('SIGTERM', done);
-        resolve();
-      };
-      const timer = setTimeout(done, delay * 1000);
-      process.on('SIGINT', done);
-      process.on('SIGTERM', done);
-    });
+    // Until the delay is over or a second signal comes (also one that came while leadership was given up).
+    const timer = new AbortController();
+    await Promise.race([
+      sleep(delay * 1000, undefined, { signal: timer.signal }).catch(() => undefined),
+      signals.nth(2),
+    ]);
+    timer.abort();
   }
+  // From here a further signal ends the process at once.
+  signals.dispose();
   await Promise.all([webhook && closeWebhookServer(webhook), ops.close()]);
   return 0;
 }

@@ -36,3 +36,40 @@ export function untilStopped(pollMs = 1000): Promise<string> {
     }, pollMs).unref();
   });
 }
+
+/** SIGINT and SIGTERM counted from the call on; see watchSignals. */
+export interface SignalWatch {
+  /** Resolves on the n-th signal since the call (1 = the first), at once if it has already come. */
+  nth(n: number): Promise<NodeJS.Signals>;
+  /** Stops listening: the next signal has its default effect (the process ends). */
+  dispose(): void;
+}
+
+/**
+ * Listens for SIGINT and SIGTERM until dispose(), for a shutdown in steps where a second signal cuts a step short.
+ * One listener stays installed throughout: removing one and adding the next would leave a moment with none, when a
+ * signal kills the process instead of ending the step.
+ */
+export function watchSignals(): SignalWatch {
+  const seen: NodeJS.Signals[] = [];
+  const waiting: { n: number; resolve: (sig: NodeJS.Signals) => void }[] = [];
+  const on = (sig: NodeJS.Signals) => {
+    seen.push(sig);
+    for (const w of waiting.filter((x) => x.n <= seen.length)) {
+      waiting.splice(waiting.indexOf(w), 1);
+      w.resolve(seen[w.n - 1]!);
+    }
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return {
+    nth: (n) => {
+      const sig = seen[n - 1];
+      return sig ? Promise.resolve(sig) : new Promise((resolve) => waiting.push({ n, resolve }));
+    },
+    dispose: () => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+    },
+  };
+}

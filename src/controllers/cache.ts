@@ -57,6 +57,7 @@ export class DiegoCache {
   readonly tasksByCell = new Index<ITask>((t) => t.spec.cellId);
   readonly desiredByUid = new Index<IDesiredLRP>((d) => d.metadata.uid);
   readonly cellById = new Index<ICell>((c) => c.spec.cellId);
+  private stopped = false;
 
   constructor(kc: KubeConfig, opts: { cellLeaseNamespace: string; logger: Logger }) {
     const api = `/apis/${GROUP}/${VERSION}`;
@@ -79,13 +80,27 @@ export class DiegoCache {
   }
 
   async start(): Promise<void> {
+    this.stopped = false;
     // Cells and leases first, so the first reconciles already know which cells are alive.
     await Promise.all([this.cells.start(), this.leases.start()]);
+    // A stop() while the first ones listed (leadership lost or a signal during start-up) must not be followed by
+    // watches nobody stops: they would keep the process alive after it has shut down.
+    if (this.stopped) return;
     await Promise.all([this.desired.start(), this.actual.start(), this.tasks.start()]);
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.desired, this.actual, this.tasks, this.cells, this.leases].map((i) => i.stop()));
+    this.stopped = true;
+    await Promise.all(this.informers().map((i) => i.stop()));
+  }
+
+  /** Whether any of its informers still lists or watches (false once stop() has resolved). */
+  get running(): boolean {
+    return this.informers().some((i) => i.running);
+  }
+
+  private informers() {
+    return [this.desired, this.actual, this.tasks, this.cells, this.leases];
   }
 
   desiredFor(actual: IActualLRP): IDesiredLRP | undefined {

@@ -52,6 +52,8 @@ export interface Informer<T extends KubernetesObject> {
   list(): T[];
   get(namespace: string | undefined, name: string): T | undefined;
   readonly synced: boolean;
+  /** Between start() and the end of stop(): it lists or watches. */
+  readonly running: boolean;
 }
 
 /** 'namespace/name', or 'name' for cluster-scoped objects. */
@@ -138,6 +140,11 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
 
   get synced(): boolean {
     return this.hasSynced;
+  }
+
+  /** Between start() and the end of stop(): it lists or watches. */
+  get running(): boolean {
+    return this.loop !== undefined;
   }
 
   on(event: InformerEvent, fn: (obj: T, old?: T) => void): void {

@@ -12,6 +12,7 @@ import { kubeConfigFromString, rawRequest } from '../../src/lib/kube.ts';
 import { createLogger } from '../../src/lib/log.ts';
 import { hackBuild, imageCacheDir, startCluster, type Cluster } from '../../src/lib/node/index.ts';
 import { busyboxImage, pauseImage } from '../../src/lib/node/oci-archive.ts';
+import { killStrays, markRun, reportStrays } from '../support/strays.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -39,6 +40,7 @@ declare module 'vitest' {
 let cluster: Cluster | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
+  markRun();
   const external = process.env.DIEGO_CLUSTER_KUBECONFIG;
   project.provide('clusterHelm', hackBuild('build-helm.sh'));
   project.provide('clusterKubectl', join(await ensureBinaries(), 'kubectl'));
@@ -119,6 +121,7 @@ export async function teardown(): Promise<void> {
   if (!cluster) return;
   const { dir, netns } = cluster;
   await cluster.stop();
+  reportStrays(killStrays());
   // Nothing of the node may be left: mounts, its network namespace, its cgroups, its directory.
   const left: string[] = [];
   if (readFileSync('/proc/self/mountinfo', 'utf8').includes(dir)) left.push(`mounts under ${dir}`);

@@ -7,9 +7,12 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DiegoCache } from '../../src/controllers/cache.ts';
 import { LEADER_LEASE_NAME } from '../../src/controllers/manager.ts';
+import { createLogger } from '../../src/lib/log.ts';
 import { createCA, issueCert, writeCertFiles, type CertKeyPair } from '../../src/lib/certs.ts';
 import { rawRequest } from '../../src/lib/kube.ts';
 import { VALIDATE_PATH } from '../../src/webhooks/server.ts';
@@ -22,6 +25,7 @@ const repo = join(import.meta.dirname, '..', '..');
 let ca: CertKeyPair;
 let certDir: string;
 const namespaces: string[] = [];
+const controllers: Controller[] = [];
 
 beforeAll(async () => {
   ca = await createCA({ commonName: 'webhook-test-ca' });
@@ -34,6 +38,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Never leave one behind (it shares this process's stderr): a stray controller waiting out an hour would keep the
+  // test run from ending.
+  for (const c of controllers) if (running(c)) c.child.kill('SIGKILL');
   rmSync(certDir, { recursive: true, force: true });
   await Promise.all(namespaces.map((ns) => deleteNamespace(kc, ns)));
 });
@@ -65,7 +72,9 @@ async function startController(delaySeconds: number): Promise<Controller> {
     { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
   );
   const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
-  return { child, port, namespace, exited };
+  const c = { child, port, namespace, exited };
+  controllers.push(c);
+  return c;
 }
 
 const holder = async (namespace: string) =>
@@ -121,6 +130,21 @@ function review(port: number, uid: string): Promise<{ uid?: string; allowed?: bo
 
 const running = (c: Controller) => c.child.exitCode === null && c.child.signalCode === null;
 
+/** Its exit code and signal, or a failure once `ms` have passed (the test then kills it). */
+async function exitOf(c: Controller, ms: number): Promise<[number | null, string | null]> {
+  const timer = new AbortController();
+  try {
+    return await Promise.race([
+      c.exited,
+      sleep(ms, undefined, { signal: timer.signal }).then(() => {
+        throw new Error(`controller (pid ${c.child.pid}) still running ${ms} ms later`);
+      }),
+    ]);
+  } finally {
+    timer.abort();
+  }
+}
+
 describe('controller shutdown', () => {
   it('on SIGTERM: releases the leader Lease at once, answers admission reviews for --shutdown-delay, then exits 0', async () => {
     const delay = 8;
@@ -138,7 +162,7 @@ describe('controller shutdown', () => {
       expect(running(c)).toBe(true);
       expect(during).toMatchObject({ uid: 'during', allowed: false });
 
-      const [code] = await c.exited;
+      const [code] = await exitOf(c, 90_000);
       expect(code).toBe(0);
       expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(delay * 1000); // it waited the delay out
       await expect(review(c.port, 'after')).rejects.toThrow(/ECONNREFUSED/);
@@ -155,10 +179,41 @@ describe('controller shutdown', () => {
       await eventually(async () => expect(await holder(c.namespace)).toBe(''), 30_000, 200);
       expect(await review(c.port, 'during')).toMatchObject({ uid: 'during' });
       c.child.kill('SIGINT');
-      const [code] = await c.exited; // long before the hour is up (the test's own timeout)
-      expect(code).toBe(0);
+      expect(await exitOf(c, 90_000)).toEqual([0, null]); // long before the hour is up
     } finally {
       if (running(c)) c.child.kill('SIGKILL');
     }
   }, 240_000);
+
+  it('a second signal while leadership is still being given up ends the delay too', async () => {
+    // The second signal right behind the first, while leadership is being given up and the informers stopped, just
+    // after start-up (what CI once hit: a stop while the cache was still starting left watches that kept the
+    // process alive for good). Not at the same instant: the kernel would fold two pending SIGTERMs into one.
+    const c = await startController(3600);
+    try {
+      await eventually(async () => expect(await holder(c.namespace)).toMatch(new RegExp(`-${c.child.pid}$`)), 120_000);
+      c.child.kill('SIGTERM');
+      await sleep(200);
+      c.child.kill('SIGTERM');
+      expect(await exitOf(c, 90_000)).toEqual([0, null]);
+      expect(await holder(c.namespace)).toBe('');
+    } finally {
+      if (running(c)) c.child.kill('SIGKILL');
+    }
+  }, 240_000);
+});
+
+describe('the controllers’ cache stopped while it starts', () => {
+  it('leaves no list or watch running (nothing would stop it, and the process would not end)', async () => {
+    const cache = new DiegoCache(kc, { cellLeaseNamespace: 'default', logger: createLogger('silent') });
+    const started = cache.start();
+    await cache.stop(); // the cells and leases are still listing: the other informers have not begun
+    await started;
+    expect(cache.running).toBe(false);
+    // And a cache that was let start stops every informer.
+    await cache.start();
+    expect(cache.running).toBe(true);
+    await cache.stop();
+    expect(cache.running).toBe(false);
+  });
 });

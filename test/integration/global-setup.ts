@@ -9,6 +9,7 @@ import { connectOrStart, ensureBinaries, type ControlPlane } from '../../src/lib
 import { installCRDs, kubeConfigFromString } from '../../src/lib/kube.ts';
 import { createLogger } from '../../src/lib/log.ts';
 import { startLocalWebhook, type LocalWebhook } from '../../src/webhooks/local.ts';
+import { killStrays, markRun, reportStrays } from '../support/strays.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -24,6 +25,7 @@ let startedAt = Date.now();
 
 export async function setup(project: TestProject): Promise<void> {
   startedAt = Date.now();
+  markRun();
   const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
   cp = await connectOrStart({ controllerManager: true, logger: log });
   const kc = kubeConfigFromString(cp.kubeconfig);
@@ -40,6 +42,7 @@ export async function setup(project: TestProject): Promise<void> {
 export async function teardown(): Promise<void> {
   await webhook?.stop();
   await cp?.stop();
+  reportStrays(killStrays());
   await removeExecutorStateDirs();
 }
 
