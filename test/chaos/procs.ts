@@ -10,6 +10,8 @@ const MAIN = join(REPO, 'src', 'main.ts');
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 
 const live = new Set<Child>();
+/** How long a SIGKILLed child may take to be gone (it exits at once unless stuck in the kernel). */
+const KILLED_MS = 30_000;
 
 export interface ExitInfo {
   code: number | null;
@@ -52,11 +54,11 @@ export class Child {
     }
   }
 
-  /** kill -9, resolved once it is gone. */
+  /** kill -9, resolved once it is gone (or failed: one stuck in the kernel does not die of it). */
   async kill(): Promise<void> {
     this.signal('SIGCONT'); // a stopped process dies of SIGKILL too, but let it be reaped promptly
     this.signal('SIGKILL');
-    await this.exited;
+    await this.exitedWithin(KILLED_MS);
   }
 
   /** `sig` (default SIGTERM), then SIGKILL after graceMs. */
@@ -73,7 +75,20 @@ export class Child {
     });
     await Promise.race([this.exited, late]);
     clearTimeout(timer);
-    return this.exited;
+    return this.exitedWithin(KILLED_MS);
+  }
+
+  /** Its exit, or a failure naming it once `ms` have passed (a wait on a child is never unbounded). */
+  private async exitedWithin(ms: number): Promise<ExitInfo> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${this.name} (pid ${this.pid}) still running ${ms} ms later`)), ms);
+    });
+    try {
+      return await Promise.race([this.exited, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Resident memory in bytes (VmRSS), or undefined once gone. */

@@ -15,13 +15,14 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { cellObjectName } from '../../src/cell-agent/presence.ts';
 import type { IActualLRP } from '../../src/crds/models.ts';
 import { createCA, issueCert, writeCertFiles } from '../../src/lib/certs.ts';
 import { kubeConfigFromString, rawRequest } from '../../src/lib/kube.ts';
 import { DiegoClient } from '../../src/lib/resources.ts';
 import { API_SCENARIO_STEPS, runBbsClient } from '../support/bbs-go.ts';
+import { outputOf } from '../support/child.ts';
 import { eventually } from '../support/eventually.ts';
 import { alive, containerPids as hostContainerPids, ctr, leftOf, nodeSh } from './host.ts';
 import { freePort, NatsServer, TestRouter } from '../support/nats-router.ts';
@@ -96,15 +97,18 @@ async function portForward(target: string, port: number): Promise<{ port: number
     target,
     `:${port}`,
   ]);
-  const local = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
+  // However the test ends (one that times out never reaches its finally).
+  onTestFinished(() => void child.kill());
+  const local = await outputOf(
+    child,
+    child.stdout,
+    (out) => {
       const m = /Forwarding from 127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', (code) => reject(new Error(`kubectl port-forward ${target} exited (${code}): ${out}`)));
-  });
+      return m ? Number(m[1]) : undefined;
+    },
+    60_000,
+    `kubectl port-forward ${target}`,
+  );
   return { port: local, stop: () => child.kill() };
 }
 const leader = async () =>
@@ -231,12 +235,11 @@ describe('diego-operator installed with helm on a real node', () => {
       const cell = (await client.list('Cell')).find((c) => c.metadata.name === node.name);
       expect(cell?.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
     }, 60_000);
-    const states = await run(process.execPath, [
-      join(repo, 'src/kubectl-diego.ts'),
-      '--kubeconfig',
-      kubeconfig,
-      'cell-states',
-    ]);
+    const states = await run(
+      process.execPath,
+      [join(repo, 'src/kubectl-diego.ts'), '--kubeconfig', kubeconfig, 'cell-states'],
+      { timeout: 120_000 },
+    );
     expect(states.stdout).toMatch(new RegExp(`^${node.name}\\s`, 'm'));
   });
 

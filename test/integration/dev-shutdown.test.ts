@@ -4,9 +4,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { exitOf, running } from '../support/child.ts';
 import { eventually } from '../support/eventually.ts';
-import { alive, children, descendants, type Proc, stat } from '../support/proc-tree.ts';
+import { alive, children, descendants, killAlive, type Proc, stat } from '../support/proc-tree.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -37,21 +38,27 @@ describe('make run stops everything', () => {
       env: env(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
+    let procs: Proc[] = [];
+    // SIGKILLed, it cannot stop what it started: those go first.
+    const killAll = () => {
+      killAlive([...procs, ...(running(dev) ? descendants(dev.pid!) : [])]);
+      dev.kill('SIGKILL');
+    };
+    onTestFinished(killAll); // a test that times out never reaches its finally
     try {
       const out = await ready(dev);
       const kubeconfig = /export KUBECONFIG=(\S+)/.exec(out)?.[1];
       expect(kubeconfig && existsSync(kubeconfig)).toBe(true);
       expect(out).toMatch(/ PATH=\S+:\$PATH/); // where kubectl is
-      const procs = descendants(dev.pid!);
+      procs = descendants(dev.pid!);
       expectControlPlane(procs);
 
       dev.kill('SIGTERM');
-      expect(await exited).toBe(0);
+      expect(await exitOf(dev, 120_000, 'make run (after SIGTERM)')).toEqual([0, null]);
       expect(procs.filter(alive)).toEqual([]);
       expect(existsSync(kubeconfig!)).toBe(false);
     } finally {
-      if (dev.exitCode === null) dev.kill('SIGKILL');
+      killAll();
     }
   }, 400_000);
 
@@ -63,6 +70,11 @@ describe('make run stops everything', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let procs: Proc[] = [];
+    const killAll = () => {
+      killAlive([...procs, ...(running(parent) ? descendants(parent.pid!) : [])]);
+      parent.kill('SIGKILL');
+    };
+    onTestFinished(killAll); // a test that times out never reaches its finally
     try {
       await ready(parent);
       const [devPid] = children(parent.pid!);
@@ -74,8 +86,7 @@ describe('make run stops everything', () => {
       parent.kill('SIGKILL');
       await eventually(() => expect(procs.filter(alive)).toEqual([]), 120_000);
     } finally {
-      for (const p of procs.filter(alive)) process.kill(p.pid, 'SIGKILL');
-      if (parent.exitCode === null) parent.kill('SIGKILL');
+      killAll();
     }
   }, 400_000);
 });

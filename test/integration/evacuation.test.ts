@@ -7,6 +7,7 @@ import type { IActualLRP, IDesiredLRP } from '../../src/crds/models.ts';
 import { followNodeDrain } from '../../src/cell-agent/drain.ts';
 import { releasePresence } from '../../src/cell-agent/presence.ts';
 import { registry } from '../../src/lib/metrics.ts';
+import { exitOf } from '../support/child.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import { spawnAgent } from '../support/agent-process.ts';
@@ -291,7 +292,7 @@ describe('evacuation', () => {
 
   it('SIGTERM: the cell-agent command hands its instances over before it exits', async () => {
     const cellId = `agent-${env.ns}`;
-    const { child: agent, exited, cleanUp } = spawnAgent(cellId, env.systemNamespace, ['--evacuation-timeout=60']);
+    const { child: agent, cleanUp } = spawnAgent(cellId, env.systemNamespace, ['--evacuation-timeout=60']);
     try {
       const d = await desire(1, undefined, {
         action: { run: { path: '/bin/sh', args: ['-c', 'exec sleep 600'], user: 'root' } },
@@ -299,7 +300,7 @@ describe('evacuation', () => {
       await runningOn(d, 1, cellId);
       const [other] = await env.startCells(1);
       agent.kill('SIGTERM');
-      const [code] = await exited;
+      const [code] = await exitOf(agent, 90_000, 'the cell agent (after SIGTERM)');
       expect(code).toBe(0);
       // By the time the agent is gone, the replacement already runs elsewhere and no copy is left.
       const all = await instancesOf(d);
@@ -319,7 +320,6 @@ describe('evacuation', () => {
     const {
       child: agent,
       stateDir,
-      exited,
       cleanUp,
     } = spawnAgent(cellId, env.systemNamespace, ['--stacks=cflinuxfs4', '--memory-mb=2048', '--evacuation-timeout=10']);
     let sleeps: Proc[] = [];
@@ -336,12 +336,7 @@ describe('evacuation', () => {
       });
       const started = Date.now();
       agent.kill('SIGTERM');
-      const [code] = await Promise.race([
-        exited,
-        sleep(90_000).then(() => {
-          throw new Error('the cell agent did not exit within 90 s of SIGTERM');
-        }),
-      ]);
+      const [code] = await exitOf(agent, 90_000, 'the cell agent (after SIGTERM)');
       expect(code).toBe(0);
       // Nowhere to move them: the instances ran until the evacuation timeout, then were stopped.
       expect(Date.now() - started).toBeGreaterThanOrEqual(10_000);

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { ProcessBackend } from '../../src/cell-agent/backends/process.ts';
@@ -19,6 +19,7 @@ import { applyAt } from '../../src/lib/kube.ts';
 import { leasePath, microTime } from '../../src/lib/lease.ts';
 import { startOpsServer, type OpsServer } from '../../src/lib/metrics.ts';
 import { opsSecurity } from '../../src/lib/ops-auth.ts';
+import { exitOf } from '../support/child.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 
@@ -354,7 +355,7 @@ describe('kubectl diego', () => {
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    onTestFinished(() => void child.kill('SIGKILL')); // a test that times out never reaches its finally
     try {
       await eventually(
         () => {
@@ -387,7 +388,7 @@ describe('kubectl diego', () => {
     } finally {
       child.kill('SIGINT');
     }
-    expect(await exited, err).toBe(0);
+    expect(await exitOf(child, 60_000, 'kubectl diego logs -f (after SIGINT)'), err).toEqual([0, null]);
   }, 240_000);
 
   it("sends the kubeconfig's token to a cell that checks tokens, over TLS only as asked", async () => {

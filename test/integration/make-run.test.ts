@@ -5,9 +5,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { exitOf, running } from '../support/child.ts';
 import { eventually } from '../support/eventually.ts';
-import { alive, descendants } from '../support/proc-tree.ts';
+import { alive, descendants, killAlive, type Proc } from '../support/proc-tree.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -19,7 +20,13 @@ describe('make run', () => {
     let out = '';
     dev.stdout.on('data', (c: Buffer) => (out += c.toString()));
     dev.stderr.on('data', () => undefined);
-    const exited = new Promise<number | null>((resolve) => dev.once('exit', (code) => resolve(code)));
+    let started: Proc[] = [];
+    // SIGKILLed, it cannot stop what it started (the control plane, the app's runc processes): those go first.
+    const killAll = () => {
+      killAlive([...started, ...(running(dev) ? descendants(dev.pid!) : [])]);
+      dev.kill('SIGKILL');
+    };
+    onTestFinished(killAll); // a test that times out never reaches its finally
     try {
       await eventually(() => expect(out).toContain('Press Ctrl-C to stop'), 180_000);
       const apps = [...out.matchAll(/curl (http:\/\/127\.0\.0\.1:\d+\/)\s+# the sample app "web"/g)].map((m) => m[1]!);
@@ -67,6 +74,7 @@ describe('make run', () => {
       // The operator's tools it points at: kubectl diego (on the printed PATH) and the live web view.
       const plugin = spawnSync(path.join(repo, 'bin', 'kubectl-diego'), ['--kubeconfig', kubeconfig!, 'cell-states'], {
         encoding: 'utf8',
+        timeout: 120_000, // it blocks this process (and the test's own timeout) while it runs
       });
       expect(plugin.status, plugin.stderr).toBe(0);
       expect(plugin.stdout).toMatch(/^dev-cell-0\s+z1\s/m);
@@ -75,14 +83,14 @@ describe('make run', () => {
       expect(JSON.stringify(await (await fetch(new URL('/api/view', web))).json())).toContain('dev-cell-0');
 
       // Everything it started (the control plane, the app's runc processes, ...) stops with it.
-      const started = descendants(dev.pid!);
+      started = descendants(dev.pid!);
       expect(started.map((p) => p.comm)).toEqual(expect.arrayContaining(['etcd', 'kube-apiserver']));
       dev.kill('SIGINT');
-      expect(await exited).toBe(0);
+      expect(await exitOf(dev, 120_000, 'make run (after SIGINT)')).toEqual([0, null]);
       expect(existsSync(kubeconfig!)).toBe(false); // the control plane's directory is gone
       expect(started.filter(alive)).toEqual([]);
     } finally {
-      if (dev.exitCode === null) dev.kill('SIGKILL');
+      killAll();
     }
   }, 300_000);
 });

@@ -12,6 +12,7 @@ import { runBbsClient } from '../support/bbs-go.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import { spawnAgent } from '../support/agent-process.ts';
+import { exitOf } from '../support/child.ts';
 
 const env = useDiego('rep-state', { convergeIntervalMs: 2000 });
 let app: ReturnType<typeof buildBbsApp>;
@@ -36,11 +37,10 @@ describe('cell states (cfdot cell-states)', () => {
     { timeout: 200_000 },
     async () => {
       const cellId = `rep-state-${process.pid}`;
-      const {
-        child: agent,
-        exited,
-        cleanUp,
-      } = spawnAgent(cellId, env.systemNamespace, ['--stacks=cflinuxfs4', '--memory-mb=2048']);
+      const { child: agent, cleanUp } = spawnAgent(cellId, env.systemNamespace, [
+        '--stacks=cflinuxfs4',
+        '--memory-mb=2048',
+      ]);
       try {
         const repAddress = await eventually(async () => {
           const cell = await env.client.get('Cell', undefined, cellObjectName(cellId));
@@ -85,9 +85,11 @@ describe('cell states (cfdot cell-states)', () => {
         // An empty cell stops at once (SIGTERM evacuates first).
         await env.client.delete('DesiredLRP', { namespace: env.ns, name: 'stateful' });
         await eventually(async () => expect(await env.client.list('ActualLRP', { namespace: env.ns })).toHaveLength(0));
-      } finally {
         agent.kill('SIGTERM');
-        await exited;
+        await exitOf(agent, 60_000, 'the cell agent (after SIGTERM)');
+      } finally {
+        // SIGKILL if still running: with instances left (the test failed), SIGTERM would evacuate them for
+        // --evacuation-timeout (600 s).
         cleanUp();
       }
     },
@@ -106,13 +108,13 @@ describe('cell states (cfdot cell-states)', () => {
     await cells.start();
     try {
       for (let run = 0; run < 2; run++) {
-        const { child, exited, cleanUp } = spawnAgent(cellId, env.systemNamespace);
+        const { child, cleanUp } = spawnAgent(cellId, env.systemNamespace);
         try {
           await eventually(() => expect(new Set(seen.filter(Boolean)).size).toBeGreaterThan(run), 60_000);
-        } finally {
           child.kill('SIGINT');
-          await exited;
-          cleanUp();
+          await exitOf(child, 60_000, 'the cell agent (after SIGINT)');
+        } finally {
+          cleanUp(); // SIGKILL if still running
         }
       }
       expect(seen.length).toBeGreaterThan(0);

@@ -2,7 +2,6 @@
 // nats-server that requires TLS and a user/password, as a production NATS does. Wrong credentials fail with a
 // message that says so; the leader is killed (-9) and the other replica takes over, routes keep flowing.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import type { IDesiredLRP } from '../../src/crds/models.ts';
 import { createCA, issueCert, writeCertFiles } from '../../src/lib/certs.ts';
 import { rawRequest } from '../../src/lib/kube.ts';
 import type { RegistryMessage } from '../../src/lifecycle/routing-table.ts';
+import { exitOf, outputOf } from '../support/child.ts';
 import { eventually } from '../support/eventually.ts';
 import { useDiego } from '../support/fixture.ts';
 import { freePort } from '../support/nats-router.ts';
@@ -24,6 +24,7 @@ const user = 'emitter';
 const pass = 's3cret-pass';
 let port = 0;
 let nats: ChildProcess;
+const replicas: ChildProcess[] = [];
 const tls = { ca: path.join(dir, 'ca.crt'), cert: path.join(dir, 'client.crt'), key: path.join(dir, 'client.key') };
 
 beforeAll(async () => {
@@ -56,18 +57,13 @@ beforeAll(async () => {
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  await new Promise<void>((resolve, reject) => {
-    let err = '';
-    nats.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (err.includes('Server is ready')) resolve();
-    });
-    nats.on('exit', (code) => reject(new Error(`nats-server exited (${code}): ${err}`)));
-  });
+  await outputOf(nats, nats.stderr!, (err) => err.includes('Server is ready') || undefined, 60_000, 'nats-server');
 });
 
 afterAll(() => {
   nats?.kill('SIGKILL');
+  // A test that timed out never reached its finally: its replicas (they share this process's stderr) end here.
+  for (const p of replicas) p.kill('SIGKILL');
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -135,7 +131,7 @@ describe('the route-emitter role', () => {
         },
       });
       await sub.flush();
-      const replicas = [emitterProcess(), emitterProcess()];
+      replicas.push(emitterProcess(), emitterProcess());
       try {
         await env.startCells(1, () => ({ address: '10.250.0.7' }));
         await client.create('DesiredLRP', app('web'));
@@ -151,7 +147,7 @@ describe('the route-emitter role', () => {
         const victim = replicas.find((p) => leader.endsWith(`-${p.pid}`));
         expect(victim, `leader ${leader}`).toBeDefined();
         victim!.kill('SIGKILL');
-        await once(victim!, 'exit');
+        await exitOf(victim!, 30_000, 'the leader (SIGKILLed)');
         // Work after the kill is routed by the other replica once it holds the Lease.
         await client.create('DesiredLRP', app('api'));
         await eventually(async () => {

@@ -1,21 +1,19 @@
 // A cell agent as `diego-operator cell-agent` runs it (process backend, ops server on a free loopback port), for
 // the suites that need the whole role: its flags, its signals, its ops server.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { inject } from 'vitest';
+import { inject, onTestFinished } from 'vitest';
 
 export interface AgentProcess {
   child: ChildProcess;
   stateDir: string;
-  /** Resolves with [exit code, signal] once the process has exited. */
-  exited: Promise<[number | null, string | null]>;
-  /** SIGKILL if still running, and remove its state directory. */
+  /** SIGKILL if still running, and remove its state directory (done anyway when the test ends). */
   cleanUp: () => void;
 }
 
+/** Starts a cell agent for the current test (call it from a test, not a hook); bound any wait on it (child.ts). */
 export function spawnAgent(cellId: string, systemNamespace: string, flags: string[] = []): AgentProcess {
   const stateDir = mkdtempSync(path.join(tmpdir(), 'agent-process-'));
   const child = spawn(
@@ -33,14 +31,12 @@ export function spawnAgent(cellId: string, systemNamespace: string, flags: strin
     ],
     { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODE_NAME: '' } },
   );
-  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
-  return {
-    child,
-    stateDir,
-    exited,
-    cleanUp: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      rmSync(stateDir, { recursive: true, force: true });
-    },
+  const cleanUp = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(stateDir, { recursive: true, force: true });
   };
+  // A test that times out never reaches its finally, and the agent shares this process's stderr: a stray one would
+  // keep the test run from ending.
+  onTestFinished(cleanUp);
+  return { child, stateDir, cleanUp };
 }

@@ -2,6 +2,7 @@
 // reads the steps it reports ("ok <step>" per line on stdout; the failure on stderr).
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { onTestFinished } from 'vitest';
 
 const goDir = fileURLToPath(new URL('../bbs-conformance/', import.meta.url));
 
@@ -40,20 +41,43 @@ export interface GoRun {
   ok: string[];
 }
 
+/** Runs the client; once `timeoutMs` have passed, kills it (code null, and stderr says so). */
 export function runBbsClient(args: string[], timeoutMs: number): Promise<GoRun> {
   return new Promise((resolve, reject) => {
+    // Its own process group, killed as a whole: killed alone, `go run` leaves the program it built running, holding
+    // the pipes ('close' would never come).
     const child = spawn('go', ['run', '.', ...args], {
       cwd: goDir,
       env: { ...process.env, GOWORK: 'off', GOFLAGS: '-mod=readonly' },
       stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: timeoutMs,
+      detached: true,
     });
     let stdout = '';
     let stderr = '';
+    let closed = false;
+    const kill = () => {
+      if (closed || child.pid === undefined) return; // (its group may be gone, its id another's)
+      try {
+        process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => {
+      stderr += `\n(killed: still running ${timeoutMs} ms later)\n`;
+      kill();
+    }, timeoutMs);
+    // A test that times out (or fails) before then: the run ends with it.
+    onTestFinished(kill);
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     child.on('close', (code) => {
+      closed = true;
+      clearTimeout(timer);
       const ok = stdout
         .split('\n')
         .filter((l) => l.startsWith('ok '))

@@ -5,6 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { running } from './child.ts';
 
 /** The Chromium binary on PATH, or undefined. */
 export function findChromium(): string | undefined {
@@ -15,6 +16,9 @@ export function findChromium(): string | undefined {
   }
   return undefined;
 }
+
+/** How long the browser may take to answer (generous: a loaded machine). */
+const ANSWER_MS = 60_000;
 
 interface Pending {
   resolve: (v: Record<string, unknown>) => void;
@@ -51,7 +55,9 @@ export class Chromium {
     const port = await this.devToolsPort(60_000);
     let target: { webSocketDebuggerUrl: string } | undefined;
     for (let i = 0; i < 100 && !target; i++) {
-      const list = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as {
+      const list = (await (
+        await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(ANSWER_MS) })
+      ).json()) as {
         type: string;
         webSocketDebuggerUrl: string;
       }[];
@@ -61,8 +67,18 @@ export class Chromium {
     if (!target) throw new Error('chromium has no page');
     const ws = new WebSocket(target.webSocketDebuggerUrl);
     await new Promise<void>((resolve, reject) => {
-      ws.onopen = () => resolve();
-      ws.onerror = () => reject(new Error('cannot reach chromium over DevTools'));
+      const timer = setTimeout(
+        () => reject(new Error(`chromium did not open DevTools within ${ANSWER_MS} ms`)),
+        ANSWER_MS,
+      );
+      ws.onopen = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      ws.onerror = () => {
+        clearTimeout(timer);
+        reject(new Error('cannot reach chromium over DevTools'));
+      };
     });
     ws.onmessage = (ev) => {
       const msg = JSON.parse(String(ev.data)) as { id?: number; result?: Record<string, unknown>; error?: unknown };
@@ -88,7 +104,9 @@ export class Chromium {
       const text = await readFile(join(this.dir, 'DevToolsActivePort'), 'utf8').catch(() => '');
       const port = Number(text.split('\n')[0]);
       if (port > 0) return port;
-      if (this.proc?.exitCode !== null) throw new Error(`chromium exited (${this.proc?.exitCode})`);
+      if (this.proc && !running(this.proc)) {
+        throw new Error(`chromium exited (${this.proc.signalCode ?? this.proc.exitCode})`);
+      }
       if (Date.now() > deadline) throw new Error('chromium did not open its DevTools port');
       await sleep(200);
     }
@@ -99,7 +117,21 @@ export class Chromium {
     if (!ws) return Promise.reject(new Error('chromium not started'));
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      // A browser that stopped answering fails the call (stop() ends it), rather than leave the test waiting.
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`devtools: ${method} unanswered ${ANSWER_MS} ms later`));
+      }, ANSWER_MS);
+      this.pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
       ws.send(JSON.stringify({ id, method, params }));
     });
   }

@@ -66,14 +66,17 @@ export async function startContainerd(): Promise<TestContainerd> {
     ['-c', 'exec containerd --config "$1" >"$2" 2>&1', 'sh', path.join(dir, 'config.toml'), logFile],
     { stdio: 'ignore' },
   );
+  // ctr runs synchronously: until it returns, nothing else in this process runs, not even the test's timeout. A
+  // containerd (or shim) that stops answering fails the call instead.
+  const timeout = 60_000;
   const ctr = (ns: string, ...args: string[]) =>
-    execFileSync('ctr', ['--address', address, '--namespace', ns, ...args], { encoding: 'utf8' });
+    execFileSync('ctr', ['--address', address, '--namespace', ns, ...args], { encoding: 'utf8', timeout });
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (child.exitCode !== null) {
       throw new Error(`containerd exited (${child.exitCode}): ${await readFile(logFile, 'utf8').catch(() => '')}`);
     }
-    if (existsSync(address) && spawnSync('ctr', ['--address', address, 'version']).status === 0) break;
+    if (existsSync(address) && spawnSync('ctr', ['--address', address, 'version'], { timeout }).status === 0) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`containerd did not come up: ${await readFile(logFile, 'utf8').catch(() => '')}`);
@@ -81,19 +84,34 @@ export async function startContainerd(): Promise<TestContainerd> {
     await sleep(50);
   }
 
-  const overlay = ctr('default', 'plugins', 'ls')
-    .split('\n')
-    .some((l) => /io\.containerd\.snapshotter\.v1\s+overlayfs\s.*\sok\s*$/.test(l));
+  let overlay: boolean;
+  try {
+    overlay = ctr('default', 'plugins', 'ls')
+      .split('\n')
+      .some((l) => /io\.containerd\.snapshotter\.v1\s+overlayfs\s.*\sok\s*$/.test(l));
+  } catch (err) {
+    child.kill('SIGKILL'); // nobody has a stop() for it yet
+    throw err;
+  }
   const snapshotter = overlay ? 'overlayfs' : 'native';
 
   const stop = async () => {
-    for (const ns of ctr('default', 'namespaces', 'ls', '-q').split('\n').filter(Boolean)) {
-      for (const line of ctr(ns, 'tasks', 'ls').split('\n').slice(1)) {
-        const id = line.trim().split(/\s+/)[0];
-        if (id) spawnSync('ctr', ['--address', address, '--namespace', ns, 'tasks', 'delete', '--force', id]);
+    // Whatever ctr answers (it fails once `timeout` has passed), containerd is stopped and its mounts undone below.
+    const list = (ns: string, ...args: string[]) => {
+      try {
+        return ctr(ns, ...args);
+      } catch {
+        return '';
       }
-      for (const id of ctr(ns, 'containers', 'ls', '-q').split('\n').filter(Boolean)) {
-        spawnSync('ctr', ['--address', address, '--namespace', ns, 'containers', 'delete', id]);
+    };
+    for (const ns of list('default', 'namespaces', 'ls', '-q').split('\n').filter(Boolean)) {
+      for (const line of list(ns, 'tasks', 'ls').split('\n').slice(1)) {
+        const id = line.trim().split(/\s+/)[0];
+        if (id)
+          spawnSync('ctr', ['--address', address, '--namespace', ns, 'tasks', 'delete', '--force', id], { timeout });
+      }
+      for (const id of list(ns, 'containers', 'ls', '-q').split('\n').filter(Boolean)) {
+        spawnSync('ctr', ['--address', address, '--namespace', ns, 'containers', 'delete', id], { timeout });
       }
     }
     if (child.exitCode === null) {

@@ -16,14 +16,18 @@ export interface KubectlResult {
   stderr: string;
 }
 
-/** Runs the real kubectl against the test cluster; never throws on a non-zero exit. */
+/** Runs the real kubectl against the test cluster; never throws on a non-zero exit, fails once 120 s have passed. */
 export function kubectl(args: string[], stdin?: string): Promise<KubectlResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       inject('kubectl'),
       ['--kubeconfig', inject('kubeconfigPath'), ...args],
-      { maxBuffer: 64 * 1024 * 1024 },
+      // kubectl waits on the API server without a bound of its own.
+      { maxBuffer: 64 * 1024 * 1024, timeout: 120_000 },
       (err, stdout, stderr) => {
+        if (err?.killed && typeof err.code !== 'string') {
+          return reject(new Error(`kubectl ${args.join(' ')} still running 120000 ms later: ${stderr}`));
+        }
         if (err && typeof err.code !== 'number') return reject(new Error(`cannot run kubectl: ${err.message}`));
         resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
       },

@@ -10,6 +10,7 @@ import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { RegistryMessage } from '../../src/lifecycle/routing-table.ts';
+import { exitOf, outputOf, running } from './child.ts';
 
 export class NatsServer {
   private proc?: ChildProcess;
@@ -29,23 +30,21 @@ export class NatsServer {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.proc = proc;
-    let err = '';
-    await new Promise<void>((resolve, reject) => {
-      proc.stderr.on('data', (d: Buffer) => {
-        err += d.toString();
-        if (err.includes('Server is ready')) resolve();
-      });
-      proc.on('exit', (code) => reject(new Error(`nats-server exited (${code}): ${err}`)));
-    });
+    try {
+      await outputOf(proc, proc.stderr, (err) => err.includes('Server is ready') || undefined, 60_000, 'nats-server');
+    } catch (err) {
+      proc.kill('SIGKILL');
+      throw err;
+    }
     return this;
   }
 
   /** kill -9, as a crashed NATS. */
   async kill(): Promise<void> {
     const p = this.proc;
-    if (!p || p.exitCode !== null) return;
+    if (!p || !running(p)) return;
     p.kill('SIGKILL');
-    await once(p, 'exit');
+    await exitOf(p, 30_000, 'nats-server (SIGKILLed)');
   }
 }
 

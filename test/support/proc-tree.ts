@@ -46,3 +46,14 @@ export function alive(p: Proc): boolean {
   const s = stat(p.pid);
   return s !== undefined && s.start === p.start && s.state !== 'Z';
 }
+
+/** SIGKILLs those of `procs` still running (what a test's child started, which a SIGKILLed child cannot stop). */
+export function killAlive(procs: Proc[]): void {
+  for (const p of procs) {
+    try {
+      if (alive(p)) process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
