@@ -3,7 +3,6 @@
 // for --shutdown-delay, while the API server and kube-proxy drop the pod from the webhook Service's endpoints (a
 // user's `kubectl apply` meanwhile must not fail). A second signal ends the wait.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -16,6 +15,7 @@ import { createLogger } from '../../src/lib/log.ts';
 import { createCA, issueCert, writeCertFiles, type CertKeyPair } from '../../src/lib/certs.ts';
 import { rawRequest } from '../../src/lib/kube.ts';
 import { VALIDATE_PATH } from '../../src/webhooks/server.ts';
+import { exitOf, running } from '../support/child.ts';
 import { eventually } from '../support/eventually.ts';
 import { deleteNamespace, testKubeConfig } from '../support/kube.ts';
 import { freePort } from '../support/nats-router.ts';
@@ -40,7 +40,7 @@ beforeAll(async () => {
 afterAll(async () => {
   // Never leave one behind (it shares this process's stderr): a stray controller waiting out an hour would keep the
   // test run from ending.
-  for (const c of controllers) if (running(c)) c.child.kill('SIGKILL');
+  for (const c of controllers) if (running(c.child)) c.child.kill('SIGKILL');
   rmSync(certDir, { recursive: true, force: true });
   await Promise.all(namespaces.map((ns) => deleteNamespace(kc, ns)));
 });
@@ -49,7 +49,6 @@ interface Controller {
   child: ChildProcess;
   port: number;
   namespace: string;
-  exited: Promise<[number | null, string | null]>;
 }
 
 async function startController(delaySeconds: number): Promise<Controller> {
@@ -71,8 +70,7 @@ async function startController(delaySeconds: number): Promise<Controller> {
     ],
     { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
   );
-  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
-  const c = { child, port, namespace, exited };
+  const c = { child, port, namespace };
   controllers.push(c);
   return c;
 }
@@ -128,23 +126,6 @@ function review(port: number, uid: string): Promise<{ uid?: string; allowed?: bo
   });
 }
 
-const running = (c: Controller) => c.child.exitCode === null && c.child.signalCode === null;
-
-/** Its exit code and signal, or a failure once `ms` have passed (the test then kills it). */
-async function exitOf(c: Controller, ms: number): Promise<[number | null, string | null]> {
-  const timer = new AbortController();
-  try {
-    return await Promise.race([
-      c.exited,
-      sleep(ms, undefined, { signal: timer.signal }).then(() => {
-        throw new Error(`controller (pid ${c.child.pid}) still running ${ms} ms later`);
-      }),
-    ]);
-  } finally {
-    timer.abort();
-  }
-}
-
 describe('controller shutdown', () => {
   it('on SIGTERM: releases the leader Lease at once, answers admission reviews for --shutdown-delay, then exits 0', async () => {
     const delay = 8;
@@ -159,15 +140,15 @@ describe('controller shutdown', () => {
       await eventually(async () => expect(await holder(c.namespace)).toBe(''), 30_000, 200);
       // Still answering while the delay runs (the process is alive and serving).
       const during = await review(c.port, 'during');
-      expect(running(c)).toBe(true);
+      expect(running(c.child)).toBe(true);
       expect(during).toMatchObject({ uid: 'during', allowed: false });
 
-      const [code] = await exitOf(c, 90_000);
+      const [code] = await exitOf(c.child, 90_000, 'controller');
       expect(code).toBe(0);
       expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(delay * 1000); // it waited the delay out
       await expect(review(c.port, 'after')).rejects.toThrow(/ECONNREFUSED/);
     } finally {
-      if (running(c)) c.child.kill('SIGKILL');
+      if (running(c.child)) c.child.kill('SIGKILL');
     }
   }, 240_000);
 
@@ -179,9 +160,9 @@ describe('controller shutdown', () => {
       await eventually(async () => expect(await holder(c.namespace)).toBe(''), 30_000, 200);
       expect(await review(c.port, 'during')).toMatchObject({ uid: 'during' });
       c.child.kill('SIGINT');
-      expect(await exitOf(c, 90_000)).toEqual([0, null]); // long before the hour is up
+      expect(await exitOf(c.child, 90_000, 'controller')).toEqual([0, null]); // long before the hour is up
     } finally {
-      if (running(c)) c.child.kill('SIGKILL');
+      if (running(c.child)) c.child.kill('SIGKILL');
     }
   }, 240_000);
 
@@ -195,10 +176,10 @@ describe('controller shutdown', () => {
       c.child.kill('SIGTERM');
       await sleep(200);
       c.child.kill('SIGTERM');
-      expect(await exitOf(c, 90_000)).toEqual([0, null]);
+      expect(await exitOf(c.child, 90_000, 'controller')).toEqual([0, null]);
       expect(await holder(c.namespace)).toBe('');
     } finally {
-      if (running(c)) c.child.kill('SIGKILL');
+      if (running(c.child)) c.child.kill('SIGKILL');
     }
   }, 240_000);
 });
