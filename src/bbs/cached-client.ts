@@ -118,6 +118,7 @@ export class CachedDiegoClient extends DiegoClient {
 
   /** Starts the caches now (otherwise on the first read). Resolves once they are synced. */
   async start(): Promise<void> {
+    if (this.stopped) return; // informers started now would have nobody to stop them
     await Promise.all(CACHED.map((k) => this.cache(k).started));
   }
 

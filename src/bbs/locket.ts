@@ -94,6 +94,7 @@ export class LocketStore {
   private readonly own = new Map<string, OwnWrite>();
   private sweeping?: Promise<void>;
   private sweeper?: NodeJS.Timeout;
+  private stopped = false;
 
   private readonly kc: KubeConfig;
   private readonly client: DiegoClient;
@@ -111,13 +112,18 @@ export class LocketStore {
   }
 
   async start(): Promise<void> {
+    this.stopped = false;
     await this.leases.start();
+    // Stopped meanwhile: no sweeper (it would delete Leases from a cache nobody updates, for good).
+    if (this.stopped) return;
     // Expired locks go in the background (Locket's expiry deletes the row), a batch at a time.
+    clearInterval(this.sweeper); // one sweeper, also when two start() calls overlap
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
     this.sweeper.unref();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.sweeper);
     await this.sweeping;
     await this.leases.stop();

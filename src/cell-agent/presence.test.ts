@@ -1,5 +1,6 @@
+import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { advertisedOpsUrl } from './presence.ts';
+import { advertisedOpsUrl, untilRegistrable } from './presence.ts';
 
 describe('advertisedOpsUrl', () => {
   it('keeps a loopback or named listening URL', () => {
@@ -11,5 +12,27 @@ describe('advertisedOpsUrl', () => {
   });
   it('keeps the listening URL when the address is unknown', () => {
     expect(advertisedOpsUrl('http://127.0.0.1:17008', '0.0.0.0', undefined)).toBe('http://127.0.0.1:17008');
+  });
+});
+
+describe('untilRegistrable', () => {
+  const quiet = { info: () => undefined, warn: () => undefined };
+
+  it('ends its wait between tries as soon as its signal aborts (the agent stopped while waiting for the cluster)', async () => {
+    const stop = new AbortController();
+    let tries = 0;
+    const waiting = untilRegistrable(
+      new KubeConfig(),
+      'diego-system',
+      () => {
+        tries++;
+        stop.abort(); // stopped while this try fails
+        return Promise.reject(new Error('connect ECONNREFUSED'));
+      },
+      quiet,
+      { retryMs: 3_600_000, signal: stop.signal },
+    );
+    await expect(waiting).rejects.toThrow(/stopped while waiting/);
+    expect(tries).toBe(1);
   });
 });

@@ -1,5 +1,6 @@
 // A cell's registration: its Cell object and its presence Lease (Diego's Locket presence), as written by the
 // rep (and by the simulated cells of the tests, so both speak the same protocol).
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { LABEL_CELL_PRESENCE } from '../lifecycle/names.ts';
 import type { CellSpec } from '../crds/cell.ts';
@@ -110,7 +111,7 @@ export async function untilRegistrable(
           }
         } else say('the Diego CRDs (diego-operator install-crds, or the Helm chart)', err);
       }
-      await new Promise((r) => setTimeout(r, opts.retryMs ?? 2000));
+      await sleep(opts.retryMs ?? 2000, undefined, { signal: opts.signal }).catch(() => undefined); // ended by a stop
     }
   }
 }

@@ -177,6 +177,8 @@ export class Rep {
   private opsUrl: string | undefined;
   /** start() has begun registering the Cell (advertiseOps re-registers from then on). */
   private registering = false;
+  /** start()'s first registration and renewal (stop() lets it end before it releases the presence). */
+  private registration?: Promise<void>;
 
   constructor(opts: RepOptions) {
     this.o = withDefaults(
@@ -264,11 +266,25 @@ export class Rep {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.startUp();
+    } catch (err) {
+      // What start-up began (the heartbeat renewing the presence, the informers, the runs of adopted containers) must
+      // not go on behind a caller that gives up: it stops, and the containers are left to the next agent.
+      await this.stop({ leaveContainers: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async startUp(): Promise<void> {
     const { kc, cellId } = this.o;
+    // A stop() before or during start-up ends it at the next step: nothing it starts after the stop (heartbeat,
+    // informers, bulk sync, container metrics) would ever be stopped, and the process would not end.
+    const stopped = this.lifetime.signal;
     this.registering = true;
     const register = () => this.register();
     // Before the namespace or the CRDs exist (an agent started before the operator), wait rather than exit.
-    await untilRegistrable(
+    this.registration = untilRegistrable(
       kc,
       this.o.systemNamespace,
       async () => {
@@ -276,8 +292,17 @@ export class Rep {
         await this.renew();
       },
       this.log,
+      { signal: stopped },
     );
+    try {
+      await this.registration;
+    } catch (err) {
+      if (stopped.aborted) return;
+      throw err;
+    }
+    if (stopped.aborted) return;
     await this.evacuator.resume(); // a restarted agent takes work again
+    if (stopped.aborted) return;
     this.telemetry.start();
     this.heartbeat = new Heartbeat(
       () => this.renew(),
@@ -331,8 +356,11 @@ export class Rep {
       this.stopTask(t);
     });
     await Promise.all([this.actual.start(), this.tasks.start()]);
+    if (stopped.aborted) return;
     await this.adopt();
+    if (stopped.aborted) return;
     await this.cellStatus.publish();
+    if (stopped.aborted) return;
     this.bulk = new BulkSyncLoop(
       {
         cellId,
@@ -461,6 +489,8 @@ export class Rep {
     }
     for (const r of this.running.values()) r.stop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
+    // A first renewal still on its way would bring the presence back after its release.
+    await this.registration?.catch(() => undefined);
     await releasePresence(this.o.kc, this.o.systemNamespace, this.o.cellId).catch((err: unknown) =>
       this.log.warn({ err }, 'could not release the presence lease'),
     );

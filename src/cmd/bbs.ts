@@ -86,21 +86,28 @@ export async function startBbs(opts: BbsOptions): Promise<RunningBbs> {
     client = cached = new CachedDiegoClient(kc, { namespace: opts.namespace, log: opts.log });
     await cached.start();
   }
-  const app = buildBbsApp({
-    client,
-    namespace: opts.namespace,
-    systemNamespace: opts.systemNamespace,
-    logger: opts.log,
-    maxBodyBytes: opts.maxBodyBytes,
-    https: tls
-      ? {
-          cert: readFileSync(opts.tlsCert!),
-          key: readFileSync(opts.tlsKey!),
-          ca: readFileSync(opts.tlsClientCa!),
-        }
-      : undefined,
-  });
-  await app.listen({ host, port });
+  let app: ReturnType<typeof buildBbsApp>;
+  try {
+    app = buildBbsApp({
+      client,
+      namespace: opts.namespace,
+      systemNamespace: opts.systemNamespace,
+      logger: opts.log,
+      maxBodyBytes: opts.maxBodyBytes,
+      https: tls
+        ? {
+            cert: readFileSync(opts.tlsCert!),
+            key: readFileSync(opts.tlsKey!),
+            ca: readFileSync(opts.tlsClientCa!),
+          }
+        : undefined,
+    });
+    await app.listen({ host, port });
+  } catch (err) {
+    // The read cache's watches would keep the process from ending after this error.
+    await cached?.stop();
+    throw err;
+  }
   let health: HealthServer | undefined;
   let locket: RunningLocket | undefined;
   let ops: OpsServer | undefined;

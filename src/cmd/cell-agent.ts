@@ -417,7 +417,15 @@ export async function runCellAgent(opts: CellAgentOptions): Promise<number> {
     await ops.close();
     throw err;
   }
-  const routes = opts.routeEmitter ? await startLocalRouteEmitter(kc, opts, opts.routeEmitter) : undefined;
+  let routes: { stop(): Promise<void> } | undefined;
+  try {
+    routes = opts.routeEmitter ? await startLocalRouteEmitter(kc, opts, opts.routeEmitter) : undefined;
+  } catch (err) {
+    // NATS refused the emitter: the agent exits, and nothing it started may keep it (and its presence) alive.
+    await rep.stop({ leaveContainers: true });
+    await ops.close();
+    throw err;
+  }
   opts.log.info(
     {
       ops: ops.url,

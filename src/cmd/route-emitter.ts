@@ -80,8 +80,17 @@ export async function runRouteEmitter(opts: RouteEmitterRoleOptions): Promise<nu
     onNewLeader: (identity) => log.info({ leader: identity }, 'route emitter leader observed'),
   });
   const [host, port] = splitAddress(opts.metricsAddress, '--metrics-address');
-  const security = await opsSecurity(kc, host, opts.metricsAuth ?? 'auto', {});
-  const ops = await startOpsServer({ host, port, ready: () => emitting, logger: log, ...security });
+  let ops: Awaited<ReturnType<typeof startOpsServer>>;
+  try {
+    const security = await opsSecurity(kc, host, opts.metricsAuth ?? 'auto', {});
+    ops = await startOpsServer({ host, port, ready: () => emitting, logger: log, ...security });
+  } catch (err) {
+    // The role fails: the elector (campaigning, maybe leading and emitting) and NATS would keep the process alive.
+    await elector.stop({ release: true });
+    await emitter?.stop();
+    await bus.close();
+    throw err;
+  }
   log.info({ metrics: ops.url, nats: opts.natsServers }, 'route emitter started');
   const sig = await untilSignal();
   log.info({ signal: sig }, 'shutting down');

@@ -65,6 +65,10 @@ export class Manager {
   private elector?: LeaderElector;
   private running?: Running;
   private leading: Promise<void> = Promise.resolve();
+  /** Aborted by stop(): a start() still under way starts nothing more (no elector, no controllers). */
+  private lifetime = new AbortController();
+  /** The stop of the controllers under way (stop() waits for it, also when a loss of leadership began it). */
+  private stopping: Promise<void> = Promise.resolve();
   /** The auctioneer's recent decisions, across leadership terms (the web view shows them). */
   readonly decisions = new RecentDecisions(100);
 
@@ -91,8 +95,16 @@ export class Manager {
   }
 
   async start(): Promise<void> {
+    const lifetime = (this.lifetime = new AbortController());
     await ensureNamespace(this.o.kc, this.o.systemNamespace);
-    if (!this.o.leaderElection) return this.lead(new AbortController().signal);
+    // A stop() meanwhile (a signal during start-up) found nothing to stop: nothing may start after it.
+    if (lifetime.signal.aborted) return;
+    if (!this.o.leaderElection) {
+      // Without an elector, stop() ends this term: a stop while the cache starts starts no controller.
+      const leading = this.lead(lifetime.signal);
+      this.leading = leading.catch(() => undefined);
+      return leading;
+    }
     const lease = this.o.leaseDurationMs ?? DEFAULT_LEADER_LEASE_MS;
     this.elector = new LeaderElector(this.o.kc, {
       namespace: this.o.systemNamespace,
@@ -116,6 +128,7 @@ export class Manager {
 
   /** Stops the controllers; releases the leader lease unless releaseLease is false (a simulated crash). */
   async stop(opts: { releaseLease?: boolean } = {}): Promise<void> {
+    this.lifetime.abort();
     await this.elector?.stop({ release: opts.releaseLease });
     await this.leading;
     await this.stopControllers();
@@ -191,21 +204,27 @@ export class Manager {
     this.log.info('controllers started');
   }
 
-  private async stopControllers(): Promise<void> {
+  /** Stops the controllers of the current term; resolves once every stop begun so far (a lost term's too) is done. */
+  private stopControllers(): Promise<void> {
     const r = this.running;
-    if (!r) return;
+    if (!r) return this.stopping;
     this.running = undefined;
-    // Stop writing first, then stop watching.
-    await Promise.all([
-      r.converger.stop(),
-      r.auctioneer.stop(),
-      r.tasks.stop(),
-      r.endpoints?.stop(),
-      r.cellReady.stop(),
-    ]);
-    r.presence.stop();
-    await r.cache.stop();
-    this.log.info('controllers stopped');
+    const stopped = (async () => {
+      // Stop writing first, then stop watching.
+      await Promise.all([
+        r.converger.stop(),
+        r.auctioneer.stop(),
+        r.tasks.stop(),
+        r.endpoints?.stop(),
+        r.cellReady.stop(),
+      ]);
+      r.presence.stop();
+      await r.cache.stop();
+      this.log.info('controllers stopped');
+    })();
+    const all = Promise.all([this.stopping, stopped]).then(() => undefined);
+    this.stopping = all.catch(() => undefined); // a failed stop is its caller's to hear once
+    return all;
   }
 }
 

@@ -171,6 +171,7 @@ export class RouteEmitter {
   }
 
   async start(): Promise<void> {
+    if (this.stopped) return; // stopped already: its informers would have nobody to stop them
     const ns = this.o.namespace;
     const path = (plural: string) => `/apis/${GROUP}/${VERSION}${ns ? `/namespaces/${ns}` : ''}/${plural}`;
     // Cell-local mode reads DesiredLRPs one by one (lookUpDesired).
@@ -213,8 +214,12 @@ export class RouteEmitter {
       this.emitAll();
     });
     await Promise.all([this.desired?.start(), this.actual.start()]);
+    // A stop() meanwhile (leadership lost, a signal) must not be followed by timers nobody clears: they would list
+    // every minute for good and keep the process from ending.
+    if (this.stopped) return;
     this.queue.run((key) => this.reconcile(key), 4);
     const greeting = await this.o.bus.greet().catch(() => undefined);
+    if (this.stopped) return; // greet() may take 30 s when no router answers
     if (greeting) this.setInterval(greeting);
     this.scheduleEmit();
     this.timers.push(

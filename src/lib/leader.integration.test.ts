@@ -95,6 +95,14 @@ function pointAt(k: KubeConfig, server: string): void {
 const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 
 describe('LeaderElector', () => {
+  it('releases a lease its stop() found being acquired or renewed (the standby does not wait it out)', async () => {
+    const { e } = elector('stop-acquiring', 'a');
+    // The first try is on its way (read, then create): stop() waits for it, then releases what it wrote.
+    await e.stop();
+    expect((await readLease('stop-acquiring')).spec.holderIdentity ?? '').toBe('');
+    expect(e.isLeader).toBe(false);
+  });
+
   it('rejects timings that would let two leaders overlap', () => {
     const bad = { namespace: 'x', name: 'y', identity: 'z', leaseDurationMs: 1000, renewDeadlineMs: 1000 };
     expect(() => new LeaderElector(kc, bad)).toThrow(/leaseDuration > renewDeadline/);

@@ -162,7 +162,12 @@ export class LeaderElector {
       const attemptAt = Date.now();
       try {
         const attempt = await this.withTimeout(this.tryAcquireOrRenew(new Date(attemptAt)));
-        if (signal.aborted) break;
+        if (signal.aborted) {
+          // stop() came while this write was on its way: it releases the lease as written (with the version it
+          // replaced, the release would fail with a 409 and leave the standby waiting out the whole lease).
+          if (attempt.outcome === 'acquired') this.lease = attempt.lease;
+          break;
+        }
         if (attempt.outcome === 'acquired') {
           this.lease = attempt.lease;
           this.observe(this.opts.identity);
