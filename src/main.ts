@@ -34,8 +34,19 @@ const ROLES: Record<string, { summary: string; load: () => Promise<Command> }> =
   },
 };
 
-/** How long the process may linger after its role has returned. */
+/** How long the process may linger after its role has returned or failed. */
 const EXIT_GRACE_MS = 10_000;
+
+/**
+ * A role returns (or fails) once it has stopped everything it started, and the process ends when nothing is left.
+ * Should something still be open (a bug), end anyway rather than hang a pod's shutdown until its SIGKILL.
+ */
+function exitSoon(): void {
+  setTimeout(() => {
+    process.stderr.write(`diego-operator: still running ${EXIT_GRACE_MS / 1000} s after stopping; exiting\n`);
+    process.exit();
+  }, EXIT_GRACE_MS).unref();
+}
 
 /** Runs the role named in argv; resolves to the exit code. */
 async function main(argv: string[]): Promise<number> {
@@ -91,15 +102,11 @@ function oneLine(message: string, hint: string): string {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
-    // A role returns once it has stopped everything it started, and the process ends when nothing is left. Should
-    // something still be open (a bug), end anyway rather than hang a pod's shutdown until its SIGKILL.
-    setTimeout(() => {
-      process.stderr.write(`diego-operator: still running ${EXIT_GRACE_MS / 1000} s after stopping; exiting\n`);
-      process.exit();
-    }, EXIT_GRACE_MS).unref();
+    exitSoon();
   },
   (err: unknown) => {
     process.stderr.write(`diego-operator: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;
+    exitSoon();
   },
 );

@@ -101,24 +101,36 @@ export async function runController(opts: ControllerOptions): Promise<number> {
     endpointSlices: opts.endpointSlices,
   });
   await manager.start();
-  const [host, port] = splitAddress(opts.metricsAddress);
-  // Ready when leading: a standby replica should not receive traffic meant for the active one.
-  // Off loopback, /metrics needs a Kubernetes token allowed to `get /metrics` (ops-auth.ts); probes stay open.
-  const security = await opsSecurity(kc, host, opts.metricsAuth ?? 'auto', {
-    certFile: opts.metricsTlsCert,
-    keyFile: opts.metricsTlsKey,
-  });
-  const ops = await startOpsServer({ host, port, ready: () => manager.isLeader, logger: opts.log, ...security });
-  // The live web view (docs/web-view.md): opt-in, read-only, checked as /metrics is (a standby shows that it is one).
+  let ops: Awaited<ReturnType<typeof startOpsServer>>;
   let web: Awaited<ReturnType<typeof startWebView>> | undefined;
-  if (opts.webAddress) {
-    const [webHost, webPort] = splitAddress(opts.webAddress);
-    const webSecurity = await opsSecurity(kc, webHost, opts.webAuth ?? 'auto', {
+  const servers: { close(): Promise<unknown> }[] = [];
+  try {
+    const [host, port] = splitAddress(opts.metricsAddress);
+    // Ready when leading: a standby replica should not receive traffic meant for the active one.
+    // Off loopback, /metrics needs a Kubernetes token allowed to `get /metrics` (ops-auth.ts); probes stay open.
+    const security = await opsSecurity(kc, host, opts.metricsAuth ?? 'auto', {
       certFile: opts.metricsTlsCert,
       keyFile: opts.metricsTlsKey,
     });
-    web = await startWebView({ source: manager, host: webHost, port: webPort, logger: opts.log, ...webSecurity });
-    opts.log.info({ url: web.url, auth: webSecurity.auth ? 'kubernetes' : 'none' }, 'web view listening');
+    ops = await startOpsServer({ host, port, ready: () => manager.isLeader, logger: opts.log, ...security });
+    servers.push(ops);
+    // The live web view (docs/web-view.md): opt-in, read-only, checked as /metrics is (a standby shows that it is one).
+    if (opts.webAddress) {
+      const [webHost, webPort] = splitAddress(opts.webAddress);
+      const webSecurity = await opsSecurity(kc, webHost, opts.webAuth ?? 'auto', {
+        certFile: opts.metricsTlsCert,
+        keyFile: opts.metricsTlsKey,
+      });
+      web = await startWebView({ source: manager, host: webHost, port: webPort, logger: opts.log, ...webSecurity });
+      servers.push(web);
+      opts.log.info({ url: web.url, auth: webSecurity.auth ? 'kubernetes' : 'none' }, 'web view listening');
+    }
+  } catch (err) {
+    // Leading may have begun: give the Lease up and stop what runs, so the process ends (a standby takes over now).
+    await Promise.all(servers.map((server) => server.close()));
+    await manager.stop();
+    if (webhook) await closeWebhookServer(webhook);
+    throw err;
   }
   opts.log.info(
     {

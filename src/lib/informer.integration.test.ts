@@ -392,6 +392,22 @@ describe('informer', () => {
     await Promise.all(['s1', 's2'].map(del));
   });
 
+  it('a start() while a stop() is still ending the last watch runs after it: it lists and watches again', async () => {
+    await core.createNamespacedConfigMap({ namespace: ns, body: cm('r1', { v: '1' }) });
+    const { inf, events } = informer('restarted');
+    await inf.start();
+    const stopping = inf.stop(); // the watch is still being closed
+    const restarted = inf.start();
+    await Promise.all([stopping, restarted]);
+    expect(inf.running).toBe(true);
+    events.length = 0;
+    await core.createNamespacedConfigMap({ namespace: ns, body: cm('r2', { v: '1' }) });
+    await vi.waitFor(() => expect(events).toContain('add:r2'), { timeout: 30_000 });
+    await inf.stop();
+    expect(inf.running).toBe(false);
+    await Promise.all(['r1', 'r2'].map(del));
+  });
+
   it('lists more than one page', async () => {
     const own = await createNamespace(kc, 'informer-pages');
     try {

@@ -128,6 +128,8 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
   private hasSynced = false;
   private stopper = new AbortController();
   private loop: Promise<void> | undefined;
+  /** The loop a stop() is waiting for. */
+  private stopping: Promise<void> | undefined;
   private started: Promise<void> = Promise.resolve();
   private request: ClientRequest | undefined;
 
@@ -142,7 +144,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
     return this.hasSynced;
   }
 
-  /** Between start() and the end of stop(): it lists or watches. */
+  /** Between start() and stop(): it lists or watches (once stop() has resolved, nothing runs). */
   get running(): boolean {
     return this.loop !== undefined;
   }
@@ -157,21 +159,30 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
 
   start(): Promise<void> {
     if (this.loop) return this.started;
-    this.stopper = new AbortController();
-    // A restart relists: the diff against the kept cache becomes add/update/delete events.
-    this.resourceVersion = undefined;
+    // A start while a stop() still waits for the last loop to end runs after it (one loop at a time).
+    const previous = this.stopping ?? Promise.resolve();
+    const stopper = (this.stopper = new AbortController());
     const synced = Promise.withResolvers<void>();
-    this.loop = this.run(synced.resolve).finally(synced.resolve);
+    this.loop = previous
+      .then(() => {
+        // A restart relists: the diff against the kept cache becomes add/update/delete events.
+        this.resourceVersion = undefined;
+        return this.run(stopper.signal, synced.resolve);
+      })
+      .finally(synced.resolve);
     this.started = synced.promise;
     return this.started;
   }
 
   async stop(): Promise<void> {
-    if (!this.loop) return;
+    const loop = this.loop;
+    if (!loop) return;
+    this.loop = undefined;
     this.stopper.abort();
     this.request?.destroy();
-    await this.loop;
-    this.loop = undefined;
+    this.stopping = loop;
+    await loop;
+    if (this.stopping === loop) this.stopping = undefined;
   }
 
   list(): T[] {
@@ -182,20 +193,19 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
     return this.cache.get(namespace ? `${namespace}/${name}` : name);
   }
 
-  private async run(onSynced: () => void): Promise<void> {
-    const signal = this.stopper.signal;
+  private async run(signal: AbortSignal, onSynced: () => void): Promise<void> {
     let failures = 0;
     while (!signal.aborted) {
       let op = 'list';
       const listing = this.resourceVersion === undefined;
       try {
         if (listing) {
-          await this.relist();
+          await this.relist(signal);
           onSynced();
         }
         op = 'watch';
         const began = Date.now();
-        const { end, events } = await this.watch();
+        const { end, events } = await this.watch(signal);
         watchesTotal.inc({ informer: this.name, end });
         if (end === 'gone') {
           this.log.info({ resourceVersion: this.resourceVersion }, 'Watch resourceVersion expired; relisting');
@@ -221,7 +231,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
   }
 
   /** Lists the collection page by page and makes the cache match it, emitting the differences. */
-  private async relist(): Promise<void> {
+  private async relist(signal: AbortSignal): Promise<void> {
     listsTotal.inc({ informer: this.name });
     const items: T[] = [];
     let listRV: string | undefined;
@@ -243,7 +253,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
         }
         throw err;
       }
-      if (this.stopper.signal.aborted) return;
+      if (signal.aborted) return;
       // Items of a typed list carry no apiVersion/kind; watch events do. Make the cache uniform.
       const kind = page.kind?.replace(/List$/, '');
       for (const item of page.items) {
@@ -275,7 +285,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
   }
 
   /** One watch request from this.resourceVersion, until the server ends it, it breaks, or stop(). */
-  private async watch(): Promise<{ end: WatchEnd; events: number }> {
+  private async watch(signal: AbortSignal): Promise<{ end: WatchEnd; events: number }> {
     const cluster = this.kc.getCurrentCluster();
     if (!cluster) throw new Error('the kubeconfig has no current cluster');
     // Jittered so that many informers do not reconnect in step.
@@ -286,7 +296,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
     );
     const reqOpts: RequestOptions = { method: 'GET', headers: { accept: 'application/json' } };
     await this.kc.applyToHTTPSOptions(reqOpts);
-    if (this.stopper.signal.aborted) return { end: 'closed', events: 0 };
+    if (signal.aborted) return { end: 'closed', events: 0 };
 
     let events = 0;
     const end = await new Promise<WatchEnd>((resolve, reject) => {
@@ -333,9 +343,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
       });
       req.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
       req.on('error', finish);
-      req.on('close', () =>
-        finish(this.stopper.signal.aborted ? 'closed' : new Error('watch connection closed unexpectedly')),
-      );
+      req.on('close', () => finish(signal.aborted ? 'closed' : new Error('watch connection closed unexpectedly')));
       this.request = req;
       req.end();
     }).finally(() => (this.request = undefined));

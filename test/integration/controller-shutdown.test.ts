@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
@@ -49,9 +50,11 @@ interface Controller {
   child: ChildProcess;
   port: number;
   namespace: string;
+  /** What it printed on stderr so far. */
+  stderr: string;
 }
 
-async function startController(delaySeconds: number): Promise<Controller> {
+async function startController(delaySeconds: number, metricsAddress = '127.0.0.1:0'): Promise<Controller> {
   const namespace = `diego-sys-shutdown-${Math.random().toString(16).slice(2, 8)}`;
   namespaces.push(namespace);
   const port = await freePort();
@@ -63,14 +66,15 @@ async function startController(delaySeconds: number): Promise<Controller> {
       `--kubeconfig=${inject('kubeconfigPath')}`,
       `--webhook-cert-dir=${certDir}`,
       `--webhook-port=${port}`,
-      '--metrics-address=127.0.0.1:0',
+      `--metrics-address=${metricsAddress}`,
       `--system-namespace=${namespace}`,
       '--endpoint-slices=false',
       `--shutdown-delay=${delaySeconds}`,
     ],
-    { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
+    { cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'warn' } },
   );
-  const c = { child, port, namespace };
+  const c = { child, port, namespace, stderr: '' };
+  child.stderr?.on('data', (chunk: Buffer) => (c.stderr += chunk.toString()));
   controllers.push(c);
   return c;
 }
@@ -180,6 +184,27 @@ describe('controller shutdown', () => {
       expect(await holder(c.namespace)).toBe('');
     } finally {
       if (running(c.child)) c.child.kill('SIGKILL');
+    }
+  }, 240_000);
+});
+
+describe('controller start-up that fails', () => {
+  it('once leading may have begun (its metrics port is taken): stops what it started, leaves no Lease, exits 1', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const { port } = busy.address() as AddressInfo;
+    try {
+      const c = await startController(0, `127.0.0.1:${port}`);
+      try {
+        expect(await exitOf(c.child, 90_000, 'controller')).toEqual([1, null]);
+        expect(c.stderr).toMatch(/EADDRINUSE|address already in use/);
+        // Never taken, or given up on the way out: a standby need not wait for it to expire.
+        expect(await holder(c.namespace).catch(() => '')).not.toMatch(new RegExp(`-${c.child.pid}$`));
+      } finally {
+        if (running(c.child)) c.child.kill('SIGKILL');
+      }
+    } finally {
+      busy.close();
     }
   }, 240_000);
 });
