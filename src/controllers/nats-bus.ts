@@ -21,8 +21,8 @@ export interface NatsOptions {
 }
 
 export class NatsBus implements RouteBus {
-  private readonly startHandlers: ((g: RouterGreeting) => void)[] = [];
-  private readonly reconnectHandlers: (() => void)[] = [];
+  private readonly startHandlers = new Set<(g: RouterGreeting) => void>();
+  private readonly reconnectHandlers = new Set<() => void>();
   private readonly enc = new TextEncoder();
 
   private readonly nc: NatsConnection;
@@ -82,12 +82,14 @@ export class NatsBus implements RouteBus {
     return undefined;
   }
 
-  onRouterStart(fn: (g: RouterGreeting) => void): void {
-    this.startHandlers.push(fn);
+  onRouterStart(fn: (g: RouterGreeting) => void): () => void {
+    this.startHandlers.add(fn);
+    return () => this.startHandlers.delete(fn);
   }
 
-  onReconnect(fn: () => void): void {
-    this.reconnectHandlers.push(fn);
+  onReconnect(fn: () => void): () => void {
+    this.reconnectHandlers.add(fn);
+    return () => this.reconnectHandlers.delete(fn);
   }
 
   async close(): Promise<void> {

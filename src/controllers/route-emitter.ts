@@ -37,10 +37,10 @@ export interface RouteBus {
   publish(subject: string, message: unknown): void;
   /** Asks the routers for their intervals (router.greet); undefined when none answered. */
   greet(): Promise<RouterGreeting | undefined>;
-  /** A router started (router.start). */
-  onRouterStart(fn: (g: RouterGreeting) => void): void;
-  /** The connection came back after a loss. */
-  onReconnect(fn: () => void): void;
+  /** A router started (router.start). Returns what removes the handler. */
+  onRouterStart(fn: (g: RouterGreeting) => void): () => void;
+  /** The connection came back after a loss. Returns what removes the handler. */
+  onReconnect(fn: () => void): () => void;
 }
 
 export interface RouterGreeting {
@@ -161,6 +161,8 @@ export class RouteEmitter {
   private readonly timers: NodeJS.Timeout[] = [];
   private emitTimer?: NodeJS.Timeout;
   private stopped = false;
+  /** Removes this emitter's handlers from the bus. */
+  private readonly unsubscribe: (() => void)[] = [];
 
   constructor(opts: RouteEmitterOptions) {
     this.o = opts;
@@ -208,11 +210,15 @@ export class RouteEmitter {
     this.actual.on('add', actualSeen(false));
     this.actual.on('update', actualSeen(false));
     this.actual.on('delete', actualSeen(true));
-    this.o.bus.onRouterStart((g) => this.routerStarted(g));
-    this.o.bus.onReconnect(() => {
-      this.log.info('NATS connection back: emitting the whole table');
-      this.emitAll();
-    });
+    // Removed at stop(): the bus outlives its emitters (one per leadership term in the route-emitter role), and
+    // each handler would keep a stopped emitter and its caches in memory.
+    this.unsubscribe.push(
+      this.o.bus.onRouterStart((g) => this.routerStarted(g)),
+      this.o.bus.onReconnect(() => {
+        this.log.info('NATS connection back: emitting the whole table');
+        this.emitAll();
+      }),
+    );
     await Promise.all([this.desired?.start(), this.actual.start()]);
     // A stop() meanwhile (leadership lost, a signal) must not be followed by timers nobody clears: they would list
     // every minute for good and keep the process from ending.
@@ -234,6 +240,7 @@ export class RouteEmitter {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const off of this.unsubscribe.splice(0)) off();
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.emitTimer);
     await this.queue.shutDown();

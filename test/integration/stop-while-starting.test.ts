@@ -136,8 +136,8 @@ describe('RouteEmitter stopped while it starts', () => {
   const bus = (greet: () => Promise<undefined> = () => Promise.resolve(undefined)): RouteBus => ({
     publish: () => undefined,
     greet,
-    onRouterStart: () => undefined,
-    onReconnect: () => undefined,
+    onRouterStart: () => () => undefined,
+    onReconnect: () => () => undefined,
   });
 
   it('a stop while its informers list sets no timer after it', async () => {
@@ -170,6 +170,25 @@ describe('RouteEmitter stopped while it starts', () => {
     answer.resolve(undefined);
     await started;
     expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('takes its handlers off the bus when it stops (the bus outlives an emitter per leadership term)', async () => {
+    const handlers = new Set<unknown>();
+    const subscribe = (fn: unknown) => {
+      handlers.add(fn);
+      return () => handlers.delete(fn);
+    };
+    const emitter = new RouteEmitter({
+      kc,
+      bus: { ...bus(), onRouterStart: subscribe, onReconnect: subscribe },
+      log,
+      namespace: namespace('sws-re'),
+    });
+    cleanups.push(() => emitter.stop());
+    await emitter.start();
+    expect(handlers.size).toBe(2);
+    await emitter.stop();
+    expect(handlers.size).toBe(0);
   });
 
   it('a start after its stop starts nothing', async () => {
