@@ -336,17 +336,14 @@ export async function startLocketServer(opts: LocketServerOptions): Promise<Runn
       requestsStarted.inc(type);
       requestsInFlight.inc(type);
       let settled = false;
+      // The client's deadline (Infinity without one), as epoch milliseconds.
+      const given = call.getDeadline();
+      const clientDeadline = given instanceof Date ? given.getTime() : Number(given);
       // grpc-js also says 'cancelled' after an answer, and when the deadline passes: only a client's cancel counts.
       call.on('cancelled', () => {
-        const deadline = call.getDeadline();
-        const expired = deadline instanceof Date ? deadline.getTime() <= Date.now() : Number(deadline) <= Date.now();
-        if (!settled && !expired) requestsCancelled.inc(type);
+        if (!settled && clientDeadline > Date.now()) requestsCancelled.inc(type);
       });
-      const deadline = call.getDeadline();
-      const until = Math.min(
-        Date.now() + OPERATION_MS,
-        deadline instanceof Date ? deadline.getTime() : Number(deadline),
-      );
+      const until = Math.min(Date.now() + OPERATION_MS, clientDeadline);
       fn(call.request, until)
         .then(
           (res) => {
