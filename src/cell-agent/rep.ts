@@ -177,8 +177,12 @@ export class Rep {
   private opsUrl: string | undefined;
   /** start() has begun registering the Cell (advertiseOps re-registers from then on). */
   private registering = false;
-  /** start()'s first registration and renewal (stop() lets it end before it releases the presence). */
-  private registration?: Promise<void>;
+  /**
+   * start()'s work, which a stop() lets end (it ends at its next step) before it stops the runs and releases the
+   * presence: the containers it adopts meanwhile are then among the runs stopped, and its first renewal cannot bring
+   * the presence back after the release.
+   */
+  private starting?: Promise<void>;
 
   constructor(opts: RepOptions) {
     this.o = withDefaults(
@@ -266,12 +270,14 @@ export class Rep {
   }
 
   async start(): Promise<void> {
+    this.starting = this.startUp();
     try {
-      await this.startUp();
+      await this.starting;
     } catch (err) {
       // What start-up began (the heartbeat renewing the presence, the informers, the runs of adopted containers) must
-      // not go on behind a caller that gives up: it stops, and the containers are left to the next agent.
-      await this.stop({ leaveContainers: true }).catch(() => undefined);
+      // not go on behind a caller that gives up: it stops, and the containers are left to the next agent. Unless a
+      // stop() is under way already: that one decides what becomes of the containers.
+      if (!this.lifetime.signal.aborted) await this.stop({ leaveContainers: true }).catch(() => undefined);
       throw err;
     }
   }
@@ -284,18 +290,17 @@ export class Rep {
     this.registering = true;
     const register = () => this.register();
     // Before the namespace or the CRDs exist (an agent started before the operator), wait rather than exit.
-    this.registration = untilRegistrable(
-      kc,
-      this.o.systemNamespace,
-      async () => {
-        await register();
-        await this.renew();
-      },
-      this.log,
-      { signal: stopped },
-    );
     try {
-      await this.registration;
+      await untilRegistrable(
+        kc,
+        this.o.systemNamespace,
+        async () => {
+          await register();
+          await this.renew();
+        },
+        this.log,
+        { signal: stopped },
+      );
     } catch (err) {
       if (stopped.aborted) return;
       throw err;
@@ -479,6 +484,7 @@ export class Rep {
     await this.bulk?.stop();
     await Promise.all([this.actual?.stop(), this.tasks?.stop()]);
     await this.cellStatus.stop();
+    await this.starting?.catch(() => undefined);
     if (opts.leaveContainers) {
       // An agent restart: the containers go on running and the presence stays (the next agent adopts them).
       this.detached = true;
@@ -489,8 +495,6 @@ export class Rep {
     }
     for (const r of this.running.values()) r.stop.abort();
     await Promise.all([...this.running.values()].map((r) => r.done));
-    // A first renewal still on its way would bring the presence back after its release.
-    await this.registration?.catch(() => undefined);
     await releasePresence(this.o.kc, this.o.systemNamespace, this.o.cellId).catch((err: unknown) =>
       this.log.warn({ err }, 'could not release the presence lease'),
     );

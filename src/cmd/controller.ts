@@ -144,6 +144,11 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   const signals = watchSignals();
   const sig = await signals.nth(1);
   opts.log.info({ signal: sig }, 'shutting down');
+  // A third signal (an impatient Ctrl-C) ends the process at once, wherever the shutdown is.
+  void signals.nth(3).then(() => {
+    opts.log.warn('third signal: exiting now');
+    process.exit(1);
+  });
   await web?.close();
   // Leadership goes first (the Lease is released, the standby takes over at once); admission reviews are still
   // answered for the delay while the API server and kube-proxy drop this pod from the webhook's endpoints.

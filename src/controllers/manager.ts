@@ -191,7 +191,11 @@ export class Manager {
     endpoints?.register();
     const cellReady = new CellReady({ client, cache, presence, log });
     this.running = { cache, presence, converger, auctioneer, tasks, endpoints, cellReady };
-    signal.addEventListener('abort', () => void this.stopControllers(), { once: true });
+    signal.addEventListener(
+      'abort',
+      () => void this.stopControllers().catch((err: unknown) => this.log.error({ err }, 'stopping the controllers')),
+      { once: true },
+    );
     // The endpoint informers (when on) with the cache: its reconciles read both.
     await Promise.all([cache.start(), endpoints?.sync()]);
     if (signal.aborted) return;

@@ -392,7 +392,7 @@ describe('informer', () => {
     await Promise.all(['s1', 's2'].map(del));
   });
 
-  it('a start() while a stop() is still ending the last watch runs after it: it lists and watches again', async () => {
+  it('a start() while a stop() is still ending the last watch runs after it; a second stop() waits for the first', async () => {
     await core.createNamespacedConfigMap({ namespace: ns, body: cm('r1', { v: '1' }) });
     const { inf, events } = informer('restarted');
     await inf.start();
@@ -403,8 +403,11 @@ describe('informer', () => {
     events.length = 0;
     await core.createNamespacedConfigMap({ namespace: ns, body: cm('r2', { v: '1' }) });
     await vi.waitFor(() => expect(events).toContain('add:r2'), { timeout: 30_000 });
+    // Two stops at once (a leadership loss and a signal): the second, too, resolves only once nothing runs.
+    const first = inf.stop();
     await inf.stop();
     expect(inf.running).toBe(false);
+    await first;
     await Promise.all(['r1', 'r2'].map(del));
   });
 

@@ -144,9 +144,9 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
     return this.hasSynced;
   }
 
-  /** Between start() and stop(): it lists or watches (once stop() has resolved, nothing runs). */
+  /** Between start() and the end of stop(): it lists or watches (once stop() has resolved, nothing runs). */
   get running(): boolean {
-    return this.loop !== undefined;
+    return this.loop !== undefined || this.stopping !== undefined;
   }
 
   on(event: InformerEvent, fn: (obj: T, old?: T) => void): void {
@@ -176,7 +176,7 @@ class ListWatch<T extends KubernetesObject> implements Informer<T> {
 
   async stop(): Promise<void> {
     const loop = this.loop;
-    if (!loop) return;
+    if (!loop) return this.stopping; // a stop() under way: resolve when it does
     this.loop = undefined;
     this.stopper.abort();
     this.request?.destroy();
