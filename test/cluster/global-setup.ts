@@ -118,10 +118,16 @@ async function useExternal(project: TestProject, kubeconfigPath: string): Promis
 }
 
 export async function teardown(): Promise<void> {
-  if (!cluster) return;
+  if (!cluster) {
+    reportStrays(killStrays()); // an external cluster: only what the tests started here
+    return;
+  }
   const { dir, netns } = cluster;
-  await cluster.stop();
-  reportStrays(killStrays());
+  try {
+    await cluster.stop();
+  } finally {
+    reportStrays(killStrays());
+  }
   // Nothing of the node may be left: mounts, its network namespace, its cgroups, its directory.
   const left: string[] = [];
   if (readFileSync('/proc/self/mountinfo', 'utf8').includes(dir)) left.push(`mounts under ${dir}`);

@@ -40,9 +40,12 @@ export async function setup(project: TestProject): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
-  await webhook?.stop();
-  await cp?.stop();
-  reportStrays(killStrays());
+  try {
+    await webhook?.stop();
+    await cp?.stop();
+  } finally {
+    reportStrays(killStrays());
+  }
   await removeExecutorStateDirs();
 }
 
