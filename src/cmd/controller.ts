@@ -157,12 +157,8 @@ export async function runController(opts: ControllerOptions): Promise<number> {
   if (delay > 0) {
     opts.log.info({ seconds: delay }, 'still answering admission reviews while this pod leaves the endpoints');
     // Until the delay is over or a second signal comes (also one that came while leadership was given up).
-    const timer = new AbortController();
-    await Promise.race([
-      sleep(delay * 1000, undefined, { signal: timer.signal }).catch(() => undefined),
-      signals.nth(2),
-    ]);
-    timer.abort();
+    // The timer does not hold the process: one the second signal cut short is simply left behind.
+    await Promise.race([sleep(delay * 1000, undefined, { ref: false }), signals.nth(2)]);
   }
   // From here a further signal ends the process at once.
   signals.dispose();
